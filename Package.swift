@@ -1,0 +1,117 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Swift 6 language mode everywhere; strict concurrency is the default in this mode.
+let swiftSettings: [SwiftSetting] = []
+
+let package = Package(
+    name: "ShopifyERPBridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ingest", targets: ["ingest"]),
+        .executable(name: "order-forwarder", targets: ["order-forwarder"]),
+        .executable(name: "inventory-syncer", targets: ["inventory-syncer"]),
+        .executable(name: "reconciler", targets: ["reconciler"]),
+        .executable(name: "alerter", targets: ["alerter"]),
+        .executable(name: "bridgectl", targets: ["bridgectl"]),
+        .executable(name: "messaging-bench", targets: ["messaging-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: ["YAML"]),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+    ],
+    targets: [
+        // rabbitmq-c 0.11 from Debian's librabbitmq-dev. Only `Messaging` imports it.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        // AMQP 0-9-1: thread-owned connections, pipelined confirmed publisher, consumers, topology.
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Configuration, shops, source-of-truth policy, envelope headers.
+        .target(
+            name: "BridgeCore",
+            dependencies: [
+                "Messaging",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // JSON logging, Prometheus metrics, health/readiness HTTP endpoints.
+        .target(
+            name: "Observability",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What every process shares: load config, connect, declare topology, serve ops endpoints, shut down cleanly.
+        .target(
+            name: "BridgeRuntime",
+            dependencies: [
+                "Messaging", "BridgeCore", "Observability",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "ingest", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "order-forwarder", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "inventory-syncer", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "reconciler", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "alerter", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "bridgectl",
+            dependencies: [
+                "BridgeRuntime", "Messaging", "BridgeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark only: a raw rabbitmq-c publish loop in C, the baseline the Swift publisher is measured against.
+        .target(name: "CRawAMQPBench", dependencies: ["CRabbitMQ"]),
+        .executableTarget(
+            name: "messaging-bench",
+            dependencies: [
+                "Messaging", "CRawAMQPBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BridgeCoreTests",
+            dependencies: ["BridgeCore", "Messaging"],
+            swiftSettings: swiftSettings
+        ),
+        // Needs a real broker: `./dev test` starts one and exports BRIDGE_TEST_* variables.
+        .testTarget(
+            name: "MessagingIntegrationTests",
+            dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,146 @@
+import Configuration
+import Foundation
+import Messaging
+
+/// The whole bridge configuration: one YAML file plus environment overrides (`broker.url` <- `BROKER_URL`,
+/// `shop.acme.domain` <- `SHOP_ACME_DOMAIN`). Typed and validated at start; every error names the key and the fix.
+public struct BridgeConfig: Sendable {
+    public struct Broker: Sendable, Equatable {
+        public enum TopologyMode: String, Sendable, CaseIterable { case declare, verify }
+        public var url: String
+        public var user: String?
+        public var password: String?
+        public var caFile: String?
+        public var heartbeat: Duration
+        /// `declare` (default) creates/validates the topology; `verify` only checks it exists (least-privilege users).
+        public var topologyMode: TopologyMode
+
+        /// A connection configuration for one connection of a process.
+        public func connection(name: String) throws -> AMQPConnectionConfiguration {
+            try AMQPConnectionConfiguration(
+                url: url, caFile: caFile, user: user, password: password, heartbeat: heartbeat, connectionName: name)
+        }
+    }
+
+    public struct TopologySettings: Sendable, Equatable {
+        /// Redeliveries before a work-queue message is dead-lettered (`x-delivery-limit`).
+        public var deliveryLimit: Int
+        /// Length limit of work, retry and dead-letter queues (`x-max-length`, with `overflow=reject-publish`).
+        public var maxLength: Int
+        /// Delayed-retry levels, shortest first.
+        public var retryDelays: [Duration]
+
+        public init(deliveryLimit: Int = 10, maxLength: Int = 1_000_000, retryDelays: [Duration] = [.seconds(5), .seconds(30), .seconds(300)]) {
+            self.deliveryLimit = deliveryLimit
+            self.maxLength = maxLength
+            self.retryDelays = retryDelays
+        }
+    }
+
+    public struct HTTP: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+    }
+
+    public struct Log: Sendable, Equatable {
+        public enum Format: String, Sendable, CaseIterable { case json, text }
+        public var level: String
+        public var format: Format
+    }
+
+    /// Shopify plans differ in their GraphQL rate budget (points restored per second; the bucket holds 20x).
+    public enum ShopPlan: String, Sendable, CaseIterable {
+        case basic, standard, advanced, plus, enterprise
+        public var restoreRatePerSecond: Int {
+            switch self {
+            case .basic, .standard: return 100
+            case .advanced: return 200
+            case .plus: return 1000
+            case .enterprise: return 2000
+            }
+        }
+        public var bucketSize: Int { restoreRatePerSecond * 20 }
+    }
+
+    public struct Shop: Sendable, Equatable {
+        /// Short id used in config keys, metrics and logs (`acme`).
+        public var id: String
+        /// `acme.myshopify.com`, as sent in `X-Shopify-Shop-Domain`.
+        public var domain: String
+        /// Accepted webhook signing secrets; several during a rotation. Never logged.
+        public var webhookSecrets: [String]
+        public var adminToken: String
+        public var apiVersion: String
+        /// Admin API base URL; defaults to `https://<domain>`; a simulator URL in the sandbox.
+        public var adminURL: String
+        public var plan: ShopPlan
+    }
+
+    public struct ERP: Sendable, Equatable {
+        public var baseURL: String
+        public var apiKey: String
+        public var webhookSecret: String
+        public var timeout: Duration
+    }
+
+    public struct Processes: Sendable, Equatable {
+        public var orderForwarderEnabled: Bool
+        public var orderForwarderSyncCustomers: Bool
+        public var inventorySyncerEnabled: Bool
+        public var inventoryFullSyncInterval: Duration
+        public var reconcilerInterval: Duration
+    }
+
+    public var broker: Broker
+    public var topology: TopologySettings
+    public var http: HTTP
+    public var log: Log
+    public var shops: [Shop]
+    public var erp: ERP
+    public var processes: Processes
+    public var policy: SourceOfTruthPolicy
+
+    /// The writes the configured processes perform; each must agree with the source-of-truth policy.
+    public var flows: [DataFlow] {
+        var f: [DataFlow] = []
+        if processes.orderForwarderEnabled {
+            f.append(DataFlow(domain: .orders, into: .erp, process: "order-forwarder", enabledBy: "order_forwarder.enabled"))
+            if processes.orderForwarderSyncCustomers {
+                f.append(
+                    DataFlow(
+                        domain: .customers, into: .erp, process: "order-forwarder",
+                        enabledBy: "order_forwarder.sync_customers"))
+            }
+        }
+        if processes.inventorySyncerEnabled {
+            f.append(
+                DataFlow(domain: .inventory, into: .shopify, process: "inventory-syncer", enabledBy: "inventory_syncer.enabled"))
+        }
+        return f
+    }
+
+    public func shop(domain: String) -> Shop? { shops.first { $0.domain == domain } }
+}
+
+/// A configuration error: the key, what is wrong, and how to fix it.
+public struct ConfigError: Error, Sendable, CustomStringConvertible, Equatable {
+    public let key: String
+    public let problem: String
+    public let fix: String
+    public init(key: String, problem: String, fix: String) {
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+    }
+    public var description: String { "\(key): \(problem). Fix: \(fix)" }
+}
+
+/// All errors found in one configuration, reported together.
+public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+    public let errors: [ConfigError]
+    public var description: String {
+        "invalid configuration (\(errors.count) error\(errors.count == 1 ? "" : "s")):\n"
+            + errors.map { "  - \($0)" }.joined(separator: "\n")
+    }
+    public func error(forKey key: String) -> ConfigError? { errors.first { $0.key == key } }
+}
