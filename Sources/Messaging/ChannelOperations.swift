@@ -8,6 +8,8 @@ public final class AMQPChannelOperations {
     let channel: amqp_channel_t
     /// Set when the broker closed the connection during an operation: the loop must reconnect.
     var connectionBroken: AMQPError?
+    /// Set when the broker closed this channel (404, 406, 403...): it must not be closed again.
+    var channelClosedByBroker = false
 
     init(state: amqp_connection_state_t, channel: amqp_channel_t) {
         self.state = state
@@ -126,6 +128,7 @@ public final class AMQPChannelOperations {
 
     func throwIfFailed(_ reply: amqp_rpc_reply_t, _ what: String) throws {
         if let error = AMQPChannelOperations.error(from: reply, what: what, state: state, channel: channel) {
+            if error.code == .channelClosed { channelClosedByBroker = true }
             if error.code == .connectionLost || error.code == .connectFailed
                 || (error.code == .channelClosed && error.replyCode.map { $0 >= 500 } == true)
             {

@@ -63,7 +63,7 @@ final class ConnectionLoop {
             preferredDisplayUnit: .seconds)
         var failures: [AMQPError.Code: Counter] = [:]
         for code in [
-            AMQPError.Code.notConnected, .blocked, .nacked, .unroutable, .confirmTimeout, .connectionLost, .closed,
+            AMQPError.Code.notConnected, .blocked, .nacked, .unroutable, .confirmTimeout, .connectionLost, .closed, .channelClosed,
         ] {
             failures[code] = Counter(
                 label: "bridge_amqp_publish_failures_total", dimensions: [("connection", name), ("code", code.rawValue)])
@@ -257,24 +257,13 @@ final class ConnectionLoop {
         amqp_channel_open(s, ch)
         try check(s, ch, "channel.open (operations)")
         let ops = AMQPChannelOperations(state: s, channel: ch)
-        do {
-            let result = try body(ops)
+        let result: Result<T, Error> = Result { try body(ops) }
+        if let broken = ops.connectionBroken { throw broken }
+        if !ops.channelClosedByBroker {
             amqp_channel_close(s, ch, AMQP_REPLY_SUCCESS)
             try check(s, ch, "channel.close (operations)")
-            return result
-        } catch let error as AMQPError {
-            if let broken = ops.connectionBroken { throw broken }
-            if error.code != .channelClosed {
-                // The channel is still open (e.g. an error thrown by the body itself): close it.
-                amqp_channel_close(s, ch, AMQP_REPLY_SUCCESS)
-                try check(s, ch, "channel.close (operations)")
-            }
-            throw error
-        } catch {
-            amqp_channel_close(s, ch, AMQP_REPLY_SUCCESS)
-            try check(s, ch, "channel.close (operations)")
-            throw error
         }
+        return try result.get()
     }
 
     private func startConsumer(_ s: amqp_connection_state_t, _ registration: ConsumerRegistration) throws {
@@ -376,16 +365,19 @@ final class ConnectionLoop {
                 fail(AMQPError(.notConnected, "not connected to the broker"))
                 return
             }
-            var broken: AMQPError?
+            var ran = false
             do {
                 try withOperationsChannel(s) { ops in
+                    ran = true
                     body(ops)
-                    broken = ops.connectionBroken
                 }
-            } catch let error as AMQPError {
-                broken = error.code == .connectionLost ? error : broken
-            } catch {}
-            if let broken { teardown(reason: broken) }
+            } catch {
+                // The body resumed its caller already if it ran; otherwise (channel.open failed) fail it here.
+                if !ran { fail(error) }
+                if let e = error as? AMQPError, e.code == .connectionLost || e.code == .connectFailed {
+                    teardown(reason: e)
+                }
+            }
 
         case .shutdown(let drain):
             shuttingDown = ContinuousClock.now + drain
@@ -529,8 +521,11 @@ final class ConnectionLoop {
             var ok = amqp_channel_close_ok_t()
             amqp_send_method(s, frame.channel, BRIDGE_CHANNEL_CLOSE_OK_METHOD, &ok)
             let text = close.map { "\($0.reply_code) \(CDecode.string($0.reply_text))" } ?? "unknown"
-            // Our channels only close on errors we cannot continue from: start over on a fresh connection.
-            teardown(reason: AMQPError(.channelClosed, "broker closed channel \(frame.channel): \(text)"))
+            // Our channels only close on errors we cannot continue from (e.g. 403 publishing to a forbidden
+            // exchange): start over on a fresh connection.
+            teardown(
+                reason: AMQPError(
+                    .channelClosed, "broker closed channel \(frame.channel): \(text)", replyCode: close.map { Int($0.reply_code) }))
         case BRIDGE_CONNECTION_CLOSE_METHOD:
             let close = decoded?.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             var ok = amqp_connection_close_ok_t()
@@ -582,9 +577,12 @@ final class ConnectionLoop {
         let wasConnected = state != nil
         state = nil
         for (_, p) in pending {
-            failPublish(
-                p.continuation,
-                AMQPError(.connectionLost, "connection lost before the broker confirmed this publish: \(reason.message)"))
+            // A channel closed by the broker (403, 404 exchange) is the publish's own fault: report it as such.
+            let error =
+                reason.code == .channelClosed
+                ? AMQPError(.channelClosed, "publish refused: \(reason.message)", replyCode: reason.replyCode)
+                : AMQPError(.connectionLost, "connection lost before the broker confirmed this publish: \(reason.message)")
+            failPublish(p.continuation, error)
         }
         pending = [:]
         returned = [:]

@@ -51,7 +51,7 @@ public struct JSONLogHandler: LogHandler {
         if event.level >= .error {
             fields["source"] = "\(event.file.split(separator: "/").last ?? ""):\(event.line)"
         }
-        guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
         FileHandle.standardError.write(data)
     }

@@ -1,0 +1,100 @@
+import BridgeCore
+import Foundation
+import Messaging
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Runs the real executables (built by `./dev test` before the tests; BRIDGE_TEST_BIN_DIR points at them).
+@Suite("Processes start for real and stop cleanly")
+struct ProcessTests {
+    static func binary(_ name: String) throws -> String {
+        let dir = ProcessInfo.processInfo.environment["BRIDGE_TEST_BIN_DIR"] ?? TestBroker.repositoryRoot + "/.build/debug"
+        let path = dir + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw NSError(domain: "ProcessTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(path) is not built: run ./dev test"])
+        }
+        return path
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func get(_ url: String) async -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 2
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return (0, "") }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    func launch(_ name: String, environment: [String: String]) throws -> (Process, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try Self.binary(name))
+        var env = ProcessInfo.processInfo.environment
+        env["BRIDGE_CONFIG"] = nil
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return (p, err)
+    }
+
+    @Test("each process connects, declares the topology, serves /healthz /readyz /metrics, and exits 0 on SIGTERM",
+          arguments: ["ingest", "order-forwarder", "inventory-syncer", "reconciler", "alerter"])
+    func startsAndStops(process: String) async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("proc")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let port = Self.freePort()
+        let (p, err) = try launch(process, environment: [
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "info",
+        ])
+        defer { if p.isRunning { p.interrupt(); kill(p.processIdentifier, SIGKILL) } }
+
+        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        #expect(await Self.get("http://127.0.0.1:\(port)/healthz").0 == 200)
+        let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").1
+        #expect(metrics.contains("bridge_amqp_connected{"))
+        #expect(metrics.contains("} 1"))
+        // The process declared the whole topology.
+        let c = try await broker.connect(vhost: vhost)
+        #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 0)
+        #expect(try await c.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.alerter.name)).messages == 0)
+        await c.close()
+
+        kill(p.processIdentifier, SIGTERM)
+        let exited = await eventually(timeout: .seconds(15)) { !p.isRunning }
+        #expect(exited)
+        if exited { #expect(p.terminationStatus == 0) }
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("\"msg\":\"amqp connected\""))
+        #expect(log.contains("\"msg\":\"stopped\""))
+        #expect(!log.contains("guest:guest"), "the broker password must never be logged")
+    }
+
+    @Test("a contradictory source-of-truth configuration refuses to start and names the key")
+    func contradictoryConfigRefusesToStart() async throws {
+        let (p, err) = try launch("inventory-syncer", environment: [
+            "SOURCE_OF_TRUTH_INVENTORY": "shopify", "INVENTORY_SYNCER_ENABLED": "true",
+        ])
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 78)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("source_of_truth.inventory"))
+        #expect(text.contains("inventory_syncer.enabled"))
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Messaging
+import Testing
+
+@Suite("Publisher: pipelined confirms against a real broker")
+struct PublisherTests {
+    @Test("100,000 confirmed publishes are all in the queue exactly once")
+    func hundredThousandConfirmed() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("pub100k")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost, name: "pub100k")
+        defer { Task { await c.close() } }
+        try await declareTestQueue(c, "q.bulk")
+
+        let results = await publishMany(c, count: 100_000, concurrency: 512, routingKey: "q.bulk", bodySize: 128)
+        let failures = results.values.compactMap { $0 }
+        #expect(failures.isEmpty, "failures: \(failures.prefix(3))")
+        #expect(results.count == 100_000)
+        let counts = try await c.queueCounts("q.bulk")
+        #expect(counts.messages == 100_000)
+    }
+
+    @Test("an unroutable mandatory publish fails to its caller with 312 NO_ROUTE")
+    func unroutableFails() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("unroutable")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        try await c.withChannel { try $0.declareExchange("ex.topic", type: "topic") }
+        try await declareTestQueue(c, "q.bound")
+        try await c.withChannel { try $0.bindQueue("q.bound", exchange: "ex.topic", routingKey: "bound.#") }
+
+        await #expect {
+            try await c.publish(exchange: "ex.topic", routingKey: "nobody.listens", body: Array("x".utf8),
+                                properties: MessageProperties(messageId: "lost-1"))
+        } throws: { ($0 as? AMQPError)?.code == .unroutable && ($0 as? AMQPError)?.replyCode == 312 }
+        // The routable neighbour in the same pipeline is confirmed, and the connection stays usable.
+        try await c.publish(exchange: "ex.topic", routingKey: "bound.x", body: Array("y".utf8),
+                            properties: MessageProperties(messageId: "ok-1"))
+        #expect(try await c.queueCounts("q.bound").messages == 1)
+        // Non-mandatory unroutable publishes are confirmed (and dropped by the broker), as AMQP specifies.
+        try await c.publish(exchange: "ex.topic", routingKey: "nobody.listens", body: [1], mandatory: false)
+    }
+
+    @Test("unroutable and routable publishes interleaved in one pipeline are each reported correctly")
+    func interleavedReturns() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("interleave")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        try await declareTestQueue(c, "q.good")
+        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group -> [Int: Bool] in
+            for i in 0..<400 {
+                group.addTask {
+                    let key = i % 4 == 0 ? "q.missing" : "q.good"
+                    do {
+                        try await c.publish(exchange: "", routingKey: key, body: [UInt8(i % 256)],
+                                            properties: MessageProperties(messageId: "i-\(i)"))
+                        return (i, true)
+                    } catch { return (i, false) }
+                }
+            }
+            var out: [Int: Bool] = [:]
+            for await (i, ok) in group { out[i] = ok }
+            return out
+        }
+        for (i, ok) in outcomes { #expect(ok == (i % 4 != 0), "message \(i)") }
+        #expect(try await c.queueCounts("q.good").messages == 300)
+    }
+
+    @Test("publish properties and headers arrive intact")
+    func propertiesRoundTrip() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("props")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        try await declareTestQueue(c, "q.props")
+        let when = Date(timeIntervalSince1970: 1_790_000_000)
+        let headers: AMQPTable = [
+            "x-bridge-shop": "acme.myshopify.com", "x-bridge-attempt": 3, "flag": true,
+            "nested": .table(["a": .array(["x", 1])]), "unicode": "Grüße 🛒",
+        ]
+        try await c.publish(
+            exchange: "", routingKey: "q.props", body: Array("{\"id\":1}".utf8),
+            properties: MessageProperties(
+                messageId: "wh-1", correlationId: "corr-1", contentType: "application/json", timestamp: when,
+                headers: headers))
+        let got = try await c.withChannel { try $0.get("q.props", autoAck: true) }
+        let m = try #require(got)
+        #expect(m.body == Array("{\"id\":1}".utf8))
+        #expect(m.properties.messageId == "wh-1")
+        #expect(m.properties.correlationId == "corr-1")
+        #expect(m.properties.contentType == "application/json")
+        #expect(m.properties.timestamp == when)
+        #expect(m.properties.persistent)
+        var received = m.properties.headers
+        received["x-delivery-count"] = nil  // added by the quorum queue
+        #expect(received == headers)
+    }
+
+    @Test("a full queue (overflow=reject-publish) nacks, and the publish fails to its caller")
+    func nackFails() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("nack")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        // A classic queue enforces the limit exactly (a quorum queue's limit is applied a little lazily).
+        try await declareTestQueue(
+            c, "q.tiny", arguments: ["x-queue-type": "classic", "x-max-length": 2, "x-overflow": "reject-publish"])
+        for i in 0..<2 {
+            try await c.publish(exchange: "", routingKey: "q.tiny", body: [1], properties: MessageProperties(messageId: "\(i)"))
+        }
+        await #expect {
+            try await c.publish(exchange: "", routingKey: "q.tiny", body: [1], properties: MessageProperties(messageId: "3"))
+        } throws: { ($0 as? AMQPError)?.code == .nacked }
+    }
+
+    @Test("an idle connection survives three heartbeat intervals")
+    func idleSurvivesHeartbeats() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("idle")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost, name: "idle", query: "heartbeat=1")
+        defer { Task { await c.close() } }
+        try await declareTestQueue(c, "q.idle")
+        try await Task.sleep(for: .milliseconds(3500))
+        #expect(c.isConnected)
+        #expect(c.currentStatus.reconnects == 0)
+        try await c.publish(exchange: "", routingKey: "q.idle", body: [1])
+        #expect(try await c.queueCounts("q.idle").messages == 1)
+    }
+
+    @Test("a missing queue is a 404 channel error and the connection stays up")
+    func channelErrorKeepsConnection() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("404")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        await #expect {
+            _ = try await c.queueCounts("q.does-not-exist")
+        } throws: { ($0 as? AMQPError)?.code == .channelClosed && ($0 as? AMQPError)?.replyCode == 404 }
+        try await declareTestQueue(c, "q.after")
+        #expect(try await c.queueCounts("q.after").messages == 0)
+        #expect(c.currentStatus.reconnects == 0)
+    }
+}

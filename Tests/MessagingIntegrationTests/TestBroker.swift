@@ -1,0 +1,215 @@
+import BridgeCore
+import Foundation
+import Logging
+import Messaging
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A real RabbitMQ node for tests. `./dev test` starts a shared one and exports `BRIDGE_TEST_BROKER_DIR`; tests that
+/// stop or kill the broker start a private node of their own (`TestBroker.startPrivate()`), so they never disturb
+/// tests running in parallel. Every test works in its own vhost.
+struct TestBroker: Sendable {
+    let runDir: String
+    let amqpPort: Int
+    let mgmtPort: Int
+
+    static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var script: String { repositoryRoot + "/scripts/broker" }
+
+    struct Missing: Error, CustomStringConvertible {
+        var description: String {
+            "no test broker: run the tests with ./dev test (it starts a private RabbitMQ and sets BRIDGE_TEST_BROKER_DIR)"
+        }
+    }
+
+    /// The shared broker that `./dev test` started.
+    static func shared() throws -> TestBroker {
+        guard let dir = ProcessInfo.processInfo.environment["BRIDGE_TEST_BROKER_DIR"] else { throw Missing() }
+        return try TestBroker(runDir: dir)
+    }
+
+    init(runDir: String) throws {
+        self.runDir = runDir
+        let text = try String(contentsOfFile: runDir + "/broker.env", encoding: .utf8)
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
+        }
+        guard let a = values["BROKER_AMQP_PORT"].flatMap(Int.init), let m = values["BROKER_MGMT_PORT"].flatMap(Int.init)
+        else { throw Missing() }
+        amqpPort = a
+        mgmtPort = m
+    }
+
+    /// Starts a brand-new private node (about 6-10 s); stop it with `destroy()`.
+    static func startPrivate() async throws -> TestBroker {
+        let dir = NSTemporaryDirectory() + "bridge-broker-\(UUID().uuidString.prefix(8))"
+        try run(script, ["start", dir])
+        return try TestBroker(runDir: dir)
+    }
+
+    func stop() throws { try Self.run(Self.script, ["stop", runDir]) }
+    func start() throws { try Self.run(Self.script, ["start", runDir]) }
+    func kill() throws { try Self.run(Self.script, ["kill", runDir]) }
+    func ctl(_ args: [String]) throws { try Self.run(Self.script, ["ctl", runDir] + args) }
+
+    func destroy() {
+        try? stop()
+        try? FileManager.default.removeItem(atPath: runDir)
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0 else {
+            throw NSError(domain: "TestBroker", code: Int(p.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "\(executable) \(args) failed: \(text)"])
+        }
+        return text
+    }
+
+    // MARK: vhosts and URLs
+
+    func url(vhost: String, user: String = "guest", password: String = "guest", query: String = "") -> String {
+        let vh = vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vhost
+        return "amqp://\(user):\(password)@127.0.0.1:\(amqpPort)/\(vh)\(query.isEmpty ? "" : "?" + query)"
+    }
+
+    /// Creates a fresh vhost with full permissions for guest.
+    func makeVhost(_ prefix: String = "t") async throws -> String {
+        let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+        try await management("PUT", "/api/vhosts/\(name)", body: [:])
+        try await management("PUT", "/api/permissions/\(name)/guest", body: ["configure": ".*", "write": ".*", "read": ".*"])
+        return name
+    }
+
+    func deleteVhost(_ name: String) async {
+        _ = try? await management("DELETE", "/api/vhosts/\(name)", body: nil)
+    }
+
+    /// Calls the management HTTP API as guest; returns the decoded JSON (or nil for an empty body).
+    @discardableResult
+    func management(_ method: String, _ path: String, body: Any?) async throws -> Any? {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(mgmtPort)\(path)")!)
+        request.httpMethod = method
+        request.setValue("Basic " + Data("guest:guest".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        }
+        request.timeoutInterval = 30
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
+            throw NSError(domain: "management", code: status, userInfo: [NSLocalizedDescriptionKey: "\(method) \(path) -> \(status): \(String(decoding: data, as: UTF8.self))"])
+        }
+        return data.isEmpty ? nil : try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+
+    /// A started connection to `vhost`, ready (or throws).
+    func connect(
+        vhost: String, name: String = "test", user: String = "guest", password: String = "guest", query: String = "",
+        onConnect: (@Sendable (AMQPChannelOperations) throws -> Void)? = nil
+    ) async throws -> AMQPConnection {
+        var config = try AMQPConnectionConfiguration(
+            url: url(vhost: vhost, user: user, password: password, query: query), connectionName: name)
+        config.reconnectMaxDelay = .milliseconds(500)
+        var logger = Logger(label: "test.\(name)")
+        logger.logLevel = .warning
+        let c = AMQPConnection(configuration: config, logger: logger, onConnect: onConnect)
+        c.start()
+        try await c.waitUntilReady(timeout: .seconds(20))
+        return c
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
+
+/// A quorum queue declared in `vhost` for a test.
+func declareTestQueue(_ c: AMQPConnection, _ name: String, arguments: AMQPTable = ["x-queue-type": "quorum"]) async throws {
+    _ = try await c.withChannel { try $0.declareQueue(name, arguments: arguments) }
+}
+
+/// Publishes `count` messages with `concurrency` in flight; returns per-message outcomes (id -> error or nil).
+func publishMany(
+    _ c: AMQPConnection, count: Int, concurrency: Int, exchange: String = "", routingKey: String, bodySize: Int = 64,
+    idPrefix: String = "m"
+) async -> [String: AMQPError?] {
+    let body = [UInt8](repeating: 0x61, count: bodySize)
+    var results: [String: AMQPError?] = [:]
+    await withTaskGroup(of: (String, AMQPError?).self) { group in
+        var next = 0
+        func add() {
+            let id = "\(idPrefix)-\(next)"
+            next += 1
+            group.addTask {
+                do {
+                    try await c.publish(
+                        exchange: exchange, routingKey: routingKey, body: body,
+                        properties: MessageProperties(messageId: id))
+                    return (id, nil)
+                } catch let e as AMQPError {
+                    return (id, e)
+                } catch {
+                    return (id, AMQPError(.closed, "\(error)"))
+                }
+            }
+        }
+        for _ in 0..<min(concurrency, count) { add() }
+        for await (id, error) in group {
+            results[id] = error
+            if next < count { add() }
+        }
+    }
+    return results
+}
+
+/// Drains `queue` with basic.get (auto-ack) and returns the message ids found, in order.
+func drainIds(_ c: AMQPConnection, _ queue: String) async throws -> [String] {
+    try await c.withChannel { ops in
+        var ids: [String] = []
+        while let m = try ops.get(queue, autoAck: true) { ids.append(m.properties.messageId ?? "") }
+        return ids
+    }
+}
+
+/// Consumes exactly the `queue`'s current message count and returns their ids (acking each).
+func consumeAllIds(_ c: AMQPConnection, _ queue: String, timeout: Duration = .seconds(60)) async throws -> [String] {
+    let total = try await c.queueCounts(queue).messages
+    if total == 0 { return [] }
+    let consumer = try await c.consume(queue: queue, prefetch: 1000)
+    var ids: [String] = []
+    ids.reserveCapacity(total)
+    let deadline = ContinuousClock.now + timeout
+    for try await d in consumer.deliveries {
+        ids.append(d.properties.messageId ?? "")
+        try await d.ack()
+        if ids.count >= total || ContinuousClock.now > deadline { break }
+    }
+    consumer.cancel()
+    return ids
+}
