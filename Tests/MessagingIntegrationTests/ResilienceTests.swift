@@ -8,125 +8,128 @@ import Testing
 struct ResilienceTests {
     @Test("broker stopped and restarted mid-stream: every publish is confirmed and present, or failed to its caller; consumers resume")
     func restartMidStream() async throws {
-        let broker = try await TestBroker.startPrivate()
-        defer { broker.destroy() }
-        let vhost = try await broker.makeVhost("restart")
-        let pub = try await broker.connect(vhost: vhost, name: "pub")
-        let sub = try await broker.connect(vhost: vhost, name: "sub")
-        defer { Task { await pub.close(); await sub.close() } }
-        try await declareTestQueue(pub, "q.stream")
-        try await declareTestQueue(pub, "q.live")
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("restart")
+            let pub = try await broker.connect(vhost: vhost, name: "pub")
+            let sub = try await broker.connect(vhost: vhost, name: "sub")
+            defer { Task { await pub.close(); await sub.close() } }
+            try await declareTestQueue(pub, "q.stream")
+            try await declareTestQueue(pub, "q.live")
 
-        // A consumer that should resume by itself after the restart.
-        let received = Mutex<[String]>([])
-        let consumer = try await sub.consume(queue: "q.live", prefetch: 10)
-        let consuming = Task {
-            for try await d in consumer.deliveries {
-                received.withLock { $0.append(d.properties.messageId ?? "") }
-                try? await d.ack()
+            // A consumer that should resume by itself after the restart.
+            let received = Mutex<[String]>([])
+            let consumer = try await sub.consume(queue: "q.live", prefetch: 10)
+            let consuming = Task {
+                for try await d in consumer.deliveries {
+                    received.withLock { $0.append(d.properties.messageId ?? "") }
+                    try? await d.ack()
+                }
             }
-        }
-        try await pub.publish(exchange: "", routingKey: "q.live", body: [1], properties: MessageProperties(messageId: "before"))
-        #expect(await eventually { received.withLock { $0.contains("before") } })
+            try await pub.publish(exchange: "", routingKey: "q.live", body: [1], properties: MessageProperties(messageId: "before"))
+            #expect(await eventually { received.withLock { $0.contains("before") } })
 
-        let state = StreamState()
-        let publishing = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for worker in 0..<16 {
-                    group.addTask {
-                        var i = 0
-                        while !state.stop.load(ordering: .relaxed) {
-                            let id = "w\(worker)-\(i)"
-                            i += 1
-                            do {
-                                try await pub.publish(exchange: "", routingKey: "q.stream", body: [UInt8](repeating: 7, count: 256),
-                                                      properties: MessageProperties(messageId: id), timeout: .seconds(5))
-                                state.confirmed.withLock { _ = $0.insert(id) }
-                                if state.restarted.load(ordering: .relaxed) { state.confirmedAfterRestart.add(1, ordering: .relaxed) }
-                            } catch let e as AMQPError {
-                                state.failed.withLock { $0[id] = e.code }
-                                try? await Task.sleep(for: .milliseconds(20))
-                            } catch {
-                                state.failed.withLock { $0[id] = .closed }
+            let state = StreamState()
+            let publishing = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for worker in 0..<16 {
+                        group.addTask {
+                            var i = 0
+                            while !state.stop.load(ordering: .relaxed) {
+                                let id = "w\(worker)-\(i)"
+                                i += 1
+                                do {
+                                    try await pub.publish(exchange: "", routingKey: "q.stream", body: [UInt8](repeating: 7, count: 256),
+                                                          properties: MessageProperties(messageId: id), timeout: .seconds(5))
+                                    state.confirmed.withLock { _ = $0.insert(id) }
+                                    if state.restarted.load(ordering: .relaxed) { state.confirmedAfterRestart.add(1, ordering: .relaxed) }
+                                } catch let e as AMQPError {
+                                    state.failed.withLock { $0[id] = e.code }
+                                    try? await Task.sleep(for: .milliseconds(20))
+                                } catch {
+                                    state.failed.withLock { $0[id] = .closed }
+                                }
                             }
                         }
                     }
                 }
             }
+            #expect(await eventually { state.confirmed.withLock { $0.count } >= 3000 })
+            try await broker.stop()
+            #expect(await eventually { !pub.isConnected })
+            try await broker.start()
+            state.restarted.store(true, ordering: .relaxed)
+            #expect(await eventually(timeout: .seconds(60)) { state.confirmedAfterRestart.load(ordering: .relaxed) >= 2000 })
+            state.stop.store(true, ordering: .relaxed)
+            await publishing.value
+
+            let confirmedIds = state.confirmed.withLock { $0 }
+            let failures = state.failed.withLock { $0 }
+            #expect(!failures.isEmpty, "the outage should have failed some publishes to their callers")
+            #expect(Set(failures.values).isSubset(of: [.notConnected, .connectionLost, .confirmTimeout]))
+            let present = try await consumeAllIds(pub, "q.stream")
+            let presentSet = Set(present)
+            let missing = confirmedIds.subtracting(presentSet)
+            #expect(missing.count == 0, "\(missing.count) confirmed publishes are missing, e.g. \(missing.prefix(5))")
+            // Nothing appears that was neither confirmed nor failed (ids are unique per attempt).
+            #expect(presentSet.subtracting(confirmedIds).isSubset(of: Set(failures.keys)))
+            #expect(pub.currentStatus.reconnects >= 1)
+
+            // The consumer resumed by itself on the new connection.
+            try await pub.publish(exchange: "", routingKey: "q.live", body: [2], properties: MessageProperties(messageId: "after"))
+            #expect(await eventually(timeout: .seconds(30)) { received.withLock { $0.contains("after") } })
+            consumer.cancel()
+            consuming.cancel()
         }
-        #expect(await eventually { state.confirmed.withLock { $0.count } >= 3000 })
-        try broker.stop()
-        #expect(await eventually { !pub.isConnected })
-        try broker.start()
-        state.restarted.store(true, ordering: .relaxed)
-        #expect(await eventually(timeout: .seconds(60)) { state.confirmedAfterRestart.load(ordering: .relaxed) >= 2000 })
-        state.stop.store(true, ordering: .relaxed)
-        await publishing.value
-
-        let confirmedIds = state.confirmed.withLock { $0 }
-        let failures = state.failed.withLock { $0 }
-        #expect(!failures.isEmpty, "the outage should have failed some publishes to their callers")
-        #expect(Set(failures.values).isSubset(of: [.notConnected, .connectionLost, .confirmTimeout]))
-        let present = try await consumeAllIds(pub, "q.stream")
-        let presentSet = Set(present)
-        let missing = confirmedIds.subtracting(presentSet)
-        #expect(missing.isEmpty, "\(missing.count) confirmed publishes are missing, e.g. \(missing.prefix(5))")
-        // Nothing appears that was neither confirmed nor failed (ids are unique per attempt).
-        #expect(presentSet.subtracting(confirmedIds).isSubset(of: Set(failures.keys)))
-        #expect(pub.currentStatus.reconnects >= 1)
-
-        // The consumer resumed by itself on the new connection.
-        try await pub.publish(exchange: "", routingKey: "q.live", body: [2], properties: MessageProperties(messageId: "after"))
-        #expect(await eventually(timeout: .seconds(30)) { received.withLock { $0.contains("after") } })
-        consumer.cancel()
-        consuming.cancel()
     }
 
     @Test("broker killed (SIGKILL) with publishes in flight: none reported confirmed unless present after recovery")
     func killWithPublishesInFlight() async throws {
-        let broker = try await TestBroker.startPrivate()
-        defer { broker.destroy() }
-        let vhost = try await broker.makeVhost("kill")
-        let pub = try await broker.connect(vhost: vhost, name: "pub")
-        defer { Task { await pub.close() } }
-        try await declareTestQueue(pub, "q.k")
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("kill")
+            let pub = try await broker.connect(vhost: vhost, name: "pub")
+            defer { Task { await pub.close() } }
+            try await declareTestQueue(pub, "q.k")
+            // A quorum queue killed within milliseconds of its creation can come back empty (its Ra state is not
+            // yet durable); production queues are declared long before. Give it a moment.
+            try await Task.sleep(for: .seconds(2))
 
-        let killer = Task {
-            try await Task.sleep(for: .milliseconds(300))
-            try broker.kill()
+            let killer = Task {
+                try await Task.sleep(for: .milliseconds(300))
+                try await broker.kill()
+            }
+            let results = await publishMany(pub, count: 200_000, concurrency: 256, routingKey: "q.k", bodySize: 512, idPrefix: "k")
+            try await killer.value
+            let confirmed = Set(results.filter { $0.value == nil }.keys)
+            let failedCount = results.count - confirmed.count
+            #expect(failedCount > 0, "the kill should have failed publishes in flight")
+            try await broker.start()
+            _ = try await pub.waitUntilReady(timeout: .seconds(60))
+            let present = Set(try await consumeAllIds(pub, "q.k", timeout: .seconds(120)))
+            let missing = confirmed.subtracting(present)
+            #expect(missing.count == 0, "\(missing.count) of \(confirmed.count) confirmed publishes are missing")
         }
-        let results = await publishMany(pub, count: 200_000, concurrency: 256, routingKey: "q.k", bodySize: 512, idPrefix: "k")
-        try await killer.value
-        let confirmed = Set(results.filter { $0.value == nil }.keys)
-        let failedCount = results.count - confirmed.count
-        #expect(failedCount > 0, "the kill should have failed publishes in flight")
-        try broker.start()
-        _ = try await pub.waitUntilReady(timeout: .seconds(60))
-        let present = Set(try await consumeAllIds(pub, "q.k", timeout: .seconds(120)))
-        let missing = confirmed.subtracting(present)
-        #expect(missing.isEmpty, "\(missing.count) of \(confirmed.count) confirmed publishes are missing")
     }
 
     @Test("a memory alarm blocks the publisher: publishes fail fast as blocked, and resume when it clears")
     func blockedConnection() async throws {
-        let broker = try await TestBroker.startPrivate()
-        defer { broker.destroy() }
-        let vhost = try await broker.makeVhost("blocked")
-        let pub = try await broker.connect(vhost: vhost, name: "pub")
-        defer { Task { await pub.close() } }
-        try await declareTestQueue(pub, "q.b")
-        try await pub.publish(exchange: "", routingKey: "q.b", body: [1])
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("blocked")
+            let pub = try await broker.connect(vhost: vhost, name: "pub")
+            defer { Task { await pub.close() } }
+            try await declareTestQueue(pub, "q.b")
+            try await pub.publish(exchange: "", routingKey: "q.b", body: [1])
 
-        try broker.ctl(["set_vm_memory_high_watermark", "0.0000001"])
-        // The broker sends connection.blocked when the next publish arrives while the alarm is on.
-        _ = try? await pub.publish(exchange: "", routingKey: "q.b", body: [2], timeout: .seconds(2))
-        #expect(await eventually { pub.isBlocked })
-        await #expect { try await pub.publish(exchange: "", routingKey: "q.b", body: [3]) } throws: {
-            ($0 as? AMQPError)?.code == .blocked
+            try await broker.ctl(["set_vm_memory_high_watermark", "0.0000001"])
+            // The broker sends connection.blocked when the next publish arrives while the alarm is on.
+            _ = try? await pub.publish(exchange: "", routingKey: "q.b", body: [2], timeout: .seconds(2))
+            #expect(await eventually { pub.isBlocked })
+            await #expect { try await pub.publish(exchange: "", routingKey: "q.b", body: [3]) } throws: {
+                ($0 as? AMQPError)?.code == .blocked
+            }
+            try await broker.ctl(["set_vm_memory_high_watermark", "0.6"])
+            #expect(await eventually { !pub.isBlocked })
+            try await pub.publish(exchange: "", routingKey: "q.b", body: [4])
         }
-        try broker.ctl(["set_vm_memory_high_watermark", "0.6"])
-        #expect(await eventually { !pub.isBlocked })
-        try await pub.publish(exchange: "", routingKey: "q.b", body: [4])
     }
 }
 

@@ -49,37 +49,59 @@ struct TestBroker: Sendable {
         mgmtPort = m
     }
 
-    /// Starts a brand-new private node (about 6-10 s); stop it with `destroy()`.
+    /// Runs `body` with a brand-new private node (about 6-10 s to start), stopped and removed afterwards.
+    static func withPrivate<T>(_ body: (TestBroker) async throws -> T) async throws -> T {
+        let broker = try await startPrivate()
+        do {
+            let result = try await body(broker)
+            await broker.destroy()
+            return result
+        } catch {
+            await broker.destroy()
+            throw error
+        }
+    }
+
+    /// Private nodes live under BRIDGE_TEST_PRIVATE_DIR when set (./dev test stops whatever is left there).
     static func startPrivate() async throws -> TestBroker {
-        let dir = NSTemporaryDirectory() + "bridge-broker-\(UUID().uuidString.prefix(8))"
-        try run(script, ["start", dir])
+        let base = ProcessInfo.processInfo.environment["BRIDGE_TEST_PRIVATE_DIR"] ?? NSTemporaryDirectory()
+        let dir = base + "/bridge-broker-\(UUID().uuidString.prefix(8))"
+        try await run(script, ["start", dir])
         return try TestBroker(runDir: dir)
     }
 
-    func stop() throws { try Self.run(Self.script, ["stop", runDir]) }
-    func start() throws { try Self.run(Self.script, ["start", runDir]) }
-    func kill() throws { try Self.run(Self.script, ["kill", runDir]) }
-    func ctl(_ args: [String]) throws { try Self.run(Self.script, ["ctl", runDir] + args) }
+    func stop() async throws { try await Self.run(Self.script, ["stop", runDir]) }
+    func start() async throws { try await Self.run(Self.script, ["start", runDir]) }
+    func kill() async throws { try await Self.run(Self.script, ["kill", runDir]) }
+    func ctl(_ args: [String]) async throws { try await Self.run(Self.script, ["ctl", runDir] + args) }
 
-    func destroy() {
-        try? stop()
+    func destroy() async {
+        try? await stop()
         try? FileManager.default.removeItem(atPath: runDir)
     }
 
+    /// Runs a command to completion without blocking a cooperative thread; output goes to a file (a pipe would be
+    /// held open by the broker it starts).
     @discardableResult
-    static func run(_ executable: String, _ args: [String]) throws -> String {
+    static func run(_ executable: String, _ args: [String]) async throws -> String {
+        let logPath = NSTemporaryDirectory() + "bridge-cmd-\(UUID().uuidString).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else {
-            throw NSError(domain: "TestBroker", code: Int(p.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "\(executable) \(args) failed: \(text)"])
+        p.standardOutput = log
+        p.standardError = log
+        p.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { c in
+            p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
+            do { try p.run() } catch { c.resume(throwing: error) }
+        }
+        try? log.close()
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw NSError(domain: "TestBroker", code: Int(status), userInfo: [NSLocalizedDescriptionKey: "\(executable) \(args) failed: \(text)"])
         }
         return text
     }
@@ -197,9 +219,16 @@ func drainIds(_ c: AMQPConnection, _ queue: String) async throws -> [String] {
     }
 }
 
-/// Consumes exactly the `queue`'s current message count and returns their ids (acking each).
+/// Waits until the queue's message count holds still for a second (a quorum queue recovering after a crash reports
+/// a growing count for a few seconds), then consumes exactly that many and returns their ids (acking each).
 func consumeAllIds(_ c: AMQPConnection, _ queue: String, timeout: Duration = .seconds(60)) async throws -> [String] {
-    let total = try await c.queueCounts(queue).messages
+    var total = try await c.queueCounts(queue).messages
+    while true {
+        try await Task.sleep(for: .seconds(1))
+        let again = try await c.queueCounts(queue).messages
+        if again == total { break }
+        total = again
+    }
     if total == 0 { return [] }
     let consumer = try await c.consume(queue: queue, prefetch: 1000)
     var ids: [String] = []
