@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // rabbitmq-c 0.11 from Debian's librabbitmq-dev. Only `Messaging` imports it.
@@ -56,6 +58,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // ingest: webhook verification, deduplication, confirmed enqueue.
+        .target(
+            name: "Ingest",
+            dependencies: [
+                "BridgeCore", "Messaging",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // JSON logging, Prometheus metrics, health/readiness HTTP endpoints.
         .target(
             name: "Observability",
@@ -78,7 +94,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "ingest", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "ingest", dependencies: ["BridgeRuntime", "Ingest"], swiftSettings: swiftSettings),
         .executableTarget(name: "order-forwarder", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "inventory-syncer", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "reconciler", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
@@ -101,6 +117,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test helpers shared by the test targets: a real broker per test run, vhosts, publish/consume helpers.
+        .target(
+            name: "BridgeTestSupport",
+            dependencies: ["Messaging", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: ["BridgeCore", "Messaging"],
@@ -109,7 +131,17 @@ let package = Package(
         // Needs a real broker: `./dev test` starts one and exports BRIDGE_TEST_* variables.
         .testTarget(
             name: "MessagingIntegrationTests",
-            dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability"],
+            dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // ingest against a real broker (HummingbirdTesting drives the routes).
+        .testTarget(
+            name: "IngestTests",
+            dependencies: [
+                "Ingest", "Messaging", "BridgeCore", "BridgeRuntime", "BridgeTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

@@ -83,6 +83,28 @@ public struct BridgeConfig: Sendable {
         public var timeout: Duration
     }
 
+    /// Settings of the ingest process.
+    public struct IngestSettings: Sendable, Equatable {
+        /// Larger bodies are refused with 413 (Shopify bodies can exceed 1 MB).
+        public var maxBodyBytes: Int
+        /// How long to wait for the broker's confirm before answering 503 (well under Shopify's 5 s deadline).
+        public var confirmTimeout: Duration
+        /// Deliveries with a webhook id seen within this window are answered 200 without a second publish.
+        public var dedupWindow: Duration
+        /// At most this many ids are remembered (oldest forgotten first).
+        public var dedupCapacity: Int
+
+        public init(
+            maxBodyBytes: Int = 5 * 1024 * 1024, confirmTimeout: Duration = .seconds(2),
+            dedupWindow: Duration = .seconds(600), dedupCapacity: Int = 100_000
+        ) {
+            self.maxBodyBytes = maxBodyBytes
+            self.confirmTimeout = confirmTimeout
+            self.dedupWindow = dedupWindow
+            self.dedupCapacity = dedupCapacity
+        }
+    }
+
     public struct Processes: Sendable, Equatable {
         public var orderForwarderEnabled: Bool
         public var orderForwarderSyncCustomers: Bool
@@ -97,6 +119,7 @@ public struct BridgeConfig: Sendable {
     public var log: Log
     public var shops: [Shop]
     public var erp: ERP
+    public var ingest: IngestSettings
     public var processes: Processes
     public var policy: SourceOfTruthPolicy
 

@@ -13,6 +13,7 @@ import Messaging
 /// bridge.retry (direct) --<queue>.<delay>--> <queue>.retry.<delay> --TTL--> bridge.work --<queue>--> <queue>
 /// bridge.work (direct)  --<queue>--> <queue>   (retry returns, DLQ replays, reconciler commands)
 /// bridge.dlx (direct)   --<queue>--> <queue>.dlq  (explicit dead letters and x-delivery-limit)
+/// bridge.unrouted (fanout, alternate exchange of shopify.in and erp.in) --> q.unrouted  (topics nobody consumes)
 /// ```
 public enum BridgeTopology {
     public static let shopifyInbound = "shopify.in"
@@ -21,6 +22,10 @@ public enum BridgeTopology {
     public static let retry = "bridge.retry"
     public static let work = "bridge.work"
     public static let deadLetter = "bridge.dlx"
+    /// Alternate exchange of the inbound exchanges: a verified event whose topic no queue is bound for is kept in
+    /// `q.unrouted` (visible in the console) instead of being dropped.
+    public static let unrouted = "bridge.unrouted"
+    public static let unroutedQueue = "q.unrouted"
 
     /// A work queue and who consumes it.
     public struct WorkQueue: Sendable, Equatable {
@@ -66,8 +71,9 @@ public enum BridgeTopology {
     public static func topology(_ settings: BridgeConfig.TopologySettings) -> Topology {
         var t = Topology()
         t.exchanges = [
-            .init(name: shopifyInbound, type: "topic"),
-            .init(name: erpInbound, type: "topic"),
+            .init(name: shopifyInbound, type: "topic", arguments: ["alternate-exchange": .string(unrouted)]),
+            .init(name: erpInbound, type: "topic", arguments: ["alternate-exchange": .string(unrouted)]),
+            .init(name: unrouted, type: "fanout"),
             .init(name: events, type: "topic"),
             .init(name: retry, type: "direct"),
             .init(name: work, type: "direct"),
@@ -78,6 +84,8 @@ public enum BridgeTopology {
             "x-overflow": "reject-publish",
             "x-max-length": .int(Int64(settings.maxLength)),
         ]
+        t.queues.append(.init(name: unroutedQueue, arguments: common))
+        t.bindings.append(.init(exchange: unrouted, queue: unroutedQueue, routingKey: ""))
         for q in workQueues {
             var args = common
             args["x-delivery-limit"] = .int(Int64(settings.deliveryLimit))

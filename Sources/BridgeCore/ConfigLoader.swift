@@ -121,6 +121,12 @@ extension BridgeConfig {
             timeout: p.duration("erp.timeout", default: .seconds(10), range: .milliseconds(100) ... .seconds(300)))
         p.checkHTTPURL("erp.base_url", erp.baseURL)
 
+        let ingest = IngestSettings(
+            maxBodyBytes: p.int("ingest.max_body_bytes", default: 5 * 1024 * 1024, range: 1024...100 * 1024 * 1024),
+            confirmTimeout: p.duration("ingest.confirm_timeout", default: .seconds(2), range: .milliseconds(50) ... .milliseconds(4500)),
+            dedupWindow: p.duration("ingest.dedup_window", default: .seconds(600), range: .zero ... .seconds(86400)),
+            dedupCapacity: p.int("ingest.dedup_capacity", default: 100_000, range: 1...10_000_000))
+
         let processes = Processes(
             orderForwarderEnabled: p.bool("order_forwarder.enabled", default: true),
             orderForwarderSyncCustomers: p.bool("order_forwarder.sync_customers", default: false),
@@ -135,7 +141,8 @@ extension BridgeConfig {
         let policy = SourceOfTruthPolicy(owners: owners)
 
         let config = BridgeConfig(
-            broker: broker, topology: topology, http: http, log: log, shops: shops, erp: erp, processes: processes,
+            broker: broker, topology: topology, http: http, log: log, shops: shops, erp: erp, ingest: ingest,
+            processes: processes,
             policy: policy)
         for flow in config.flows where !policy.mayWrite(flow.domain, into: flow.into) {
             p.fail(

@@ -28,7 +28,8 @@ public enum BridgeDefinitions {
             BrokerUser(name: adminUser, tags: ["administrator"], configure: ".*", write: ".*", read: ".*"),
             BrokerUser(
                 name: "ingest", tags: [], configure: "^$",
-                write: alt([BridgeTopology.shopifyInbound, BridgeTopology.erpInbound]), read: "^$"),
+                write: alt([BridgeTopology.shopifyInbound, BridgeTopology.erpInbound, BridgeTopology.unrouted]),
+                read: "^$"),
             BrokerUser(
                 name: "order-forwarder", tags: [], configure: "^$", write: alt(failurePaths),
                 read: alt(consumed(by: "order-forwarder"))),
@@ -95,7 +96,7 @@ public enum BridgeDefinitions {
             "exchanges": topology.exchanges.map { e -> [String: Any] in
                 [
                     "name": e.name, "vhost": vhost, "type": e.type, "durable": true, "auto_delete": false,
-                    "internal": e.isInternal, "arguments": [String: Any](),
+                    "internal": e.isInternal, "arguments": e.arguments.mapValues { $0.jsonObject },
                 ]
             },
             "queues": topology.queues.map { q -> [String: Any] in

@@ -53,7 +53,7 @@ public struct FailureRouter: Sendable {
         }
         headers[EnvelopeHeader.attempt] = .int(Int64(attempt + 1))
         if headers[EnvelopeHeader.firstFailureAt] == nil {
-            headers[EnvelopeHeader.firstFailureAt] = .string(ISO8601DateFormatter().string(from: now))
+            headers[EnvelopeHeader.firstFailureAt] = .string(now.formatted(.iso8601))
         }
         headers[EnvelopeHeader.errorClass] = .string(failure.errorClass)
         headers[EnvelopeHeader.errorMessage] = .string(String(failure.message.prefix(1000)))

@@ -576,6 +576,19 @@ final class ConnectionLoop {
         }
         let wasConnected = state != nil
         state = nil
+        // Status first: a caller resumed below must already see the connection as down.
+        if wasConnected {
+            connectedGauge.record(0)
+            blockedGauge.record(0)
+            connection.updateStatus {
+                $0.connected = false
+                $0.ready = false
+                $0.blocked = false
+                $0.lastError = reason.description
+            }
+            if log { logger.error("amqp connection lost", metadata: ["error": "\(reason)"]) }
+            nextConnectAttempt = ContinuousClock.now + Duration.milliseconds(Int64.random(in: 0...100))
+        }
         for (_, p) in pending {
             // A channel closed by the broker (403, 404 exchange) is the publish's own fault: report it as such.
             let error =
@@ -589,18 +602,6 @@ final class ConnectionLoop {
         for id in consumers.keys { consumers[id]!.channel = 0 }
         consumerByChannel = [:]
         blocked = false
-        if wasConnected {
-            connectedGauge.record(0)
-            blockedGauge.record(0)
-            connection.updateStatus {
-                $0.connected = false
-                $0.ready = false
-                $0.blocked = false
-                $0.lastError = reason.description
-            }
-            if log { logger.error("amqp connection lost", metadata: ["error": "\(reason)"]) }
-            nextConnectAttempt = ContinuousClock.now + Duration.milliseconds(Int64.random(in: 0...100))
-        }
     }
 
     private func finish() {

@@ -7,10 +7,12 @@ public struct Topology: Sendable, Equatable {
         public var name: String
         public var type: String
         public var isInternal: Bool
-        public init(name: String, type: String, isInternal: Bool = false) {
+        public var arguments: AMQPTable
+        public init(name: String, type: String, isInternal: Bool = false, arguments: AMQPTable = [:]) {
             self.name = name
             self.type = type
             self.isInternal = isInternal
+            self.arguments = arguments
         }
     }
 
@@ -47,7 +49,7 @@ public struct Topology: Sendable, Equatable {
     /// Declares everything (durable). Idempotent while the definition is unchanged.
     public func declare(using ops: AMQPChannelOperations) throws {
         for e in exchanges {
-            try ops.declareExchange(e.name, type: e.type, isInternal: e.isInternal)
+            try ops.declareExchange(e.name, type: e.type, isInternal: e.isInternal, arguments: e.arguments)
         }
         for q in queues {
             try ops.declareQueue(q.name, arguments: q.arguments)

@@ -1,4 +1,5 @@
 import BridgeCore
+import BridgeTestSupport
 import Foundation
 import Messaging
 import Testing
@@ -24,7 +25,7 @@ struct TopologyTests {
             queues[q["name"] as! String] = canonical(["durable": q["durable"]!, "arguments": q["arguments"]!])
         }
         let exchanges = Set((defs["exchanges"] as? [[String: Any]] ?? []).map { e in
-            "\(e["name"]!)|\(e["type"]!)|\(e["durable"]!)|\(e["internal"]!)"
+            "\(e["name"]!)|\(e["type"]!)|\(e["durable"]!)|\(e["internal"]!)|\(canonical(e["arguments"]!))"
         })
         let bindings = Set((defs["bindings"] as? [[String: Any]] ?? []).map { b in
             "\(b["source"]!)|\(b["destination"]!)|\(b["destination_type"]!)|\(b["routing_key"]!)"

@@ -1,41 +1,42 @@
 import BridgeCore
 import Foundation
 import Logging
+import Synchronization
 import Messaging
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 
-/// A real RabbitMQ node for tests. `./dev test` starts a shared one and exports `BRIDGE_TEST_BROKER_DIR`; tests that
+/// Test support (used only by the test targets): a real RabbitMQ node for tests. `./dev test` starts a shared one and exports `BRIDGE_TEST_BROKER_DIR`; tests that
 /// stop or kill the broker start a private node of their own (`TestBroker.startPrivate()`), so they never disturb
 /// tests running in parallel. Every test works in its own vhost.
-struct TestBroker: Sendable {
-    let runDir: String
-    let amqpPort: Int
-    let mgmtPort: Int
+public struct TestBroker: Sendable {
+    public let runDir: String
+    public let amqpPort: Int
+    public let mgmtPort: Int
 
-    static let repositoryRoot: String = {
+    public static let repositoryRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }
         return url.path
     }()
 
-    static var script: String { repositoryRoot + "/scripts/broker" }
+    public static var script: String { repositoryRoot + "/scripts/broker" }
 
-    struct Missing: Error, CustomStringConvertible {
-        var description: String {
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String {
             "no test broker: run the tests with ./dev test (it starts a private RabbitMQ and sets BRIDGE_TEST_BROKER_DIR)"
         }
     }
 
     /// The shared broker that `./dev test` started.
-    static func shared() throws -> TestBroker {
+    public static func shared() throws -> TestBroker {
         guard let dir = ProcessInfo.processInfo.environment["BRIDGE_TEST_BROKER_DIR"] else { throw Missing() }
         return try TestBroker(runDir: dir)
     }
 
-    init(runDir: String) throws {
+    public init(runDir: String) throws {
         self.runDir = runDir
         let text = try String(contentsOfFile: runDir + "/broker.env", encoding: .utf8)
         var values: [String: String] = [:]
@@ -50,7 +51,7 @@ struct TestBroker: Sendable {
     }
 
     /// Runs `body` with a brand-new private node (about 6-10 s to start), stopped and removed afterwards.
-    static func withPrivate<T>(_ body: (TestBroker) async throws -> T) async throws -> T {
+    public static func withPrivate<T>(_ body: (TestBroker) async throws -> T) async throws -> T {
         let broker = try await startPrivate()
         do {
             let result = try await body(broker)
@@ -63,19 +64,19 @@ struct TestBroker: Sendable {
     }
 
     /// Private nodes live under BRIDGE_TEST_PRIVATE_DIR when set (./dev test stops whatever is left there).
-    static func startPrivate() async throws -> TestBroker {
+    public static func startPrivate() async throws -> TestBroker {
         let base = ProcessInfo.processInfo.environment["BRIDGE_TEST_PRIVATE_DIR"] ?? NSTemporaryDirectory()
         let dir = base + "/bridge-broker-\(UUID().uuidString.prefix(8))"
         try await run(script, ["start", dir])
         return try TestBroker(runDir: dir)
     }
 
-    func stop() async throws { try await Self.run(Self.script, ["stop", runDir]) }
-    func start() async throws { try await Self.run(Self.script, ["start", runDir]) }
-    func kill() async throws { try await Self.run(Self.script, ["kill", runDir]) }
-    func ctl(_ args: [String]) async throws { try await Self.run(Self.script, ["ctl", runDir] + args) }
+    public func stop() async throws { try await Self.run(Self.script, ["stop", runDir]) }
+    public func start() async throws { try await Self.run(Self.script, ["start", runDir]) }
+    public func kill() async throws { try await Self.run(Self.script, ["kill", runDir]) }
+    public func ctl(_ args: [String]) async throws { try await Self.run(Self.script, ["ctl", runDir] + args) }
 
-    func destroy() async {
+    public func destroy() async {
         try? await stop()
         try? FileManager.default.removeItem(atPath: runDir)
     }
@@ -83,7 +84,7 @@ struct TestBroker: Sendable {
     /// Runs a command to completion without blocking a cooperative thread; output goes to a file (a pipe would be
     /// held open by the broker it starts).
     @discardableResult
-    static func run(_ executable: String, _ args: [String]) async throws -> String {
+    public static func run(_ executable: String, _ args: [String]) async throws -> String {
         let logPath = NSTemporaryDirectory() + "bridge-cmd-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: logPath) }
@@ -108,26 +109,26 @@ struct TestBroker: Sendable {
 
     // MARK: vhosts and URLs
 
-    func url(vhost: String, user: String = "guest", password: String = "guest", query: String = "") -> String {
+    public func url(vhost: String, user: String = "guest", password: String = "guest", query: String = "") -> String {
         let vh = vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vhost
         return "amqp://\(user):\(password)@127.0.0.1:\(amqpPort)/\(vh)\(query.isEmpty ? "" : "?" + query)"
     }
 
     /// Creates a fresh vhost with full permissions for guest.
-    func makeVhost(_ prefix: String = "t") async throws -> String {
+    public func makeVhost(_ prefix: String = "t") async throws -> String {
         let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         try await management("PUT", "/api/vhosts/\(name)", body: [:])
         try await management("PUT", "/api/permissions/\(name)/guest", body: ["configure": ".*", "write": ".*", "read": ".*"])
         return name
     }
 
-    func deleteVhost(_ name: String) async {
+    public func deleteVhost(_ name: String) async {
         _ = try? await management("DELETE", "/api/vhosts/\(name)", body: nil)
     }
 
     /// Calls the management HTTP API as guest; returns the decoded JSON (or nil for an empty body).
     @discardableResult
-    func management(_ method: String, _ path: String, body: Any?) async throws -> Any? {
+    public func management(_ method: String, _ path: String, body: Any?) async throws -> Any? {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(mgmtPort)\(path)")!)
         request.httpMethod = method
         request.setValue("Basic " + Data("guest:guest".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
@@ -145,7 +146,7 @@ struct TestBroker: Sendable {
     }
 
     /// A started connection to `vhost`, ready (or throws).
-    func connect(
+    public func connect(
         vhost: String, name: String = "test", user: String = "guest", password: String = "guest", query: String = "",
         onConnect: (@Sendable (AMQPChannelOperations) throws -> Void)? = nil
     ) async throws -> AMQPConnection {
@@ -162,7 +163,7 @@ struct TestBroker: Sendable {
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+public func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
@@ -172,12 +173,12 @@ func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -
 }
 
 /// A quorum queue declared in `vhost` for a test.
-func declareTestQueue(_ c: AMQPConnection, _ name: String, arguments: AMQPTable = ["x-queue-type": "quorum"]) async throws {
+public func declareTestQueue(_ c: AMQPConnection, _ name: String, arguments: AMQPTable = ["x-queue-type": "quorum"]) async throws {
     _ = try await c.withChannel { try $0.declareQueue(name, arguments: arguments) }
 }
 
 /// Publishes `count` messages with `concurrency` in flight; returns per-message outcomes (id -> error or nil).
-func publishMany(
+public func publishMany(
     _ c: AMQPConnection, count: Int, concurrency: Int, exchange: String = "", routingKey: String, bodySize: Int = 64,
     idPrefix: String = "m"
 ) async -> [String: AMQPError?] {
@@ -211,7 +212,7 @@ func publishMany(
 }
 
 /// Drains `queue` with basic.get (auto-ack) and returns the message ids found, in order.
-func drainIds(_ c: AMQPConnection, _ queue: String) async throws -> [String] {
+public func drainIds(_ c: AMQPConnection, _ queue: String) async throws -> [String] {
     try await c.withChannel { ops in
         var ids: [String] = []
         while let m = try ops.get(queue, autoAck: true) { ids.append(m.properties.messageId ?? "") }
@@ -221,7 +222,7 @@ func drainIds(_ c: AMQPConnection, _ queue: String) async throws -> [String] {
 
 /// Waits until the queue's message count holds still for a second (a quorum queue recovering after a crash reports
 /// a growing count for a few seconds), then consumes exactly that many and returns their ids (acking each).
-func consumeAllIds(_ c: AMQPConnection, _ queue: String, timeout: Duration = .seconds(60)) async throws -> [String] {
+public func consumeAllIds(_ c: AMQPConnection, _ queue: String, timeout: Duration = .seconds(60)) async throws -> [String] {
     var total = try await c.queueCounts(queue).messages
     while true {
         try await Task.sleep(for: .seconds(1))
@@ -241,4 +242,12 @@ func consumeAllIds(_ c: AMQPConnection, _ queue: String, timeout: Duration = .se
     }
     consumer.cancel()
     return ids
+}
+
+/// A value shared between concurrent test tasks.
+public final class Shared<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    public init(_ value: Value) { storage = Mutex(value) }
+    public func withLock<R>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
+    public var value: Value { storage.withLock { $0 } }
 }

@@ -1,0 +1,61 @@
+import Metrics
+import Synchronization
+
+/// Ingest metrics, created once per label set (the label values are bounded: known topics, statuses, reasons).
+final class IngestMetrics: Sendable {
+    private let counters = Mutex<[String: Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+    private let inFlightCount = Atomic<Int>(0)
+    private let inFlightGauge = Gauge(label: "ingest_in_flight")
+
+    static let knownShopifyTopics: Set<String> = [
+        "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/edited",
+        "orders/delete", "orders/partially_fulfilled", "refunds/create", "inventory_levels/update",
+        "inventory_levels/connect", "inventory_levels/disconnect", "inventory_items/create", "inventory_items/update",
+        "inventory_items/delete", "products/create", "products/update", "products/delete", "customers/create",
+        "customers/update", "customers/delete", "customers/data_request", "customers/redact", "shop/redact",
+        "app/uninstalled", "fulfillments/create", "fulfillments/update",
+    ]
+
+    static func topicLabel(_ topic: String?) -> String {
+        guard let topic else { return "none" }
+        return knownShopifyTopics.contains(topic) ? topic : "other"
+    }
+
+    private func counter(_ label: String, _ dims: [(String, String)]) -> Counter {
+        let key = label + dims.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { c in
+            if let existing = c[key] { return existing }
+            let made = Counter(label: label, dimensions: dims)
+            c[key] = made
+            return made
+        }
+    }
+
+    func request(source: String, topic: String, status: Int) {
+        counter("ingest_requests_total", [("source", source), ("topic", topic), ("status", String(status))]).increment()
+    }
+
+    func rejection(source: String, reason: String) {
+        counter("ingest_rejections_total", [("source", source), ("reason", reason)]).increment()
+    }
+
+    func duplicate(source: String) {
+        counter("ingest_duplicates_total", [("source", source)]).increment()
+    }
+
+    func confirmLatency(source: String, _ duration: Duration) {
+        let timer = timers.withLock { t in
+            if let existing = t[source] { return existing }
+            let made = Metrics.Timer(
+                label: "ingest_publish_confirm_seconds", dimensions: [("source", source)], preferredDisplayUnit: .seconds)
+            t[source] = made
+            return made
+        }
+        let c = duration.components
+        timer.recordNanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
+    }
+
+    func enter() { inFlightGauge.record(inFlightCount.add(1, ordering: .relaxed).newValue) }
+    func leave() { inFlightGauge.record(inFlightCount.subtract(1, ordering: .relaxed).newValue) }
+}

@@ -1,0 +1,336 @@
+import BridgeCore
+import BridgeTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Ingest
+import Logging
+import Messaging
+import Synchronization
+import Testing
+
+/// An ingest wired to a real broker in its own vhost, driven through HummingbirdTesting.
+struct IngestHarness {
+    let broker: TestBroker
+    let vhost: String
+    let config: BridgeConfig
+    let publisher: AMQPConnection
+    let admin: AMQPConnection
+    let app: Application<RouterResponder<BasicRequestContext>>
+
+    static let oldSecret = "old-secret-aaaaaaaaaaaaaaaaaaaa"
+    static let newSecret = "new-secret-bbbbbbbbbbbbbbbbbbbb"
+    static let erpSecret = "erp-secret-cccccccccccccccccccc"
+
+    static func make(broker: TestBroker, yaml extra: String = "") async throws -> IngestHarness {
+        let vhost = try await broker.makeVhost("ingest")
+        let yaml = """
+            broker: {url: '\(broker.url(vhost: vhost))'}
+            shops: [acme, beta]
+            shop:
+              acme: {domain: acme.myshopify.com, webhook_secrets: [\(newSecret), \(oldSecret)], admin_token: t}
+              beta: {domain: beta.myshopify.com, webhook_secrets: [beta-secret-dddddddddddddddd], admin_token: t}
+            erp: {webhook_secret: \(erpSecret)}
+            \(extra)
+            """
+        let path = NSTemporaryDirectory() + "ingest-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let config = try await BridgeConfig.load(filePath: path, environment: [:], defaultHTTPPort: 0)
+        let topology = BridgeTopology.topology(config.topology)
+        var logger = Logger(label: "test.ingest")
+        logger.logLevel = .critical
+        var connectionConfig = try config.broker.connection(name: "ingest-test")
+        connectionConfig.reconnectMaxDelay = .milliseconds(500)
+        let publisher = AMQPConnection(configuration: connectionConfig, logger: logger, onConnect: { try topology.declare(using: $0) })
+        publisher.start()
+        try await publisher.waitUntilReady()
+        let admin = try await broker.connect(vhost: vhost, name: "ingest-admin")
+        let router = Router()
+        IngestService(config: config, publisher: publisher, logger: logger).addRoutes(to: router)
+        return IngestHarness(
+            broker: broker, vhost: vhost, config: config, publisher: publisher, admin: admin,
+            app: Application(router: router, logger: logger))
+    }
+
+    func close() async {
+        await publisher.close(drain: .zero)
+        await admin.close(drain: .zero)
+        await broker.deleteVhost(vhost)
+    }
+
+    static func shopifyHeaders(
+        body: [UInt8], topic: String = "orders/create", shop: String = "acme.myshopify.com", secret: String = newSecret,
+        webhookId: String = UUID().uuidString
+    ) -> HTTPFields {
+        var h = HTTPFields()
+        h[.shopifyTopic] = topic
+        h[.shopifyHmac] = WebhookSignature.sign(body, secret: secret)
+        h[.shopifyShopDomain] = shop
+        h[.shopifyAPIVersion] = "2026-07"
+        h[.shopifyWebhookId] = webhookId
+        h[.shopifyEventId] = "evt-\(webhookId)"
+        h[.shopifyTriggeredAt] = "2026-11-27T10:00:00.000Z"
+        h[.contentType] = "application/json"
+        return h
+    }
+
+    static func orderBody(_ id: Int64 = 5_678_901_234_567_890_123, size: Int = 0) -> [UInt8] {
+        var json = "{\"id\":\(id),\"name\":\"#1001\",\"total_price\":\"19.99\",\"note\":\"Grüße 🛒\""
+        if size > json.count { json += ",\"pad\":\"" + String(repeating: "x", count: size - json.count - 10) + "\"" }
+        return Array((json + "}").utf8)
+    }
+
+    func count(_ queue: String) async throws -> Int { try await admin.queueCounts(queue).messages }
+
+    /// Every inbound queue is empty: nothing was enqueued anywhere.
+    func nothingEnqueued() async throws -> Bool {
+        for q in [BridgeTopology.orders.name, BridgeTopology.compliance.name, BridgeTopology.shopifyInventory.name,
+                  BridgeTopology.erpInventory.name, BridgeTopology.unroutedQueue] {
+            if try await count(q) != 0 { return false }
+        }
+        return true
+    }
+}
+
+@Suite("ingest: verified, deduplicated, durably enqueued")
+struct IngestTests {
+    @Test("a valid delivery is answered 200 only after exactly one message with every header is in the queue")
+    func validDelivery() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let body = IngestHarness.orderBody()
+        let headers = IngestHarness.shopifyHeaders(body: body, webhookId: "wh-valid-1")
+        try await h.app.test(.router) { (client) async throws in
+            let response = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+            #expect(response.status == .ok)
+        }
+        #expect(try await h.count(BridgeTopology.orders.name) == 1)
+        let m = try #require(try await h.admin.withChannel { try $0.get(BridgeTopology.orders.name, autoAck: true) })
+        #expect(m.body == body, "the body is published untouched")
+        #expect(m.routingKey == "orders.create")
+        #expect(m.properties.messageId == "wh-valid-1")
+        #expect(m.properties.correlationId == "wh-valid-1")
+        #expect(m.properties.persistent)
+        #expect(m.properties.contentType == "application/json")
+        #expect(m.properties.timestamp != nil)
+        let hd = m.properties.headers
+        #expect(hd[EnvelopeHeader.source] == "shopify")
+        #expect(hd[EnvelopeHeader.shop] == "acme.myshopify.com")
+        #expect(hd[EnvelopeHeader.topic] == "orders/create")
+        #expect(hd[EnvelopeHeader.webhookId] == "wh-valid-1")
+        #expect(hd[EnvelopeHeader.eventId] == "evt-wh-valid-1")
+        #expect(hd[EnvelopeHeader.triggeredAt] == "2026-11-27T10:00:00.000Z")
+        #expect(hd[EnvelopeHeader.apiVersion] == "2026-07")
+        #expect(hd[EnvelopeHeader.receivedAt] != nil)
+        await h.close()
+    }
+
+    @Test("forged, unsigned, unknown-shop, header-less, empty and oversized requests get the right status and enqueue nothing")
+    func rejections() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared(), yaml: "ingest: {max_body_bytes: 4096}")
+        let body = IngestHarness.orderBody()
+        try await h.app.test(.router) { (client) async throws in
+            func post(_ headers: HTTPFields, _ body: [UInt8]) async throws -> HTTPResponse.Status {
+                try await client.execute(uri: "/webhooks/shopify", method: .post, headers: headers, body: ByteBuffer(bytes: body)).status
+            }
+            // Forged: signed with a secret the shop does not have.
+            #expect(try await post(IngestHarness.shopifyHeaders(body: body, secret: "attacker-secret"), body) == .unauthorized)
+            // Signed for another body (tampered payload).
+            var tampered = IngestHarness.shopifyHeaders(body: body)
+            tampered[.shopifyHmac] = WebhookSignature.sign(Array("{}".utf8), secret: IngestHarness.newSecret)
+            #expect(try await post(tampered, body) == .unauthorized)
+            // Another shop's valid secret does not open this shop.
+            #expect(try await post(IngestHarness.shopifyHeaders(body: body, secret: "beta-secret-dddddddddddddddd"), body) == .unauthorized)
+            #expect(try await post(IngestHarness.shopifyHeaders(body: body, shop: "evil.myshopify.com"), body) == .unauthorized)
+            var unsigned = IngestHarness.shopifyHeaders(body: body)
+            unsigned[.shopifyHmac] = nil
+            #expect(try await post(unsigned, body) == .unauthorized)
+            var garbage = IngestHarness.shopifyHeaders(body: body)
+            garbage[.shopifyHmac] = "not base64 at all"
+            #expect(try await post(garbage, body) == .unauthorized)
+            var noShop = IngestHarness.shopifyHeaders(body: body)
+            noShop[.shopifyShopDomain] = nil
+            #expect(try await post(noShop, body) == .unauthorized)
+            // Missing required headers: 400, after the signature check.
+            for name in ["X-Shopify-Topic", "X-Shopify-Webhook-Id", "X-Shopify-API-Version"] {
+                var missing = IngestHarness.shopifyHeaders(body: body)
+                missing[HTTPField.Name(name)!] = nil
+                #expect(try await post(missing, body) == .badRequest, "without \(name)")
+            }
+            // Missing headers on a forged request still get 401 (nothing is revealed before the HMAC check).
+            var forgedMissing = IngestHarness.shopifyHeaders(body: body, secret: "attacker-secret")
+            forgedMissing[.shopifyTopic] = nil
+            #expect(try await post(forgedMissing, body) == .unauthorized)
+            #expect(try await post(IngestHarness.shopifyHeaders(body: []), []) == .badRequest)
+            let big = IngestHarness.orderBody(size: 5000)
+            #expect(try await post(IngestHarness.shopifyHeaders(body: big), big) == .contentTooLarge)
+            // Compliance payload naming another shop than the signing one.
+            let redact = Array("{\"shop_id\":1,\"shop_domain\":\"beta.myshopify.com\"}".utf8)
+            #expect(try await post(IngestHarness.shopifyHeaders(body: redact, topic: "shop/redact"), redact) == .unauthorized)
+        }
+        #expect(try await h.nothingEnqueued())
+        await h.close()
+    }
+
+    @Test("the same webhook id ten times gives ten 200s and one message")
+    func duplicates() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let body = IngestHarness.orderBody()
+        let headers = IngestHarness.shopifyHeaders(body: body, webhookId: "wh-dup")
+        try await h.app.test(.router) { (client) async throws in
+            for _ in 0..<10 {
+                let r = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                #expect(r.status == .ok)
+            }
+        }
+        #expect(try await h.count(BridgeTopology.orders.name) == 1)
+        await h.close()
+    }
+
+    @Test("during a secret rotation both the old and the new secret are accepted")
+    func rotation() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let body = IngestHarness.orderBody()
+        try await h.app.test(.router) { (client) async throws in
+            for secret in [IngestHarness.oldSecret, IngestHarness.newSecret] {
+                let r = try await client.execute(
+                    uri: "/webhooks/shopify", method: .post, headers: IngestHarness.shopifyHeaders(body: body, secret: secret),
+                    body: ByteBuffer(bytes: body))
+                #expect(r.status == .ok)
+            }
+        }
+        #expect(try await h.count(BridgeTopology.orders.name) == 2)
+        await h.close()
+    }
+
+    @Test("compliance topics and app/uninstalled go to their own queue; inventory to the inventory queue; unknown topics are kept in q.unrouted")
+    func routing() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let redact = Array("{\"shop_id\":1,\"shop_domain\":\"acme.myshopify.com\",\"customer\":{\"id\":1},\"orders_to_redact\":[2]}".utf8)
+        let level = Array("{\"inventory_item_id\":1,\"location_id\":2,\"available\":3}".utf8)
+        try await h.app.test(.router) { (client) async throws in
+            for (topic, body) in [("customers/redact", redact), ("customers/data_request", redact), ("shop/redact", redact),
+                                  ("app/uninstalled", level), ("inventory_levels/update", level), ("products/update", level),
+                                  ("refunds/create", level)] {
+                let r = try await client.execute(
+                    uri: "/webhooks/shopify", method: .post, headers: IngestHarness.shopifyHeaders(body: body, topic: topic),
+                    body: ByteBuffer(bytes: body))
+                #expect(r.status == .ok, "\(topic)")
+            }
+        }
+        #expect(try await h.count(BridgeTopology.compliance.name) == 4)
+        #expect(try await h.count(BridgeTopology.shopifyInventory.name) == 1)
+        #expect(try await h.count(BridgeTopology.orders.name) == 1)
+        #expect(try await h.count(BridgeTopology.unroutedQueue) == 1)
+        await h.close()
+    }
+
+    @Test("ERP events are verified with the ERP secret and enqueued on erp.in")
+    func erpEvents() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let body = Array("{\"sku\":\"SKU-1\",\"location\":\"WH1\",\"available\":7}".utf8)
+        @Sendable func headers(_ secret: String, id: String = UUID().uuidString) -> HTTPFields {
+            var f = HTTPFields()
+            f[.erpSignature] = WebhookSignature.sign(body, secret: secret)
+            f[.erpEventId] = id
+            return f
+        }
+        try await h.app.test(.router) { (client) async throws in
+            let ok = try await client.execute(uri: "/webhooks/erp/inventory.changed", method: .post, headers: headers(IngestHarness.erpSecret, id: "e1"), body: ByteBuffer(bytes: body))
+            #expect(ok.status == .ok)
+            let again = try await client.execute(uri: "/webhooks/erp/inventory.changed", method: .post, headers: headers(IngestHarness.erpSecret, id: "e1"), body: ByteBuffer(bytes: body))
+            #expect(again.status == .ok)
+            let forged = try await client.execute(uri: "/webhooks/erp/inventory.changed", method: .post, headers: headers("wrong"), body: ByteBuffer(bytes: body))
+            #expect(forged.status == .unauthorized)
+            let badEvent = try await client.execute(uri: "/webhooks/erp/DROP%20TABLE", method: .post, headers: headers(IngestHarness.erpSecret), body: ByteBuffer(bytes: body))
+            #expect(badEvent.status == .badRequest)
+            var noId = headers(IngestHarness.erpSecret)
+            noId[.erpEventId] = nil
+            let missing = try await client.execute(uri: "/webhooks/erp/inventory.changed", method: .post, headers: noId, body: ByteBuffer(bytes: body))
+            #expect(missing.status == .badRequest)
+            let shipment = try await client.execute(uri: "/webhooks/erp/shipment.created", method: .post, headers: headers(IngestHarness.erpSecret), body: ByteBuffer(bytes: body))
+            #expect(shipment.status == .ok)
+        }
+        #expect(try await h.count(BridgeTopology.erpInventory.name) == 1)
+        #expect(try await h.count(BridgeTopology.erpShipments.name) == 1)
+        let m = try #require(try await h.admin.withChannel { try $0.get(BridgeTopology.erpInventory.name, autoAck: true) })
+        #expect(m.body == body)
+        #expect(m.properties.headers[EnvelopeHeader.source] == "erp")
+        #expect(m.properties.headers[EnvelopeHeader.eventId] == "e1")
+        await h.close()
+    }
+}
+
+/// These stop and kill the broker, so they use a private node each.
+@Suite("ingest when the broker fails", .serialized)
+struct IngestBrokerFailureTests {
+    @Test("broker stopped -> 503 with Retry-After and nothing claimed; broker back -> 200 again")
+    func brokerStopped() async throws {
+        try await TestBroker.withPrivate { broker in
+            let h = try await IngestHarness.make(broker: broker)
+            let body = IngestHarness.orderBody()
+            try await broker.stop()
+            #expect(await eventually { !h.publisher.isConnected })
+            try await h.app.test(.router) { (client) async throws in
+                let r = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: IngestHarness.shopifyHeaders(body: body, webhookId: "during-outage"), body: ByteBuffer(bytes: body))
+                #expect(r.status == .serviceUnavailable)
+                #expect(r.headers[.retryAfter] != nil)
+            }
+            try await broker.start()
+            try await h.publisher.waitUntilReady(timeout: .seconds(30))
+            try await h.admin.waitUntilReady(timeout: .seconds(30))
+            try await h.app.test(.router) { (client) async throws in
+                // Shopify retries the same webhook id: it must be published now (a 503 is never remembered as seen).
+                let r = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: IngestHarness.shopifyHeaders(body: body, webhookId: "during-outage"), body: ByteBuffer(bytes: body))
+                #expect(r.status == .ok)
+            }
+            #expect(try await h.count(BridgeTopology.orders.name) == 1)
+            await h.close()
+        }
+    }
+
+    @Test("broker killed in the middle of concurrent deliveries: every delivery answered 200 is in the queue")
+    func brokerKilledMidStream() async throws {
+        try await TestBroker.withPrivate { broker in
+            let h = try await IngestHarness.make(broker: broker)
+            // Let the new quorum queues settle before the crash (see README: young queues and SIGKILL).
+            try await Task.sleep(for: .seconds(2))
+            let accepted = Shared<Set<String>>([])
+            let statuses = Shared<[UInt: Int]>([:])
+            let body = IngestHarness.orderBody(size: 3000)
+            try await h.app.test(.router) { (client) async throws in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await Task.sleep(for: .milliseconds(700))
+                        try await broker.kill()
+                    }
+                    for worker in 0..<32 {
+                        group.addTask {
+                            for i in 0..<150 {
+                                let id = "kill-\(worker)-\(i)"
+                                let r = try await client.execute(
+                                    uri: "/webhooks/shopify", method: .post,
+                                    headers: IngestHarness.shopifyHeaders(body: body, webhookId: id), body: ByteBuffer(bytes: body))
+                                statuses.withLock { $0[UInt(r.status.code), default: 0] += 1 }
+                                if r.status == .ok { accepted.withLock { _ = $0.insert(id) } }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            let ok = accepted.value
+            let seen = statuses.value
+            #expect(Set(seen.keys).isSubset(of: [200, 503]), "\(seen)")
+            #expect((seen[503] ?? 0) > 0, "the crash should have produced 503s: \(seen)")
+            #expect(ok.count > 0)
+            try await broker.start()
+            try await h.admin.waitUntilReady(timeout: .seconds(60))
+            let present = Set(try await consumeAllIds(h.admin, BridgeTopology.orders.name, timeout: .seconds(120)))
+            let missing = ok.subtracting(present)
+            #expect(missing.count == 0, "\(missing.count) of \(ok.count) deliveries answered 200 are missing")
+            await h.close()
+        }
+    }
+}
