@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "alerter", targets: ["alerter"]),
         .executable(name: "bridgectl", targets: ["bridgectl"]),
         .executable(name: "messaging-bench", targets: ["messaging-bench"]),
+        .executable(name: "ingest-bench", targets: ["ingest-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -123,6 +124,14 @@ let package = Package(
             dependencies: ["Messaging", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "ingest-bench",
+            dependencies: [
+                "Ingest", "CRawAMQPBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: ["BridgeCore", "Messaging"],
@@ -131,7 +140,7 @@ let package = Package(
         // Needs a real broker: `./dev test` starts one and exports BRIDGE_TEST_* variables.
         .testTarget(
             name: "MessagingIntegrationTests",
-            dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport"],
+            dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport", "Ingest"],
             swiftSettings: swiftSettings
         ),
         // ingest against a real broker (HummingbirdTesting drives the routes).

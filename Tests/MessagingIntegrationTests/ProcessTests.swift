@@ -1,4 +1,5 @@
 import BridgeCore
+import Ingest
 import BridgeTestSupport
 import Foundation
 import Messaging
@@ -85,6 +86,45 @@ struct ProcessTests {
         #expect(log.contains("\"msg\":\"amqp connected\""))
         #expect(log.contains("\"msg\":\"stopped\""))
         #expect(!log.contains("guest:guest"), "the broker password must never be logged")
+    }
+
+    @Test("the ingest process accepts a signed webhook over HTTP and enqueues it; a forged one gets 401")
+    func ingestEndToEnd() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("e2e")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let port = Self.freePort()
+        let secret = "e2e-secret-0123456789abcdef"
+        let (p, _) = try launch("ingest", environment: [
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1",
+            "SHOPS": "acme", "SHOP_ACME_DOMAIN": "acme.myshopify.com", "SHOP_ACME_WEBHOOK_SECRETS": secret,
+            "SHOP_ACME_ADMIN_TOKEN": "token",
+        ])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        let body = Data("{\"id\":820982911946154508,\"total_price\":\"10.00\"}".utf8)
+        func post(signature: String) async throws -> Int {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/webhooks/shopify")!)
+            request.httpMethod = "POST"
+            request.httpBody = body
+            for (k, v) in [
+                ("X-Shopify-Topic", "orders/create"), ("X-Shopify-Hmac-Sha256", signature),
+                ("X-Shopify-Shop-Domain", "acme.myshopify.com"), ("X-Shopify-API-Version", "2026-07"),
+                ("X-Shopify-Webhook-Id", UUID().uuidString), ("Content-Type", "application/json"),
+            ] { request.setValue(v, forHTTPHeaderField: k) }
+            let (_, response) = try await URLSession.shared.data(for: request)
+            return (response as? HTTPURLResponse)?.statusCode ?? 0
+        }
+        #expect(try await post(signature: WebhookSignature.sign(body, secret: secret)) == 200)
+        #expect(try await post(signature: WebhookSignature.sign(body, secret: "forged")) == 401)
+        let c = try await broker.connect(vhost: vhost)
+        #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 1)
+        await c.close()
+        let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").1
+        #expect(metrics.contains("ingest_requests_total{"))
+        #expect(metrics.contains("reason=\"invalid_signature\""))
+        kill(p.processIdentifier, SIGTERM)
+        #expect(await eventually(timeout: .seconds(15)) { !p.isRunning })
     }
 
     @Test("a contradictory source-of-truth configuration refuses to start and names the key")

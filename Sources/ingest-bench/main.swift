@@ -1,0 +1,156 @@
+import ArgumentParser
+import CRawAMQPBench
+import Foundation
+import Ingest
+import Synchronization
+
+/// Load generator for ingest: signed ~3 KB orders/create webhooks with unique webhook ids, `concurrency` keep-alive
+/// connections, each on its own thread with blocking sockets (a plain HTTP/1.1 client written here because no HTTP
+/// load tool can sign each request). Prints requests/s and latency percentiles next to the raw rabbitmq-c
+/// confirmed-publish rate measured in the same run. Measures and prints; it does not pass or fail on time.
+@main
+struct IngestBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest-bench", abstract: "Webhook throughput and latency through a running ingest.")
+
+    @Option(help: "ingest HTTP port on 127.0.0.1.") var ingestPort: Int
+    @Option(help: "Broker AMQP port (for the raw baseline).") var amqpPort: Int
+    @Option(help: "Shop domain configured in ingest.") var shop = "bench.myshopify.com"
+    @Option(help: "That shop's webhook secret.") var secret = "bench-secret-0123456789abcdef"
+    @Option(help: "Requests to send (after a warm-up of 2,000).") var requests = 60_000
+    @Option(help: "Concurrent connections.") var concurrency = 64
+    @Option(help: "Body size in bytes.") var bodySize = 3000
+
+    func run() throws {
+        var json = "{\"id\":5678901234567890123,\"name\":\"#1001\",\"currency\":\"EUR\",\"total_price\":\"199.99\",\"line_items\":["
+        var i = 0
+        while json.utf8.count < bodySize - 120 {
+            json += "{\"id\":\(1000 + i),\"sku\":\"SKU-\(i)\",\"quantity\":1,\"price\":\"9.99\",\"title\":\"Widget \(i)\"},"
+            i += 1
+        }
+        json += "{\"id\":1,\"sku\":\"LAST\",\"quantity\":1,\"price\":\"0.00\"}]}"
+        let body = Array(json.utf8)
+        let signature = WebhookSignature.sign(body, secret: secret)
+        let runId = UUID().uuidString.prefix(8)
+
+        _ = try load(count: 2000, prefix: "warm-\(runId)", body: body, signature: signature)
+        let result = try load(count: requests, prefix: "run-\(runId)", body: body, signature: signature)
+        let raw = bridge_raw_publish_bench("127.0.0.1", Int32(amqpPort), "guest", "guest", "/", "q.orders", 50_000, 64, Int32(body.count))
+
+        let sorted = result.latencies.sorted()
+        func pct(_ p: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6 }
+        print("ingest: \(requests) signed \(body.count)-byte orders/create webhooks, \(concurrency) connections")
+        print(String(format: "  %.0f requests/s   p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms",
+                     Double(requests) / result.seconds, pct(0.5), pct(0.9), pct(0.99), pct(1.0)))
+        print("  statuses: \(result.statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        if raw > 0 {
+            print(String(format: "raw rabbitmq-c confirmed publishes, 64 in flight, same body size, same broker: %.0f msg/s", 50_000 / raw))
+        } else {
+            print("raw baseline failed (code \(raw))")
+        }
+    }
+
+    struct LoadResult {
+        var seconds: Double
+        var latencies: [UInt64]
+        var statuses: [Int: Int]
+    }
+
+    func load(count: Int, prefix: String, body: [UInt8], signature: String) throws -> LoadResult {
+        let next = Atomic<Int>(0)
+        let results = Mutex<(latencies: [UInt64], statuses: [Int: Int])>(([], [:]))
+        let done = DispatchGroup()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<concurrency {
+            done.enter()
+            let thread = Thread { [ingestPort, shop] in
+                defer { done.leave() }
+                var local: [UInt64] = []
+                var statuses: [Int: Int] = [:]
+                guard let conn = try? HTTPConnection(port: ingestPort) else { return }
+                while true {
+                    let n = next.add(1, ordering: .relaxed).oldValue
+                    if n >= count { break }
+                    let head = "POST /webhooks/shopify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + "X-Shopify-Topic: orders/create\r\nX-Shopify-Shop-Domain: \(shop)\r\nX-Shopify-API-Version: 2026-07\r\n"
+                        + "X-Shopify-Hmac-Sha256: \(signature)\r\nX-Shopify-Webhook-Id: \(prefix)-\(n)\r\n"
+                        + "X-Shopify-Triggered-At: 2026-11-27T10:00:00Z\r\nContent-Length: \(body.count)\r\n\r\n"
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    guard let status = try? conn.roundTrip(Array(head.utf8) + body) else { break }
+                    local.append(DispatchTime.now().uptimeNanoseconds - t0)
+                    statuses[status, default: 0] += 1
+                }
+                results.withLock {
+                    $0.latencies += local
+                    for (k, v) in statuses { $0.statuses[k, default: 0] += v }
+                }
+            }
+            thread.start()
+        }
+        done.wait()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (latencies, statuses) = results.withLock { ($0.latencies, $0.statuses) }
+        return LoadResult(seconds: seconds, latencies: latencies, statuses: statuses)
+    }
+}
+
+/// A minimal blocking HTTP/1.1 keep-alive client: enough for fixed requests and Content-Length responses.
+final class HTTPConnection {
+    let fd: Int32
+    var buffer: [UInt8] = []
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one request and reads one response; returns the status code.
+    func roundTrip(_ request: [UInt8]) throws -> Int {
+        var sent = 0
+        while sent < request.count {
+            let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw POSIXError(.EPIPE) }
+            sent += n
+        }
+        while true {
+            if let end = headerEnd() {
+                let head = String(decoding: buffer[..<end], as: UTF8.self)
+                let status = Int(head.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+                var length = 0
+                for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                    length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+                while buffer.count < end + 4 + length { try fill() }
+                buffer.removeFirst(end + 4 + length)
+                return status
+            }
+            try fill()
+        }
+    }
+
+    private func headerEnd() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
+            return i
+        }
+        return nil
+    }
+
+    private func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { throw POSIXError(.ECONNRESET) }
+        buffer += chunk[..<n]
+    }
+}
