@@ -20,6 +20,8 @@ struct IngestBench: ParsableCommand {
     @Option(help: "Requests to send (after a warm-up of 2,000).") var requests = 60_000
     @Option(help: "Concurrent connections.") var concurrency = 64
     @Option(help: "Body size in bytes.") var bodySize = 3000
+    @Option(help: "Also run paced (open-loop) at these rates, requests/s (comma-separated; empty for none).")
+    var paced = "2000"
 
     func run() throws {
         var json = "{\"id\":5678901234567890123,\"name\":\"#1001\",\"currency\":\"EUR\",\"total_price\":\"199.99\",\"line_items\":["
@@ -33,8 +35,8 @@ struct IngestBench: ParsableCommand {
         let signature = WebhookSignature.sign(body, secret: secret)
         let runId = UUID().uuidString.prefix(8)
 
-        _ = try load(count: 2000, prefix: "warm-\(runId)", body: body, signature: signature)
-        let result = try load(count: requests, prefix: "run-\(runId)", body: body, signature: signature)
+        _ = try load(count: 2000, prefix: "warm-\(runId)", body: body, signature: signature, rate: 0)
+        let result = try load(count: requests, prefix: "run-\(runId)", body: body, signature: signature, rate: 0)
         let raw = bridge_raw_publish_bench("127.0.0.1", Int32(amqpPort), "guest", "guest", "/", "q.orders", 50_000, 64, Int32(body.count))
 
         let sorted = result.latencies.sorted()
@@ -43,6 +45,15 @@ struct IngestBench: ParsableCommand {
         print(String(format: "  %.0f requests/s   p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms",
                      Double(requests) / result.seconds, pct(0.5), pct(0.9), pct(0.99), pct(1.0)))
         print("  statuses: \(result.statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        for rate in paced.split(separator: ",").compactMap({ Int($0) }) where rate > 0 {
+            let count = rate * 10
+            let r = try load(count: count, prefix: "paced\(rate)-\(runId)", body: body, signature: signature, rate: rate)
+            let s = r.latencies.sorted()
+            func p(_ q: Double) -> Double { Double(s[min(s.count - 1, Int(Double(s.count) * q))]) / 1e6 }
+            print(String(format: "  paced at %d/s for 10 s: achieved %.0f/s   p50 %.2f ms   p99 %.2f ms   max %.2f ms   statuses: %@",
+                         rate, Double(count) / r.seconds, p(0.5), p(0.99), p(1.0),
+                         r.statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
+        }
         if raw > 0 {
             print(String(format: "raw rabbitmq-c confirmed publishes, 64 in flight, same body size, same broker: %.0f msg/s", 50_000 / raw))
         } else {
@@ -56,15 +67,19 @@ struct IngestBench: ParsableCommand {
         var statuses: [Int: Int]
     }
 
-    func load(count: Int, prefix: String, body: [UInt8], signature: String) throws -> LoadResult {
+    /// Sends `count` requests over `concurrency` connections; closed-loop when `rate` is 0, otherwise each connection
+    /// paces its sends so that together they offer `rate` requests/s (latency then excludes queueing in the client).
+    func load(count: Int, prefix: String, body: [UInt8], signature: String, rate: Int) throws -> LoadResult {
         let next = Atomic<Int>(0)
         let results = Mutex<(latencies: [UInt64], statuses: [Int: Int])>(([], [:]))
         let done = DispatchGroup()
         let start = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<concurrency {
             done.enter()
-            let thread = Thread { [ingestPort, shop] in
+            let thread = Thread { [ingestPort, shop, concurrency] in
                 defer { done.leave() }
+                let interval: UInt64 = rate > 0 ? UInt64(1e9 * Double(concurrency) / Double(rate)) : 0
+                var nextSend = DispatchTime.now().uptimeNanoseconds + UInt64.random(in: 0...max(1, interval))
                 var local: [UInt64] = []
                 var statuses: [Int: Int] = [:]
                 guard let conn = try? HTTPConnection(port: ingestPort) else { return }
@@ -75,6 +90,11 @@ struct IngestBench: ParsableCommand {
                         + "X-Shopify-Topic: orders/create\r\nX-Shopify-Shop-Domain: \(shop)\r\nX-Shopify-API-Version: 2026-07\r\n"
                         + "X-Shopify-Hmac-Sha256: \(signature)\r\nX-Shopify-Webhook-Id: \(prefix)-\(n)\r\n"
                         + "X-Shopify-Triggered-At: 2026-11-27T10:00:00Z\r\nContent-Length: \(body.count)\r\n\r\n"
+                    if interval > 0 {
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        if nextSend > now { usleep(useconds_t((nextSend - now) / 1000)) }
+                        nextSend += interval
+                    }
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     guard let status = try? conn.roundTrip(Array(head.utf8) + body) else { break }
                     local.append(DispatchTime.now().uptimeNanoseconds - t0)

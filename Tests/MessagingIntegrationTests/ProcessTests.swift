@@ -127,6 +127,61 @@ struct ProcessTests {
         #expect(await eventually(timeout: .seconds(15)) { !p.isRunning })
     }
 
+    @Test("ingest stopped with SIGTERM under load: it exits 0 and every request it answered 200 is in the queue")
+    func ingestGracefulShutdown() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("drain")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let port = Self.freePort()
+        let secret = "drain-secret-0123456789abcdef"
+        let (p, _) = try launch("ingest", environment: [
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1",
+            "SHOPS": "acme", "SHOP_ACME_DOMAIN": "acme.myshopify.com", "SHOP_ACME_WEBHOOK_SECRETS": secret,
+            "SHOP_ACME_ADMIN_TOKEN": "token",
+        ])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        let body = Data("{\"id\":1,\"total_price\":\"10.00\"}".utf8)
+        let signature = WebhookSignature.sign(body, secret: secret)
+        let accepted = Shared<Set<String>>([])
+        let statuses = Shared<[Int: Int]>([:])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(600))
+                kill(p.processIdentifier, SIGTERM)
+            }
+            for worker in 0..<16 {
+                group.addTask {
+                    for i in 0..<400 {
+                        let id = "drain-\(worker)-\(i)"
+                        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/webhooks/shopify")!)
+                        request.httpMethod = "POST"
+                        request.httpBody = body
+                        request.timeoutInterval = 10
+                        for (k, v) in [
+                            ("X-Shopify-Topic", "orders/create"), ("X-Shopify-Hmac-Sha256", signature),
+                            ("X-Shopify-Shop-Domain", "acme.myshopify.com"), ("X-Shopify-API-Version", "2026-07"),
+                            ("X-Shopify-Webhook-Id", id),
+                        ] { request.setValue(v, forHTTPHeaderField: k) }
+                        guard let (_, response) = try? await URLSession.shared.data(for: request) else { break }
+                        let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+                        statuses.withLock { $0[code, default: 0] += 1 }
+                        if code == 200 { accepted.withLock { _ = $0.insert(id) } }
+                    }
+                }
+            }
+        }
+        #expect(await eventually(timeout: .seconds(20)) { !p.isRunning })
+        #expect(p.terminationStatus == 0)
+        #expect(Set(statuses.value.keys).isSubset(of: [200, 503]), "\(statuses.value)")
+        let ok = accepted.value
+        #expect(ok.count > 0)
+        let c = try await broker.connect(vhost: vhost)
+        let present = Set(try await consumeAllIds(c, BridgeTopology.orders.name))
+        await c.close()
+        #expect(ok.subtracting(present).count == 0, "\(ok.subtracting(present).count) of \(ok.count) answered 200 are missing")
+    }
+
     @Test("a contradictory source-of-truth configuration refuses to start and names the key")
     func contradictoryConfigRefusesToStart() async throws {
         let (p, err) = try launch("inventory-syncer", environment: [
