@@ -15,6 +15,9 @@ public struct TestBroker: Sendable {
     public let runDir: String
     public let amqpPort: Int
     public let mgmtPort: Int
+    /// Set when the node was started with TLS (`startPrivate(tls: true)`).
+    public let tlsPort: Int?
+    public let caFile: String?
 
     public static let repositoryRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -48,11 +51,13 @@ public struct TestBroker: Sendable {
         else { throw Missing() }
         amqpPort = a
         mgmtPort = m
+        tlsPort = values["BROKER_TLS_PORT"].flatMap(Int.init)
+        caFile = values["BROKER_CA_FILE"]
     }
 
     /// Runs `body` with a brand-new private node (about 6-10 s to start), stopped and removed afterwards.
-    public static func withPrivate<T>(_ body: (TestBroker) async throws -> T) async throws -> T {
-        let broker = try await startPrivate()
+    public static func withPrivate<T>(tls: Bool = false, _ body: (TestBroker) async throws -> T) async throws -> T {
+        let broker = try await startPrivate(tls: tls)
         do {
             let result = try await body(broker)
             await broker.destroy()
@@ -64,10 +69,10 @@ public struct TestBroker: Sendable {
     }
 
     /// Private nodes live under BRIDGE_TEST_PRIVATE_DIR when set (./dev test stops whatever is left there).
-    public static func startPrivate() async throws -> TestBroker {
+    public static func startPrivate(tls: Bool = false) async throws -> TestBroker {
         let base = ProcessInfo.processInfo.environment["BRIDGE_TEST_PRIVATE_DIR"] ?? NSTemporaryDirectory()
         let dir = base + "/bridge-broker-\(UUID().uuidString.prefix(8))"
-        try await run(script, ["start", dir])
+        try await run(script, ["start", dir] + (tls ? ["--tls"] : []))
         return try TestBroker(runDir: dir)
     }
 

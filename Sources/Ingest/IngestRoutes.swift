@@ -67,12 +67,9 @@ public struct IngestService: Sendable {
         }
 
         let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: settings.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            return reject(.contentTooLarge, "body_too_large", "body exceeds \(settings.maxBodyBytes) bytes")
-        } catch {
-            return reject(.badRequest, "body_unreadable", "could not read the body")
+        switch await collectBody(request) {
+        case .success(let b): body = b
+        case .failure(let r): return reject(r.status, r.reason, r.message)
         }
         guard let domain = h[.shopifyShopDomain], let shop = shops[domain.lowercased()] else {
             return reject(.unauthorized, "unknown_shop", "unknown shop")
@@ -141,12 +138,9 @@ public struct IngestService: Sendable {
             return Self.text(status, message)
         }
         let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: settings.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            return reject(.contentTooLarge, "body_too_large", "body exceeds \(settings.maxBodyBytes) bytes")
-        } catch {
-            return reject(.badRequest, "body_unreadable", "could not read the body")
+        switch await collectBody(request) {
+        case .success(let b): body = b
+        case .failure(let r): return reject(r.status, r.reason, r.message)
         }
         guard !erpSecret.isEmpty else {
             return reject(.unauthorized, "erp_not_configured", "ERP webhooks are not configured (erp.webhook_secret)")
@@ -187,6 +181,23 @@ public struct IngestService: Sendable {
         metrics.request(source: "erp", topic: "erp", status: status.code)
         if status == .ok { dedup.record(dedupKey) }
         return status == .ok ? Self.text(.ok, "ok") : Self.unavailable()
+    }
+
+    struct BodyRejection: Error {
+        let status: HTTPResponse.Status
+        let reason: String
+        let message: String
+    }
+
+    /// The raw body, at most `ingest.max_body_bytes` (413 beyond).
+    func collectBody(_ request: Request) async -> Result<ByteBuffer, BodyRejection> {
+        do {
+            return .success(try await request.body.collect(upTo: settings.maxBodyBytes))
+        } catch is NIOTooManyBytesError {
+            return .failure(BodyRejection(status: .contentTooLarge, reason: "body_too_large", message: "body exceeds \(settings.maxBodyBytes) bytes"))
+        } catch {
+            return .failure(BodyRejection(status: .badRequest, reason: "body_unreadable", message: "could not read the body"))
+        }
     }
 
     // MARK: - Publishing

@@ -88,30 +88,43 @@ struct ProcessTests {
         #expect(!log.contains("guest:guest"), "the broker password must never be logged")
     }
 
-    @Test("the ingest process accepts a signed webhook over HTTP and enqueues it; a forged one gets 401")
-    func ingestEndToEnd() async throws {
-        let broker = try TestBroker.shared()
-        let vhost = try await broker.makeVhost("e2e")
-        defer { Task { await broker.deleteVhost(vhost) } }
+    /// Starts the ingest executable on a free port for shop acme.myshopify.com signed with `secret`; waits until ready.
+    func launchIngest(broker: TestBroker, vhost: String, secret: String) async throws -> (Process, Int) {
         let port = Self.freePort()
-        let secret = "e2e-secret-0123456789abcdef"
         let (p, _) = try launch("ingest", environment: [
             "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1",
             "SHOPS": "acme", "SHOP_ACME_DOMAIN": "acme.myshopify.com", "SHOP_ACME_WEBHOOK_SECRETS": secret,
             "SHOP_ACME_ADMIN_TOKEN": "token",
         ])
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        return (p, port)
+    }
+
+    /// A Shopify-shaped orders/create delivery to ingest on `port`.
+    static func webhookRequest(port: Int, body: Data, signature: String, webhookId: String) -> URLRequest {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/webhooks/shopify")!)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        request.timeoutInterval = 10
+        for (k, v) in [
+            ("X-Shopify-Topic", "orders/create"), ("X-Shopify-Hmac-Sha256", signature),
+            ("X-Shopify-Shop-Domain", "acme.myshopify.com"), ("X-Shopify-API-Version", "2026-07"),
+            ("X-Shopify-Webhook-Id", webhookId), ("Content-Type", "application/json"),
+        ] { request.setValue(v, forHTTPHeaderField: k) }
+        return request
+    }
+
+    @Test("the ingest process accepts a signed webhook over HTTP and enqueues it; a forged one gets 401")
+    func ingestEndToEnd() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("e2e")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let secret = "e2e-secret-0123456789abcdef"
+        let (p, port) = try await launchIngest(broker: broker, vhost: vhost, secret: secret)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let body = Data("{\"id\":820982911946154508,\"total_price\":\"10.00\"}".utf8)
         func post(signature: String) async throws -> Int {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/webhooks/shopify")!)
-            request.httpMethod = "POST"
-            request.httpBody = body
-            for (k, v) in [
-                ("X-Shopify-Topic", "orders/create"), ("X-Shopify-Hmac-Sha256", signature),
-                ("X-Shopify-Shop-Domain", "acme.myshopify.com"), ("X-Shopify-API-Version", "2026-07"),
-                ("X-Shopify-Webhook-Id", UUID().uuidString), ("Content-Type", "application/json"),
-            ] { request.setValue(v, forHTTPHeaderField: k) }
+            let request = Self.webhookRequest(port: port, body: body, signature: signature, webhookId: UUID().uuidString)
             let (_, response) = try await URLSession.shared.data(for: request)
             return (response as? HTTPURLResponse)?.statusCode ?? 0
         }
@@ -132,15 +145,9 @@ struct ProcessTests {
         let broker = try TestBroker.shared()
         let vhost = try await broker.makeVhost("drain")
         defer { Task { await broker.deleteVhost(vhost) } }
-        let port = Self.freePort()
         let secret = "drain-secret-0123456789abcdef"
-        let (p, _) = try launch("ingest", environment: [
-            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1",
-            "SHOPS": "acme", "SHOP_ACME_DOMAIN": "acme.myshopify.com", "SHOP_ACME_WEBHOOK_SECRETS": secret,
-            "SHOP_ACME_ADMIN_TOKEN": "token",
-        ])
+        let (p, port) = try await launchIngest(broker: broker, vhost: vhost, secret: secret)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
         let body = Data("{\"id\":1,\"total_price\":\"10.00\"}".utf8)
         let signature = WebhookSignature.sign(body, secret: secret)
         let accepted = Shared<Set<String>>([])
@@ -154,15 +161,7 @@ struct ProcessTests {
                 group.addTask {
                     for i in 0..<400 {
                         let id = "drain-\(worker)-\(i)"
-                        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/webhooks/shopify")!)
-                        request.httpMethod = "POST"
-                        request.httpBody = body
-                        request.timeoutInterval = 10
-                        for (k, v) in [
-                            ("X-Shopify-Topic", "orders/create"), ("X-Shopify-Hmac-Sha256", signature),
-                            ("X-Shopify-Shop-Domain", "acme.myshopify.com"), ("X-Shopify-API-Version", "2026-07"),
-                            ("X-Shopify-Webhook-Id", id),
-                        ] { request.setValue(v, forHTTPHeaderField: k) }
+                        let request = Self.webhookRequest(port: port, body: body, signature: signature, webhookId: id)
                         guard let (_, response) = try? await URLSession.shared.data(for: request) else { break }
                         let code = (response as? HTTPURLResponse)?.statusCode ?? 0
                         statuses.withLock { $0[code, default: 0] += 1 }

@@ -1,5 +1,6 @@
 import BridgeTestSupport
 import Foundation
+import Logging
 import Messaging
 import Synchronization
 import Testing
@@ -130,6 +131,43 @@ struct ResilienceTests {
             try await broker.ctl(["set_vm_memory_high_watermark", "0.6"])
             #expect(await eventually { !pub.isBlocked })
             try await pub.publish(exchange: "", routingKey: "q.b", body: [4])
+        }
+    }
+}
+
+@Suite("TLS: amqps:// with a CA file")
+struct TLSTests {
+    @Test("amqps:// with the broker's CA connects, publishes and confirms; a wrong CA is refused")
+    func amqps() async throws {
+        try await TestBroker.withPrivate(tls: true) { broker in
+            let vhost = try await broker.makeVhost("tls")
+            let port = try #require(broker.tlsPort)
+            let ca = try #require(broker.caFile)
+            var logger = Logger(label: "test.tls")
+            logger.logLevel = .critical
+            let good = AMQPConnection(
+                configuration: try AMQPConnectionConfiguration(url: "amqps://guest:guest@localhost:\(port)/\(vhost)", caFile: ca, connectionName: "tls"),
+                logger: logger)
+            good.start()
+            try await good.waitUntilReady(timeout: .seconds(20))
+            try await declareTestQueue(good, "q.tls")
+            try await good.publish(exchange: "", routingKey: "q.tls", body: Array("secret payload".utf8))
+            #expect(try await good.queueCounts("q.tls").messages == 1)
+            await good.close()
+
+            // A CA that did not sign the broker's certificate: never connects.
+            let otherCA = NSTemporaryDirectory() + "other-ca-\(UUID().uuidString).pem"
+            try await TestBroker.run("/usr/bin/openssl", [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other",
+                "-keyout", otherCA + ".key", "-out", otherCA,
+            ])
+            let bad = AMQPConnection(
+                configuration: try AMQPConnectionConfiguration(url: "amqps://guest:guest@localhost:\(port)/\(vhost)", caFile: otherCA, connectionName: "tls-bad"),
+                logger: logger)
+            bad.start()
+            await #expect(throws: AMQPError.self) { try await bad.waitUntilReady(timeout: .seconds(3)) }
+            #expect(bad.currentStatus.lastError != nil)
+            await bad.close()
         }
     }
 }
