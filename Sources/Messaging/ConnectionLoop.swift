@@ -16,6 +16,10 @@ final class ConnectionLoop {
     private static let publishChannel: amqp_channel_t = 1
     private static let operationsChannel: amqp_channel_t = 2
     private var nextConsumerChannel: amqp_channel_t = 10
+    /// Consumer channels closed on this connection, reused before new numbers (channel_max is 2047).
+    private var freeConsumerChannels: [amqp_channel_t] = []
+    /// Closed, but frames for them may still sit in rabbitmq-c's queue: free once the queue was drained.
+    private var closingConsumerChannels: [amqp_channel_t] = []
 
     private struct Pending {
         let continuation: CheckedContinuation<Void, Error>
@@ -126,6 +130,8 @@ final class ConnectionLoop {
             returned = [:]
             blocked = false
             nextConsumerChannel = 10
+            freeConsumerChannels = []
+            closingConsumerChannels = []
             try setUpPublishChannel(s)
             if let onConnect = connection.onConnect {
                 try withOperationsChannel(s) { try onConnect($0) }
@@ -267,8 +273,13 @@ final class ConnectionLoop {
     }
 
     private func startConsumer(_ s: amqp_connection_state_t, _ registration: ConsumerRegistration) throws {
-        let ch = nextConsumerChannel
-        nextConsumerChannel += 1
+        let ch: amqp_channel_t
+        if let reused = freeConsumerChannels.popLast() {
+            ch = reused
+        } else {
+            ch = nextConsumerChannel
+            nextConsumerChannel += 1
+        }
         amqp_channel_open(s, ch)
         try check(s, ch, "channel.open (consumer \(registration.queue))")
         amqp_basic_qos(s, ch, 0, registration.prefetch, 0)
@@ -311,6 +322,11 @@ final class ConnectionLoop {
             guard let s = state, gen == generation else {
                 continuation.resume(
                     throwing: AMQPError(.staleDelivery, "delivery belongs to a closed connection; the broker redelivers it"))
+                return
+            }
+            guard consumerByChannel[channel] != nil else {
+                continuation.resume(
+                    throwing: AMQPError(.staleDelivery, "the consumer of this delivery was cancelled; the broker requeued it"))
                 return
             }
             let rc: Int32
@@ -357,6 +373,8 @@ final class ConnectionLoop {
                     e.code == .connectionLost
                 {
                     teardown(reason: e)
+                } else {
+                    closingConsumerChannels.append(consumer.channel)
                 }
             }
 
@@ -435,7 +453,12 @@ final class ConnectionLoop {
             var frame = amqp_frame_t()
             var zero = timeval(tv_sec: 0, tv_usec: 0)
             let rc = amqp_simple_wait_frame_noblock(s, &frame, &zero)
-            if rc == AMQP_STATUS_TIMEOUT.rawValue { return }
+            if rc == AMQP_STATUS_TIMEOUT.rawValue {
+                // Nothing left queued: frames of closed consumer channels are gone, their numbers can be reused.
+                freeConsumerChannels += closingConsumerChannels
+                closingConsumerChannels = []
+                return
+            }
             if rc != AMQP_STATUS_OK.rawValue {
                 teardown(reason: AMQPError(.connectionLost, "connection lost: \(String(cString: amqp_error_string2(rc)))"))
                 return
@@ -484,8 +507,8 @@ final class ConnectionLoop {
             }
             defer { amqp_destroy_message(&message) }
             guard let id = consumerByChannel[frame.channel], let consumer = consumers[id] else {
-                // A delivery for a consumer we already cancelled: give it back.
-                amqp_basic_reject(s, frame.channel, deliver.delivery_tag, 1)
+                // A delivery that raced with closing its consumer's channel: the broker requeues it when the channel
+                // closes. Sending anything on that channel now would be a connection error.
                 return
             }
             let delivery = AMQPDelivery(

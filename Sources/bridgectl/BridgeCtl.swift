@@ -11,7 +11,7 @@ struct BridgeCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bridgectl",
         abstract: "Operate the Shopify-ERP bridge: topology, configuration, dead letters.",
-        subcommands: [TopologyCommand.self, ConfigCommand.self])
+        subcommands: [TopologyCommand.self, ConfigCommand.self, DLQCommand.self])
 }
 
 struct TopologyCommand: AsyncParsableCommand {
@@ -115,4 +115,90 @@ func withConnection(_ config: BridgeConfig, _ body: (AMQPConnection) async throw
         throw error
     }
     await connection.close()
+}
+
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq", abstract: "Inspect, replay and purge dead letters.",
+        subcommands: [List.self, Show.self, Replay.self, Purge.self])
+
+    struct QueueOption: ParsableArguments {
+        @Option(help: "Work queue whose dead letters to use: orders, shopify-inventory, erp-inventory, compliance, erp-shipments, alerter.")
+        var queue: String
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Why each dead letter failed (nothing is removed).")
+        @OptionGroup var options: ProcessOptions
+        @OptionGroup var q: QueueOption
+        @Option(help: "At most this many.") var limit = 50
+        func run() async throws {
+            let config = try await loadConfig(options)
+            let queue = try DeadLetters.workQueue(named: q.queue)
+            try await withConnection(config) { c in
+                let (total, letters) = try await DeadLetters.list(c, workQueue: queue, limit: limit)
+                print("\(BridgeTopology.deadLetterQueue(of: queue)): \(total) dead letter(s)\(total > letters.count ? ", showing \(letters.count)" : "")")
+                for l in letters {
+                    print(
+                        "- id=\(l.messageId ?? "-") shop=\(l.shop ?? "-") topic=\(l.topic ?? "-") order=\(l.orderId ?? "-") attempts=\(l.attempts) first_failure=\(l.firstFailureAt ?? "-")"
+                    )
+                    print("  reason: \(l.errorClass ?? l.brokerReason ?? "-"): \(l.errorMessage ?? "(dead-lettered by the broker)")")
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One dead letter with every header and its body.")
+        @OptionGroup var options: ProcessOptions
+        @OptionGroup var q: QueueOption
+        @Option(help: "Message id (the webhook id for Shopify events).") var id: String
+        func run() async throws {
+            let config = try await loadConfig(options)
+            let queue = try DeadLetters.workQueue(named: q.queue)
+            try await withConnection(config) { c in
+                guard let m = try await DeadLetters.show(c, workQueue: queue, messageId: id) else {
+                    throw ValidationError("no dead letter with id \(id) in \(BridgeTopology.deadLetterQueue(of: queue))")
+                }
+                print("message id: \(m.properties.messageId ?? "-")  routing key: \(m.routingKey)  bytes: \(m.body.count)")
+                for (k, v) in m.properties.headers.sorted(by: { $0.key < $1.key }) { print("  \(k): \(v.jsonObject)") }
+                print(String(decoding: m.body, as: UTF8.self))
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move dead letters back to their work queue after a fix (confirmed publish, then removal).")
+        @OptionGroup var options: ProcessOptions
+        @OptionGroup var q: QueueOption
+        @Option(name: .customLong("id"), help: "Replay only these message ids (repeatable).") var ids: [String] = []
+        @Flag(help: "Replay every dead letter of the queue.") var all = false
+        func validate() throws {
+            if ids.isEmpty == !all { throw ValidationError("pass --all or one or more --id") }
+        }
+        func run() async throws {
+            let config = try await loadConfig(options)
+            let queue = try DeadLetters.workQueue(named: q.queue)
+            try await withConnection(config) { c in
+                let n = try await DeadLetters.replay(c, workQueue: queue, ids: all ? nil : Set(ids))
+                print("replayed \(n) dead letter(s) to \(queue)")
+            }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete every dead letter of a queue.")
+        @OptionGroup var options: ProcessOptions
+        @OptionGroup var q: QueueOption
+        @Flag(help: "Confirm: the messages are gone for good.") var yes = false
+        func run() async throws {
+            guard yes else { throw ValidationError("purging deletes messages for good: add --yes") }
+            let config = try await loadConfig(options)
+            let queue = try DeadLetters.workQueue(named: q.queue)
+            try await withConnection(config) { c in
+                print("purged \(try await DeadLetters.purge(c, workQueue: queue)) dead letter(s) from \(BridgeTopology.deadLetterQueue(of: queue))")
+            }
+        }
+    }
 }
