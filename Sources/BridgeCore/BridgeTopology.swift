@@ -139,4 +139,9 @@ public enum EnvelopeHeader {
     public static let errorMessage = "x-bridge-error-message"
     /// The work queue a dead letter or retry came from.
     public static let originQueue = "x-bridge-origin-queue"
+
+    /// Headers the broker adds on dead-lettering and redelivery: not ours to carry into a republished message.
+    public static let brokerBookkeeping = [
+        "x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange", "x-delivery-count",
+    ]
 }

@@ -146,10 +146,7 @@ public enum DeadLetters {
                 try await d.reject(requeue: true)
             } else {
                 var properties = d.properties
-                for key in ["x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange",
-                            "x-delivery-count", EnvelopeHeader.attempt] {
-                    properties.headers[key] = nil
-                }
+                for key in EnvelopeHeader.brokerBookkeeping + [EnvelopeHeader.attempt] { properties.headers[key] = nil }
                 properties.headers["x-bridge-replayed-at"] = .string(now.formatted(.iso8601))
                 properties.headers["x-bridge-replays"] = .int((d.properties.headers["x-bridge-replays"]?.intValue ?? 0) + 1)
                 properties.expiration = nil

@@ -48,9 +48,7 @@ public struct FailureRouter: Sendable {
         var properties = delivery.properties
         var headers = properties.headers
         // Broker bookkeeping from earlier hops is not ours to carry along.
-        for key in ["x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange", "x-delivery-count"] {
-            headers[key] = nil
-        }
+        for key in EnvelopeHeader.brokerBookkeeping { headers[key] = nil }
         headers[EnvelopeHeader.attempt] = .int(Int64(attempt + 1))
         if headers[EnvelopeHeader.firstFailureAt] == nil {
             headers[EnvelopeHeader.firstFailureAt] = .string(now.formatted(.iso8601))
