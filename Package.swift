@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "bridgectl", targets: ["bridgectl"]),
         .executable(name: "messaging-bench", targets: ["messaging-bench"]),
         .executable(name: "ingest-bench", targets: ["ingest-bench"]),
+        .executable(name: "erp-sim", targets: ["erp-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -70,6 +71,25 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The sandbox: simulators for demos, tests and benchmarks (erp-sim so far; shopify-sim next).
+        .target(
+            name: "Sandbox",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "erp-sim",
+            dependencies: [
+                "Sandbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -141,6 +161,14 @@ let package = Package(
         .testTarget(
             name: "MessagingIntegrationTests",
             dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport", "Ingest"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SandboxTests",
+            dependencies: [
+                "Sandbox",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         // ingest against a real broker (HummingbirdTesting drives the routes).

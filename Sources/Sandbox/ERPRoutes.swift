@@ -1,0 +1,135 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The generic ERP HTTP contract (docs/erp-api.yaml) as the simulator serves it, plus `/_admin` (faults, SKUs) and
+/// `/_inspect` (what tests count).
+public struct ERPSimulatorRoutes: Sendable {
+    public let store: ERPStore
+    public let apiKey: String
+
+    public init(store: ERPStore, apiKey: String) {
+        self.store = store
+        self.apiKey = apiKey
+    }
+
+    struct UpsertBody: Decodable {
+        var version: String
+        var status: String?
+        var currency: String
+        var total: String
+        var lines: [LineBody]
+    }
+
+    struct LineBody: Decodable {
+        var sku: String
+        var quantity: Int
+        var unitPrice: String
+        enum CodingKeys: String, CodingKey {
+            case sku, quantity
+            case unitPrice = "unit_price"
+        }
+    }
+
+    public func addRoutes(to router: Router<BasicRequestContext>) {
+        router.put("/api/v1/sales-orders/{ref}") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            let ref = context.parameters.get("ref") ?? ""
+            let buffer = try await request.body.collect(upTo: 4 * 1024 * 1024)
+            guard let body = try? JSONDecoder().decode(UpsertBody.self, from: Data(buffer.readableBytesView)) else {
+                return Self.json(.badRequest, ["error": "invalid_body", "message": "expected version, currency, total, lines"])
+            }
+            guard let total = Decimal(string: body.total, locale: Locale(identifier: "en_US_POSIX")) else {
+                return Self.json(.unprocessableContent, ["error": "invalid_amount", "field": "total"])
+            }
+            var lines: [ERPStore.Line] = []
+            for l in body.lines {
+                guard let price = Decimal(string: l.unitPrice, locale: Locale(identifier: "en_US_POSIX")), l.quantity > 0 else {
+                    return Self.json(.unprocessableContent, ["error": "invalid_line", "sku": l.sku])
+                }
+                lines.append(.init(sku: l.sku, quantity: l.quantity, unitPrice: price))
+            }
+            switch await self.store.upsert(
+                ref: ref, version: body.version, status: body.status ?? "open", currency: body.currency, total: total, lines: lines)
+            {
+            case .created(let o): return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
+            case .updated(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
+            case .stale(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "stale_ignored"]))
+            case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
+            }
+        }
+        router.get("/api/v1/sales-orders/{ref}") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            guard let o = await self.store.order(ref: context.parameters.get("ref") ?? "") else {
+                return Self.json(.notFound, ["error": "not_found"])
+            }
+            return Self.json(.ok, Self.orderJSON(o))
+        }
+        router.get("/api/v1/sales-orders") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            let since = request.uri.queryParameters.get("changed_since").flatMap { try? Date($0, strategy: .iso8601) } ?? .distantPast
+            let list = await self.store.orders(changedSince: since)
+            return Self.json(.ok, ["orders": list.map { Self.orderJSON($0) }])
+        }
+        router.put("/_admin/faults") { request, _ in
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let f = try? JSONDecoder().decode(ERPStore.Faults.self, from: Data(buffer.readableBytesView)) else {
+                return Self.json(.badRequest, ["error": "invalid_faults"])
+            }
+            await self.store.setFaults(f)
+            return Self.json(.ok, ["faults": "set"])
+        }
+        router.delete("/_admin/faults") { _, _ in
+            await self.store.setFaults(.init())
+            return Self.json(.ok, ["faults": "cleared"])
+        }
+        router.put("/_admin/skus") { request, _ in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            guard let skus = try? JSONDecoder().decode([String].self, from: Data(buffer.readableBytesView)) else {
+                return Self.json(.badRequest, ["error": "expected a JSON array of SKUs"])
+            }
+            await self.store.addSKUs(skus)
+            return Self.json(.ok, ["added": skus.count])
+        }
+        router.get("/_inspect/sales-orders/{ref}/writes") { _, context in
+            let c = await self.store.writeCounts(ref: context.parameters.get("ref") ?? "")
+            return Self.json(.ok, ["creates": c.creates, "updates": c.updates])
+        }
+        router.get("/_inspect/stats") { _, _ in
+            Self.json(.ok, ["orders": await self.store.orderCount])
+        }
+    }
+
+    /// API key check, then injected faults (latency, 429, error rate). Nil when the call may proceed.
+    func gate(_ request: Request) async -> Response? {
+        guard request.headers[.authorization] == "Bearer \(apiKey)" else {
+            return Self.json(.unauthorized, ["error": "unauthorized"])
+        }
+        let f = await store.faults
+        if f.latencyMs > 0 { try? await Task.sleep(for: .milliseconds(f.latencyMs)) }
+        if let retryAfter = f.rateLimitedRetryAfter {
+            var r = Self.json(.tooManyRequests, ["error": "rate_limited"])
+            r.headers[.retryAfter] = String(retryAfter)
+            return r
+        }
+        if f.errorRate > 0, Double.random(in: 0..<1) < f.errorRate {
+            return Self.json(HTTPResponse.Status(code: f.errorStatus), ["error": "injected_fault"])
+        }
+        return nil
+    }
+
+    static func orderJSON(_ o: ERPStore.SalesOrder, extra: [String: Any] = [:]) -> [String: Any] {
+        var d: [String: Any] = [
+            "external_ref": o.externalRef, "document_number": o.documentNumber, "version": o.version,
+            "status": o.status, "currency": o.currency, "total": "\(o.total)",
+            "lines": o.lines.map { ["sku": $0.sku, "quantity": $0.quantity, "unit_price": "\($0.unitPrice)"] },
+        ]
+        for (k, v) in extra { d[k] = v }
+        return d
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

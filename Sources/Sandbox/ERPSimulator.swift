@@ -1,0 +1,121 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The ERP simulator's state: sales orders keyed by external reference, known SKUs, injected faults.
+///
+/// An actor, so an upsert by external reference is atomic: 50 concurrent identical calls create one order.
+public actor ERPStore {
+    public struct SalesOrder: Codable, Sendable, Equatable {
+        public var externalRef: String
+        public var documentNumber: String
+        public var version: String
+        public var status: String
+        public var currency: String
+        public var total: Decimal
+        public var lines: [Line]
+        public var updatedAt: Date
+    }
+
+    public struct Line: Codable, Sendable, Equatable {
+        public var sku: String
+        public var quantity: Int
+        public var unitPrice: Decimal
+
+        enum CodingKeys: String, CodingKey {
+            case sku, quantity
+            case unitPrice = "unit_price"
+        }
+    }
+
+    /// Faults switched at runtime through `PUT /_admin/faults`.
+    public struct Faults: Codable, Sendable, Equatable {
+        /// Extra latency on every API call.
+        public var latencyMs: Int = 0
+        /// Share of API calls answered with `errorStatus` (0...1).
+        public var errorRate: Double = 0
+        public var errorStatus: Int = 503
+        /// When set, every API call gets 429 with this Retry-After (seconds).
+        public var rateLimitedRetryAfter: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case latencyMs = "latency_ms"
+            case errorRate = "error_rate"
+            case errorStatus = "error_status"
+            case rateLimitedRetryAfter = "rate_limited_retry_after"
+        }
+        public init() {}
+
+        /// Every key is optional: a missing one keeps its default (no fault).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? 0
+            errorRate = try c.decodeIfPresent(Double.self, forKey: .errorRate) ?? 0
+            errorStatus = try c.decodeIfPresent(Int.self, forKey: .errorStatus) ?? 503
+            rateLimitedRetryAfter = try c.decodeIfPresent(Int.self, forKey: .rateLimitedRetryAfter)
+        }
+    }
+
+    public enum UpsertResult: Sendable, Equatable {
+        case created(SalesOrder)
+        case updated(SalesOrder)
+        case stale(SalesOrder)
+        case unknownSKU(String)
+    }
+
+    private var orders: [String: SalesOrder] = [:]
+    private var writes: [String: (creates: Int, updates: Int)] = [:]
+    private var nextDocument = 1
+    private(set) var knownSKUs: Set<String>
+    public private(set) var faults = Faults()
+
+    public init(skus: Set<String>) {
+        knownSKUs = skus
+    }
+
+    public func setFaults(_ f: Faults) { faults = f }
+    public func addSKUs(_ skus: [String]) { knownSKUs.formUnion(skus) }
+
+    /// Creates or updates by external reference; an older version never overwrites a newer one.
+    public func upsert(ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line], now: Date = Date()) -> UpsertResult {
+        if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) { return .unknownSKU(bad.sku) }
+        if var existing = orders[ref] {
+            guard Self.isNewer(version, than: existing.version) else { return .stale(existing) }
+            existing.version = version
+            existing.status = status
+            existing.currency = currency
+            existing.total = total
+            existing.lines = lines
+            existing.updatedAt = now
+            orders[ref] = existing
+            writes[ref, default: (0, 0)].updates += 1
+            return .updated(existing)
+        }
+        let order = SalesOrder(
+            externalRef: ref, documentNumber: String(format: "SO-%06d", nextDocument), version: version, status: status,
+            currency: currency, total: total, lines: lines, updatedAt: now)
+        nextDocument += 1
+        orders[ref] = order
+        writes[ref, default: (0, 0)].creates += 1
+        return .created(order)
+    }
+
+    public func order(ref: String) -> SalesOrder? { orders[ref] }
+
+    public func orders(changedSince: Date) -> [SalesOrder] {
+        orders.values.filter { $0.updatedAt >= changedSince }.sorted { $0.updatedAt < $1.updatedAt }
+    }
+
+    public func writeCounts(ref: String) -> (creates: Int, updates: Int) { writes[ref] ?? (0, 0) }
+    public var orderCount: Int { orders.count }
+
+    /// Versions are ISO-8601 timestamps (Shopify `updated_at`); equal versions are not newer (replays are no-ops).
+    static func isNewer(_ a: String, than b: String) -> Bool {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let g = ISO8601DateFormatter()
+        func parse(_ s: String) -> Date? { f.date(from: s) ?? g.date(from: s) }
+        if let da = parse(a), let db = parse(b) { return da > db }
+        return a > b
+    }
+}
