@@ -61,7 +61,7 @@ public enum BridgeTopology {
 
     /// `500ms`, `5s`, `5m`, `1h`: the delay as it appears in queue names.
     public static func label(_ d: Duration) -> String {
-        let ms = Int64(d.components.seconds) * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        let ms = d.wholeMilliseconds
         if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
         if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
@@ -100,7 +100,7 @@ public enum BridgeTopology {
 
             for delay in settings.retryDelays {
                 var retryArgs = common
-                retryArgs["x-message-ttl"] = .int(Int64(delay.components.seconds) * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
+                retryArgs["x-message-ttl"] = .int(delay.wholeMilliseconds)
                 retryArgs["x-dead-letter-exchange"] = .string(work)
                 retryArgs["x-dead-letter-routing-key"] = .string(q.name)
                 retryArgs["x-dead-letter-strategy"] = "at-least-once"

@@ -63,7 +63,7 @@ public struct FailureRouter: Sendable {
         if failure.retryable, attempt < retryDelays.count {
             let delay = retryDelays[attempt]
             // Jitter: expire between 80% and 100% of the level's delay (the queue TTL caps it).
-            let ms = Int64(delay.components.seconds) * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+            let ms = delay.wholeMilliseconds
             properties.expiration = String(Int64.random(in: max(1, ms * 8 / 10)...max(1, ms)))
             try await publisher.publish(
                 exchange: BridgeTopology.retry, routingKey: BridgeTopology.retryRoutingKey(of: queue, delay: delay),

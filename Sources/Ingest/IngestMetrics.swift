@@ -1,3 +1,4 @@
+import Messaging
 import Metrics
 import Synchronization
 
@@ -52,8 +53,7 @@ final class IngestMetrics: Sendable {
             t[source] = made
             return made
         }
-        let c = duration.components
-        timer.recordNanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
+        timer.recordNanoseconds(duration.wholeNanoseconds)
     }
 
     func enter() { inFlightGauge.record(inFlightCount.add(1, ordering: .relaxed).newValue) }

@@ -150,7 +150,7 @@ final class ConnectionLoop {
             }
             reconnectDelay = config.reconnectInitialDelay
             connection.updateStatus {
-                if $0.lastError != nil || $0.reconnects > 0 || generation > 1 { $0.reconnects += generation > 1 ? 1 : 0 }
+                if generation > 1 { $0.reconnects += 1 }
                 $0.connected = true
                 $0.ready = true
                 $0.blocked = false
@@ -571,7 +571,7 @@ final class ConnectionLoop {
                 returned[p.returnKey] = r.count > 1 ? (r.count - 1, r.reason) : nil
                 failPublish(p.continuation, AMQPError(.unroutable, "message was unroutable: \(r.reason)", replyCode: 312))
             } else {
-                confirmTimer.recordNanoseconds(Int64((now - p.started).seconds * 1e9))
+                confirmTimer.recordNanoseconds((now - p.started).wholeNanoseconds)
                 p.continuation.resume()
             }
         }

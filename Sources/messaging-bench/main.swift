@@ -53,7 +53,7 @@ struct MessagingBench: AsyncParsableCommand {
                     try await group.waitForAll()
                 }
                 let swiftSeconds = (ContinuousClock.now - started)
-                let swiftRate = Double((count / level) * level) / (Double(swiftSeconds.components.seconds) + Double(swiftSeconds.components.attoseconds) / 1e18)
+                let swiftRate = Double((count / level) * level) / swiftSeconds.seconds
                 _ = try await connection.withChannel { try $0.purgeQueue(queue) }
 
                 let rawSeconds = bridge_raw_publish_bench(host, Int32(port), user, password, "/", queue, Int32(count), Int32(level), Int32(bodySize))
