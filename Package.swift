@@ -30,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // rabbitmq-c 0.11 from Debian's librabbitmq-dev. Only `Messaging` imports it.
@@ -57,6 +60,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -71,6 +75,48 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Shopify: webhook payload models (REST JSON, money as Decimal), later the Admin GraphQL client.
+        .target(
+            name: "Shopify",
+            dependencies: ["BridgeCore"],
+            swiftSettings: swiftSettings
+        ),
+        // The ERP port (protocol) and the generic REST adapter for the contract in docs/erp-api.yaml.
+        .target(
+            name: "ERP",
+            dependencies: [
+                "BridgeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The idempotency/version store: per-order last applied version, ERP document, per-order lease.
+        // SQLite (GRDB) by default; PostgreSQL (postgres-nio) when forwarders run on several hosts.
+        .target(
+            name: "Ledger",
+            dependencies: [
+                "BridgeCore", "Messaging",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // order-forwarder's logic: mapping, version-ordered exactly-once-in-effect forwarding, circuit breaker.
+        .target(
+            name: "OrderForwarding",
+            dependencies: [
+                "BridgeCore", "Messaging", "Shopify", "ERP", "Ledger",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -116,7 +162,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "ingest", dependencies: ["BridgeRuntime", "Ingest"], swiftSettings: swiftSettings),
-        .executableTarget(name: "order-forwarder", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "order-forwarder", dependencies: ["BridgeRuntime", "OrderForwarding", "ERP", "Ledger"],
+            swiftSettings: swiftSettings),
         .executableTarget(name: "inventory-syncer", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "reconciler", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "alerter", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
@@ -161,6 +209,21 @@ let package = Package(
         .testTarget(
             name: "MessagingIntegrationTests",
             dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport", "Ingest"],
+            swiftSettings: swiftSettings
+        ),
+        // Mapping and circuit breaker (pure), ledgers (SQLite always; PostgreSQL when BRIDGE_TEST_POSTGRES_URL is set).
+        .testTarget(
+            name: "OrderForwardingTests",
+            dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore"],
+            swiftSettings: swiftSettings
+        ),
+        // The forwarder end to end: real broker, in-process erp-sim, spawned forwarder processes.
+        .testTarget(
+            name: "ForwarderIntegrationTests",
+            dependencies: [
+                "OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Messaging", "BridgeTestSupport", "Sandbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

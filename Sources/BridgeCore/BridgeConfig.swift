@@ -121,6 +121,7 @@ public struct BridgeConfig: Sendable {
     public var erp: ERP
     public var ingest: IngestSettings
     public var processes: Processes
+    public var orderForwarder: OrderForwarderSettings
     public var policy: SourceOfTruthPolicy
 
     /// The writes the configured processes perform; each must agree with the source-of-truth policy.

@@ -134,6 +134,43 @@ extension BridgeConfig {
             inventoryFullSyncInterval: p.duration("inventory_syncer.full_sync_interval", default: .seconds(3600), range: .seconds(60) ... .seconds(7 * 86400)),
             reconcilerInterval: p.duration("reconciler.interval", default: .seconds(900), range: .seconds(10) ... .seconds(7 * 86400)))
 
+        let ledgerRaw = p.string("order_forwarder.ledger", default: "sqlite:data/order-ledger.sqlite", secret: true)
+        let ledger = LedgerLocation(ledgerRaw)
+        if ledger == nil {
+            p.fail(
+                "order_forwarder.ledger", "'\(LedgerLocation.redact(ledgerRaw))' is not a ledger location",
+                fix: "use sqlite:PATH (one host) or postgres://USER:PASSWORD@HOST:PORT/DATABASE (several hosts)")
+        }
+        var skuMap: [String: String] = [:]
+        for pair in p.stringList("order_forwarder.sku_map", default: []) {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                p.fail("order_forwarder.sku_map", "'\(pair)' is not SHOPIFY_SKU=ERP_ITEM", fix: "list entries like \"TSHIRT-RED-M=100234\"")
+                continue
+            }
+            skuMap[parts[0]] = parts[1]
+        }
+        var variantMap: [Int64: String] = [:]
+        for pair in p.stringList("order_forwarder.variant_map", default: []) {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let id = Int64(parts[0]), !parts[1].isEmpty else {
+                p.fail("order_forwarder.variant_map", "'\(pair)' is not VARIANT_ID=ERP_ITEM", fix: "list entries like \"40123456789=100234\"")
+                continue
+            }
+            variantMap[id] = parts[1]
+        }
+        let orderForwarder = OrderForwarderSettings(
+            prefetch: p.int("order_forwarder.prefetch", default: 32, range: 1...1000),
+            ledger: ledger ?? .sqlite(path: "data/order-ledger.sqlite"),
+            lockTTL: p.duration("order_forwarder.lock_ttl", default: .seconds(60), range: .seconds(1) ... .seconds(3600)),
+            lockWait: p.duration("order_forwarder.lock_wait", default: .seconds(10), range: .zero ... .seconds(600)),
+            breakerThreshold: p.int("order_forwarder.breaker_threshold", default: 5, range: 1...1000),
+            breakerProbeInterval: p.duration("order_forwarder.breaker_probe_interval", default: .seconds(5), range: .milliseconds(100) ... .seconds(600)),
+            mapping: OrderMappingSettings(
+                skuMap: skuMap, variantMap: variantMap,
+                missingSKU: p.choice("order_forwarder.missing_sku", default: .deadLetter),
+                catchAllItem: p.string("order_forwarder.catch_all_item", default: "MISC")))
+
         var owners: [DataDomain: SystemOfRecord] = [:]
         for domain in DataDomain.allCases {
             owners[domain] = p.choice("source_of_truth.\(domain.rawValue)", default: domain.defaultOwner)
@@ -142,7 +179,7 @@ extension BridgeConfig {
 
         let config = BridgeConfig(
             broker: broker, topology: topology, http: http, log: log, shops: shops, erp: erp, ingest: ingest,
-            processes: processes,
+            processes: processes, orderForwarder: orderForwarder,
             policy: policy)
         for flow in config.flows where !policy.mayWrite(flow.domain, into: flow.into) {
             p.fail(

@@ -1,11 +1,11 @@
+import BridgeCore
 import Messaging
 import Metrics
 import Synchronization
 
 /// Ingest metrics, created once per label set (the label values are bounded: known topics, statuses, reasons).
 final class IngestMetrics: Sendable {
-    private let counters = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
+    private let cache = MetricCache()
     private let inFlightCount = Atomic<Int>(0)
     private let inFlightGauge = Gauge(label: "ingest_in_flight")
 
@@ -23,15 +23,7 @@ final class IngestMetrics: Sendable {
         return knownShopifyTopics.contains(topic) ? topic : "other"
     }
 
-    private func counter(_ label: String, _ dims: [(String, String)]) -> Counter {
-        let key = label + dims.map { "|\($0.0)=\($0.1)" }.joined()
-        return counters.withLock { c in
-            if let existing = c[key] { return existing }
-            let made = Counter(label: label, dimensions: dims)
-            c[key] = made
-            return made
-        }
-    }
+    private func counter(_ label: String, _ dims: [(String, String)]) -> Counter { cache.counter(label, dims) }
 
     func request(source: String, topic: String, status: Int) {
         counter("ingest_requests_total", [("source", source), ("topic", topic), ("status", String(status))]).increment()
@@ -46,13 +38,7 @@ final class IngestMetrics: Sendable {
     }
 
     func confirmLatency(source: String, _ duration: Duration) {
-        let timer = timers.withLock { t in
-            if let existing = t[source] { return existing }
-            let made = Metrics.Timer(
-                label: "ingest_publish_confirm_seconds", dimensions: [("source", source)], preferredDisplayUnit: .seconds)
-            t[source] = made
-            return made
-        }
+        let timer = cache.timer("ingest_publish_confirm_seconds", [("source", source)])
         timer.recordNanoseconds(duration.wholeNanoseconds)
     }
 

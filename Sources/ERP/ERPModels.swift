@@ -1,0 +1,270 @@
+import BridgeCore
+import Foundation
+
+/// A sales order as the generic ERP contract (docs/erp-api.yaml) receives it, keyed by `externalRef`.
+/// Money is `Amount` (decimal strings on the wire).
+public struct ERPSalesOrder: Codable, Sendable, Equatable {
+    public var externalRef: String
+    /// Monotonic version of the source state (Shopify `updated_at`, UTC with milliseconds). The ERP ignores a
+    /// version that is not newer than the one it holds.
+    public var version: String
+    public var source: String
+    public var sourceOrderId: String
+    public var orderName: String?
+    public var placedAt: String?
+    /// `open` or `cancelled`.
+    public var status: String
+    public var cancelReason: String?
+    public var financialStatus: String?
+    public var fulfillmentStatus: String?
+    public var currency: String
+    public var presentmentCurrency: String?
+    public var taxesIncluded: Bool
+    public var lines: [Line]
+    public var shipping: [ShippingCharge]
+    public var discountCodes: [String]
+    public var subtotal: Amount
+    public var totalDiscounts: Amount
+    public var totalShipping: Amount
+    public var totalTax: Amount
+    public var totalTip: Amount
+    public var total: Amount
+    public var refundedAmount: Amount
+    public var customerRef: String?
+    public var billingAddress: Address?
+    public var shippingAddress: Address?
+
+    public init(
+        externalRef: String, version: String, source: String, sourceOrderId: String, orderName: String?, placedAt: String?, status: String, cancelReason: String?, financialStatus: String?, fulfillmentStatus: String?, currency: String, presentmentCurrency: String?, taxesIncluded: Bool, lines: [Line], shipping: [ShippingCharge], discountCodes: [String], subtotal: Amount, totalDiscounts: Amount, totalShipping: Amount, totalTax: Amount, totalTip: Amount, total: Amount, refundedAmount: Amount, customerRef: String?, billingAddress: Address?, shippingAddress: Address?
+    ) {
+        self.externalRef = externalRef
+        self.version = version
+        self.source = source
+        self.sourceOrderId = sourceOrderId
+        self.orderName = orderName
+        self.placedAt = placedAt
+        self.status = status
+        self.cancelReason = cancelReason
+        self.financialStatus = financialStatus
+        self.fulfillmentStatus = fulfillmentStatus
+        self.currency = currency
+        self.presentmentCurrency = presentmentCurrency
+        self.taxesIncluded = taxesIncluded
+        self.lines = lines
+        self.shipping = shipping
+        self.discountCodes = discountCodes
+        self.subtotal = subtotal
+        self.totalDiscounts = totalDiscounts
+        self.totalShipping = totalShipping
+        self.totalTax = totalTax
+        self.totalTip = totalTip
+        self.total = total
+        self.refundedAmount = refundedAmount
+        self.customerRef = customerRef
+        self.billingAddress = billingAddress
+        self.shippingAddress = shippingAddress
+    }
+
+    public struct Line: Codable, Sendable, Equatable {
+        public var lineRef: String
+        /// The ERP item number (the Shopify SKU after mapping).
+        public var sku: String
+        public var description: String?
+        public var quantity: Int
+        public var unitPrice: Amount
+        /// Line and order-level discounts allocated to this line.
+        public var discount: Amount
+        public var tax: Amount
+        /// quantity x unit price - discount (tax excluded, or included when the order's taxes are included).
+        public var netAmount: Amount
+
+        public init(
+            lineRef: String, sku: String, description: String?, quantity: Int, unitPrice: Amount, discount: Amount,
+            tax: Amount, netAmount: Amount
+        ) {
+            self.lineRef = lineRef
+            self.sku = sku
+            self.description = description
+            self.quantity = quantity
+            self.unitPrice = unitPrice
+            self.discount = discount
+            self.tax = tax
+            self.netAmount = netAmount
+        }
+    }
+
+    public struct ShippingCharge: Codable, Sendable, Equatable {
+        public var code: String?
+        public var title: String?
+        public var price: Amount
+        public var discount: Amount
+        public var tax: Amount
+
+        public init(
+            code: String?, title: String?, price: Amount, discount: Amount, tax: Amount
+        ) {
+            self.code = code
+            self.title = title
+            self.price = price
+            self.discount = discount
+            self.tax = tax
+        }
+    }
+
+    public struct Address: Codable, Sendable, Equatable {
+        public var name: String?
+        public var company: String?
+        public var line1: String?
+        public var line2: String?
+        public var city: String?
+        public var region: String?
+        public var postalCode: String?
+        public var countryCode: String?
+        public var phone: String?
+
+        public init(
+            name: String?, company: String?, line1: String?, line2: String?, city: String?, region: String?,
+            postalCode: String?, countryCode: String?, phone: String?
+        ) {
+            self.name = name
+            self.company = company
+            self.line1 = line1
+            self.line2 = line2
+            self.city = city
+            self.region = region
+            self.postalCode = postalCode
+            self.countryCode = countryCode
+            self.phone = phone
+        }
+    }
+}
+
+/// What the ERP answered to an upsert.
+public struct ERPUpsertResult: Sendable, Equatable {
+    public enum Outcome: String, Sendable { case created, updated, staleIgnored = "stale_ignored" }
+    public var outcome: Outcome
+    public var documentNumber: String
+    public var version: String
+
+    public init(outcome: Outcome, documentNumber: String, version: String) {
+        self.outcome = outcome
+        self.documentNumber = documentNumber
+        self.version = version
+    }
+}
+
+/// A customer as the ERP receives it (only written where the source-of-truth policy lets Shopify own customers).
+public struct ERPCustomer: Codable, Sendable, Equatable {
+    public var externalRef: String
+    public var email: String?
+    public var firstName: String?
+    public var lastName: String?
+    public var phone: String?
+    public var billingAddress: ERPSalesOrder.Address?
+
+    public init(
+        externalRef: String, email: String?, firstName: String?, lastName: String?, phone: String?,
+        billingAddress: ERPSalesOrder.Address?
+    ) {
+        self.externalRef = externalRef
+        self.email = email
+        self.firstName = firstName
+        self.lastName = lastName
+        self.phone = phone
+        self.billingAddress = billingAddress
+    }
+}
+
+/// A refund against a forwarded sales order, keyed by the refund's own external reference (immutable).
+public struct ERPRefund: Codable, Sendable, Equatable {
+    public var refundRef: String
+    public var orderRef: String
+    public var amount: Amount
+    public var createdAt: String?
+    public var lines: [Line]
+
+    public struct Line: Codable, Sendable, Equatable {
+        public var lineRef: String
+        public var quantity: Int
+        public init(lineRef: String, quantity: Int) {
+            self.lineRef = lineRef
+            self.quantity = quantity
+        }
+    }
+
+    public init(refundRef: String, orderRef: String, amount: Amount, createdAt: String?, lines: [Line]) {
+        self.refundRef = refundRef
+        self.orderRef = orderRef
+        self.amount = amount
+        self.createdAt = createdAt
+        self.lines = lines
+    }
+}
+
+/// An ERP failure, classified once where it is born: retryable (the ERP is down, slow, or limiting us) or
+/// permanent (the ERP refused the data; retrying the same message cannot succeed).
+public struct ERPError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Code: String, Sendable {
+        /// Connection refused or reset, DNS, TLS: the ERP is not reachable.
+        case unreachable = "erp_unreachable"
+        /// No answer within the configured timeout.
+        case timeout = "erp_timeout"
+        /// 5xx.
+        case serverError = "erp_server_error"
+        /// 429: honour `retryAfter`.
+        case rateLimited = "erp_rate_limited"
+        /// 401/403: configuration problem (API key), not the message's fault, but retrying will not fix it quickly.
+        case unauthorized = "erp_unauthorized"
+        /// 404 where a parent must exist first (a refund before its order): retryable, the order may still come.
+        case notFound = "erp_not_found"
+        /// 422 unknown SKU.
+        case unknownSKU = "erp_unknown_sku"
+        /// Other 4xx: validation.
+        case rejected = "erp_rejected"
+        /// 2xx with a body we cannot read.
+        case invalidResponse = "erp_invalid_response"
+    }
+
+    public var code: Code
+    public var message: String
+    public var status: Int?
+    public var retryAfter: Duration?
+
+    public init(_ code: Code, _ message: String, status: Int? = nil, retryAfter: Duration? = nil) {
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retryAfter = retryAfter
+    }
+
+    /// Transient failures are retried (and open the circuit breaker); permanent ones dead-letter at once.
+    public var isRetryable: Bool {
+        switch code {
+        case .unreachable, .timeout, .serverError, .rateLimited, .notFound, .unauthorized: return true
+        case .unknownSKU, .rejected, .invalidResponse: return false
+        }
+    }
+
+    /// Whether this failure says the ERP itself is unhealthy (counts towards opening the circuit).
+    public var indicatesOutage: Bool {
+        switch code {
+        case .unreachable, .timeout, .serverError, .rateLimited, .unauthorized: return true
+        default: return false
+        }
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// The ERP port: everything the bridge asks of an ERP. The generic REST adapter (`RESTERPClient`) speaks the
+/// contract in docs/erp-api.yaml; an adapter for a real ERP implements the same protocol.
+public protocol ERPPort: Sendable {
+    /// Creates or updates by external reference; atomic and version-aware on the ERP side.
+    func upsertSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> ERPUpsertResult
+    /// The ERP's copy of an order, or nil.
+    func salesOrder(externalRef: String) async throws(ERPError) -> ERPSalesOrder?
+    /// Creates or updates a customer by external reference; returns the ERP's customer number.
+    func upsertCustomer(_ customer: ERPCustomer) async throws(ERPError) -> String
+    /// Records a refund once per refund reference; replays return the original.
+    func recordRefund(_ refund: ERPRefund) async throws(ERPError) -> String
+}

@@ -1,0 +1,186 @@
+import AsyncHTTPClient
+import BridgeCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The generic REST adapter: speaks the ERP contract in docs/erp-api.yaml over a pooled, keep-alive HTTP client
+/// (async-http-client). Every failure is classified here, once, into an `ERPError`.
+public final class RESTERPClient: ERPPort {
+    public struct Configuration: Sendable {
+        public var baseURL: String
+        public var apiKey: String
+        /// Whole-request deadline (connect + send + answer).
+        public var timeout: Duration
+        public var connectTimeout: Duration
+        /// Keep-alive connections per host.
+        public var maxConnections: Int
+
+        public init(baseURL: String, apiKey: String, timeout: Duration = .seconds(10), connectTimeout: Duration = .seconds(2), maxConnections: Int = 64) {
+            self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+            self.apiKey = apiKey
+            self.timeout = timeout
+            self.connectTimeout = connectTimeout
+            self.maxConnections = maxConnections
+        }
+    }
+
+    public let configuration: Configuration
+    private let client: HTTPClient
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        var c = HTTPClient.Configuration()
+        c.timeout = .init(
+            connect: .milliseconds(configuration.connectTimeout.wholeMilliseconds),
+            read: .milliseconds(configuration.timeout.wholeMilliseconds))
+        c.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnections)
+        // Retrying is the bridge's decision (retry levels, circuit breaker), not the HTTP client's.
+        c.maximumUsesPerConnection = nil
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: c)
+    }
+
+    /// Closes pooled connections. Call once when the process stops.
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    // MARK: ERPPort
+
+    public func upsertSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> ERPUpsertResult {
+        let (status, body) = try await send(.PUT, "/api/v1/sales-orders/\(Self.escape(order.externalRef))", json: order)
+        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
+        struct Answer: Decodable {
+            var result: String
+            var documentNumber: String
+            var version: String
+        }
+        guard let a = try? Self.decoder.decode(Answer.self, from: body), let outcome = ERPUpsertResult.Outcome(rawValue: a.result) else {
+            throw ERPError(.invalidResponse, "sales-order upsert answered \(status) without result/document_number/version", status: status)
+        }
+        return ERPUpsertResult(outcome: outcome, documentNumber: a.documentNumber, version: a.version)
+    }
+
+    public func salesOrder(externalRef: String) async throws(ERPError) -> ERPSalesOrder? {
+        let (status, body) = try await send(.GET, "/api/v1/sales-orders/\(Self.escape(externalRef))", json: Optional<String>.none)
+        if status == 404 { return nil }
+        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
+        do {
+            return try Self.decoder.decode(ERPSalesOrder.self, from: body)
+        } catch {
+            throw ERPError(.invalidResponse, "sales order \(externalRef) could not be read: \(error)", status: status)
+        }
+    }
+
+    public func upsertCustomer(_ customer: ERPCustomer) async throws(ERPError) -> String {
+        let (status, body) = try await send(.PUT, "/api/v1/customers/\(Self.escape(customer.externalRef))", json: customer)
+        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
+        struct Answer: Decodable { var customerNumber: String }
+        guard let a = try? Self.decoder.decode(Answer.self, from: body) else {
+            throw ERPError(.invalidResponse, "customer upsert answered \(status) without customer_number", status: status)
+        }
+        return a.customerNumber
+    }
+
+    public func recordRefund(_ refund: ERPRefund) async throws(ERPError) -> String {
+        let path = "/api/v1/sales-orders/\(Self.escape(refund.orderRef))/refunds/\(Self.escape(refund.refundRef))"
+        let (status, body) = try await send(.PUT, path, json: refund)
+        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
+        struct Answer: Decodable { var creditNoteNumber: String }
+        guard let a = try? Self.decoder.decode(Answer.self, from: body) else {
+            throw ERPError(.invalidResponse, "refund answered \(status) without credit_note_number", status: status)
+        }
+        return a.creditNoteNumber
+    }
+
+    // MARK: HTTP
+
+    private func send<Body: Encodable>(_ method: HTTPMethod, _ path: String, json: Body?) async throws(ERPError) -> (Int, Data) {
+        var request = HTTPClientRequest(url: configuration.baseURL + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(configuration.apiKey)")
+        request.headers.add(name: "Accept", value: "application/json")
+        if let json {
+            guard let data = try? Self.encoder.encode(json) else {
+                throw ERPError(.rejected, "request body could not be encoded")
+            }
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: data))
+        }
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            let deadline = TimeAmount.milliseconds(configuration.timeout.wholeMilliseconds)
+            response = try await client.execute(request, timeout: deadline)
+            body = try await response.body.collect(upTo: 16 * 1024 * 1024)
+        } catch {
+            throw Self.classify(transport: error)
+        }
+        let status = Int(response.status.code)
+        if status == 429 || status == 503 {
+            var e = Self.classify(status: status, body: Data(body.readableBytesView), headers: [:])
+            if let ra = response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter) { e.retryAfter = ra }
+            throw e
+        }
+        return (status, Data(body.readableBytesView))
+    }
+
+    static func parseRetryAfter(_ v: String) -> Duration? {
+        if let s = Double(v.trimmingCharacters(in: .whitespaces)), s >= 0 { return .milliseconds(Int64(s * 1000)) }
+        return nil
+    }
+
+    /// Transport failures are all retryable; a deadline is told apart for metrics.
+    static func classify(transport error: any Error) -> ERPError {
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .deadlineExceeded, .readTimeout, .writeTimeout:
+                return ERPError(.timeout, "no answer within the timeout")
+            case .connectTimeout:
+                return ERPError(.unreachable, "connect timed out")
+            default:
+                return ERPError(.unreachable, "\(e)")
+            }
+        }
+        return ERPError(.unreachable, "\(error)")
+    }
+
+    /// Status codes to error classes, per the contract.
+    static func classify(status: Int, body: Data, headers: [String: String]) -> ERPError {
+        struct Problem: Decodable {
+            var error: String?
+            var message: String?
+            var sku: String?
+        }
+        let p = try? decoder.decode(Problem.self, from: body)
+        let detail = [p?.error, p?.message, p?.sku.map { "sku \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        switch status {
+        case 429: return ERPError(.rateLimited, "rate limited", status: status)
+        case 401, 403: return ERPError(.unauthorized, "ERP refused the API key (\(status))", status: status)
+        case 404: return ERPError(.notFound, "not found: \(detail)", status: status)
+        case 408: return ERPError(.timeout, "ERP reported a timeout", status: status)
+        case 422 where p?.error == "unknown_sku": return ERPError(.unknownSKU, "unknown SKU \(p?.sku ?? "?")", status: status)
+        case 400..<500: return ERPError(.rejected, "ERP rejected the document (\(status)): \(detail)", status: status)
+        default: return ERPError(.serverError, "ERP answered \(status)\(detail.isEmpty ? "" : ": \(detail)")", status: status)
+        }
+    }
+
+    static func escape(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? s
+    }
+
+    static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+}

@@ -1,0 +1,122 @@
+import Messaging
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The ledger for forwarders on several hosts: PostgreSQL through postgres-nio's pooled client. Same tables and
+/// semantics as `SQLiteOrderLedger`; lease times come from the server's clock.
+public final class PostgresOrderLedger: OrderLedger {
+    private let client: PostgresClient
+
+    public init(host: String, port: Int, user: String, password: String?, database: String, logger: Logger) {
+        var config = PostgresClient.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: .disable)
+        config.options.maximumConnections = 16
+        config.options.connectTimeout = .seconds(5)
+        client = PostgresClient(configuration: config, backgroundLogger: logger)
+    }
+
+    private static let nowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+    public func run() async throws {
+        await client.run()
+    }
+
+    public func migrate() async throws {
+        for statement in [
+            """
+            CREATE TABLE IF NOT EXISTS forwarded_orders (
+                shop TEXT NOT NULL, order_id BIGINT NOT NULL,
+                updated_at_ms BIGINT NOT NULL, triggered_at_ms BIGINT NOT NULL,
+                erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (shop, order_id))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS order_locks (
+                shop TEXT NOT NULL, order_id BIGINT NOT NULL, owner TEXT NOT NULL,
+                expires_at_ms BIGINT NOT NULL, PRIMARY KEY (shop, order_id))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS forwarded_refunds (
+                shop TEXT NOT NULL, refund_id BIGINT NOT NULL, order_id BIGINT NOT NULL,
+                erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (shop, refund_id))
+            """,
+        ] {
+            do {
+                try await client.query(PostgresQuery(unsafeSQL: statement))
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                // Two processes creating the same table at once: the other one won, which is what we wanted.
+                continue
+            }
+        }
+    }
+
+    public func entry(shop: String, orderId: Int64) async throws -> LedgerEntry? {
+        let rows = try await client.query(
+            "SELECT updated_at_ms, triggered_at_ms, erp_document, applied_at_ms FROM forwarded_orders WHERE shop = \(shop) AND order_id = \(orderId)")
+        for try await (u, t, doc, applied) in rows.decode((Int64, Int64, String, Int64).self) {
+            return LedgerEntry(
+                shop: shop, orderId: orderId, version: OrderVersion(updatedAtMs: u, triggeredAtMs: t), erpDocument: doc,
+                appliedAtMs: applied)
+        }
+        return nil
+    }
+
+    public func record(shop: String, orderId: Int64, version: OrderVersion, erpDocument: String) async throws -> Bool {
+        let q: PostgresQuery = """
+            INSERT INTO forwarded_orders (shop, order_id, updated_at_ms, triggered_at_ms, erp_document, applied_at_ms)
+            VALUES (\(shop), \(orderId), \(version.updatedAtMs), \(version.triggeredAtMs), \(erpDocument), \(unescaped: Self.nowMs))
+            ON CONFLICT (shop, order_id) DO UPDATE SET
+                updated_at_ms = excluded.updated_at_ms, triggered_at_ms = excluded.triggered_at_ms,
+                erp_document = excluded.erp_document, applied_at_ms = excluded.applied_at_ms
+            WHERE (excluded.updated_at_ms, excluded.triggered_at_ms)
+                > (forwarded_orders.updated_at_ms, forwarded_orders.triggered_at_ms)
+            RETURNING order_id
+            """
+        return try await returnsRow(q)
+    }
+
+    public func tryLock(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool {
+        let ttlMs = ttl.wholeMilliseconds
+        let q: PostgresQuery = """
+            INSERT INTO order_locks (shop, order_id, owner, expires_at_ms) VALUES (\(shop), \(orderId), \(owner), \(unescaped: Self.nowMs) + \(ttlMs))
+            ON CONFLICT (shop, order_id) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
+            WHERE order_locks.expires_at_ms < \(unescaped: Self.nowMs) OR order_locks.owner = excluded.owner
+            RETURNING owner
+            """
+        return try await returnsRow(q)
+    }
+
+    public func unlock(shop: String, orderId: Int64, owner: String) async throws {
+        try await client.query("DELETE FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner)")
+    }
+
+    public func refundDocument(shop: String, refundId: Int64) async throws -> String? {
+        let rows = try await client.query(
+            "SELECT erp_document FROM forwarded_refunds WHERE shop = \(shop) AND refund_id = \(refundId)")
+        for try await doc in rows.decode(String.self) { return doc }
+        return nil
+    }
+
+    public func recordRefund(shop: String, refundId: Int64, orderId: Int64, erpDocument: String) async throws {
+        let q: PostgresQuery = """
+            INSERT INTO forwarded_refunds (shop, refund_id, order_id, erp_document, applied_at_ms)
+            VALUES (\(shop), \(refundId), \(orderId), \(erpDocument), \(unescaped: Self.nowMs)) ON CONFLICT (shop, refund_id) DO NOTHING
+            """
+        try await client.query(q)
+    }
+
+    public func orderCount() async throws -> Int {
+        let rows = try await client.query("SELECT COUNT(*) FROM forwarded_orders")
+        for try await n in rows.decode(Int64.self) { return Int(n) }
+        return 0
+    }
+
+    private func returnsRow(_ q: PostgresQuery) async throws -> Bool {
+        let rows = try await client.query(q)
+        var any = false
+        for try await _ in rows { any = true }
+        return any
+    }
+}

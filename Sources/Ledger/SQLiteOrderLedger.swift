@@ -1,0 +1,122 @@
+import Messaging
+import Foundation
+import GRDB
+import ServiceLifecycle
+
+/// The default ledger: an SQLite file (WAL mode) through GRDB. Several forwarder processes on one host may share
+/// the file; across hosts use `PostgresOrderLedger`.
+public final class SQLiteOrderLedger: OrderLedger {
+    private let pool: DatabasePool
+
+    /// Milliseconds since the epoch by SQLite's clock.
+    private static let nowMs = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+    public init(path: String) throws {
+        var config = Configuration()
+        // Writers from several processes queue behind each other instead of failing with SQLITE_BUSY.
+        config.busyMode = .timeout(10)
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        pool = try DatabasePool(path: path, configuration: config)
+    }
+
+    public func migrate() async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS forwarded_orders (
+                        shop TEXT NOT NULL, order_id INTEGER NOT NULL,
+                        updated_at_ms INTEGER NOT NULL, triggered_at_ms INTEGER NOT NULL,
+                        erp_document TEXT NOT NULL, applied_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (shop, order_id));
+                    CREATE TABLE IF NOT EXISTS order_locks (
+                        shop TEXT NOT NULL, order_id INTEGER NOT NULL, owner TEXT NOT NULL,
+                        expires_at_ms INTEGER NOT NULL, PRIMARY KEY (shop, order_id));
+                    CREATE TABLE IF NOT EXISTS forwarded_refunds (
+                        shop TEXT NOT NULL, refund_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
+                        erp_document TEXT NOT NULL, applied_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (shop, refund_id));
+                    """)
+        }
+    }
+
+    public func entry(shop: String, orderId: Int64) async throws -> LedgerEntry? {
+        try await pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT updated_at_ms, triggered_at_ms, erp_document, applied_at_ms FROM forwarded_orders WHERE shop = ? AND order_id = ?",
+                    arguments: [shop, orderId])
+            else { return nil }
+            return LedgerEntry(
+                shop: shop, orderId: orderId,
+                version: OrderVersion(updatedAtMs: row[0], triggeredAtMs: row[1]),
+                erpDocument: row[2], appliedAtMs: row[3])
+        }
+    }
+
+    public func record(shop: String, orderId: Int64, version: OrderVersion, erpDocument: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO forwarded_orders (shop, order_id, updated_at_ms, triggered_at_ms, erp_document, applied_at_ms)
+                    VALUES (?, ?, ?, ?, ?, \(Self.nowMs))
+                    ON CONFLICT (shop, order_id) DO UPDATE SET
+                        updated_at_ms = excluded.updated_at_ms, triggered_at_ms = excluded.triggered_at_ms,
+                        erp_document = excluded.erp_document, applied_at_ms = excluded.applied_at_ms
+                    WHERE (excluded.updated_at_ms, excluded.triggered_at_ms)
+                        > (forwarded_orders.updated_at_ms, forwarded_orders.triggered_at_ms)
+                    """,
+                arguments: [shop, orderId, version.updatedAtMs, version.triggeredAtMs, erpDocument])
+            return db.changesCount == 1
+        }
+    }
+
+    public func tryLock(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool {
+        let ttlMs = ttl.wholeMilliseconds
+        return try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO order_locks (shop, order_id, owner, expires_at_ms) VALUES (?, ?, ?, \(Self.nowMs) + ?)
+                    ON CONFLICT (shop, order_id) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
+                    WHERE order_locks.expires_at_ms < \(Self.nowMs) OR order_locks.owner = excluded.owner
+                    """,
+                arguments: [shop, orderId, owner, ttlMs])
+            return db.changesCount == 1
+        }
+    }
+
+    public func unlock(shop: String, orderId: Int64, owner: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM order_locks WHERE shop = ? AND order_id = ? AND owner = ?", arguments: [shop, orderId, owner])
+        }
+    }
+
+    public func refundDocument(shop: String, refundId: Int64) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(
+                db, sql: "SELECT erp_document FROM forwarded_refunds WHERE shop = ? AND refund_id = ?", arguments: [shop, refundId])
+        }
+    }
+
+    public func recordRefund(shop: String, refundId: Int64, orderId: Int64, erpDocument: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO forwarded_refunds (shop, refund_id, order_id, erp_document, applied_at_ms)
+                    VALUES (?, ?, ?, ?, \(Self.nowMs)) ON CONFLICT (shop, refund_id) DO NOTHING
+                    """,
+                arguments: [shop, refundId, orderId, erpDocument])
+        }
+    }
+
+    public func orderCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM forwarded_orders") ?? 0 }
+    }
+
+    /// Nothing runs in the background; waits for shutdown so the ledger outlives the forwarder in a ServiceGroup.
+    public func run() async throws {
+        try? await gracefulShutdown()
+    }
+}
