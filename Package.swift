@@ -214,7 +214,7 @@ let package = Package(
         // Mapping and circuit breaker (pure), ledgers (SQLite always; PostgreSQL when BRIDGE_TEST_POSTGRES_URL is set).
         .testTarget(
             name: "OrderForwardingTests",
-            dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore"],
+            dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Sandbox", "Messaging"],
             swiftSettings: swiftSettings
         ),
         // The forwarder end to end: real broker, in-process erp-sim, spawned forwarder processes.

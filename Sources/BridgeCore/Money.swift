@@ -14,7 +14,7 @@ public enum Money {
         var dotSeen = false
         for (i, c) in t.enumerated() {
             switch c {
-            case "-", "+" where i == 0: continue
+            case "-" where i == 0, "+" where i == 0: continue
             case "0"..."9": digitsSeen = true
             case "." where !dotSeen: dotSeen = true
             default: return nil

@@ -7,6 +7,7 @@ import PostgresNIO
 /// semantics as `SQLiteOrderLedger`; lease times come from the server's clock.
 public final class PostgresOrderLedger: OrderLedger {
     private let client: PostgresClient
+    private let logger: Logger
 
     public init(host: String, port: Int, user: String, password: String?, database: String, logger: Logger) {
         var config = PostgresClient.Configuration(
@@ -14,6 +15,7 @@ public final class PostgresOrderLedger: OrderLedger {
         config.options.maximumConnections = 16
         config.options.connectTimeout = .seconds(5)
         client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.logger = logger
     }
 
     private static let nowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
@@ -22,35 +24,37 @@ public final class PostgresOrderLedger: OrderLedger {
         await client.run()
     }
 
+    /// Creates the tables under a transaction-scoped advisory lock, so forwarders starting together on several hosts
+    /// do not race on `CREATE TABLE IF NOT EXISTS` (which is not safe under concurrency in PostgreSQL).
     public func migrate() async throws {
-        for statement in [
-            """
-            CREATE TABLE IF NOT EXISTS forwarded_orders (
-                shop TEXT NOT NULL, order_id BIGINT NOT NULL,
-                updated_at_ms BIGINT NOT NULL, triggered_at_ms BIGINT NOT NULL,
-                erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
-                PRIMARY KEY (shop, order_id))
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS order_locks (
-                shop TEXT NOT NULL, order_id BIGINT NOT NULL, owner TEXT NOT NULL,
-                expires_at_ms BIGINT NOT NULL, PRIMARY KEY (shop, order_id))
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS forwarded_refunds (
-                shop TEXT NOT NULL, refund_id BIGINT NOT NULL, order_id BIGINT NOT NULL,
-                erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
-                PRIMARY KEY (shop, refund_id))
-            """,
-        ] {
-            do {
-                try await client.query(PostgresQuery(unsafeSQL: statement))
-            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                // Two processes creating the same table at once: the other one won, which is what we wanted.
-                continue
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7042420001)", logger: logger)
+            for statement in Self.schema {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
         }
     }
+
+    static let schema = [
+        """
+        CREATE TABLE IF NOT EXISTS forwarded_orders (
+            shop TEXT NOT NULL, order_id BIGINT NOT NULL,
+            updated_at_ms BIGINT NOT NULL, triggered_at_ms BIGINT NOT NULL,
+            erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
+            PRIMARY KEY (shop, order_id))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS order_locks (
+            shop TEXT NOT NULL, order_id BIGINT NOT NULL, owner TEXT NOT NULL,
+            expires_at_ms BIGINT NOT NULL, PRIMARY KEY (shop, order_id))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS forwarded_refunds (
+            shop TEXT NOT NULL, refund_id BIGINT NOT NULL, order_id BIGINT NOT NULL,
+            erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
+            PRIMARY KEY (shop, refund_id))
+        """,
+    ]
 
     public func entry(shop: String, orderId: Int64) async throws -> LedgerEntry? {
         let rows = try await client.query(

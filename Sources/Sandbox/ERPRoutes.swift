@@ -50,7 +50,8 @@ public struct ERPSimulatorRoutes: Sendable {
                 lines.append(.init(sku: l.sku, quantity: l.quantity, unitPrice: price))
             }
             switch await self.store.upsert(
-                ref: ref, version: body.version, status: body.status ?? "open", currency: body.currency, total: total, lines: lines)
+                ref: ref, version: body.version, status: body.status ?? "open", currency: body.currency, total: total,
+                lines: lines, document: Data(buffer.readableBytesView))
             {
             case .created(let o): return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
             case .updated(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
@@ -70,6 +71,34 @@ public struct ERPSimulatorRoutes: Sendable {
             let since = request.uri.queryParameters.get("changed_since").flatMap { try? Date($0, strategy: .iso8601) } ?? .distantPast
             let list = await self.store.orders(changedSince: since)
             return Self.json(.ok, ["orders": list.map { Self.orderJSON($0) }])
+        }
+        router.put("/api/v1/customers/{ref}") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            guard (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) is [String: Any] else {
+                return Self.json(.badRequest, ["error": "invalid_body", "message": "expected a JSON object"])
+            }
+            let c = await self.store.upsertCustomer(ref: context.parameters.get("ref") ?? "", document: Data(buffer.readableBytesView))
+            return Self.json(c.writes == 1 ? .created : .ok, ["external_ref": c.externalRef, "customer_number": c.customerNumber])
+        }
+        router.put("/api/v1/sales-orders/{ref}/refunds/{refundRef}") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            struct RefundBody: Decodable { var amount: String }
+            guard let body = try? JSONDecoder().decode(RefundBody.self, from: Data(buffer.readableBytesView)),
+                let amount = Decimal(string: body.amount, locale: Locale(identifier: "en_US_POSIX"))
+            else {
+                return Self.json(.badRequest, ["error": "invalid_body", "message": "expected amount"])
+            }
+            let orderRef = context.parameters.get("ref") ?? ""
+            switch await self.store.recordRefund(orderRef: orderRef, refundRef: context.parameters.get("refundRef") ?? "", amount: amount) {
+            case .created(let n):
+                return Self.json(.created, ["credit_note_number": n.number, "amount": "\(n.amount)", "result": "created"])
+            case .existing(let n):
+                return Self.json(.ok, ["credit_note_number": n.number, "amount": "\(n.amount)", "result": "existing"])
+            case .orderNotFound:
+                return Self.json(.notFound, ["error": "order_not_found", "message": "no sales order \(orderRef)"])
+            }
         }
         router.put("/_admin/faults") { request, _ in
             let buffer = try await request.body.collect(upTo: 65536)
@@ -96,7 +125,12 @@ public struct ERPSimulatorRoutes: Sendable {
             return Self.json(.ok, ["creates": c.creates, "updates": c.updates])
         }
         router.get("/_inspect/stats") { _, _ in
-            Self.json(.ok, ["orders": await self.store.orderCount])
+            Self.json(
+                .ok,
+                [
+                    "orders": await self.store.orderCount, "customers": await self.store.customerCount,
+                    "credit_notes": await self.store.creditNoteCount,
+                ])
         }
     }
 
@@ -118,12 +152,18 @@ public struct ERPSimulatorRoutes: Sendable {
         return nil
     }
 
+    /// The stored document with the ERP's own fields on top.
     static func orderJSON(_ o: ERPStore.SalesOrder, extra: [String: Any] = [:]) -> [String: Any] {
-        var d: [String: Any] = [
+        var d = (try? JSONSerialization.jsonObject(with: o.document)) as? [String: Any] ?? [:]
+        let own: [String: Any] = [
             "external_ref": o.externalRef, "document_number": o.documentNumber, "version": o.version,
             "status": o.status, "currency": o.currency, "total": "\(o.total)",
-            "lines": o.lines.map { ["sku": $0.sku, "quantity": $0.quantity, "unit_price": "\($0.unitPrice)"] },
+            "refunded_total": "\(o.refundedTotal)",
         ]
+        for (k, v) in own { d[k] = v }
+        if d["lines"] == nil {
+            d["lines"] = o.lines.map { ["sku": $0.sku, "quantity": $0.quantity, "unit_price": "\($0.unitPrice)"] }
+        }
         for (k, v) in extra { d[k] = v }
         return d
     }

@@ -15,6 +15,23 @@ public actor ERPStore {
         public var total: Decimal
         public var lines: [Line]
         public var updatedAt: Date
+        /// The whole document as last written (JSON), returned on read.
+        public var document: Data = Data("{}".utf8)
+        public var refundedTotal: Decimal = 0
+    }
+
+    public struct Customer: Sendable, Equatable {
+        public var externalRef: String
+        public var customerNumber: String
+        public var document: Data
+        public var writes: Int
+    }
+
+    public struct CreditNote: Sendable, Equatable {
+        public var refundRef: String
+        public var orderRef: String
+        public var number: String
+        public var amount: Decimal
     }
 
     public struct Line: Codable, Sendable, Equatable {
@@ -64,6 +81,8 @@ public actor ERPStore {
     }
 
     private var orders: [String: SalesOrder] = [:]
+    private var customers: [String: Customer] = [:]
+    private var creditNotes: [String: CreditNote] = [:]
     private var writes: [String: (creates: Int, updates: Int)] = [:]
     private var nextDocument = 1
     private(set) var knownSKUs: Set<String>
@@ -77,7 +96,10 @@ public actor ERPStore {
     public func addSKUs(_ skus: [String]) { knownSKUs.formUnion(skus) }
 
     /// Creates or updates by external reference; an older version never overwrites a newer one.
-    public func upsert(ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line], now: Date = Date()) -> UpsertResult {
+    public func upsert(
+        ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line],
+        document: Data = Data("{}".utf8), now: Date = Date()
+    ) -> UpsertResult {
         if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) { return .unknownSKU(bad.sku) }
         if var existing = orders[ref] {
             guard Self.isNewer(version, than: existing.version) else { return .stale(existing) }
@@ -86,6 +108,7 @@ public actor ERPStore {
             existing.currency = currency
             existing.total = total
             existing.lines = lines
+            existing.document = document
             existing.updatedAt = now
             orders[ref] = existing
             writes[ref, default: (0, 0)].updates += 1
@@ -93,7 +116,7 @@ public actor ERPStore {
         }
         let order = SalesOrder(
             externalRef: ref, documentNumber: String(format: "SO-%06d", nextDocument), version: version, status: status,
-            currency: currency, total: total, lines: lines, updatedAt: now)
+            currency: currency, total: total, lines: lines, updatedAt: now, document: document)
         nextDocument += 1
         orders[ref] = order
         writes[ref, default: (0, 0)].creates += 1
@@ -101,6 +124,39 @@ public actor ERPStore {
     }
 
     public func order(ref: String) -> SalesOrder? { orders[ref] }
+
+    /// Creates or updates a customer by external reference (last write wins; customers carry no version).
+    public func upsertCustomer(ref: String, document: Data) -> Customer {
+        var c = customers[ref] ?? Customer(
+            externalRef: ref, customerNumber: String(format: "C-%06d", customers.count + 1), document: document, writes: 0)
+        c.document = document
+        c.writes += 1
+        customers[ref] = c
+        return c
+    }
+
+    public func customer(ref: String) -> Customer? { customers[ref] }
+    public var customerCount: Int { customers.count }
+
+    public enum RefundResult: Sendable, Equatable {
+        case created(CreditNote)
+        case existing(CreditNote)
+        case orderNotFound
+    }
+
+    /// Records a refund once per refund reference; a replay returns the original credit note.
+    public func recordRefund(orderRef: String, refundRef: String, amount: Decimal) -> RefundResult {
+        if let existing = creditNotes[refundRef] { return .existing(existing) }
+        guard var order = orders[orderRef] else { return .orderNotFound }
+        let note = CreditNote(
+            refundRef: refundRef, orderRef: orderRef, number: String(format: "CN-%06d", creditNotes.count + 1), amount: amount)
+        creditNotes[refundRef] = note
+        order.refundedTotal += amount
+        orders[orderRef] = order
+        return .created(note)
+    }
+
+    public var creditNoteCount: Int { creditNotes.count }
 
     public func orders(changedSince: Date) -> [SalesOrder] {
         orders.values.filter { $0.updatedAt >= changedSince }.sorted { $0.updatedAt < $1.updatedAt }

@@ -1,0 +1,242 @@
+import Foundation
+
+/// A Shopify order as a webhook delivers it (REST JSON: snake_case, money as strings, 64-bit ids, nullable
+/// customer and addresses), built from a few numbers with totals that add up the way Shopify's do.
+///
+/// Used by the simulators' traffic generator, by tests and by benchmarks.
+public struct ShopifyOrderFixture: Sendable {
+    public struct Line: Sendable {
+        public var id: Int64
+        public var sku: String?
+        public var variantId: Int64?
+        public var title: String
+        public var quantity: Int
+        public var price: Decimal
+        /// Line and order-level discounts allocated to this line.
+        public var discount: Decimal
+        public var tax: Decimal
+
+        public init(
+            id: Int64, sku: String?, variantId: Int64? = nil, title: String = "Ünïcode T-shirt 👕", quantity: Int,
+            price: Decimal, discount: Decimal = 0, tax: Decimal = 0
+        ) {
+            self.id = id
+            self.sku = sku
+            self.variantId = variantId
+            self.title = title
+            self.quantity = quantity
+            self.price = price
+            self.discount = discount
+            self.tax = tax
+        }
+    }
+
+    public struct Shipping: Sendable {
+        public var price: Decimal
+        public var discount: Decimal
+        public var tax: Decimal
+        public init(price: Decimal, discount: Decimal = 0, tax: Decimal = 0) {
+            self.price = price
+            self.discount = discount
+            self.tax = tax
+        }
+    }
+
+    public var id: Int64
+    public var updatedAt: Date
+    public var createdAt: Date
+    public var currency = "EUR"
+    public var presentmentCurrency = "EUR"
+    public var taxesIncluded = false
+    public var lines: [Line]
+    public var shipping: [Shipping] = []
+    public var tip: Decimal = 0
+    public var cancelled = false
+    public var financialStatus = "paid"
+    public var customerId: Int64?
+    public var refunds: [(id: Int64, amount: Decimal)] = []
+    /// Overrides `total_price` (to simulate a payload the mapping cannot reconcile).
+    public var totalOverride: Decimal?
+
+    public init(id: Int64, updatedAt: Date = Date(), lines: [Line]) {
+        self.id = id
+        self.updatedAt = updatedAt
+        self.createdAt = updatedAt
+        self.lines = lines
+    }
+
+    /// What Shopify's `total_price` is for these numbers.
+    public var total: Decimal {
+        if let totalOverride { return totalOverride }
+        var t = Decimal(0)
+        for l in lines { t += l.price * Decimal(l.quantity) - l.discount + (taxesIncluded ? 0 : l.tax) }
+        for s in shipping { t += s.price - s.discount + (taxesIncluded ? 0 : s.tax) }
+        return t + tip
+    }
+
+    static func money(_ d: Decimal) -> String { "\(d)" }
+
+    static func iso(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        f.timeZone = TimeZone(secondsFromGMT: -5 * 3600)
+        return f.string(from: d)
+    }
+
+    /// The webhook body.
+    public func json() -> Data {
+        let lineItems: [[String: Any]] = lines.map { l in
+            [
+                "id": l.id, "admin_graphql_api_id": "gid://shopify/LineItem/\(l.id)",
+                "variant_id": l.variantId.map { $0 as Any } ?? NSNull(), "product_id": l.variantId.map { ($0 / 2) as Any } ?? NSNull(),
+                "sku": l.sku.map { $0 as Any } ?? NSNull(), "title": l.title, "quantity": l.quantity,
+                "current_quantity": l.quantity, "fulfillable_quantity": l.quantity,
+                "price": Self.money(l.price), "total_discount": "0.00", "requires_shipping": true, "taxable": l.tax > 0,
+                "gift_card": false, "properties": [Any](),
+                "discount_allocations": l.discount > 0 ? [["amount": Self.money(l.discount), "discount_application_index": 0]] : [],
+                "tax_lines": l.tax > 0 ? [["title": "VAT", "price": Self.money(l.tax), "rate": 0.2]] : [],
+            ]
+        }
+        let shippingLines: [[String: Any]] = shipping.enumerated().map { i, s in
+            [
+                "id": id * 10 + Int64(i), "code": "standard", "title": "Standard", "price": Self.money(s.price),
+                "discounted_price": Self.money(s.price - s.discount),
+                "discount_allocations": s.discount > 0 ? [["amount": Self.money(s.discount)]] : [],
+                "tax_lines": s.tax > 0 ? [["title": "VAT", "price": Self.money(s.tax), "rate": 0.2]] : [],
+            ]
+        }
+        var tax = Decimal(0)
+        var discounts = Decimal(0)
+        var subtotal = Decimal(0)
+        for l in lines {
+            tax += l.tax
+            discounts += l.discount
+            subtotal += l.price * Decimal(l.quantity) - l.discount
+        }
+        for s in shipping {
+            tax += s.tax
+            discounts += s.discount
+        }
+        let customer: Any =
+            customerId.map { cid -> Any in
+                [
+                    "id": cid, "email": "kunde\(cid)@example.com", "first_name": "Zoë", "last_name": "Ångström",
+                    "phone": NSNull(),
+                ] as [String: Any]
+            } ?? NSNull()
+        let address: Any =
+            customerId == nil
+            ? NSNull()
+            : [
+                "name": "Zoë Ångström", "address1": "Hauptstraße 1", "address2": NSNull(), "city": "München",
+                "province": "Bayern", "province_code": "BY", "country": "Germany", "country_code": "DE", "zip": "80331",
+                "company": NSNull(), "phone": NSNull(),
+            ] as [String: Any]
+        let refundsJSON: [[String: Any]] = refunds.map { r in
+            [
+                "id": r.id, "order_id": id, "created_at": Self.iso(updatedAt),
+                "transactions": [["amount": Self.money(r.amount), "kind": "refund", "status": "success"]],
+            ]
+        }
+        let order: [String: Any] = [
+            "id": id, "admin_graphql_api_id": "gid://shopify/Order/\(id)", "name": "#\(id % 100_000)",
+            "order_number": id % 100_000, "email": customerId == nil ? "" : "kunde@example.com",
+            "created_at": Self.iso(createdAt), "updated_at": Self.iso(updatedAt), "processed_at": Self.iso(createdAt),
+            "cancelled_at": cancelled ? Self.iso(updatedAt) as Any : NSNull(),
+            "cancel_reason": cancelled ? "customer" as Any : NSNull(), "closed_at": NSNull(),
+            "financial_status": financialStatus, "fulfillment_status": NSNull(), "currency": currency,
+            "presentment_currency": presentmentCurrency, "taxes_included": taxesIncluded,
+            "total_price": Self.money(total), "subtotal_price": Self.money(subtotal), "total_tax": Self.money(tax),
+            "total_discounts": Self.money(discounts), "total_tip_received": Self.money(tip),
+            "total_price_set": [
+                "shop_money": ["amount": Self.money(total), "currency_code": currency],
+                "presentment_money": ["amount": Self.money(total), "currency_code": presentmentCurrency],
+            ],
+            "line_items": lineItems, "shipping_lines": shippingLines, "discount_codes": [Any](),
+            "discount_applications": [Any](), "tax_lines": [Any](), "customer": customer, "billing_address": address,
+            "shipping_address": address, "tags": "", "source_name": "web", "test": false, "refunds": refundsJSON,
+            "fulfillments": [Any](),
+        ]
+        return (try? JSONSerialization.data(withJSONObject: order, options: [.sortedKeys])) ?? Data()
+    }
+
+    /// A refunds/create body for one of this order's refunds.
+    public func refundJSON(id refundId: Int64, amount: Decimal) -> Data {
+        let r: [String: Any] = [
+            "id": refundId, "order_id": id, "created_at": Self.iso(updatedAt), "note": NSNull(),
+            "refund_line_items": [["line_item_id": lines.first?.id ?? 0, "quantity": 1, "subtotal": Self.money(amount)]],
+            "transactions": [["amount": Self.money(amount), "kind": "refund", "status": "success", "gateway": "bogus"]],
+        ]
+        return (try? JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])) ?? Data()
+    }
+}
+
+/// A deterministic stream of orders for tests and benchmarks: `count` orders with 1-`maxLines` lines over
+/// `skuCount` SKUs (skewed: a few SKUs sell most, as in a sale), from `seed`.
+public struct OrderGenerator: Sendable {
+    public var seed: UInt64
+    public var skuCount: Int
+    public var maxLines: Int
+    public var firstOrderId: Int64
+
+    public init(seed: UInt64 = 42, skuCount: Int = 1000, maxLines: Int = 4, firstOrderId: Int64 = 9_007_199_254_740_993) {
+        self.seed = seed
+        self.skuCount = skuCount
+        self.maxLines = maxLines
+        self.firstOrderId = firstOrderId
+    }
+
+    public static func sku(_ n: Int) -> String { "SKU-" + String(format: "%05d", n) }
+
+    public func orders(_ count: Int, at date: Date = Date()) -> [ShopifyOrderFixture] {
+        var rng = SplitMix64(seed: seed)
+        var out: [ShopifyOrderFixture] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            let id = firstOrderId + Int64(i)
+            let lineCount = 1 + Int(rng.next() % UInt64(max(1, maxLines)))
+            var lines: [ShopifyOrderFixture.Line] = []
+            for j in 0..<lineCount {
+                // Skew: square a uniform draw so low SKU numbers are picked far more often.
+                let u = Double(rng.next() % 10_000) / 10_000
+                let skuNumber = 1 + Int(u * u * Double(skuCount - 1))
+                let cents = 500 + Int(rng.next() % 9500)
+                let price = Decimal(cents) / 100
+                let qty = 1 + Int(rng.next() % 3)
+                let discount = (rng.next() % 4 == 0) ? Decimal(cents / 10) / 100 : 0
+                let tax = ((price * Decimal(qty) - discount) * Decimal(19) / 100).roundedToCents
+                lines.append(
+                    .init(id: id * 100 + Int64(j), sku: Self.sku(skuNumber), variantId: 40_000_000_000 + Int64(skuNumber),
+                        quantity: qty, price: price, discount: discount, tax: tax))
+            }
+            var o = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)
+            o.shipping = [.init(price: Decimal(495) / 100, tax: Decimal(94) / 100)]
+            o.customerId = (rng.next() % 5 == 0) ? nil : 7_000_000_000_000 + Int64(rng.next() % 100_000)
+            out.append(o)
+        }
+        return out
+    }
+}
+
+/// Small, fast, seedable PRNG (SplitMix64): the same seed gives the same traffic everywhere.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension Decimal {
+    /// Rounded half-up to two decimals.
+    var roundedToCents: Decimal {
+        var v = self
+        var r = Decimal()
+        NSDecimalRound(&r, &v, 2, .plain)
+        return r
+    }
+}

@@ -1,0 +1,148 @@
+import BridgeCore
+import Foundation
+import Ledger
+import Logging
+import Testing
+
+/// The ledgers under test: SQLite always; PostgreSQL when `BRIDGE_TEST_POSTGRES_URL` is set (`./dev test` and CI
+/// start a private PostgreSQL and set it).
+enum LedgerKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["BRIDGE_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    static var available: [LedgerKind] {
+        if postgresURL == nil {
+            print("LedgerTests: BRIDGE_TEST_POSTGRES_URL is not set; PostgreSQL ledger tests skipped (./dev test sets it)")
+            return [.sqlite]
+        }
+        return allCases
+    }
+
+    /// Runs `body` with a fresh ledger (a new file, or a new PostgreSQL schema-free database table set).
+    func with(_ body: @Sendable (any OrderLedger) async throws -> Void) async throws {
+        switch self {
+        case .sqlite:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let ledger = try SQLiteOrderLedger(path: dir.appendingPathComponent("l.sqlite").path)
+            try await ledger.migrate()
+            try await body(ledger)
+        case .postgres:
+            guard case .postgres(let host, let port, let user, let password, let db)? = LedgerLocation(Self.postgresURL ?? "") else {
+                Issue.record("BRIDGE_TEST_POSTGRES_URL is not a postgres:// URL")
+                return
+            }
+            let ledger = PostgresOrderLedger(
+                host: host, port: port, user: user, password: password, database: db, logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await ledger.run() }
+                try await ledger.migrate()
+                try await body(ledger)
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+@Suite("Ledger: versions only move forward, one lease holder per order, refunds once (SQLite and PostgreSQL)")
+struct LedgerTests {
+    /// Unique per test run so PostgreSQL tests never see each other's rows.
+    static func shop() -> String { "t\(UUID().uuidString.prefix(8).lowercased())" }
+
+    @Test("record stores newer versions only; equal and older ones are refused", arguments: LedgerKind.available)
+    func versions(kind: LedgerKind) async throws {
+        try await kind.with { ledger in
+            let shop = Self.shop()
+            let v1 = OrderVersion(updatedAtMs: 1000, triggeredAtMs: 5)
+            #expect(try await ledger.entry(shop: shop, orderId: 1) == nil)
+            #expect(try await ledger.record(shop: shop, orderId: 1, version: v1, erpDocument: "SO-1"))
+            #expect(try await ledger.record(shop: shop, orderId: 1, version: v1, erpDocument: "SO-1") == false)
+            #expect(try await ledger.record(shop: shop, orderId: 1, version: .init(updatedAtMs: 999, triggeredAtMs: 9), erpDocument: "X") == false)
+            // Same updated_at, later trigger: newer (the tie-break).
+            #expect(try await ledger.record(shop: shop, orderId: 1, version: .init(updatedAtMs: 1000, triggeredAtMs: 6), erpDocument: "SO-1"))
+            #expect(try await ledger.record(shop: shop, orderId: 1, version: .init(updatedAtMs: 2000, triggeredAtMs: 0), erpDocument: "SO-1"))
+            let e = try #require(try await ledger.entry(shop: shop, orderId: 1))
+            #expect(e.version == .init(updatedAtMs: 2000, triggeredAtMs: 0))
+            #expect(e.erpDocument == "SO-1")
+            // Ids beyond 2^53 are exact.
+            let big: Int64 = 9_007_199_254_740_993
+            #expect(try await ledger.record(shop: shop, orderId: big, version: v1, erpDocument: "SO-2"))
+            #expect(try await ledger.entry(shop: shop, orderId: big)?.orderId == big)
+            #expect(try await ledger.entry(shop: shop, orderId: big - 1) == nil)
+        }
+    }
+
+    @Test("50 concurrent writers of random versions leave the highest one", arguments: LedgerKind.available)
+    func concurrentRecords(kind: LedgerKind) async throws {
+        try await kind.with { ledger in
+            let shop = Self.shop()
+            let versions = (1...50).map { OrderVersion(updatedAtMs: Int64($0 % 7) * 1000, triggeredAtMs: Int64($0)) }.shuffled()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for v in versions {
+                    group.addTask { try await ledger.record(shop: shop, orderId: 42, version: v, erpDocument: "SO-42") }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await ledger.entry(shop: shop, orderId: 42)?.version == versions.max())
+        }
+    }
+
+    @Test("one lease holder per order; renewal by the holder; release; expiry frees a dead holder's lease", arguments: LedgerKind.available)
+    func leases(kind: LedgerKind) async throws {
+        try await kind.with { ledger in
+            let shop = Self.shop()
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "a", ttl: .seconds(30)))
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "b", ttl: .seconds(30)) == false)
+            #expect(try await ledger.tryLock(shop: shop, orderId: 2, owner: "b", ttl: .seconds(30)), "other orders are independent")
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "a", ttl: .seconds(30)), "the holder renews")
+            try await ledger.unlock(shop: shop, orderId: 1, owner: "b")  // not the holder: no effect
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "b", ttl: .seconds(30)) == false)
+            try await ledger.unlock(shop: shop, orderId: 1, owner: "a")
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "b", ttl: .milliseconds(300)))
+            // b dies holding it: the lease expires by itself.
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "c", ttl: .seconds(30)) == false)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "c", ttl: .seconds(30)))
+        }
+    }
+
+    @Test("of 20 concurrent contenders exactly one gets the lease", arguments: LedgerKind.available)
+    func contention(kind: LedgerKind) async throws {
+        try await kind.with { ledger in
+            let shop = Self.shop()
+            let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<20 {
+                    group.addTask { try await ledger.tryLock(shop: shop, orderId: 7, owner: "w\(i)", ttl: .seconds(30)) }
+                }
+                var n = 0
+                for try await won in group where won { n += 1 }
+                return n
+            }
+            #expect(winners == 1)
+        }
+    }
+
+    @Test("a refund is recorded once; the first credit note stays", arguments: LedgerKind.available)
+    func refunds(kind: LedgerKind) async throws {
+        try await kind.with { ledger in
+            let shop = Self.shop()
+            #expect(try await ledger.refundDocument(shop: shop, refundId: 5) == nil)
+            try await ledger.recordRefund(shop: shop, refundId: 5, orderId: 1, erpDocument: "CN-1")
+            try await ledger.recordRefund(shop: shop, refundId: 5, orderId: 1, erpDocument: "CN-2")
+            #expect(try await ledger.refundDocument(shop: shop, refundId: 5) == "CN-1")
+        }
+    }
+
+    @Test("ledger locations parse; passwords never appear in their log form")
+    func locations() {
+        #expect(LedgerLocation("sqlite:data/l.sqlite") == .sqlite(path: "data/l.sqlite"))
+        #expect(LedgerLocation("sqlite:///var/lib/bridge/l.sqlite") == .sqlite(path: "/var/lib/bridge/l.sqlite"))
+        let pg = LedgerLocation("postgres://bridge:s3cret@db.internal:6543/ledger")
+        #expect(pg == .postgres(host: "db.internal", port: 6543, user: "bridge", password: "s3cret", database: "ledger"))
+        #expect(pg?.redacted.contains("s3cret") == false)
+        #expect(LedgerLocation("mysql://x") == nil)
+        #expect(LedgerLocation("sqlite:") == nil)
+    }
+}
