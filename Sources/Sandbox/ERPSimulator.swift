@@ -163,6 +163,10 @@ public actor ERPStore {
     }
 
     public func writeCounts(ref: String) -> (creates: Int, updates: Int) { writes[ref] ?? (0, 0) }
+
+    /// References created more than once: must always be empty (the duplicates a test looks for).
+    public func duplicatedRefs() -> [String] { writes.filter { $0.value.creates > 1 }.map(\.key) }
+    public var totalUpdates: Int { writes.values.reduce(0) { $0 + $1.updates } }
     public var orderCount: Int { orders.count }
 
     /// Versions are ISO-8601 timestamps (Shopify `updated_at`); equal versions are not newer (replays are no-ops).

@@ -99,7 +99,7 @@ public struct ShopifyOrderFixture: Sendable {
         }
         let shippingLines: [[String: Any]] = shipping.enumerated().map { i, s in
             [
-                "id": id * 10 + Int64(i), "code": "standard", "title": "Standard", "price": Self.money(s.price),
+                "id": (id % 1_000_000_000) * 10 + Int64(i), "code": "standard", "title": "Standard", "price": Self.money(s.price),
                 "discounted_price": Self.money(s.price - s.discount),
                 "discount_allocations": s.discount > 0 ? [["amount": Self.money(s.discount)]] : [],
                 "tax_lines": s.tax > 0 ? [["title": "VAT", "price": Self.money(s.tax), "rate": 0.2]] : [],

@@ -12,27 +12,7 @@ import FoundationNetworking
 /// Runs the real executables (built by `./dev test` before the tests; BRIDGE_TEST_BIN_DIR points at them).
 @Suite("Processes start for real and stop cleanly")
 struct ProcessTests {
-    static func binary(_ name: String) throws -> String {
-        let dir = ProcessInfo.processInfo.environment["BRIDGE_TEST_BIN_DIR"] ?? TestBroker.repositoryRoot + "/.build/debug"
-        let path = dir + "/" + name
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw NSError(domain: "ProcessTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(path) is not built: run ./dev test"])
-        }
-        return path
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freePort() -> Int { TestProcesses.freePort() }
 
     static func get(_ url: String) async -> (Int, String) {
         var request = URLRequest(url: URL(string: url)!)
@@ -42,17 +22,7 @@ struct ProcessTests {
     }
 
     func launch(_ name: String, environment: [String: String]) throws -> (Process, Pipe) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Self.binary(name))
-        var env = ProcessInfo.processInfo.environment
-        env["BRIDGE_CONFIG"] = nil
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        return (p, err)
+        try TestProcesses.launch(name, environment: environment)
     }
 
     @Test("each process connects, declares the topology, serves /healthz /readyz /metrics, and exits 0 on SIGTERM",
@@ -62,8 +32,10 @@ struct ProcessTests {
         let vhost = try await broker.makeVhost("proc")
         defer { Task { await broker.deleteVhost(vhost) } }
         let port = Self.freePort()
+        let ledger = FileManager.default.temporaryDirectory.appendingPathComponent("proc-\(UUID().uuidString)/ledger.sqlite").path
         let (p, err) = try launch(process, environment: [
             "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "info",
+            "ORDER_FORWARDER_LEDGER": "sqlite:\(ledger)",
         ])
         defer { if p.isRunning { p.interrupt(); kill(p.processIdentifier, SIGKILL) } }
 

@@ -1,0 +1,49 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real executables, built by `./dev test` before the tests (`BRIDGE_TEST_BIN_DIR` points at them).
+public enum TestProcesses {
+    public struct NotBuilt: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String { "\(path) is not built: run ./dev test" }
+    }
+
+    public static func binary(_ name: String) throws -> String {
+        let dir = ProcessInfo.processInfo.environment["BRIDGE_TEST_BIN_DIR"] ?? TestBroker.repositoryRoot + "/.build/debug"
+        let path = dir + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw NotBuilt(path: path) }
+        return path
+    }
+
+    /// Starts `name` with the test's environment plus `environment` (no BRIDGE_CONFIG); stderr is returned as a pipe.
+    public static func launch(_ name: String, environment: [String: String]) throws -> (Process, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary(name))
+        var env = ProcessInfo.processInfo.environment
+        env["BRIDGE_CONFIG"] = nil
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return (p, err)
+    }
+
+    /// A TCP port free right now on 127.0.0.1 (the kernel picks it).
+    public static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}

@@ -1,0 +1,140 @@
+import BridgeCore
+import BridgeTestSupport
+import ERP
+import Foundation
+import Hummingbird
+import Ledger
+import Logging
+import Messaging
+import OrderForwarding
+import Sandbox
+
+/// One test's world: a private vhost with the bridge topology (short retry levels), an in-process erp-sim on a free
+/// port, a temporary ledger directory, and a publisher that plays ingest.
+final class ForwarderHarness: Sendable {
+    static let shopDomain = "acme.myshopify.com"
+    static let shopId = "acme"
+    static let apiKey = "test-erp-key"
+    static let settings = BridgeConfig.TopologySettings(retryDelays: [.seconds(1), .seconds(2)])
+
+    let broker: TestBroker
+    let vhost: String
+    let store: ERPStore
+    let erpURL: String
+    let erpTask: Task<Void, any Error>
+    let publisher: AMQPConnection
+    let dir: URL
+
+    private init(broker: TestBroker, vhost: String, store: ERPStore, erpURL: String, erpTask: Task<Void, any Error>, publisher: AMQPConnection, dir: URL) {
+        self.broker = broker
+        self.vhost = vhost
+        self.store = store
+        self.erpURL = erpURL
+        self.erpTask = erpTask
+        self.publisher = publisher
+        self.dir = dir
+    }
+
+    static func make(_ prefix: String) async throws -> ForwarderHarness {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost(prefix)
+        let topology = BridgeTopology.topology(settings)
+        let publisher = try await broker.connect(vhost: vhost, name: "\(prefix)-ingest", onConnect: { try topology.declare(using: $0) })
+        let store = ERPStore(skus: Set((1...1000).map(OrderGenerator.sku)))
+        let (port, task) = try await startERP(store)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return ForwarderHarness(
+            broker: broker, vhost: vhost, store: store, erpURL: "http://127.0.0.1:\(port)", erpTask: task, publisher: publisher,
+            dir: dir)
+    }
+
+    static func startERP(_ store: ERPStore) async throws -> (Int, Task<Void, any Error>) {
+        let router = Router()
+        ERPSimulatorRoutes(store: store, apiKey: apiKey).addRoutes(to: router)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "erp-sim")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? -1) }, logger: logger)
+        let task = Task { try await app.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw CancellationError() }
+        return (port, task)
+    }
+
+    var ledgerPath: String { dir.appendingPathComponent("ledger.sqlite").path }
+
+    /// An in-process forwarder with its own connections (as a separate process would have), sharing the SQLite
+    /// ledger file with the other forwarders of this harness.
+    func startForwarder(
+        mapping: OrderMappingSettings = .init(), prefetch: Int = 32, writeCustomers: Bool = false,
+        breakerThreshold: Int = 3, probeInterval: Duration = .milliseconds(500)
+    ) async throws -> RunningForwarder {
+        let topology = BridgeTopology.topology(Self.settings)
+        let consumer = try await broker.connect(vhost: vhost, name: "fwd-consume", onConnect: { try topology.declare(using: $0) })
+        let pub = try await broker.connect(vhost: vhost, name: "fwd-publish", onConnect: { try topology.declare(using: $0) })
+        let ledger = try SQLiteOrderLedger(path: ledgerPath)
+        let erp = RESTERPClient(configuration: .init(baseURL: erpURL, apiKey: Self.apiKey, timeout: .seconds(5)))
+        var logger = Logger(label: "order-forwarder")
+        logger.logLevel = .warning
+        let settings = OrderForwarder.Settings(
+            forwarder: OrderForwarderSettings(
+                prefetch: prefetch, ledger: .sqlite(path: ledgerPath), lockTTL: .seconds(10), lockWait: .seconds(5),
+                breakerThreshold: breakerThreshold, breakerProbeInterval: probeInterval, mapping: mapping),
+            retryDelays: Self.settings.retryDelays, writeCustomers: writeCustomers)
+        let forwarder = OrderForwarder(
+            settings: settings, shops: [Self.shopDomain: Self.shopId], consumer: consumer, publisher: pub, erp: erp,
+            ledger: ledger, logger: logger)
+        let task = Task { try await forwarder.run() }
+        return RunningForwarder(forwarder: forwarder, task: task, connections: [consumer, pub], erp: erp)
+    }
+
+    /// Publishes like ingest does: untouched body, envelope headers, persistent, confirmed.
+    func publish(
+        _ body: Data, topic: String, webhookId: String = UUID().uuidString, triggeredAt: Date = Date(),
+        shop: String = ForwarderHarness.shopDomain
+    ) async throws {
+        let headers: AMQPTable = [
+            EnvelopeHeader.source: "shopify", EnvelopeHeader.shop: .string(shop), EnvelopeHeader.topic: .string(topic),
+            EnvelopeHeader.webhookId: .string(webhookId), EnvelopeHeader.apiVersion: "2026-07",
+            EnvelopeHeader.triggeredAt: .string(Timestamp.string(milliseconds: Timestamp.milliseconds(triggeredAt))),
+        ]
+        try await publisher.publish(
+            exchange: BridgeTopology.shopifyInbound, routingKey: BridgeTopology.routingKey(forShopifyTopic: topic),
+            body: Array(body),
+            properties: MessageProperties(
+                messageId: webhookId, correlationId: webhookId, contentType: "application/json", type: topic, headers: headers))
+    }
+
+    func ref(_ orderId: Int64) -> String { OrderMapper.externalRef(shop: Self.shopId, orderId: orderId) }
+
+    func close() async {
+        erpTask.cancel()
+        await publisher.close()
+        await broker.deleteVhost(vhost)
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+final class RunningForwarder: Sendable {
+    let forwarder: OrderForwarder
+    let task: Task<Void, any Error>
+    let connections: [AMQPConnection]
+    let erp: RESTERPClient
+
+    init(forwarder: OrderForwarder, task: Task<Void, any Error>, connections: [AMQPConnection], erp: RESTERPClient) {
+        self.forwarder = forwarder
+        self.task = task
+        self.connections = connections
+        self.erp = erp
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+        for c in connections { await c.close() }
+        await erp.shutdown()
+    }
+}

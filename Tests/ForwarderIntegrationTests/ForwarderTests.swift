@@ -1,0 +1,165 @@
+import BridgeCore
+import BridgeTestSupport
+import ERP
+import Foundation
+import Messaging
+import OrderForwarding
+import Sandbox
+import Testing
+
+/// The order-forwarder against a real broker and erp-sim: exactly once in effect, in version order, through
+/// duplicates, reordering, ERP outages and crashes.
+@Suite("order-forwarder end to end (real broker, erp-sim)", .serialized)
+struct ForwarderTests {
+    static let orders = BridgeTopology.orders.name
+    static let dlq = BridgeTopology.deadLetterQueue(of: orders)
+
+    func order(_ id: Int64, at date: Date = Date(), sku: String = "SKU-00001", lines: Int = 1) -> ShopifyOrderFixture {
+        var f = ShopifyOrderFixture(
+            id: id, updatedAt: date,
+            lines: (0..<lines).map { .init(id: (id % 1_000_000_000) * 10 + Int64($0), sku: sku, quantity: 1 + $0, price: Decimal(string: "12.34")!) })
+        f.shipping = [.init(price: Decimal(string: "4.95")!)]
+        return f
+    }
+
+    @Test("the same order delivered ten times (redeliveries and duplicate webhooks) creates one ERP order")
+    func tenDeliveriesOneOrder() async throws {
+        let h = try await ForwarderHarness.make("dup")
+        let f = try await h.startForwarder()
+        let o = order(8_209_829_119_461_545_001)
+        let triggered = Date()
+        for i in 0..<10 {
+            // Half are the same webhook redelivered, half are distinct webhooks for the same event.
+            try await h.publish(o.json(), topic: "orders/create", webhookId: i % 2 == 0 ? "wh-same" : "wh-\(i)", triggeredAt: triggered)
+        }
+        #expect(await eventually { await h.store.order(ref: h.ref(o.id)) != nil })
+        try await Task.sleep(for: .seconds(2))
+        let writes = await h.store.writeCounts(ref: h.ref(o.id))
+        #expect(writes.creates == 1)
+        #expect(writes.updates == 0)
+        #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
+        let erpOrder = try #require(await h.store.order(ref: h.ref(o.id)))
+        #expect(erpOrder.total == o.total)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("orders/updated before orders/create: the ERP ends with Shopify's latest state; the older version is skipped")
+    func reorderedVersions() async throws {
+        let h = try await ForwarderHarness.make("order")
+        let f = try await h.startForwarder()
+        let t0 = Date(timeIntervalSince1970: 1_790_000_000)
+        let v1 = order(42, at: t0, lines: 1)
+        var v2 = order(42, at: t0.addingTimeInterval(60), lines: 3)
+        v2.financialStatus = "paid"
+        try await h.publish(v2.json(), topic: "orders/updated", triggeredAt: t0.addingTimeInterval(61))
+        #expect(await eventually { await h.store.order(ref: h.ref(42)) != nil })
+        try await h.publish(v1.json(), topic: "orders/create", triggeredAt: t0.addingTimeInterval(1))
+        try await Task.sleep(for: .seconds(2))
+        let erpOrder = try #require(await h.store.order(ref: h.ref(42)))
+        #expect(erpOrder.lines.count == 3, "the latest state (3 lines) stays")
+        #expect(erpOrder.total == v2.total)
+        #expect(await h.store.writeCounts(ref: h.ref(42)).creates == 1)
+        #expect(await h.store.writeCounts(ref: h.ref(42)).updates == 0, "the stale version never reached the ERP")
+
+        // A newer update applies on top.
+        var v3 = v2
+        v3.updatedAt = t0.addingTimeInterval(120)
+        v3.cancelled = true
+        try await h.publish(v3.json(), topic: "orders/cancelled", triggeredAt: t0.addingTimeInterval(121))
+        #expect(await eventually { await h.store.order(ref: h.ref(42))?.status == "cancelled" })
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("an unknown SKU is dead-lettered with its reason; after fixing the mapping a replay creates the order once")
+    func unknownSKUReplay() async throws {
+        let h = try await ForwarderHarness.make("sku")
+        var f = try await h.startForwarder()
+        let o = order(77, sku: "LEGACY-RED-M")
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-sku")
+        #expect(try await eventually { try await h.publisher.queueCounts(Self.dlq).messages == 1 })
+        let (_, letters) = try await DeadLetters.list(h.publisher, workQueue: Self.orders, limit: 10)
+        let letter = try #require(letters.first)
+        #expect(letter.errorClass == "erp_unknown_sku")
+        #expect(letter.errorMessage?.contains("LEGACY-RED-M") == true)
+        #expect(letter.shop == ForwarderHarness.shopDomain)
+        #expect(await h.store.order(ref: h.ref(77)) == nil)
+
+        // The fix: map the legacy SKU to the ERP item; restart the forwarder; replay.
+        await f.stop()
+        f = try await h.startForwarder(mapping: .init(skuMap: ["LEGACY-RED-M": "SKU-00002"]))
+        #expect(try await DeadLetters.replay(h.publisher, workQueue: Self.orders, ids: nil) == 1)
+        #expect(await eventually { await h.store.order(ref: h.ref(77)) != nil })
+        #expect(await h.store.order(ref: h.ref(77))?.lines.first?.sku == "SKU-00002")
+        // Replaying again (a second operator, an interrupted replay) changes nothing.
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-sku")
+        try await Task.sleep(for: .seconds(1))
+        #expect(await h.store.writeCounts(ref: h.ref(77)).creates == 1)
+        #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("a total that does not reconcile, invalid JSON and an unknown shop are dead-lettered at once with their reason")
+    func permanentFailures() async throws {
+        let h = try await ForwarderHarness.make("perm")
+        let f = try await h.startForwarder()
+        var bad = order(90)
+        bad.totalOverride = Decimal(string: "999.99")!
+        try await h.publish(bad.json(), topic: "orders/create", webhookId: "wh-total")
+        try await h.publish(Data("{not json".utf8), topic: "orders/create", webhookId: "wh-json")
+        try await h.publish(order(91).json(), topic: "orders/create", webhookId: "wh-shop", shop: "other.myshopify.com")
+        #expect(try await eventually { try await h.publisher.queueCounts(Self.dlq).messages == 3 })
+        let (_, letters) = try await DeadLetters.list(h.publisher, workQueue: Self.orders, limit: 10)
+        let byId = Dictionary(uniqueKeysWithValues: letters.map { ($0.messageId ?? "", $0) })
+        #expect(byId["wh-total"]?.errorClass == "totals_mismatch")
+        #expect(byId["wh-total"]?.errorMessage?.contains("difference") == true)
+        #expect(byId["wh-json"]?.errorClass == "invalid_json")
+        #expect(byId["wh-shop"]?.errorClass == "unknown_shop")
+        #expect(byId.values.allSatisfy { $0.attempts == 1 }, "permanent failures skip the retry levels")
+        #expect(await h.store.orderCount == 0)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("a refund arriving before its order is retried until the order exists, and recorded once despite duplicates")
+    func refundBeforeOrder() async throws {
+        let h = try await ForwarderHarness.make("refund")
+        let f = try await h.startForwarder()
+        let o = order(55)
+        let refund = o.refundJSON(id: 9001, amount: Decimal(string: "5.00")!)
+        try await h.publish(refund, topic: "refunds/create", webhookId: "wh-r1")
+        try await Task.sleep(for: .milliseconds(500))
+        try await h.publish(o.json(), topic: "orders/create")
+        try await h.publish(refund, topic: "refunds/create", webhookId: "wh-r2")
+        #expect(await eventually { await h.store.order(ref: h.ref(55))?.refundedTotal == Decimal(5) })
+        try await Task.sleep(for: .seconds(3))
+        #expect(await h.store.creditNoteCount == 1)
+        #expect(await h.store.order(ref: h.ref(55))?.refundedTotal == Decimal(5))
+        #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("customers are written to the ERP only when configured (and the policy lets Shopify own them)")
+    func customersFollowPolicy() async throws {
+        let h = try await ForwarderHarness.make("cust")
+        var o = order(66)
+        o.customerId = 7_000_000_000_001
+        let off = try await h.startForwarder(writeCustomers: false)
+        try await h.publish(o.json(), topic: "orders/create")
+        #expect(await eventually { await h.store.order(ref: h.ref(66)) != nil })
+        #expect(await h.store.customerCount == 0)
+        await off.stop()
+
+        let on = try await h.startForwarder(writeCustomers: true)
+        o.updatedAt = o.updatedAt.addingTimeInterval(10)
+        try await h.publish(o.json(), topic: "orders/updated")
+        #expect(await eventually { await h.store.customerCount == 1 })
+        #expect(await h.store.customer(ref: "shopify.acme.customer.7000000000001") != nil)
+        await on.stop()
+        await h.close()
+        // The configuration refuses the contradiction outright: ConfigTests (source_of_truth.customers).
+    }
+}
