@@ -129,7 +129,7 @@ public struct ERPSimulatorRoutes: Sendable {
                 .ok,
                 [
                     "orders": await self.store.orderCount, "customers": await self.store.customerCount,
-                    "credit_notes": await self.store.creditNoteCount,
+                    "credit_notes": await self.store.creditNoteCount, "fault_hits": await self.store.faultHits,
                 ])
         }
     }
@@ -142,11 +142,13 @@ public struct ERPSimulatorRoutes: Sendable {
         let f = await store.faults
         if f.latencyMs > 0 { try? await Task.sleep(for: .milliseconds(f.latencyMs)) }
         if let retryAfter = f.rateLimitedRetryAfter {
+            await store.recordFaultHit()
             var r = Self.json(.tooManyRequests, ["error": "rate_limited"])
             r.headers[.retryAfter] = String(retryAfter)
             return r
         }
         if f.errorRate > 0, Double.random(in: 0..<1) < f.errorRate {
+            await store.recordFaultHit()
             return Self.json(HTTPResponse.Status(code: f.errorStatus), ["error": "injected_fault"])
         }
         return nil

@@ -93,6 +93,10 @@ public actor ERPStore {
     }
 
     public func setFaults(_ f: Faults) { faults = f }
+
+    /// API calls answered with an injected fault (429 or error status) so far.
+    public private(set) var faultHits = 0
+    func recordFaultHit() { faultHits += 1 }
     public func addSKUs(_ skus: [String]) { knownSKUs.formUnion(skus) }
 
     /// Creates or updates by external reference; an older version never overwrites a newer one.

@@ -1,0 +1,130 @@
+import BridgeCore
+import BridgeTestSupport
+import Foundation
+import Messaging
+import OrderForwarding
+import Sandbox
+import Testing
+
+/// Scale and failure: several forwarders, an ERP outage, a forwarder killed with SIGKILL. Counted afterwards in
+/// the ERP simulator: every order exactly once, nothing dead-lettered.
+@Suite("order-forwarder under scale, ERP outage and kill -9", .serialized)
+struct ForwarderResilienceTests {
+    static let dlq = BridgeTopology.deadLetterQueue(of: BridgeTopology.orders.name)
+
+    /// Publishes every order once, plus redeliveries (same webhook id) and duplicate webhooks (new id) for a share.
+    static func publish(_ orders: [ShopifyOrderFixture], via h: ForwarderHarness, duplicateEvery: Int = 5, concurrency: Int = 64) async throws {
+        var jobs: [(Data, String)] = []
+        for (i, o) in orders.enumerated() {
+            let body = o.json()
+            jobs.append((body, "wh-\(o.id)"))
+            if i % duplicateEvery == 0 { jobs.append((body, "wh-\(o.id)")) }
+            if i % duplicateEvery == 1 { jobs.append((body, "wh-\(o.id)-again")) }
+        }
+        let triggered = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func add() {
+                let (body, id) = jobs[next]
+                next += 1
+                group.addTask { try await h.publish(body, topic: "orders/create", webhookId: id, triggeredAt: triggered) }
+            }
+            for _ in 0..<min(concurrency, jobs.count) { add() }
+            while try await group.next() != nil {
+                if next < jobs.count { add() }
+            }
+        }
+    }
+
+    static func expectExactlyOnce(_ h: ForwarderHarness, count: Int) async throws {
+        #expect(await h.store.orderCount == count)
+        #expect(await h.store.duplicatedRefs().isEmpty, "an order was created twice in the ERP")
+        #expect(try await h.publisher.queueCounts(dlq).messages == 0)
+    }
+
+    @Test("three forwarders on 5,000 orders with injected duplicates: every order exactly once")
+    func threeForwarders() async throws {
+        let h = try await ForwarderHarness.make("scale")
+        let forwarders = [
+            try await h.startForwarder(), try await h.startForwarder(), try await h.startForwarder(),
+        ]
+        let orders = OrderGenerator(seed: 3, firstOrderId: 5_000_000_000_000).orders(5000)
+        let start = ContinuousClock.now
+        try await Self.publish(orders, via: h)
+        #expect(await eventually(timeout: .seconds(240)) { await h.store.orderCount == 5000 })
+        let elapsed = ContinuousClock.now - start
+        print("three forwarders: 5000 orders (+2000 duplicates) in \(elapsed) -> \(Int(5000 / (Double(elapsed.wholeMilliseconds) / 1000))) orders/s")
+        try await Task.sleep(for: .seconds(2))
+        try await Self.expectExactlyOnce(h, count: 5000)
+        #expect(await h.store.totalUpdates == 0, "duplicates of the same version never reach the ERP as updates")
+        for f in forwarders { await f.stop() }
+        await h.close()
+    }
+
+    @Test("ERP down for 30 s under traffic: nothing lost, no duplicates, caught up; the circuit keeps retries from cycling")
+    func erpOutage() async throws {
+        let h = try await ForwarderHarness.make("outage")
+        let f = try await h.startForwarder(breakerThreshold: 3, probeInterval: .seconds(1))
+        var down = ERPStore.Faults()
+        down.errorRate = 1
+        down.errorStatus = 503
+        await h.store.setFaults(down)
+        let outageStart = ContinuousClock.now
+        let orders = OrderGenerator(seed: 5, firstOrderId: 6_000_000_000_000).orders(300)
+        // 300 orders over ~10 s while the ERP is down.
+        for chunk in stride(from: 0, to: orders.count, by: 30) {
+            try await Self.publish(Array(orders[chunk..<min(chunk + 30, orders.count)]), via: h, duplicateEvery: 10)
+            try await Task.sleep(for: .seconds(1))
+        }
+        try await Task.sleep(until: outageStart.advanced(by: .seconds(30)))
+        let hitsDuringOutage = await h.store.faultHits
+        #expect(await h.store.orderCount == 0)
+        await h.store.setFaults(.init())
+        let recovery = ContinuousClock.now
+        #expect(await eventually(timeout: .seconds(60)) { await h.store.orderCount == 300 })
+        print("ERP outage: \(hitsDuringOutage) failed ERP calls in 30 s for 300 orders; caught up in \(ContinuousClock.now - recovery)")
+        // Without the breaker each of 300 orders would have failed 3 times (first try + 2 retry levels) and been
+        // dead-lettered; with it, only the threshold and roughly one probe per second hit the ERP.
+        #expect(hitsDuringOutage < 120)
+        try await Task.sleep(for: .seconds(2))
+        try await Self.expectExactlyOnce(h, count: 300)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("kill -9 of a forwarder process mid-stream: a new one finishes the work, every order exactly once")
+    func killNine() async throws {
+        let h = try await ForwarderHarness.make("kill")
+        var slow = ERPStore.Faults()
+        slow.latencyMs = 20
+        await h.store.setFaults(slow)
+        let env = [
+            "BROKER_URL": h.broker.url(vhost: h.vhost), "HTTP_PORT": "0", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+            "TOPOLOGY_RETRY_DELAYS": "1s,2s", "SHOPS": ForwarderHarness.shopId,
+            "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain, "SHOP_ACME_WEBHOOK_SECRETS": "unused-here",
+            "SHOP_ACME_ADMIN_TOKEN": "unused-here", "ERP_BASE_URL": h.erpURL, "ERP_API_KEY": ForwarderHarness.apiKey,
+            "ORDER_FORWARDER_LEDGER": "sqlite:\(h.ledgerPath)", "ORDER_FORWARDER_LOCK_TTL": "3s",
+            "ORDER_FORWARDER_LOCK_WAIT": "4s", "ORDER_FORWARDER_PREFETCH": "32",
+        ]
+        let orders = OrderGenerator(seed: 9, firstOrderId: 7_000_000_000_000).orders(2000)
+        try await Self.publish(orders, via: h, duplicateEvery: 10)
+        let (first, _) = try TestProcesses.launch("order-forwarder", environment: env)
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        #expect(await eventually(timeout: .seconds(120)) { await h.store.orderCount >= 300 })
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let atKill = await h.store.orderCount
+        #expect(atKill < 2000, "killed mid-stream")
+        let (second, err) = try TestProcesses.launch("order-forwarder", environment: env)
+        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
+        #expect(await eventually(timeout: .seconds(180)) { await h.store.orderCount == 2000 })
+        print("kill -9 after \(atKill) of 2000 orders; the second forwarder finished the rest")
+        try await Task.sleep(for: .seconds(2))
+        try await Self.expectExactlyOnce(h, count: 2000)
+        kill(second.processIdentifier, SIGTERM)
+        #expect(await eventually(timeout: .seconds(20)) { !second.isRunning })
+        if !second.isRunning { #expect(second.terminationStatus == 0) }
+        _ = err
+        await h.close()
+    }
+}
