@@ -174,7 +174,6 @@ public final class RESTERPClient: ERPPort {
     static var encoder: JSONEncoder {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
         return e
     }
 

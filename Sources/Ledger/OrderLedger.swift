@@ -18,6 +18,24 @@ public struct OrderVersion: Comparable, Sendable, Hashable, CustomStringConverti
     public var description: String { "\(updatedAtMs).\(triggeredAtMs)" }
 }
 
+/// The outcome of `acquire`.
+public enum LeaseResult: Sendable, Equatable {
+    /// The caller holds the order's lease; the entry is what was applied before (nil: never forwarded).
+    case acquired(LedgerEntry?)
+    /// Another worker holds an unexpired lease.
+    case busy
+}
+
+/// A version applied to the ERP, to record on release.
+public struct AppliedVersion: Sendable, Equatable {
+    public var version: OrderVersion
+    public var erpDocument: String
+    public init(version: OrderVersion, erpDocument: String) {
+        self.version = version
+        self.erpDocument = erpDocument
+    }
+}
+
 /// What the ledger knows about one forwarded order.
 public struct LedgerEntry: Sendable, Equatable {
     public var shop: String
@@ -52,6 +70,13 @@ public protocol OrderLedger: Sendable {
 
     /// Releases the lease if `owner` still holds it.
     func unlock(shop: String, orderId: Int64, owner: String) async throws
+
+    /// `tryLock` and `entry` in one transaction: the lease and what was applied so far, or `.busy`.
+    func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult
+
+    /// `record` (when given) and `unlock` in one transaction. Returns whether a version was recorded.
+    @discardableResult
+    func release(shop: String, orderId: Int64, owner: String, recording: AppliedVersion?) async throws -> Bool
 
     func refundDocument(shop: String, refundId: Int64) async throws -> String?
     func recordRefund(shop: String, refundId: Int64, orderId: Int64, erpDocument: String) async throws

@@ -96,6 +96,55 @@ public final class PostgresOrderLedger: OrderLedger {
         try await client.query("DELETE FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner)")
     }
 
+    public func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult {
+        // One statement: take the lease (data-modifying CTE) and read the applied version.
+        let rows = try await client.query(
+            """
+            WITH l AS (
+                INSERT INTO order_locks (shop, order_id, owner, expires_at_ms)
+                VALUES (\(shop), \(orderId), \(owner), \(unescaped: Self.nowMs) + \(ttl.wholeMilliseconds))
+                ON CONFLICT (shop, order_id) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
+                WHERE order_locks.expires_at_ms < \(unescaped: Self.nowMs) OR order_locks.owner = excluded.owner
+                RETURNING owner)
+            SELECT (SELECT count(*) FROM l)::bigint, f.updated_at_ms, f.triggered_at_ms, f.erp_document, f.applied_at_ms
+            FROM (SELECT 1) AS one
+            LEFT JOIN forwarded_orders f ON f.shop = \(shop) AND f.order_id = \(orderId)
+            """)
+        for try await (locked, u, t, doc, applied) in rows.decode((Int64, Int64?, Int64?, String?, Int64?).self) {
+            guard locked == 1 else { return .busy }
+            guard let u, let t, let doc, let applied else { return .acquired(nil) }
+            return .acquired(
+                LedgerEntry(
+                    shop: shop, orderId: orderId, version: OrderVersion(updatedAtMs: u, triggeredAtMs: t), erpDocument: doc,
+                    appliedAtMs: applied))
+        }
+        return .busy
+    }
+
+    public func release(shop: String, orderId: Int64, owner: String, recording: AppliedVersion?) async throws -> Bool {
+        guard let r = recording else {
+            try await unlock(shop: shop, orderId: orderId, owner: owner)
+            return false
+        }
+        // One statement: record the version if newer and release the lease.
+        let rows = try await client.query(
+            """
+            WITH r AS (
+                INSERT INTO forwarded_orders (shop, order_id, updated_at_ms, triggered_at_ms, erp_document, applied_at_ms)
+                VALUES (\(shop), \(orderId), \(r.version.updatedAtMs), \(r.version.triggeredAtMs), \(r.erpDocument), \(unescaped: Self.nowMs))
+                ON CONFLICT (shop, order_id) DO UPDATE SET
+                    updated_at_ms = excluded.updated_at_ms, triggered_at_ms = excluded.triggered_at_ms,
+                    erp_document = excluded.erp_document, applied_at_ms = excluded.applied_at_ms
+                WHERE (excluded.updated_at_ms, excluded.triggered_at_ms)
+                    > (forwarded_orders.updated_at_ms, forwarded_orders.triggered_at_ms)
+                RETURNING order_id),
+            d AS (DELETE FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner) RETURNING 1)
+            SELECT (SELECT count(*) FROM r)::bigint, (SELECT count(*) FROM d)::bigint
+            """)
+        for try await (recorded, _) in rows.decode((Int64, Int64).self) { return recorded == 1 }
+        return false
+    }
+
     public func refundDocument(shop: String, refundId: Int64) async throws -> String? {
         let rows = try await client.query(
             "SELECT erp_document FROM forwarded_refunds WHERE shop = \(shop) AND refund_id = \(refundId)")

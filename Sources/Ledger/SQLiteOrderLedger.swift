@@ -14,7 +14,12 @@ public final class SQLiteOrderLedger: OrderLedger {
     public init(path: String) throws {
         var config = Configuration()
         // Writers from several processes queue behind each other instead of failing with SQLITE_BUSY.
-        config.busyMode = .timeout(10)
+        // SQLite's own busy handler sleeps up to 100 ms between tries; writers from several processes would queue
+        // behind those sleeps. Retry every millisecond instead, for up to ~10 s.
+        config.busyMode = .callback { tries in
+            usleep(1000)
+            return tries < 10_000
+        }
         // WAL + synchronous=NORMAL: no corruption on a crash; a power loss may forget the last commits, which only
         // means re-sending an upsert the ERP already holds (idempotent, version-checked). Saves an fsync per write.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
@@ -44,7 +49,10 @@ public final class SQLiteOrderLedger: OrderLedger {
     }
 
     public func entry(shop: String, orderId: Int64) async throws -> LedgerEntry? {
-        try await pool.read { db in
+        try await pool.read { db in try Self.entry(db, shop: shop, orderId: orderId) }
+    }
+
+    static func entry(_ db: Database, shop: String, orderId: Int64) throws -> LedgerEntry? {
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -55,11 +63,13 @@ public final class SQLiteOrderLedger: OrderLedger {
                 shop: shop, orderId: orderId,
                 version: OrderVersion(updatedAtMs: row[0], triggeredAtMs: row[1]),
                 erpDocument: row[2], appliedAtMs: row[3])
-        }
     }
 
     public func record(shop: String, orderId: Int64, version: OrderVersion, erpDocument: String) async throws -> Bool {
-        try await pool.write { db in
+        try await pool.write { db in try Self.record(db, shop: shop, orderId: orderId, version: version, erpDocument: erpDocument) }
+    }
+
+    static func record(_ db: Database, shop: String, orderId: Int64, version: OrderVersion, erpDocument: String) throws -> Bool {
             try db.execute(
                 sql: """
                     INSERT INTO forwarded_orders (shop, order_id, updated_at_ms, triggered_at_ms, erp_document, applied_at_ms)
@@ -72,27 +82,47 @@ public final class SQLiteOrderLedger: OrderLedger {
                     """,
                 arguments: [shop, orderId, version.updatedAtMs, version.triggeredAtMs, erpDocument])
             return db.changesCount == 1
-        }
     }
 
     public func tryLock(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool {
-        let ttlMs = ttl.wholeMilliseconds
-        return try await pool.write { db in
+        try await pool.write { db in try Self.tryLock(db, shop: shop, orderId: orderId, owner: owner, ttl: ttl) }
+    }
+
+    static func tryLock(_ db: Database, shop: String, orderId: Int64, owner: String, ttl: Duration) throws -> Bool {
             try db.execute(
                 sql: """
                     INSERT INTO order_locks (shop, order_id, owner, expires_at_ms) VALUES (?, ?, ?, \(Self.nowMs) + ?)
                     ON CONFLICT (shop, order_id) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
                     WHERE order_locks.expires_at_ms < \(Self.nowMs) OR order_locks.owner = excluded.owner
                     """,
-                arguments: [shop, orderId, owner, ttlMs])
+                arguments: [shop, orderId, owner, ttl.wholeMilliseconds])
             return db.changesCount == 1
-        }
     }
 
     public func unlock(shop: String, orderId: Int64, owner: String) async throws {
+        try await pool.write { db in try Self.unlock(db, shop: shop, orderId: orderId, owner: owner) }
+    }
+
+    static func unlock(_ db: Database, shop: String, orderId: Int64, owner: String) throws {
+        try db.execute(
+            sql: "DELETE FROM order_locks WHERE shop = ? AND order_id = ? AND owner = ?", arguments: [shop, orderId, owner])
+    }
+
+    public func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult {
         try await pool.write { db in
-            try db.execute(
-                sql: "DELETE FROM order_locks WHERE shop = ? AND order_id = ? AND owner = ?", arguments: [shop, orderId, owner])
+            guard try Self.tryLock(db, shop: shop, orderId: orderId, owner: owner, ttl: ttl) else { return .busy }
+            return .acquired(try Self.entry(db, shop: shop, orderId: orderId))
+        }
+    }
+
+    public func release(shop: String, orderId: Int64, owner: String, recording: AppliedVersion?) async throws -> Bool {
+        try await pool.write { db in
+            var recorded = false
+            if let r = recording {
+                recorded = try Self.record(db, shop: shop, orderId: orderId, version: r.version, erpDocument: r.erpDocument)
+            }
+            try Self.unlock(db, shop: shop, orderId: orderId, owner: owner)
+            return recorded
         }
     }
 

@@ -227,22 +227,28 @@ public final class OrderForwarder: Service, Sendable {
         let version = OrderVersion(updatedAtMs: updatedMs, triggeredAtMs: env.triggeredAtMs ?? 0)
 
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
-        try await lock(shop: shop, orderId: order.id, owner: owner)
+        let applied = try await lease(shop: shop, orderId: order.id, owner: owner)
         do {
-            let outcome = try await apply(order, version: version, shop: shop, logger: &logger)
-            try? await ledger.unlock(shop: shop, orderId: order.id, owner: owner)
-            return outcome
+            if let applied, applied.version >= version {
+                try await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
+                logger[metadataKey: "erp_document"] = "\(applied.erpDocument)"
+                return .staleSkipped(applied: applied.version)
+            }
+            let result = try await apply(order, shop: shop)
+            logger[metadataKey: "erp_document"] = "\(result.documentNumber)"
+            try await ledger.release(
+                shop: shop, orderId: order.id, owner: owner,
+                recording: AppliedVersion(version: version, erpDocument: result.documentNumber))
+            return .forwarded(result.outcome, document: result.documentNumber)
         } catch {
-            try? await ledger.unlock(shop: shop, orderId: order.id, owner: owner)
+            // The lease is released on every path; if even that fails it expires after lock_ttl.
+            _ = try? await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
             throw error
         }
     }
 
-    private func apply(_ order: ShopifyOrder, version: OrderVersion, shop: String, logger: inout Logger) async throws -> Outcome {
-        if let applied = try await ledger.entry(shop: shop, orderId: order.id), applied.version >= version {
-            logger[metadataKey: "erp_document"] = "\(applied.erpDocument)"
-            return .staleSkipped(applied: applied.version)
-        }
+    /// Maps and writes customer (if allowed) and sales order. The caller holds the order's lease.
+    private func apply(_ order: ShopifyOrder, shop: String) async throws -> ERPUpsertResult {
         let mapped: MappedOrder
         do {
             mapped = try mapper.map(order, shop: shop)
@@ -252,12 +258,9 @@ public final class OrderForwarder: Service, Sendable {
         if settings.writeCustomers, let customer = mapped.customer {
             _ = try await timed("upsert_customer") { () async throws(ERPError) in try await self.erp.upsertCustomer(customer) }
         }
-        let result = try await timed("upsert_sales_order") { () async throws(ERPError) in
+        return try await timed("upsert_sales_order") { () async throws(ERPError) in
             try await self.erp.upsertSalesOrder(mapped.salesOrder)
         }
-        logger[metadataKey: "erp_document"] = "\(result.documentNumber)"
-        try await ledger.record(shop: shop, orderId: order.id, version: version, erpDocument: result.documentNumber)
-        return .forwarded(result.outcome, document: result.documentNumber)
     }
 
     private func processRefund(_ d: AMQPDelivery, shop: String, logger: inout Logger) async throws -> Outcome {
@@ -279,12 +282,18 @@ public final class OrderForwarder: Service, Sendable {
         return .refundRecorded(document: doc)
     }
 
-    /// Takes the order's lease, waiting up to `lockWait` for another worker; then gives up as retryable.
-    private func lock(shop: String, orderId: Int64, owner: String) async throws {
+    /// Takes the order's lease (and reads what was applied), waiting up to `lockWait` for another worker; then
+    /// gives up as retryable.
+    private func lease(shop: String, orderId: Int64, owner: String) async throws -> LedgerEntry? {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: settings.forwarder.lockWait)
         var pause = Duration.milliseconds(5)
-        while try await !ledger.tryLock(shop: shop, orderId: orderId, owner: owner, ttl: settings.forwarder.lockTTL) {
+        while true {
+            if case .acquired(let entry) = try await ledger.acquire(
+                shop: shop, orderId: orderId, owner: owner, ttl: settings.forwarder.lockTTL)
+            {
+                return entry
+            }
             guard clock.now < deadline else {
                 throw ProcessingFailure(
                     errorClass: "order_busy", message: "another worker held order \(orderId) for longer than the lock wait",

@@ -175,11 +175,8 @@ public actor ERPStore {
 
     /// Versions are ISO-8601 timestamps (Shopify `updated_at`); equal versions are not newer (replays are no-ops).
     static func isNewer(_ a: String, than b: String) -> Bool {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let g = ISO8601DateFormatter()
-        func parse(_ s: String) -> Date? { f.date(from: s) ?? g.date(from: s) }
-        if let da = parse(a), let db = parse(b) { return da > db }
+        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        if let da = try? style.parse(a), let db = try? style.parse(b) { return da > db }
         return a > b
     }
 }

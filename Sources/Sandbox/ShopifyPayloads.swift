@@ -76,11 +76,9 @@ public struct ShopifyOrderFixture: Sendable {
 
     static func money(_ d: Decimal) -> String { "\(d)" }
 
+    /// Shopify sends the shop's local offset (here -05:00), not UTC.
     static func iso(_ d: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        f.timeZone = TimeZone(secondsFromGMT: -5 * 3600)
-        return f.string(from: d)
+        d.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(secondsFromGMT: -5 * 3600)!))
     }
 
     /// The webhook body.
@@ -157,7 +155,7 @@ public struct ShopifyOrderFixture: Sendable {
             "shipping_address": address, "tags": "", "source_name": "web", "test": false, "refunds": refundsJSON,
             "fulfillments": [Any](),
         ]
-        return (try? JSONSerialization.data(withJSONObject: order, options: [.sortedKeys])) ?? Data()
+        return (try? JSONSerialization.data(withJSONObject: order, options: [])) ?? Data()
     }
 
     /// A refunds/create body for one of this order's refunds.
@@ -167,7 +165,7 @@ public struct ShopifyOrderFixture: Sendable {
             "refund_line_items": [["line_item_id": lines.first?.id ?? 0, "quantity": 1, "subtotal": Self.money(amount)]],
             "transactions": [["amount": Self.money(amount), "kind": "refund", "status": "success", "gateway": "bogus"]],
         ]
-        return (try? JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])) ?? Data()
+        return (try? JSONSerialization.data(withJSONObject: r, options: [])) ?? Data()
     }
 }
 

@@ -124,6 +124,27 @@ struct LedgerTests {
         }
     }
 
+    @Test("acquire returns the lease with the applied entry in one step; release records and frees it", arguments: LedgerKind.available)
+    func acquireRelease(kind: LedgerKind) async throws {
+        try await kind.with { ledger in
+            let shop = Self.shop()
+            #expect(try await ledger.acquire(shop: shop, orderId: 3, owner: "a", ttl: .seconds(30)) == .acquired(nil))
+            #expect(try await ledger.acquire(shop: shop, orderId: 3, owner: "b", ttl: .seconds(30)) == .busy)
+            let v = OrderVersion(updatedAtMs: 10, triggeredAtMs: 1)
+            #expect(try await ledger.release(shop: shop, orderId: 3, owner: "a", recording: .init(version: v, erpDocument: "SO-3")))
+            guard case .acquired(let entry?) = try await ledger.acquire(shop: shop, orderId: 3, owner: "b", ttl: .seconds(30)) else {
+                Issue.record("expected the lease with the entry")
+                return
+            }
+            #expect(entry.version == v)
+            #expect(entry.erpDocument == "SO-3")
+            // An older version is not recorded, but the lease is still released.
+            #expect(try await ledger.release(shop: shop, orderId: 3, owner: "b", recording: .init(version: .init(updatedAtMs: 5, triggeredAtMs: 0), erpDocument: "X")) == false)
+            #expect(try await ledger.acquire(shop: shop, orderId: 3, owner: "c", ttl: .seconds(30)) != .busy)
+            #expect(try await ledger.entry(shop: shop, orderId: 3)?.version == v)
+        }
+    }
+
     @Test("a refund is recorded once; the first credit note stays", arguments: LedgerKind.available)
     func refunds(kind: LedgerKind) async throws {
         try await kind.with { ledger in
