@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "bridgectl", targets: ["bridgectl"]),
         .executable(name: "messaging-bench", targets: ["messaging-bench"]),
         .executable(name: "ingest-bench", targets: ["ingest-bench"]),
+        .executable(name: "forwarder-bench", targets: ["forwarder-bench"]),
         .executable(name: "erp-sim", targets: ["erp-sim"]),
     ],
     dependencies: [
@@ -192,10 +193,20 @@ let package = Package(
             dependencies: ["Messaging", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Benchmark only: a blocking HTTP/1.1 client for the load generators.
+        .target(name: "BenchSupport", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "forwarder-bench",
+            dependencies: [
+                "Ingest", "Sandbox", "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ingest-bench",
             dependencies: [
-                "Ingest", "CRawAMQPBench",
+                "Ingest", "CRawAMQPBench", "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -124,6 +124,9 @@ public struct ERPSimulatorRoutes: Sendable {
             let c = await self.store.writeCounts(ref: context.parameters.get("ref") ?? "")
             return Self.json(.ok, ["creates": c.creates, "updates": c.updates])
         }
+        router.get("/_inspect/created") { _, _ in
+            Self.json(.ok, await self.store.creationTimes())
+        }
         router.get("/_inspect/stats") { _, _ in
             Self.json(
                 .ok,

@@ -18,6 +18,7 @@ public actor ERPStore {
         /// The whole document as last written (JSON), returned on read.
         public var document: Data = Data("{}".utf8)
         public var refundedTotal: Decimal = 0
+        public var createdAt: Date = Date()
     }
 
     public struct Customer: Sendable, Equatable {
@@ -120,7 +121,7 @@ public actor ERPStore {
         }
         let order = SalesOrder(
             externalRef: ref, documentNumber: String(format: "SO-%06d", nextDocument), version: version, status: status,
-            currency: currency, total: total, lines: lines, updatedAt: now, document: document)
+            currency: currency, total: total, lines: lines, updatedAt: now, document: document, createdAt: now)
         nextDocument += 1
         orders[ref] = order
         writes[ref, default: (0, 0)].creates += 1
@@ -128,6 +129,11 @@ public actor ERPStore {
     }
 
     public func order(ref: String) -> SalesOrder? { orders[ref] }
+
+    /// Creation time (ms since the epoch) per external reference: what end-to-end latency is measured against.
+    public func creationTimes() -> [String: Int64] {
+        orders.mapValues { Int64(($0.createdAt.timeIntervalSince1970 * 1000).rounded()) }
+    }
 
     /// Creates or updates a customer by external reference (last write wins; customers carry no version).
     public func upsertCustomer(ref: String, document: Data) -> Customer {

@@ -12,9 +12,13 @@ struct ERPSim: AsyncParsableCommand {
     @Option(help: "Listen port (0: any free port, printed at start).") var port = 8090
     @Option(help: "API key clients must send as 'Authorization: Bearer KEY'.") var apiKey = "demo-erp-key"
     @Option(help: "Seed SKUs SKU-00001 ... SKU-N.") var skus = 1000
+    @Option(help: "Latency added to every API call, milliseconds (changeable at runtime: PUT /_admin/faults).") var latencyMs = 0
 
     func run() async throws {
-        let store = ERPStore(skus: Set((1...max(1, skus)).map { "SKU-" + String(format: "%05d", $0) }))
+        let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)))
+        var faults = ERPStore.Faults()
+        faults.latencyMs = latencyMs
+        await store.setFaults(faults)
         let router = Router()
         ERPSimulatorRoutes(store: store, apiKey: apiKey).addRoutes(to: router)
         var logger = Logger(label: "erp-sim")
