@@ -91,6 +91,17 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             self.tax = tax
             self.netAmount = netAmount
         }
+
+        enum CodingKeys: String, CodingKey {
+            case lineRef = "line_ref"
+            case sku
+            case description
+            case quantity
+            case unitPrice = "unit_price"
+            case discount
+            case tax
+            case netAmount = "net_amount"
+        }
     }
 
     public struct ShippingCharge: Codable, Sendable, Equatable {
@@ -108,6 +119,14 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             self.price = price
             self.discount = discount
             self.tax = tax
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case code
+            case title
+            case price
+            case discount
+            case tax
         }
     }
 
@@ -136,6 +155,47 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             self.countryCode = countryCode
             self.phone = phone
         }
+
+        enum CodingKeys: String, CodingKey {
+            case name
+            case company
+            case line1
+            case line2
+            case city
+            case region
+            case postalCode = "postal_code"
+            case countryCode = "country_code"
+            case phone
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case externalRef = "external_ref"
+        case version
+        case source
+        case sourceOrderId = "source_order_id"
+        case orderName = "order_name"
+        case placedAt = "placed_at"
+        case status
+        case cancelReason = "cancel_reason"
+        case financialStatus = "financial_status"
+        case fulfillmentStatus = "fulfillment_status"
+        case currency
+        case presentmentCurrency = "presentment_currency"
+        case taxesIncluded = "taxes_included"
+        case lines
+        case shipping
+        case discountCodes = "discount_codes"
+        case subtotal
+        case totalDiscounts = "total_discounts"
+        case totalShipping = "total_shipping"
+        case totalTax = "total_tax"
+        case totalTip = "total_tip"
+        case total
+        case refundedAmount = "refunded_amount"
+        case customerRef = "customer_ref"
+        case billingAddress = "billing_address"
+        case shippingAddress = "shipping_address"
     }
 }
 
@@ -173,6 +233,15 @@ public struct ERPCustomer: Codable, Sendable, Equatable {
         self.phone = phone
         self.billingAddress = billingAddress
     }
+
+    enum CodingKeys: String, CodingKey {
+        case externalRef = "external_ref"
+        case email
+        case firstName = "first_name"
+        case lastName = "last_name"
+        case phone
+        case billingAddress = "billing_address"
+    }
 }
 
 /// A refund against a forwarded sales order, keyed by the refund's own external reference (immutable).
@@ -190,6 +259,11 @@ public struct ERPRefund: Codable, Sendable, Equatable {
             self.lineRef = lineRef
             self.quantity = quantity
         }
+
+        enum CodingKeys: String, CodingKey {
+            case lineRef = "line_ref"
+            case quantity
+        }
     }
 
     public init(refundRef: String, orderRef: String, amount: Amount, createdAt: String?, lines: [Line]) {
@@ -198,6 +272,14 @@ public struct ERPRefund: Codable, Sendable, Equatable {
         self.amount = amount
         self.createdAt = createdAt
         self.lines = lines
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case refundRef = "refund_ref"
+        case orderRef = "order_ref"
+        case amount
+        case createdAt = "created_at"
+        case lines
     }
 }
 

@@ -56,6 +56,10 @@ public final class RESTERPClient: ERPPort {
             var result: String
             var documentNumber: String
             var version: String
+            enum CodingKeys: String, CodingKey {
+                case result, version
+                case documentNumber = "document_number"
+            }
         }
         guard let a = try? Self.decoder.decode(Answer.self, from: body), let outcome = ERPUpsertResult.Outcome(rawValue: a.result) else {
             throw ERPError(.invalidResponse, "sales-order upsert answered \(status) without result/document_number/version", status: status)
@@ -77,7 +81,10 @@ public final class RESTERPClient: ERPPort {
     public func upsertCustomer(_ customer: ERPCustomer) async throws(ERPError) -> String {
         let (status, body) = try await send(.PUT, "/api/v1/customers/\(Self.escape(customer.externalRef))", json: customer)
         guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
-        struct Answer: Decodable { var customerNumber: String }
+        struct Answer: Decodable {
+            var customerNumber: String
+            enum CodingKeys: String, CodingKey { case customerNumber = "customer_number" }
+        }
         guard let a = try? Self.decoder.decode(Answer.self, from: body) else {
             throw ERPError(.invalidResponse, "customer upsert answered \(status) without customer_number", status: status)
         }
@@ -88,7 +95,10 @@ public final class RESTERPClient: ERPPort {
         let path = "/api/v1/sales-orders/\(Self.escape(refund.orderRef))/refunds/\(Self.escape(refund.refundRef))"
         let (status, body) = try await send(.PUT, path, json: refund)
         guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
-        struct Answer: Decodable { var creditNoteNumber: String }
+        struct Answer: Decodable {
+            var creditNoteNumber: String
+            enum CodingKeys: String, CodingKey { case creditNoteNumber = "credit_note_number" }
+        }
         guard let a = try? Self.decoder.decode(Answer.self, from: body) else {
             throw ERPError(.invalidResponse, "refund answered \(status) without credit_note_number", status: status)
         }
@@ -171,15 +181,7 @@ public final class RESTERPClient: ERPPort {
         s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? s
     }
 
-    static var encoder: JSONEncoder {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        return e
-    }
-
-    static var decoder: JSONDecoder {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return d
-    }
+    /// The models carry explicit snake_case `CodingKeys` (cheaper than the key strategies, which convert every key).
+    static let encoder = JSONEncoder()
+    static let decoder = JSONDecoder()
 }

@@ -28,9 +28,10 @@ struct ForwarderBench: ParsableCommand {
     func run() throws {
         let generator = OrderGenerator(seed: UInt64(firstOrderId % 1_000_003), firstOrderId: firstOrderId)
         let fixtures = generator.orders(orders)
+        let bodies = fixtures.map { Array($0.json()) }
         let before = try erpOrderCount()
         let start = Date()
-        let sent = try send(fixtures, rate: 0)
+        let sent = try send(fixtures, bodies: bodies, rate: 0)
         let allIn = try waitForERP(count: before + orders, timeout: 900)
         let seconds = allIn.timeIntervalSince(start)
         let latencies = try endToEnd(sent)
@@ -42,7 +43,7 @@ struct ForwarderBench: ParsableCommand {
         let outageFixtures = OrderGenerator(seed: 99, firstOrderId: firstOrderId + Int64(orders) + 1).orders(backlog)
         _ = try HTTPConnection.json(port: erpPort, "PUT", "/_admin/faults", body: #"{"error_rate":1,"error_status":503}"#)
         let base = try erpOrderCount()
-        _ = try send(outageFixtures, rate: outageRate)
+        _ = try send(outageFixtures, bodies: outageFixtures.map { Array($0.json()) }, rate: outageRate)
         _ = try HTTPConnection.json(port: erpPort, "PUT", "/_admin/faults", body: #"{"latency_ms":20}"#)
         let recovery = Date()
         let done = try waitForERP(count: base + backlog, timeout: 900)
@@ -70,12 +71,11 @@ struct ForwarderBench: ParsableCommand {
     }
 
     /// Sends each order once; returns send time (ms since epoch) per order id.
-    func send(_ fixtures: [ShopifyOrderFixture], rate: Int) throws -> [Int64: Int64] {
+    func send(_ fixtures: [ShopifyOrderFixture], bodies: [[UInt8]], rate: Int) throws -> [Int64: Int64] {
         let next = Atomic<Int>(0)
         let sentAt = Mutex<[Int64: Int64]>([:])
         let failures = Atomic<Int>(0)
         let done = DispatchGroup()
-        let bodies = fixtures.map { Array($0.json()) }
         let started = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<concurrency {
             done.enter()

@@ -205,4 +205,35 @@ struct SourceOfTruthTests {
         #expect(c.policy.owner(of: .inventory) == .shopify)
         #expect(!c.flows.contains { $0.domain == .inventory })
     }
+
+    @Test("order_forwarder settings: ledger location, SKU and variant maps, missing-SKU policy, with key-naming errors")
+    func orderForwarderSettings() async throws {
+        let c = try await loadConfig(
+            yaml: """
+                order_forwarder:
+                  ledger: postgres://bridge:pw@db:6543/ledger
+                  prefetch: 64
+                  sku_map: ["TSHIRT-RED-M=100234", " A = B "]
+                  variant_map: ["40123456789=100235"]
+                  missing_sku: catch_all
+                  catch_all_item: MISC-9
+                  lock_ttl: 30s
+                """)
+        let f = c.orderForwarder
+        #expect(f.ledger == .postgres(host: "db", port: 6543, user: "bridge", password: "pw", database: "ledger"))
+        #expect(f.prefetch == 64)
+        #expect(f.mapping.skuMap == ["TSHIRT-RED-M": "100234", "A": "B"])
+        #expect(f.mapping.variantMap == [40_123_456_789: "100235"])
+        #expect(f.mapping.missingSKU == .catchAll)
+        #expect(f.mapping.catchAllItem == "MISC-9")
+        #expect(f.lockTTL == .seconds(30))
+        #expect(try await loadConfig(yaml: "").orderForwarder.ledger == .sqlite(path: "data/order-ledger.sqlite"))
+
+        let ledger = await expectConfigError("order_forwarder.ledger", yaml: "order_forwarder: {ledger: 'mysql://u:topsecret@h/db'}")
+        #expect(ledger?.problem.contains("topsecret") == false, "a password in a bad location is not echoed")
+        await expectConfigError("order_forwarder.sku_map", yaml: "order_forwarder: {sku_map: [NOEQUALS]}")
+        await expectConfigError("order_forwarder.variant_map", yaml: "order_forwarder: {variant_map: [abc=1]}")
+        await expectConfigError("order_forwarder.missing_sku", yaml: "order_forwarder: {missing_sku: ignore}")
+        await expectConfigError("order_forwarder.prefetch", yaml: "order_forwarder: {prefetch: 0}")
+    }
 }

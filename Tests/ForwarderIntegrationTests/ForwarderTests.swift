@@ -5,6 +5,7 @@ import Foundation
 import Messaging
 import OrderForwarding
 import Sandbox
+import Shopify
 import Testing
 
 /// The order-forwarder against a real broker and erp-sim: exactly once in effect, in version order, through
@@ -161,5 +162,66 @@ struct ForwarderTests {
         await on.stop()
         await h.close()
         // The configuration refuses the contradiction outright: ConfigTests (source_of_truth.customers).
+    }
+
+    @Test("429 with Retry-After pauses every worker for that long; then the orders go through, none dead-lettered")
+    func rateLimited() async throws {
+        let h = try await ForwarderHarness.make("429")
+        var limited = ERPStore.Faults()
+        limited.rateLimitedRetryAfter = 1
+        await h.store.setFaults(limited)
+        let f = try await h.startForwarder(breakerThreshold: 100)
+        for i in 0..<20 { try await h.publish(order(3000 + Int64(i)).json(), topic: "orders/create") }
+        try await Task.sleep(for: .seconds(3))
+        let hits = await h.store.faultHits
+        // At most the first concurrent burst (20) plus about one probe per second; without the pause every message
+        // would walk both retry levels (60 calls) and be dead-lettered.
+        #expect(hits <= 26, "workers wait out Retry-After instead of hammering the ERP (\(hits) calls in 3 s)")
+        await h.store.setFaults(.init())
+        #expect(await eventually { await h.store.orderCount == 20 })
+        #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("the REST adapter classifies refused connections, timeouts, 5xx, 429 and validation errors once")
+    func errorClassification() async throws {
+        let h = try await ForwarderHarness.make("classify")
+        let refused = RESTERPClient(configuration: .init(baseURL: "http://127.0.0.1:\(TestProcesses.freePort())", apiKey: "k", timeout: .seconds(2)))
+        let so = try OrderMapper(settings: .init()).map(ShopifyOrder.decode(Array(order(1).json())), shop: "acme").salesOrder
+        await #expect { _ = try await refused.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unreachable && ($0 as? ERPError)?.isRetryable == true }
+        await refused.shutdown()
+
+        let client = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: ForwarderHarness.apiKey, timeout: .milliseconds(300)))
+        var slow = ERPStore.Faults()
+        slow.latencyMs = 1000
+        await h.store.setFaults(slow)
+        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .timeout }
+        var failing = ERPStore.Faults()
+        failing.errorRate = 1
+        failing.errorStatus = 500
+        await h.store.setFaults(failing)
+        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .serverError && ($0 as? ERPError)?.indicatesOutage == true }
+        var limited = ERPStore.Faults()
+        limited.rateLimitedRetryAfter = 7
+        await h.store.setFaults(limited)
+        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.retryAfter == .seconds(7) }
+        await h.store.setFaults(.init())
+        var bad = so
+        bad.lines[0].sku = "NOPE"
+        await #expect { _ = try await client.upsertSalesOrder(bad) } throws: { ($0 as? ERPError)?.code == .unknownSKU && ($0 as? ERPError)?.isRetryable == false }
+        let wrongKey = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: "wrong", timeout: .seconds(2)))
+        await #expect { _ = try await wrongKey.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unauthorized }
+        // And the happy path reads back what was written, money exact.
+        let created = try await client.upsertSalesOrder(so)
+        #expect(created.outcome == .created)
+        #expect(try await client.upsertSalesOrder(so).outcome == .staleIgnored)
+        let read = try #require(try await client.salesOrder(externalRef: so.externalRef))
+        #expect(read.total == so.total)
+        #expect(read.lines == so.lines)
+        #expect(try await client.salesOrder(externalRef: "shopify.acme.404") == nil)
+        await client.shutdown()
+        await wrongKey.shutdown()
+        await h.close()
     }
 }
