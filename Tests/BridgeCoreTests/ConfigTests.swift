@@ -227,7 +227,7 @@ struct SourceOfTruthTests {
         #expect(f.mapping.missingSKU == .catchAll)
         #expect(f.mapping.catchAllItem == "MISC-9")
         #expect(f.lockTTL == .seconds(30))
-        #expect(try await loadConfig(yaml: "").orderForwarder.ledger == .sqlite(path: "data/order-ledger.sqlite"))
+        #expect(try await loadConfig(yaml: "log: {level: info}").orderForwarder.ledger == .sqlite(path: "data/order-ledger.sqlite"))
 
         let ledger = await expectConfigError("order_forwarder.ledger", yaml: "order_forwarder: {ledger: 'mysql://u:topsecret@h/db'}")
         #expect(ledger?.problem.contains("topsecret") == false, "a password in a bad location is not echoed")
