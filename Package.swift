@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "ingest-bench", targets: ["ingest-bench"]),
         .executable(name: "forwarder-bench", targets: ["forwarder-bench"]),
         .executable(name: "erp-sim", targets: ["erp-sim"]),
+        .executable(name: "shopify-sim", targets: ["shopify-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -121,12 +122,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The sandbox: simulators for demos, tests and benchmarks (erp-sim so far; shopify-sim next).
+        // The sandbox: simulators for demos, tests and benchmarks (erp-sim; shopify-sim's webhooks and traffic).
         .target(
             name: "Sandbox",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "shopify-sim",
+            dependencies: [
+                "Sandbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -240,7 +254,7 @@ let package = Package(
         .testTarget(
             name: "SandboxTests",
             dependencies: [
-                "Sandbox",
+                "Sandbox", "Shopify", "BridgeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

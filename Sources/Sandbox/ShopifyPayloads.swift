@@ -77,7 +77,7 @@ public struct ShopifyOrderFixture: Sendable {
     static func money(_ d: Decimal) -> String { "\(d)" }
 
     /// Shopify sends the shop's local offset (here -05:00), not UTC.
-    static func iso(_ d: Date) -> String {
+    public static func iso(_ d: Date) -> String {
         d.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(secondsFromGMT: -5 * 3600)!))
     }
 
