@@ -247,6 +247,7 @@ let package = Package(
             name: "ForwarderIntegrationTests",
             dependencies: [
                 "OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Messaging", "BridgeTestSupport", "Sandbox",
+                "Ingest",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
