@@ -33,21 +33,23 @@ public struct DeadLetterSummary: Sendable, Equatable {
         orderId = Self.orderId(topic: topic, body: m.body)
     }
 
-    /// Order ids exceed 2^53: read them from the JSON text, never through a Double.
+    /// The top-level `id` (orders) or `order_id` (refunds). Order ids exceed 2^53: decoded as `Int64` by
+    /// `JSONDecoder` (exact for integers), never through a Double; nested ids (line items, customers) are ignored.
     static func orderId(topic: String?, body: [UInt8]) -> String? {
-        guard let topic else { return nil }
-        let key: String
-        if topic.hasPrefix("orders/") {
-            key = "\"id\""
-        } else if topic.hasPrefix("refunds/") {
-            key = "\"order_id\""
-        } else {
-            return nil
+        struct OrderBody: Decodable { var id: Int64 }
+        struct RefundBody: Decodable {
+            var orderId: Int64
+            enum CodingKeys: String, CodingKey { case orderId = "order_id" }
         }
-        let text = String(decoding: body.prefix(65536), as: UTF8.self)
-        guard let r = text.range(of: key) else { return nil }
-        let digits = text[r.upperBound...].drop { $0 == ":" || $0 == " " }.prefix { $0.isNumber }
-        return digits.isEmpty ? nil : String(digits)
+        guard let topic else { return nil }
+        let data = Data(body)
+        if topic.hasPrefix("orders/") {
+            return (try? JSONDecoder().decode(OrderBody.self, from: data)).map { String($0.id) }
+        }
+        if topic.hasPrefix("refunds/") {
+            return (try? JSONDecoder().decode(RefundBody.self, from: data)).map { String($0.orderId) }
+        }
+        return nil
     }
 }
 
