@@ -212,7 +212,7 @@ let package = Package(
         .executableTarget(
             name: "forwarder-bench",
             dependencies: [
-                "Ingest", "Sandbox", "BenchSupport",
+                "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

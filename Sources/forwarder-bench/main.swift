@@ -1,54 +1,63 @@
 import ArgumentParser
 import BenchSupport
 import Foundation
-import Ingest
-import Sandbox
-import Synchronization
 
-/// End-to-end order benchmark: signed orders/create webhooks (generated sale traffic) -> ingest -> broker ->
-/// order-forwarder(s) -> erp-sim. Prints orders/s from the first send to the last ERP commit, end-to-end latency
-/// percentiles (send -> ERP commit, taken from erp-sim's creation times), and optionally the catch-up rate after an
-/// ERP outage. The processes are started by `./dev bench`; this only drives and measures. It never fails on time.
+/// End-to-end order benchmark: a shopify-sim sale (signed orders/create and orders/paid webhooks, plus
+/// inventory_levels/update, delivered the way Shopify delivers them) -> ingest -> broker -> order-forwarder(s) ->
+/// erp-sim. Prints orders/s from the start of the sale to the last ERP commit, end-to-end latency percentiles
+/// (order placed in shopify-sim -> sales order created in erp-sim), and optionally the catch-up rate after an ERP
+/// outage. `./dev bench` starts the processes; this only drives and measures. It never fails on time.
 @main
 struct ForwarderBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "forwarder-bench", abstract: "Orders per second and latency through ingest, forwarders and erp-sim.")
+        commandName: "forwarder-bench", abstract: "Orders per second and latency: shopify-sim -> ingest -> forwarders -> erp-sim.")
 
-    @Option(help: "ingest HTTP port on 127.0.0.1.") var ingestPort: Int
+    @Option(help: "shopify-sim HTTP port on 127.0.0.1 (its webhooks go to ingest).") var shopifyPort: Int
     @Option(help: "erp-sim HTTP port on 127.0.0.1.") var erpPort: Int
-    @Option(help: "Shop domain configured in ingest and the forwarders.") var shop = "bench.myshopify.com"
-    @Option(help: "That shop's webhook secret.") var secret = "bench-secret-0123456789abcdef"
-    @Option(help: "Orders to send.") var orders = 5000
-    @Option(help: "Concurrent webhook connections.") var concurrency = 32
-    @Option(help: "First order id (use a fresh range per run).") var firstOrderId: Int64 = 1_000_000_000_000
+    @Option(help: "Orders in the sale.") var orders = 5000
+    @Option(help: "Webhook deliveries in flight in shopify-sim.") var concurrency = 32
     @Option(help: "Label printed with the results (e.g. '2 forwarders').") var label = ""
     @Option(help: "ERP outage to simulate after the throughput run, seconds (0: none).") var outageSeconds = 0
-    @Option(help: "Webhooks per second sent during the outage.") var outageRate = 100
+    @Option(help: "Orders per second placed during the outage.") var outageRate = 100
 
     func run() throws {
-        let generator = OrderGenerator(seed: UInt64(firstOrderId % 1_000_003), firstOrderId: firstOrderId)
-        let fixtures = generator.orders(orders)
-        let bodies = fixtures.map { Array($0.json()) }
         let before = try erpOrderCount()
+        let known = try simOrders()
         let start = Date()
-        let sent = try send(fixtures, bodies: bodies, rate: 0)
+        try startSale(orders: orders, rate: 0)
         let allIn = try waitForERP(count: before + orders, timeout: 900)
         let seconds = allIn.timeIntervalSince(start)
-        let latencies = try endToEnd(sent)
+        let latencies = try endToEnd(excluding: known)
         print("\(label): \(orders) orders end to end in \(String(format: "%.1f", seconds)) s -> \(String(format: "%.0f", Double(orders) / seconds)) orders/s; "
-            + "latency send -> ERP commit p50 \(pct(latencies, 0.5)) ms, p99 \(pct(latencies, 0.99)) ms, max \(pct(latencies, 1)) ms")
+            + "latency order placed -> ERP commit p50 \(pct(latencies, 0.5)) ms, p99 \(pct(latencies, 0.99)) ms, max \(pct(latencies, 1)) ms")
 
         guard outageSeconds > 0 else { return }
+        try waitForSaleToFinish()
         let backlog = outageSeconds * outageRate
-        let outageFixtures = OrderGenerator(seed: 99, firstOrderId: firstOrderId + Int64(orders) + 1).orders(backlog)
         _ = try HTTPConnection.json(port: erpPort, "PUT", "/_admin/faults", body: #"{"error_rate":1,"error_status":503}"#)
         let base = try erpOrderCount()
-        _ = try send(outageFixtures, bodies: outageFixtures.map { Array($0.json()) }, rate: outageRate)
+        try startSale(orders: backlog, rate: outageRate)
+        try waitForSaleToFinish()
         _ = try HTTPConnection.json(port: erpPort, "PUT", "/_admin/faults", body: #"{"latency_ms":20}"#)
         let recovery = Date()
         let done = try waitForERP(count: base + backlog, timeout: 900)
         let catchUp = done.timeIntervalSince(recovery)
         print("\(label): ERP down \(outageSeconds) s while \(backlog) orders arrived; caught up in \(String(format: "%.1f", catchUp)) s -> \(String(format: "%.0f", Double(backlog) / catchUp)) orders/s catch-up")
+    }
+
+    func startSale(orders: Int, rate: Int) throws {
+        // Only creates (and their orders/paid): every order is one new ERP order, so the count measures progress.
+        let profile = #"{"orders":\#(orders),"orders_per_second":\#(rate),"update_share":0,"cancel_share":0,"refund_share":0,"concurrency":\#(concurrency),"seed":\#(Int.random(in: 1...1_000_000))}"#
+        let (status, _) = try HTTPConnection.json(port: shopifyPort, "POST", "/_sim/traffic", body: profile)
+        guard status == 202 else { throw ValidationError("shopify-sim refused the sale (\(status))") }
+    }
+
+    func waitForSaleToFinish() throws {
+        while true {
+            let (_, state) = try HTTPConnection.json(port: shopifyPort, "GET", "/_sim/traffic")
+            if (state as? [String: Any])?["running"] as? Bool == false { return }
+            usleep(100_000)
+        }
     }
 
     func pct(_ sorted: [Int64], _ p: Double) -> Int64 {
@@ -70,63 +79,23 @@ struct ForwarderBench: ParsableCommand {
         throw ValidationError("the ERP did not receive every order within \(Int(timeout)) s")
     }
 
-    /// Sends each order once; returns send time (ms since epoch) per order id.
-    func send(_ fixtures: [ShopifyOrderFixture], bodies: [[UInt8]], rate: Int) throws -> [Int64: Int64] {
-        let next = Atomic<Int>(0)
-        let sentAt = Mutex<[Int64: Int64]>([:])
-        let failures = Atomic<Int>(0)
-        let done = DispatchGroup()
-        let started = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<concurrency {
-            done.enter()
-            let thread = Thread { [ingestPort, shop, secret] in
-                defer { done.leave() }
-                guard let conn = try? HTTPConnection(port: ingestPort) else { return }
-                var local: [Int64: Int64] = [:]
-                while true {
-                    let n = next.add(1, ordering: .relaxed).oldValue
-                    if n >= fixtures.count { break }
-                    if rate > 0 {
-                        // Open loop: order n leaves at n / rate seconds.
-                        let due = started + UInt64(Double(n) / Double(rate) * 1e9)
-                        let now = DispatchTime.now().uptimeNanoseconds
-                        if due > now { usleep(useconds_t((due - now) / 1000)) }
-                    }
-                    let now = Date()
-                    let ms = Int64((now.timeIntervalSince1970 * 1000).rounded())
-                    let body = bodies[n]
-                    let head = "POST /webhooks/shopify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        + "X-Shopify-Topic: orders/create\r\nX-Shopify-Shop-Domain: \(shop)\r\nX-Shopify-API-Version: 2026-07\r\n"
-                        + "X-Shopify-Hmac-Sha256: \(WebhookSignature.sign(body, secret: secret))\r\n"
-                        + "X-Shopify-Webhook-Id: bench-\(fixtures[n].id)\r\nX-Shopify-Event-Id: \(fixtures[n].id)\r\n"
-                        + "X-Shopify-Triggered-At: \(now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))\r\n"
-                        + "Content-Length: \(body.count)\r\n\r\n"
-                    var status = (try? conn.roundTrip(Array(head.utf8) + body)) ?? 0
-                    while status == 503 {
-                        // Shopify retries on non-2xx; so do we.
-                        usleep(100_000)
-                        status = (try? conn.roundTrip(Array(head.utf8) + body)) ?? 0
-                    }
-                    if status != 200 { failures.add(1, ordering: .relaxed) }
-                    local[fixtures[n].id] = ms
-                }
-                sentAt.withLock { $0.merge(local) { a, _ in a } }
-            }
-            thread.start()
+    /// Order id -> placed time (ms) in shopify-sim.
+    func simOrders() throws -> [Int64: Int64] {
+        let (_, body) = try HTTPConnection.json(port: shopifyPort, "GET", "/_sim/orders")
+        var out: [Int64: Int64] = [:]
+        for o in (body as? [String: Any])?["orders"] as? [[String: Any]] ?? [] {
+            if let id = (o["id"] as? NSNumber)?.int64Value, let t = (o["created_ms"] as? NSNumber)?.int64Value { out[id] = t }
         }
-        done.wait()
-        let failed = failures.load(ordering: .relaxed)
-        if failed > 0 { print("  \(failed) webhooks were not answered 200") }
-        return sentAt.withLock { $0 }
+        return out
     }
 
-    /// Send -> ERP creation, per order, sorted.
-    func endToEnd(_ sent: [Int64: Int64]) throws -> [Int64] {
+    /// Placed in shopify-sim -> created in erp-sim, per order of this run, sorted.
+    func endToEnd(excluding known: [Int64: Int64]) throws -> [Int64] {
+        let placed = try simOrders().filter { known[$0.key] == nil }
         let (_, created) = try HTTPConnection.json(port: erpPort, "GET", "/_inspect/created")
-        let byRef = created as? [String: Any] ?? [:]
         var out: [Int64] = []
-        for (ref, value) in byRef {
-            guard let idText = ref.split(separator: ".").last, let id = Int64(idText), let t0 = sent[id],
+        for (ref, value) in created as? [String: Any] ?? [:] {
+            guard let idText = ref.split(separator: ".").last, let id = Int64(idText), let t0 = placed[id],
                 let t1 = (value as? NSNumber)?.int64Value
             else { continue }
             out.append(t1 - t0)
