@@ -264,7 +264,7 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Messaging", "BridgeCore", "BridgeRuntime", "BridgeTestSupport",
+                "Ingest", "Messaging", "BridgeCore", "BridgeRuntime", "BridgeTestSupport", "Sandbox",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Ingest
 import Logging
 import Messaging
+import Sandbox
 import Synchronization
 import Testing
 
@@ -330,6 +331,50 @@ struct IngestBrokerFailureTests {
             let present = Set(try await consumeAllIds(h.admin, BridgeTopology.orders.name, timeout: .seconds(120)))
             let missing = ok.subtracting(present)
             #expect(missing.count == 0, "\(missing.count) of \(ok.count) deliveries answered 200 are missing")
+            await h.close()
+        }
+    }
+
+    @Test("shopify-sim delivering through a broker outage: 503s, Shopify's retries, then every webhook enqueued exactly once")
+    func shopifyRetriesThroughOutage() async throws {
+        try await TestBroker.withPrivate { broker in
+            let h = try await IngestHarness.make(broker: broker)
+            let router = Router()
+            var logger = Logger(label: "test.ingest.http")
+            logger.logLevel = .critical
+            IngestService(config: h.config, publisher: h.publisher, logger: logger).addRoutes(to: router)
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            let server = Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { continuation.yield($0.localAddress?.port ?? -1) }, logger: logger)
+            let serverTask = Task { try await server.run() }
+            var it = ports.makeAsyncIterator()
+            let port = await it.next() ?? -1
+
+            // Shopify's schedule scaled by 0.002: retries after 20 ms ... 14.4 s, the last ~28 s after the first try.
+            let store = ShopifyStore(domain: "acme.myshopify.com", seed: 9, skus: 50)
+            let deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: IngestHarness.newSecret, policy: .init(timeScale: 0.002))
+            await deliverer.subscribe(topic: "orders/create", url: "http://127.0.0.1:\(port)/webhooks/shopify")
+            var events: [WebhookEvent] = []
+            for _ in 0..<20 { events += await store.placeOrder().filter { $0.topic == "orders/create" } }
+
+            try await broker.stop()
+            #expect(await eventually { !h.publisher.isConnected })
+            let delivery = Task { await deliverer.deliver(events) }
+            try await Task.sleep(for: .seconds(2))
+            try await broker.start()
+            await delivery.value
+            try await h.admin.waitUntilReady(timeout: .seconds(60))
+
+            let log = await deliverer.log
+            #expect(log.count == 20)
+            #expect(log.allSatisfy { $0.outcome == .delivered }, "\(log.map(\.attempts))")
+            #expect(log.allSatisfy { $0.attempts.first == 503 }, "the first attempts met the outage")
+            let ids = try await consumeAllIds(h.admin, BridgeTopology.orders.name, timeout: .seconds(60))
+            #expect(ids.count == 20, "one message per webhook, no duplicates")
+            #expect(Set(ids) == Set(log.map(\.webhookId)))
+            serverTask.cancel()
+            await deliverer.shutdown()
             await h.close()
         }
     }
