@@ -132,6 +132,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The Admin GraphQL subset (checked against the real schema by SandboxTests); served by a later issue.
+            exclude: ["GraphQL"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -204,7 +206,10 @@ let package = Package(
         // Test helpers shared by the test targets: a real broker per test run, vhosts, publish/consume helpers.
         .target(
             name: "BridgeTestSupport",
-            dependencies: ["Messaging", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Messaging", "BridgeCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Benchmark only: a blocking HTTP/1.1 client for the load generators.
@@ -239,7 +244,7 @@ let package = Package(
         // Mapping and circuit breaker (pure), ledgers (SQLite always; PostgreSQL when BRIDGE_TEST_POSTGRES_URL is set).
         .testTarget(
             name: "OrderForwardingTests",
-            dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Sandbox", "Messaging"],
+            dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Sandbox", "Messaging", "BridgeTestSupport"],
             swiftSettings: swiftSettings
         ),
         // The forwarder end to end: real broker, in-process erp-sim, spawned forwarder processes.

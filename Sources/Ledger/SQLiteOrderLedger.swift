@@ -109,7 +109,16 @@ public final class SQLiteOrderLedger: OrderLedger {
     }
 
     public func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult {
-        try await pool.write { db in
+        // Look before taking the write lock: a worker waiting for another process's lease polls with reads only
+        // (WAL readers never block writers), so waiting forwarders do not contend for the database's one writer.
+        let heldElsewhere = try await pool.read { db in
+            try Bool.fetchOne(
+                db,
+                sql: "SELECT EXISTS (SELECT 1 FROM order_locks WHERE shop = ? AND order_id = ? AND owner != ? AND expires_at_ms >= \(Self.nowMs))",
+                arguments: [shop, orderId, owner]) ?? false
+        }
+        if heldElsewhere { return .busy }
+        return try await pool.write { db in
             guard try Self.tryLock(db, shop: shop, orderId: orderId, owner: owner, ttl: ttl) else { return .busy }
             return .acquired(try Self.entry(db, shop: shop, orderId: orderId))
         }

@@ -58,6 +58,7 @@ public final class OrderForwarder: Service, Sendable {
     let logger: Logger
     let instance = UUID().uuidString.prefix(8)
     private let inFlight = Atomic<Int>(0)
+    private let localLocks = KeyedLock()
     private let draining = Atomic<Bool>(false)
 
     /// - Parameters:
@@ -136,12 +137,19 @@ public final class OrderForwarder: Service, Sendable {
     }
 
     /// What processing did, for the ack path's metrics and log.
-    enum Outcome {
+    enum Outcome: Sendable {
         case forwarded(ERPUpsertResult.Outcome, document: String)
-        case staleSkipped(applied: OrderVersion)
+        case staleSkipped(applied: OrderVersion, document: String)
         case refundRecorded(document: String)
         case refundDuplicate(document: String)
         case ignored
+
+        var erpDocument: String? {
+            switch self {
+            case .forwarded(_, let d), .staleSkipped(_, let d), .refundRecorded(let d), .refundDuplicate(let d): return d
+            case .ignored: return nil
+            }
+        }
 
         var calledERP: Bool {
             switch self {
@@ -226,16 +234,25 @@ public final class OrderForwarder: Service, Sendable {
         }
         let version = OrderVersion(updatedAtMs: updatedMs, triggeredAtMs: env.triggeredAtMs ?? 0)
 
+        // Workers of this process queue behind each other per order without touching the database; the ledger's
+        // lease then guards against workers of other processes.
+        let outcome = try await localLocks.withLock("\(shop)/\(order.id)") {
+            try await self.applyLeased(order, version: version, shop: shop)
+        }
+        if let document = outcome.erpDocument { logger[metadataKey: "erp_document"] = "\(document)" }
+        return outcome
+    }
+
+    /// Takes the order's lease, skips a version not newer than the applied one, else applies it and records it.
+    private func applyLeased(_ order: ShopifyOrder, version: OrderVersion, shop: String) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
         let applied = try await lease(shop: shop, orderId: order.id, owner: owner)
         do {
             if let applied, applied.version >= version {
                 try await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
-                logger[metadataKey: "erp_document"] = "\(applied.erpDocument)"
-                return .staleSkipped(applied: applied.version)
+                return .staleSkipped(applied: applied.version, document: applied.erpDocument)
             }
             let result = try await apply(order, shop: shop)
-            logger[metadataKey: "erp_document"] = "\(result.documentNumber)"
             try await ledger.release(
                 shop: shop, orderId: order.id, owner: owner,
                 recording: AppliedVersion(version: version, erpDocument: result.documentNumber))
@@ -326,7 +343,7 @@ public final class OrderForwarder: Service, Sendable {
                 metrics.endToEnd(.milliseconds(Timestamp.milliseconds(Date()) - t))
             }
             logger.info("order forwarded", metadata: ["result": "\(result.rawValue)", "erp_document": "\(document)"])
-        case .staleSkipped(let applied):
+        case .staleSkipped(let applied, _):
             metrics.order("stale_skipped")
             logger.debug("stale order version skipped", metadata: ["applied_version": "\(applied)"])
         case .refundRecorded(let document):

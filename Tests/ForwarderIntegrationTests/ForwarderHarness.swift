@@ -52,16 +52,7 @@ final class ForwarderHarness: Sendable {
     static func startERP(_ store: ERPStore) async throws -> (Int, Task<Void, any Error>) {
         let router = Router()
         ERPSimulatorRoutes(store: store, apiKey: apiKey).addRoutes(to: router)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "erp-sim")
-        logger.logLevel = .warning
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? -1) }, logger: logger)
-        let task = Task { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        return (port, task)
+        return await TestHTTPServer.start(router, label: "erp-sim")
     }
 
     var ledgerPath: String { dir.appendingPathComponent("ledger.sqlite").path }

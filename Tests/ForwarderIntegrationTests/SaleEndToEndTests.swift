@@ -27,16 +27,10 @@ struct SaleEndToEndTests {
             defaultHTTPPort: 0)
         var logger = Logger(label: "ingest")
         logger.logLevel = .warning
-        let service = IngestService(config: config, publisher: h.publisher, logger: logger)
         let router = Router()
-        service.addRoutes(to: router)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? -1) }, logger: logger)
-        let task = Task { try await app.run() }
-        var it = ports.makeAsyncIterator()
-        return ("http://127.0.0.1:\(await it.next() ?? -1)/webhooks/shopify", task)
+        IngestService(config: config, publisher: h.publisher, logger: logger).addRoutes(to: router)
+        let (port, task) = await TestHTTPServer.start(router, label: "ingest")
+        return ("http://127.0.0.1:\(port)/webhooks/shopify", task)
     }
 
     @Test("after a sale with duplicates and reordering, every ERP order equals Shopify's latest state, once")

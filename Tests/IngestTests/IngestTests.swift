@@ -343,13 +343,7 @@ struct IngestBrokerFailureTests {
             var logger = Logger(label: "test.ingest.http")
             logger.logLevel = .critical
             IngestService(config: h.config, publisher: h.publisher, logger: logger).addRoutes(to: router)
-            let (ports, continuation) = AsyncStream<Int>.makeStream()
-            let server = Application(
-                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                onServerRunning: { continuation.yield($0.localAddress?.port ?? -1) }, logger: logger)
-            let serverTask = Task { try await server.run() }
-            var it = ports.makeAsyncIterator()
-            let port = await it.next() ?? -1
+            let (port, serverTask) = await TestHTTPServer.start(router, label: "ingest")
 
             // Shopify's schedule scaled by 0.002: retries after 20 ms ... 14.4 s, the last ~28 s after the first try.
             let store = ShopifyStore(domain: "acme.myshopify.com", seed: 9, skus: 50)

@@ -30,15 +30,9 @@ final class Receiver: Sendable {
             let status = statuses.withLock { s -> Int in s.isEmpty ? 200 : s.removeFirst() }
             return Response(status: .init(code: status))
         }
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "receiver")
-        logger.logLevel = .error
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? -1) }, logger: logger)
-        task = Task { try await app.run() }
-        var it = ports.makeAsyncIterator()
-        url = "http://127.0.0.1:\(await it.next() ?? -1)/hook"
+        let (port, task) = await TestHTTPServer.start(router, label: "receiver")
+        self.task = task
+        url = "http://127.0.0.1:\(port)/hook"
         self.requests = requests
     }
 

@@ -1,0 +1,59 @@
+import BridgeTestSupport
+import Foundation
+import Testing
+
+/// The Admin GraphQL subset shopify-sim carries must be faithful to Shopify's real schema
+/// (../shared/shopify/admin-2026-07.graphql): every type, field, argument, enum value and directive exists there with
+/// the same type. Checked with an independent GraphQL implementation (graphql-core, Python).
+@Suite("shopify-sim's GraphQL schema subset is faithful to the real Admin schema")
+struct GraphQLSubsetContractTests {
+    static let root = TestBroker.repositoryRoot
+    static let realSchema = URL(fileURLWithPath: root + "/../shared/shopify/admin-2026-07.graphql").standardized.path
+    static let subset = root + "/Sources/Sandbox/GraphQL/shopify-admin-subset.graphql"
+    static let checker = root + "/scripts/graphql-subset.py"
+
+    static var realSchemaPresent: Bool {
+        let present = FileManager.default.fileExists(atPath: realSchema)
+        if !present { print("GraphQLSubsetContractTests: \(realSchema) is absent (../shared not beside the repository); skipped") }
+        return present
+    }
+
+    static func runChecker(_ subsetPath: String) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", checker, "check", subsetPath, realSchema]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    @Test("every type, field, argument, enum value and directive of the subset exists in the real schema with the same type",
+          .enabled(if: realSchemaPresent, "needs ../shared/shopify/admin-2026-07.graphql"))
+    func faithful() throws {
+        let (status, output) = try Self.runChecker(Self.subset)
+        #expect(!output.contains("No module named 'graphql'"), "graphql-core is missing: pip install graphql-core (./dev test installs it)")
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("subset faithful"))
+    }
+
+    @Test("the check catches a subset that drifted from the real schema",
+          .enabled(if: realSchemaPresent, "needs ../shared/shopify/admin-2026-07.graphql"))
+    func detectsDrift() throws {
+        let original = try String(contentsOfFile: Self.subset, encoding: .utf8)
+        let drifted = original
+            .replacingOccurrences(of: "  quantity: Int!\n", with: "  quantity: Int\n")  // a changed type
+            .replacingOccurrences(of: "  sku: String\n", with: "  sku: String\n  skuCode: String\n")  // an invented field
+        #expect(drifted != original)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("drifted-\(UUID().uuidString).graphql").path
+        try drifted.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (status, output) = try Self.runChecker(path)
+        #expect(status != 0)
+        #expect(output.contains("skuCode does not exist"), "\(output)")
+        #expect(output.contains("quantity is Int here but Int! in the real schema"), "\(output)")
+    }
+}
