@@ -7,10 +7,135 @@ import NIOCore
 public struct ERPSimulatorRoutes: Sendable {
     public let store: ERPStore
     public let apiKey: String
+    public let inventory: ERPInventory
+    /// Push mode (signed events to a URL); nil: push endpoints answer 501.
+    public let pusher: ERPPusher?
 
-    public init(store: ERPStore, apiKey: String) {
+    public init(store: ERPStore, apiKey: String, inventory: ERPInventory = ERPInventory(), pusher: ERPPusher? = nil) {
         self.store = store
         self.apiKey = apiKey
+        self.inventory = inventory
+        self.pusher = pusher
+    }
+
+    static func iso(_ d: Date) -> String { d.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) }
+
+    /// Inventory snapshot and change feed, B2B price lists, and the admin side of stock movements, push and shipments.
+    func addInventoryRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/api/v1/inventory") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            let size = min(1000, max(1, request.uri.queryParameters.get("page_size", as: Int.self) ?? 250))
+            let offset = max(0, request.uri.queryParameters.get("page_token", as: Int.self) ?? 0)
+            let page = await self.inventory.snapshot(offset: offset, limit: size)
+            var body: [String: Any] = [
+                "items": page.levels.map { ["sku": $0.sku, "warehouse": $0.warehouse, "available": $0.available, "updated_at": Self.iso($0.updatedAt)] }
+            ]
+            body["next_page_token"] = page.next.map { String($0) as Any } ?? NSNull()
+            return Self.json(.ok, body)
+        }
+        router.get("/api/v1/inventory/changes") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            let cursor = Int64(request.uri.queryParameters.get("cursor") ?? "0") ?? 0
+            let limit = min(1000, max(1, request.uri.queryParameters.get("limit", as: Int.self) ?? 500))
+            let changes = await self.inventory.changes(after: cursor, limit: limit)
+            return Self.json(
+                .ok,
+                [
+                    "changes": changes.map {
+                        ["seq": $0.seq, "sku": $0.sku, "warehouse": $0.warehouse, "available": $0.available, "changed_at": Self.iso($0.changedAt)] as [String: Any]
+                    },
+                    "cursor": String(changes.last?.seq ?? cursor),
+                ])
+        }
+        router.get("/api/v1/price-lists") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            let lists = await self.inventory.priceLists
+            return Self.json(
+                .ok,
+                ["price_lists": lists.map { ["id": $0.id, "name": $0.name, "currency": $0.currency, "customer_group": $0.customerGroup, "prices": $0.prices.count] as [String: Any] }])
+        }
+        router.get("/api/v1/price-lists/{id}/prices") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            guard let list = await self.inventory.priceLists.first(where: { $0.id == context.parameters.get("id") }) else {
+                return Self.json(.notFound, ["error": "not_found"])
+            }
+            let size = min(1000, max(1, request.uri.queryParameters.get("page_size", as: Int.self) ?? 250))
+            let offset = max(0, request.uri.queryParameters.get("page_token", as: Int.self) ?? 0)
+            let page = list.prices.dropFirst(offset).prefix(size)
+            var body: [String: Any] = [
+                "price_list": list.id, "currency": list.currency,
+                "prices": page.map { ["sku": $0.sku, "unit_price": "\($0.unitPrice)", "min_quantity": $0.minQuantity] as [String: Any] },
+            ]
+            body["next_page_token"] = offset + size < list.prices.count ? String(offset + size) as Any : NSNull()
+            return Self.json(.ok, body)
+        }
+        router.put("/_admin/stock") { request, _ in
+            struct Body: Decodable {
+                var sku: String
+                var warehouse: String
+                var available: Int
+            }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)), b.available >= 0 else {
+                return Self.json(.badRequest, ["error": "expected sku, warehouse, available >= 0"])
+            }
+            guard let c = await self.inventory.move(sku: b.sku, warehouse: b.warehouse, available: b.available) else {
+                return Self.json(.notFound, ["error": "unknown sku or warehouse"])
+            }
+            return Self.json(.ok, ["seq": c.seq])
+        }
+        router.post("/_admin/stock/movements") { request, _ in
+            struct Body: Decodable { var count: Int }
+            let buffer = try await request.body.collect(upTo: 65536)
+            let count = (try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)))?.count ?? 10
+            let changes = await self.inventory.randomMovements(min(max(1, count), 100_000))
+            return Self.json(.ok, ["movements": changes.count, "cursor": String(changes.last?.seq ?? 0)])
+        }
+        router.put("/_admin/push") { request, _ in
+            struct Body: Decodable {
+                var url: String
+                var secret: String
+            }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let pusher = self.pusher else { return Self.json(.notImplemented, ["error": "push mode is off in this simulator"]) }
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)), URL(string: b.url) != nil, !b.secret.isEmpty else {
+                return Self.json(.badRequest, ["error": "expected url (e.g. http://127.0.0.1:8080/webhooks/erp) and secret"])
+            }
+            await pusher.setTarget(.init(url: b.url, secret: b.secret))
+            return Self.json(.ok, ["push": b.url])
+        }
+        router.delete("/_admin/push") { _, _ in
+            await self.pusher?.setTarget(nil)
+            return Self.json(.ok, ["push": "off"])
+        }
+        router.post("/_admin/shipments") { request, _ in
+            struct Body: Decodable {
+                var orderRef: String
+                var carrier: String?
+                var trackingNumber: String?
+                enum CodingKeys: String, CodingKey {
+                    case orderRef = "order_ref"
+                    case carrier
+                    case trackingNumber = "tracking_number"
+                }
+            }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let pusher = self.pusher else { return Self.json(.notImplemented, ["error": "push mode is off in this simulator"]) }
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)), await self.store.order(ref: b.orderRef) != nil else {
+                return Self.json(.badRequest, ["error": "expected order_ref of an existing sales order"])
+            }
+            let id = "erp-shipment-\(UUID().uuidString.lowercased())"
+            let event: [String: Any] = [
+                "shipment_id": id, "order_ref": b.orderRef, "carrier": b.carrier ?? "DHL", "tracking_number": b.trackingNumber ?? "000000",
+                "shipped_at": Self.iso(Date()),
+            ]
+            let body = (try? JSONSerialization.data(withJSONObject: event)) ?? Data()
+            let ok = await pusher.push(event: "shipment.created", eventId: id, body: body)
+            return Self.json(ok ? .ok : .badGateway, ["shipment_id": id, "pushed": ok])
+        }
+        router.get("/_inspect/push") { _, _ in
+            Self.json(.ok, ["delivered": await self.pusher?.delivered ?? 0, "failed": await self.pusher?.failed ?? 0])
+        }
     }
 
     struct UpsertBody: Decodable {
@@ -32,6 +157,7 @@ public struct ERPSimulatorRoutes: Sendable {
     }
 
     public func addRoutes(to router: Router<BasicRequestContext>) {
+        addInventoryRoutes(to: router)
         router.put("/api/v1/sales-orders/{ref}") { request, context in
             if let refusal = await self.gate(request) { return refusal }
             let ref = context.parameters.get("ref") ?? ""

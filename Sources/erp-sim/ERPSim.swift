@@ -13,14 +13,24 @@ struct ERPSim: AsyncParsableCommand {
     @Option(help: "API key clients must send as 'Authorization: Bearer KEY'.") var apiKey = "demo-erp-key"
     @Option(help: "Seed SKUs SKU-00001 ... SKU-N.") var skus = 1000
     @Option(help: "Latency added to every API call, milliseconds (changeable at runtime: PUT /_admin/faults).") var latencyMs = 0
+    @Option(help: "Warehouses (WH-1 ...).") var warehouses = 2
+    @Option(help: "Push signed inventory.changed and shipment.created events to this base URL (e.g. http://127.0.0.1:8080/webhooks/erp).") var pushURL: String?
+    @Option(help: "Secret for the pushed events' X-ERP-Signature (ingest's erp.webhook_secret).") var pushSecret = "demo-erp-webhook-secret"
 
     func run() async throws {
         let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)))
         var faults = ERPStore.Faults()
         faults.latencyMs = latencyMs
         await store.setFaults(faults)
+        let inventory = ERPInventory(skus: max(1, skus), warehouses: warehouses)
+        let pusher = ERPPusher()
+        if let pushURL { await pusher.setTarget(.init(url: pushURL, secret: pushSecret)) }
+        // Every stock movement is pushed (when a target is set) without holding up the movement itself.
+        await inventory.onChange { change in
+            Task { await pusher.push(event: "inventory.changed", eventId: "erp-inventory-\(change.seq)", body: ERPPusher.inventoryChanged(change), triggeredAt: change.changedAt) }
+        }
         let router = Router()
-        ERPSimulatorRoutes(store: store, apiKey: apiKey).addRoutes(to: router)
+        ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher).addRoutes(to: router)
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .info
         let app = Application(
@@ -28,5 +38,6 @@ struct ERPSim: AsyncParsableCommand {
             onServerRunning: { channel in print("erp-sim listening on \(channel.localAddress?.port ?? -1)") },
             logger: logger)
         try await app.runService()
+        await pusher.shutdown()
     }
 }

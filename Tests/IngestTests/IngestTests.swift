@@ -264,6 +264,39 @@ struct IngestTests {
 }
 
 /// These stop and kill the broker, so they use a private node each.
+@Suite("ingest with the simulators")
+struct IngestWithSimulatorsTests {
+    @Test("erp-sim pushes signed inventory.changed events; ingest verifies and enqueues each once on q.erp-inventory")
+    func erpPush() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let router = Router()
+        var logger = Logger(label: "test.ingest.http")
+        logger.logLevel = .critical
+        IngestService(config: h.config, publisher: h.publisher, logger: logger).addRoutes(to: router)
+        let (port, serverTask) = await TestHTTPServer.start(router, label: "ingest")
+        let inventory = ERPInventory(skus: 20, seed: 8)
+        let pusher = ERPPusher(retryDelays: [.milliseconds(100)])
+        await pusher.setTarget(.init(url: "http://127.0.0.1:\(port)/webhooks/erp", secret: IngestHarness.erpSecret))
+        for c in await inventory.randomMovements(12, skuRange: 5) {
+            #expect(await pusher.push(event: "inventory.changed", eventId: "erp-inventory-\(c.seq)", body: ERPPusher.inventoryChanged(c)))
+        }
+        // The same event again (a push retry after a lost answer) is not enqueued twice.
+        let again = try #require(await inventory.changes(after: 0, limit: 1).first)
+        #expect(await pusher.push(event: "inventory.changed", eventId: "erp-inventory-\(again.seq)", body: ERPPusher.inventoryChanged(again)))
+        // A wrong secret is refused.
+        let forger = ERPPusher(retryDelays: [])
+        await forger.setTarget(.init(url: "http://127.0.0.1:\(port)/webhooks/erp", secret: "not-the-secret"))
+        #expect(await forger.push(event: "inventory.changed", eventId: "forged-1", body: ERPPusher.inventoryChanged(again)) == false)
+        #expect(await eventually { (try? await h.count(BridgeTopology.erpInventory.name)) == 12 })
+        let ids = try await drainIds(h.admin, BridgeTopology.erpInventory.name)
+        #expect(Set(ids) == Set((1...12).map { "erp-inventory-\($0)" }))
+        serverTask.cancel()
+        await pusher.shutdown()
+        await forger.shutdown()
+        await h.close()
+    }
+}
+
 @Suite("ingest when the broker fails", .serialized)
 struct IngestBrokerFailureTests {
     @Test("broker stopped -> 503 with Retry-After and nothing claimed; broker back -> 200 again")

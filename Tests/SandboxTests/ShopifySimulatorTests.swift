@@ -22,14 +22,17 @@ final class Receiver: Sendable {
         let requests = Shared<[Request]>([])
         let statuses = Shared<[Int]>(script)
         let router = Router()
-        router.post("/hook") { request, _ in
+        let handler: @Sendable (Hummingbird.Request, BasicRequestContext) async throws -> Response = { request, _ in
             let body = try await request.body.collect(upTo: 1 << 22)
             var headers: [String: String] = [:]
             for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
+            headers[":path"] = request.uri.path
             requests.withLock { $0.append(Request(headers: headers, body: Data(body.readableBytesView), at: Date())) }
             let status = statuses.withLock { s -> Int in s.isEmpty ? 200 : s.removeFirst() }
             return Response(status: .init(code: status))
         }
+        router.post("/hook", use: handler)
+        router.post("/hook/{event}", use: handler)
         let (port, task) = await TestHTTPServer.start(router, label: "receiver")
         self.task = task
         url = "http://127.0.0.1:\(port)/hook"
@@ -37,6 +40,25 @@ final class Receiver: Sendable {
     }
 
     func stop() { task.cancel() }
+}
+
+/// base64(HMAC-SHA256(secret, body)) computed by Python's `hmac`: an implementation independent of ours.
+func pythonHMAC(secret: String, body: Data) throws -> String {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("body-\(UUID().uuidString)")
+    try body.write(to: file)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = [
+        "python3", "-c",
+        "import hmac,hashlib,base64,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), open(sys.argv[2],'rb').read(), hashlib.sha256).digest()).decode())",
+        secret, file.path,
+    ]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    p.waitUntilExit()
+    return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 @Suite("shopify-sim: webhooks as Shopify sends them, retries, faults, deterministic sale traffic")
@@ -67,22 +89,7 @@ struct ShopifySimulatorTests {
         #expect(create.headers["x-shopify-shop-domain"] == "acme.myshopify.com")
 
         // An independent implementation: Python's hmac over the raw body.
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("body-\(UUID().uuidString)")
-        try create.body.write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "python3", "-c",
-            "import hmac,hashlib,base64,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), open(sys.argv[2],'rb').read(), hashlib.sha256).digest()).decode())",
-            Self.secret, file.path,
-        ]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        p.waitUntilExit()
-        let python = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(python == create.headers["x-shopify-hmac-sha256"])
+        #expect(try pythonHMAC(secret: Self.secret, body: create.body) == create.headers["x-shopify-hmac-sha256"])
 
         // REST-shaped: the bridge's own model reads it; money strings, 64-bit ids.
         let order = try ShopifyOrder.decode(Array(create.body))
