@@ -50,8 +50,6 @@ public final class RESTERPClient: ERPPort {
     // MARK: ERPPort
 
     public func upsertSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> ERPUpsertResult {
-        let (status, body) = try await send(.PUT, "/api/v1/sales-orders/\(Self.escape(order.externalRef))", json: order)
-        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
         struct Answer: Decodable {
             var result: String
             var documentNumber: String
@@ -61,8 +59,9 @@ public final class RESTERPClient: ERPPort {
                 case documentNumber = "document_number"
             }
         }
-        guard let a = try? Self.decoder.decode(Answer.self, from: body), let outcome = ERPUpsertResult.Outcome(rawValue: a.result) else {
-            throw ERPError(.invalidResponse, "sales-order upsert answered \(status) without result/document_number/version", status: status)
+        let a = try await put("/api/v1/sales-orders/\(Self.escape(order.externalRef))", order, Answer.self, what: "sales-order upsert")
+        guard let outcome = ERPUpsertResult.Outcome(rawValue: a.result) else {
+            throw ERPError(.invalidResponse, "sales-order upsert answered an unknown result '\(a.result)'")
         }
         return ERPUpsertResult(outcome: outcome, documentNumber: a.documentNumber, version: a.version)
     }
@@ -70,7 +69,7 @@ public final class RESTERPClient: ERPPort {
     public func salesOrder(externalRef: String) async throws(ERPError) -> ERPSalesOrder? {
         let (status, body) = try await send(.GET, "/api/v1/sales-orders/\(Self.escape(externalRef))", json: Optional<String>.none)
         if status == 404 { return nil }
-        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
+        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body) }
         do {
             return try Self.decoder.decode(ERPSalesOrder.self, from: body)
         } catch {
@@ -79,30 +78,34 @@ public final class RESTERPClient: ERPPort {
     }
 
     public func upsertCustomer(_ customer: ERPCustomer) async throws(ERPError) -> String {
-        let (status, body) = try await send(.PUT, "/api/v1/customers/\(Self.escape(customer.externalRef))", json: customer)
-        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
         struct Answer: Decodable {
             var customerNumber: String
             enum CodingKeys: String, CodingKey { case customerNumber = "customer_number" }
         }
-        guard let a = try? Self.decoder.decode(Answer.self, from: body) else {
-            throw ERPError(.invalidResponse, "customer upsert answered \(status) without customer_number", status: status)
-        }
-        return a.customerNumber
+        return try await put("/api/v1/customers/\(Self.escape(customer.externalRef))", customer, Answer.self, what: "customer upsert")
+            .customerNumber
     }
 
     public func recordRefund(_ refund: ERPRefund) async throws(ERPError) -> String {
-        let path = "/api/v1/sales-orders/\(Self.escape(refund.orderRef))/refunds/\(Self.escape(refund.refundRef))"
-        let (status, body) = try await send(.PUT, path, json: refund)
-        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: body, headers: [:]) }
         struct Answer: Decodable {
             var creditNoteNumber: String
             enum CodingKeys: String, CodingKey { case creditNoteNumber = "credit_note_number" }
         }
-        guard let a = try? Self.decoder.decode(Answer.self, from: body) else {
-            throw ERPError(.invalidResponse, "refund answered \(status) without credit_note_number", status: status)
+        let path = "/api/v1/sales-orders/\(Self.escape(refund.orderRef))/refunds/\(Self.escape(refund.refundRef))"
+        return try await put(path, refund, Answer.self, what: "refund").creditNoteNumber
+    }
+
+    /// PUT `body` as JSON; a 2xx answer decoded as `Answer`, anything else classified.
+    private func put<Body: Encodable, Answer: Decodable>(
+        _ path: String, _ body: Body, _: Answer.Type, what: String
+    ) async throws(ERPError) -> Answer {
+        let (status, data) = try await send(.PUT, path, json: body)
+        guard (200..<300).contains(status) else { throw Self.classify(status: status, body: data) }
+        do {
+            return try Self.decoder.decode(Answer.self, from: data)
+        } catch {
+            throw ERPError(.invalidResponse, "\(what) answered \(status) with a body the contract does not describe", status: status)
         }
-        return a.creditNoteNumber
     }
 
     // MARK: HTTP
@@ -130,7 +133,7 @@ public final class RESTERPClient: ERPPort {
         }
         let status = Int(response.status.code)
         if status == 429 || status == 503 {
-            var e = Self.classify(status: status, body: Data(body.readableBytesView), headers: [:])
+            var e = Self.classify(status: status, body: Data(body.readableBytesView))
             if let ra = response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter) { e.retryAfter = ra }
             throw e
         }
@@ -158,7 +161,7 @@ public final class RESTERPClient: ERPPort {
     }
 
     /// Status codes to error classes, per the contract.
-    static func classify(status: Int, body: Data, headers: [String: String]) -> ERPError {
+    static func classify(status: Int, body: Data) -> ERPError {
         struct Problem: Decodable {
             var error: String?
             var message: String?
