@@ -192,11 +192,14 @@ struct ForwarderTests {
         await #expect { _ = try await refused.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unreachable && ($0 as? ERPError)?.isRetryable == true }
         await refused.shutdown()
 
-        let client = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: ForwarderHarness.apiKey, timeout: .milliseconds(300)))
+        // A short client timeout only for the timeout case; the others get time to answer on a loaded machine.
+        let impatient = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: ForwarderHarness.apiKey, timeout: .milliseconds(300)))
+        let client = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: ForwarderHarness.apiKey, timeout: .seconds(10)))
         var slow = ERPStore.Faults()
-        slow.latencyMs = 1000
+        slow.latencyMs = 1500
         await h.store.setFaults(slow)
-        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .timeout }
+        await #expect { _ = try await impatient.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .timeout }
+        await impatient.shutdown()
         var failing = ERPStore.Faults()
         failing.errorRate = 1
         failing.errorStatus = 500

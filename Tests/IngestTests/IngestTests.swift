@@ -378,9 +378,10 @@ struct IngestBrokerFailureTests {
             IngestService(config: h.config, publisher: h.publisher, logger: logger).addRoutes(to: router)
             let (port, serverTask) = await TestHTTPServer.start(router, label: "ingest")
 
-            // Shopify's schedule scaled by 0.002: retries after 20 ms ... 14.4 s, the last ~28 s after the first try.
+            // Shopify's schedule scaled by 0.004: retries after 40 ms ... 28.8 s, the last ~56 s after the first try
+            // (room for a slow broker restart on a loaded machine).
             let store = ShopifyStore(domain: "acme.myshopify.com", seed: 9, skus: 50)
-            let deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: IngestHarness.newSecret, policy: .init(timeScale: 0.002))
+            let deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: IngestHarness.newSecret, policy: .init(timeScale: 0.004))
             await deliverer.subscribe(topic: "orders/create", url: "http://127.0.0.1:\(port)/webhooks/shopify")
             var events: [WebhookEvent] = []
             for _ in 0..<20 { events += await store.placeOrder().filter { $0.topic == "orders/create" } }

@@ -100,10 +100,13 @@ struct LedgerTests {
             try await ledger.unlock(shop: shop, orderId: 1, owner: "b")  // not the holder: no effect
             #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "b", ttl: .seconds(30)) == false)
             try await ledger.unlock(shop: shop, orderId: 1, owner: "a")
-            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "b", ttl: .milliseconds(300)))
-            // b dies holding it: the lease expires by itself.
-            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "c", ttl: .seconds(30)) == false)
-            try await Task.sleep(for: .milliseconds(500))
+            let taken = ContinuousClock.now
+            #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "b", ttl: .seconds(2)))
+            // b dies holding it: refused while the lease runs (checked only if this machine was quick enough to ask
+            // within the lease), then the lease expires by itself.
+            let refused = try await ledger.tryLock(shop: shop, orderId: 1, owner: "c", ttl: .seconds(30)) == false
+            if ContinuousClock.now - taken < .milliseconds(1500) { #expect(refused) }
+            try await Task.sleep(until: taken.advanced(by: .milliseconds(2500)))
             #expect(try await ledger.tryLock(shop: shop, orderId: 1, owner: "c", ttl: .seconds(30)))
         }
     }
