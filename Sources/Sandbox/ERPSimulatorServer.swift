@@ -34,13 +34,9 @@ public struct ERPSimulatorServer: Service {
             let app = Application(
                 router: router, configuration: .init(address: .hostname(host, port: port), serverName: "erp-sim"),
                 onServerRunning: { channel in await onListening(channel.localAddress?.port ?? -1) }, logger: logger)
-            // The server runs in its own service group so a maintenance window can stop it gracefully (stop
-            // accepting, let open connections finish) rather than by cancellation, which can catch a connection
-            // mid-accept.
-            let serverGroup = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: logger))
             let window: Duration? = await withTaskGroup(of: Duration?.self) { group in
                 group.addTask {
-                    try? await serverGroup.run()
+                    try? await app.run()
                     return nil
                 }
                 group.addTask {
@@ -48,7 +44,6 @@ public struct ERPSimulatorServer: Service {
                         if let d = await store.takeMaintenanceRequest() {
                             // Let the answer to the maintenance request itself go out first.
                             try? await Task.sleep(for: .milliseconds(250))
-                            await serverGroup.triggerGracefulShutdown()
                             return d
                         }
                         try? await Task.sleep(for: .milliseconds(50))
@@ -56,12 +51,7 @@ public struct ERPSimulatorServer: Service {
                     return nil
                 }
                 let first = await group.next() ?? nil
-                if first != nil {
-                    // Wait for the server to finish its graceful shutdown (the port closes first).
-                    _ = await group.next()
-                } else {
-                    group.cancelAll()
-                }
+                group.cancelAll()
                 return first
             }
             if Task.isCancelled { return }
