@@ -131,7 +131,6 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // The Admin GraphQL subset (checked against the real schema by SandboxTests); served by a later issue.
             exclude: ["GraphQL"],
@@ -151,7 +150,6 @@ let package = Package(
             name: "erp-sim",
             dependencies: [
                 "Sandbox",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

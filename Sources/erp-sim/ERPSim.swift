@@ -2,7 +2,6 @@ import ArgumentParser
 import Hummingbird
 import Logging
 import Sandbox
-import ServiceLifecycle
 
 /// A simulated ERP speaking the generic contract in docs/erp-api.yaml, with runtime fault injection.
 @main
@@ -30,15 +29,15 @@ struct ERPSim: AsyncParsableCommand {
         await inventory.onChange { change in
             Task { await pusher.push(event: "inventory.changed", eventId: "erp-inventory-\(change.seq)", body: ERPPusher.inventoryChanged(change), triggeredAt: change.changedAt) }
         }
-        let routes = ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher)
+        let router = Router()
+        ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher).addRoutes(to: router)
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .info
-        let server = ERPSimulatorServer(
-            routes: routes, host: host, port: port, logger: logger,
-            onListening: { port in print("erp-sim listening on \(port)") })
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "erp-sim"),
+            onServerRunning: { channel in print("erp-sim listening on \(channel.localAddress?.port ?? -1)") },
+            logger: logger)
+        try await app.runService()
         await pusher.shutdown()
     }
 }
