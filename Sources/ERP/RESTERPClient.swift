@@ -37,6 +37,9 @@ public final class RESTERPClient: ERPPort {
             read: .milliseconds(configuration.timeout.wholeMilliseconds))
         c.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnections)
+        // A refused connection fails the call at once: the pool's own reconnect backoff kept calls failing long after
+        // an ERP that had refused connections was back. Waiting and probing is the circuit breaker's job.
+        c.connectionPool.retryConnectionEstablishment = false
         // Retrying is the bridge's decision (retry levels, circuit breaker), not the HTTP client's.
         c.maximumUsesPerConnection = nil
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: c)
