@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
+        // GraphQL parsing, validation and execution for shopify-sim's Admin API.
+        .package(url: "https://github.com/GraphQLSwift/GraphQL", from: "4.3.0"),
     ],
     targets: [
         // rabbitmq-c 0.11 from Debian's librabbitmq-dev. Only `Messaging` imports it.
@@ -122,18 +124,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The sandbox: simulators for demos, tests and benchmarks (erp-sim; shopify-sim's webhooks and traffic).
+        // The sandbox: simulators for demos, tests and benchmarks (erp-sim; shopify-sim's Admin GraphQL, webhooks
+        // and traffic).
         .target(
             name: "Sandbox",
             dependencies: [
+                .product(name: "GraphQL", package: "GraphQL"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // The Admin GraphQL subset (checked against the real schema by SandboxTests); served by a later issue.
-            exclude: ["GraphQL"],
+            // The Admin GraphQL subset as a file (checked against the real schema by SandboxTests); the simulator
+            // serves the same text, embedded by scripts/graphql-subset.py in GraphQL/AdminSchemaSubset.swift.
+            exclude: ["GraphQL/shopify-admin-subset.graphql"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -4,7 +4,7 @@ import NIOCore
 import Synchronization
 
 /// shopify-sim's inspection and control API (`/_sim/...`): subscriptions, faults, traffic, orders, stock, deliveries.
-/// (The Admin GraphQL endpoint comes with the rest of issue 3.)
+/// The Admin GraphQL API is `ShopifyAdminAPI`.
 public struct ShopifySimulatorRoutes: Sendable {
     public let store: ShopifyStore
     public let deliverer: WebhookDeliverer

@@ -5,7 +5,8 @@ import Logging
 import Sandbox
 
 /// A simulated Shopify shop: seeded catalogue and stock, orders from a traffic generator, webhooks delivered with
-/// Shopify's headers, HMAC, deadline and retry schedule, injectable faults, and an inspection API under /_sim.
+/// Shopify's headers, HMAC, deadline and retry schedule, injectable faults, the Admin GraphQL API (cost, throttling,
+/// inventory mutations, bulk operations), and an inspection API under /_sim.
 @main
 struct ShopifySim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "shopify-sim", abstract: "A simulated Shopify shop for demos, tests and benchmarks.")
@@ -14,6 +15,9 @@ struct ShopifySim: AsyncParsableCommand {
     @Option(help: "Listen port (0: any free port, printed at start).") var port = 8091
     @Option(help: "The shop's myshopify domain.") var shop = "demo.myshopify.com"
     @Option(help: "Webhook signing secret (the app's client secret).") var secret = "demo-webhook-secret-change-me"
+    @Option(help: "Admin API access token (X-Shopify-Access-Token).") var accessToken = "shpat_demo_access_token_change_me"
+    @Option(help: "Plan, for the API's rate limit: standard (100 points/s), advanced (200), plus (1000), enterprise (2000).")
+    var plan = "standard"
     @Option(help: "Deliver every topic to this URL (e.g. http://127.0.0.1:8080/webhooks/shopify).") var webhookURL: String?
     @Option(help: "Seed for catalogue, stock and traffic.") var seed: UInt64 = 42
     @Option(help: "Variants (SKU-00001 ...).") var skus = 1000
@@ -31,8 +35,12 @@ struct ShopifySim: AsyncParsableCommand {
         let store = ShopifyStore(domain: shop, seed: seed, skus: skus, locations: locations)
         let deliverer = WebhookDeliverer(domain: shop, secret: secret, policy: .init(timeScale: timeScale), logger: logger)
         if let webhookURL { await deliverer.subscribe(topic: "*", url: webhookURL) }
+        guard let apiPlan = ShopifyPlan(rawValue: plan) else {
+            throw ValidationError("--plan must be one of \(ShopifyPlan.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let router = Router()
         ShopifySimulatorRoutes(store: store, deliverer: deliverer).addRoutes(to: router)
+        try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: accessToken, plan: apiPlan).addRoutes(to: router)
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "shopify-sim"),
             onServerRunning: { channel in print("shopify-sim listening on \(channel.localAddress?.port ?? -1) for \(shop)") },

@@ -1,5 +1,6 @@
 import BridgeTestSupport
 import Foundation
+import Sandbox
 import Testing
 
 /// The Admin GraphQL subset shopify-sim carries must be faithful to Shopify's real schema
@@ -38,6 +39,14 @@ struct GraphQLSubsetContractTests {
         #expect(!output.contains("No module named 'graphql'"), "graphql-core is missing: pip install graphql-core (./dev test installs it)")
         #expect(status == 0, "\(output)")
         #expect(output.contains("subset faithful"))
+    }
+
+    @Test("the simulator serves exactly the checked subset (the embedded SDL equals the .graphql file)")
+    func embeddedEqualsFile() throws {
+        let file = try String(contentsOfFile: Self.subset, encoding: .utf8)
+        #expect(
+            AdminSchemaSubset.sdl == file.trimmingCharacters(in: .newlines),
+            "regenerate: scripts/graphql-subset.py swift Sources/Sandbox/GraphQL/shopify-admin-subset.graphql > Sources/Sandbox/GraphQL/AdminSchemaSubset.swift")
     }
 
     @Test("the check catches a subset that drifted from the real schema",

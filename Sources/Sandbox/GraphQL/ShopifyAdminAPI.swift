@@ -1,0 +1,208 @@
+import Foundation
+import GraphQL
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// shopify-sim's Admin GraphQL API: `POST /admin/api/{version}/graphql.json` with `X-Shopify-Access-Token`.
+/// Requests are parsed and validated against the schema subset the simulator carries (GraphQLSwift does parsing,
+/// validation and execution); on top of that this file adds what is Shopify's own: cost and the leaky bucket,
+/// `@idempotent` and `changeFromQuantity` on inventory mutations, search queries, cursors, bulk operations.
+public final class ShopifyAdminAPI: Sendable {
+    public let store: ShopifyStore
+    public let deliverer: WebhookDeliverer
+    public let bucket: ThrottleBucket
+    let accessToken: String
+    let bulkDelay: Duration
+    let schema: GraphQLSchema
+    let fieldTable: [String: [String: QueryCost.FieldType]]
+    let bulk = BulkOperations()
+    public static let maxQueryCost = 1000
+
+    public init(
+        store: ShopifyStore, deliverer: WebhookDeliverer, accessToken: String, plan: ShopifyPlan = .standard,
+        bulkDelay: Duration = .milliseconds(200)
+    ) throws {
+        self.store = store
+        self.deliverer = deliverer
+        self.accessToken = accessToken
+        self.bucket = ThrottleBucket(restoreRate: plan.restoreRate)
+        self.bulkDelay = bulkDelay
+        schema = try buildSchema(source: AdminSchemaSubset.sdl)
+        fieldTable = QueryCost.fieldTable(schema)
+        try installResolvers()
+    }
+
+    static func iso(_ d: Date) -> String { d.formatted(Date.ISO8601FormatStyle(timeZone: .gmt)) }
+
+    // MARK: HTTP
+
+    public func addRoutes(to router: Router<BasicRequestContext>) {
+        router.post("/admin/api/{version}/graphql.json") { request, context in
+            let version = context.parameters.get("version") ?? ""
+            guard version.wholeMatch(of: /\d{4}-\d{2}|unstable/) != nil else {
+                return Self.response(.notFound, Data(#"{"errors":"Not Found"}"#.utf8), version: version)
+            }
+            guard request.headers[HTTPField.Name("X-Shopify-Access-Token")!] == self.accessToken else {
+                return Self.response(
+                    .unauthorized, Data(#"{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}"#.utf8),
+                    version: version)
+            }
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            let body = Data(buffer.readableBytesView)
+            let host = request.head.authority ?? "127.0.0.1"
+            let (status, data) = await self.handle(
+                body: body, contentType: request.headers[.contentType] ?? "application/json", baseURL: "http://\(host)")
+            return Self.response(status, data, version: version)
+        }
+        router.get("/_sim/bulk/{file}") { _, context in
+            guard let file = context.parameters.get("file"), file.hasSuffix(".jsonl"), let id = Int64(file.dropLast(6)),
+                let data = await self.bulk.result(id)
+            else { return Response(status: .notFound) }
+            return Response(status: .ok, headers: [.contentType: "application/jsonl"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        router.get("/_sim/throttle") { _, _ in
+            let s = self.bucket.current
+            return ShopifySimulatorRoutes.json(
+                .ok, ["maximumAvailable": s.maximumAvailable, "currentlyAvailable": s.currentlyAvailable, "restoreRate": s.restoreRate])
+        }
+    }
+
+    static func response(_ status: HTTPResponse.Status, _ data: Data, version: String) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        headers[HTTPField.Name("X-Shopify-API-Version")!] = version
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    struct Request: Decodable {
+        var query: String
+        var variables: [String: Map]?
+        var operationName: String?
+    }
+
+    struct Envelope: Encodable {
+        var data: Map?
+        var errors: [GraphQLError]?
+        var extensions: Map?
+    }
+
+    /// One request, start to finish: parse, validate, price, throttle, execute, account.
+    public func handle(body: Data, contentType: String, baseURL: String) async -> (HTTPResponse.Status, Data) {
+        let request: Request
+        if contentType.hasPrefix("application/graphql") {
+            request = Request(query: String(decoding: body, as: UTF8.self))
+        } else {
+            guard let r = try? JSONDecoder().decode(Request.self, from: body) else {
+                return (.badRequest, Data(#"{"errors":{"query":"Required parameter missing or invalid"}}"#.utf8))
+            }
+            request = r
+        }
+        let variables = request.variables ?? [:]
+        let document: Document
+        do {
+            document = try parse(source: Source(body: request.query, name: "GraphQL request"))
+        } catch {
+            return (.ok, encode(Envelope(errors: [Self.graphQLError(error)], extensions: costExtension(0, nil, bucket.current))))
+        }
+        let validation = validate(schema: schema, ast: document)
+        if !validation.isEmpty {
+            return (.ok, encode(Envelope(errors: validation.map(Self.shopifyStyle), extensions: costExtension(0, nil, bucket.current))))
+        }
+        let operations = document.definitions.compactMap { $0 as? OperationDefinition }
+        guard let operation = request.operationName.flatMap({ n in operations.first { $0.name?.value == n } }) ?? operations.first else {
+            return (.ok, encode(Envelope(errors: [GraphQLError(message: "No operation named \(request.operationName ?? "")")])))
+        }
+        var fragments: [String: FragmentDefinition] = [:]
+        for f in document.definitions.compactMap({ $0 as? FragmentDefinition }) { fragments[f.name.value] = f }
+        let rootType = operation.operation == .mutation ? "Mutation" : "QueryRoot"
+        let cost = QueryCost(fields: fieldTable, fragments: fragments, variables: variables, mutationType: "Mutation")
+        let requested = cost.requested(operation, rootType: rootType)
+        if requested > Self.maxQueryCost {
+            let error = GraphQLError(
+                message: "Query cost is \(requested), which exceeds the single query max cost limit (\(Self.maxQueryCost)).",
+                extensions: ["code": "MAX_COST_EXCEEDED", "cost": .number(Number(requested)), "maxCost": .number(Number(Self.maxQueryCost))])
+            return (.ok, encode(Envelope(errors: [error], extensions: costExtension(requested, nil, bucket.current))))
+        }
+        let (granted, status) = bucket.take(requested)
+        guard granted else {
+            let error = GraphQLError(
+                message: "Throttled",
+                extensions: ["code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"])
+            return (.ok, encode(Envelope(errors: [error], extensions: costExtension(requested, nil, status))))
+        }
+        let context = RequestContext(snapshot: await store.snapshot(), api: self, bulk: false, baseURL: baseURL)
+        let result: GraphQLResult
+        do {
+            result = try await execute(
+                schema: schema, documentAST: document, rootValue: (), context: context, variableValues: variables,
+                operationName: request.operationName)
+        } catch {
+            result = GraphQLResult(errors: [Self.graphQLError(error)])
+        }
+        let actual = result.data.map { cost.actual(operation, rootType: rootType, data: $0) } ?? requested
+        let after = bucket.refund(requested - min(actual, requested))
+        return (
+            .ok,
+            encode(
+                Envelope(
+                    data: result.data, errors: result.errors.isEmpty ? nil : result.errors.map(Self.shopifyStyle),
+                    extensions: costExtension(requested, actual, after)))
+        )
+    }
+
+    private func encode(_ envelope: Envelope) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return (try? encoder.encode(envelope)) ?? Data(#"{"errors":[{"message":"Internal error"}]}"#.utf8)
+    }
+
+    private func costExtension(_ requested: Int, _ actual: Int?, _ status: ThrottleBucket.Status) -> Map {
+        [
+            "cost": [
+                "requestedQueryCost": .number(Number(requested)),
+                "actualQueryCost": actual.map { .number(Number($0)) } ?? .null,
+                "throttleStatus": [
+                    "maximumAvailable": .number(Number(status.maximumAvailable)),
+                    "currentlyAvailable": .number(Number(Int(status.currentlyAvailable))),
+                    "restoreRate": .number(Number(status.restoreRate)),
+                ],
+            ]
+        ]
+    }
+
+    static func graphQLError(_ error: any Error) -> GraphQLError {
+        if let e = error as? AdminAPIError { return e.graphQLError }
+        if let e = error as? GraphQLError { return e }
+        return GraphQLError(message: "\(error)")
+    }
+
+    /// Shopify's wording and code for the commonest validation failure, an unknown field.
+    static func shopifyStyle(_ error: GraphQLError) -> GraphQLError {
+        if let match = error.message.firstMatch(of: /Cannot query field "(\w+)" on type "(\w+)"/) {
+            return GraphQLError(
+                message: "Field '\(match.1)' doesn't exist on type '\(match.2)'", locations: error.locations, path: error.path,
+                extensions: ["code": "undefinedField", "typeName": .string(String(match.2)), "fieldName": .string(String(match.1))])
+        }
+        if let original = error.originalError as? AdminAPIError { return original.graphQLError }
+        return error
+    }
+}
+
+/// What one request's resolvers share: the shop as the request sees it (refreshed after a mutation), the API.
+final class RequestContext: Sendable {
+    let state: Mutex<ShopSnapshot>
+    let api: ShopifyAdminAPI
+    let bulk: Bool
+    let baseURL: String
+
+    init(snapshot: ShopSnapshot, api: ShopifyAdminAPI, bulk: Bool, baseURL: String) {
+        state = Mutex(snapshot)
+        self.api = api
+        self.bulk = bulk
+        self.baseURL = baseURL
+    }
+
+    var snapshot: ShopSnapshot { state.withLock { $0 } }
+    func refresh(_ s: ShopSnapshot) { state.withLock { $0 = s } }
+}
