@@ -234,6 +234,15 @@ public struct ERPSimulatorRoutes: Sendable {
             await self.store.setFaults(f)
             return Self.json(.ok, ["faults": "set"])
         }
+        router.put("/_admin/maintenance") { request, _ in
+            struct Body: Decodable { var seconds: Double }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)), b.seconds > 0, b.seconds <= 3600 else {
+                return Self.json(.badRequest, ["error": "expected {\"seconds\": N} with 0 < N <= 3600"])
+            }
+            await self.store.requestMaintenance(.milliseconds(Int64(b.seconds * 1000)))
+            return Self.json(.accepted, ["maintenance_seconds": b.seconds])
+        }
         router.delete("/_admin/faults") { _, _ in
             await self.store.setFaults(.init())
             return Self.json(.ok, ["faults": "cleared"])

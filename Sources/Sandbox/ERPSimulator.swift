@@ -95,6 +95,14 @@ public actor ERPStore {
 
     public func setFaults(_ f: Faults) { faults = f }
 
+    /// A requested maintenance window, taken by the server loop (`ERPSimulatorServer`).
+    private var pendingMaintenance: Duration?
+    public func requestMaintenance(_ d: Duration) { pendingMaintenance = d }
+    func takeMaintenanceRequest() -> Duration? {
+        defer { pendingMaintenance = nil }
+        return pendingMaintenance
+    }
+
     /// API calls answered with an injected fault (429 or error status) so far.
     public private(set) var faultHits = 0
     func recordFaultHit() { faultHits += 1 }

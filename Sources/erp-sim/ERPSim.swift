@@ -1,7 +1,9 @@
+import Foundation
 import ArgumentParser
 import Hummingbird
 import Logging
 import Sandbox
+import ServiceLifecycle
 
 /// A simulated ERP speaking the generic contract in docs/erp-api.yaml, with runtime fault injection.
 @main
@@ -29,15 +31,18 @@ struct ERPSim: AsyncParsableCommand {
         await inventory.onChange { change in
             Task { await pusher.push(event: "inventory.changed", eventId: "erp-inventory-\(change.seq)", body: ERPPusher.inventoryChanged(change), triggeredAt: change.changedAt) }
         }
-        let router = Router()
-        ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher).addRoutes(to: router)
+        let routes = ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher)
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .info
-        let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "erp-sim"),
-            onServerRunning: { channel in print("erp-sim listening on \(channel.localAddress?.port ?? -1)") },
-            logger: logger)
-        try await app.runService()
+        let server = ERPSimulatorServer(
+            routes: routes, host: host, port: port, logger: logger,
+            onListening: { port in
+                // Unbuffered, so a supervisor reading the pipe sees the port at once.
+                FileHandle.standardOutput.write(Data("erp-sim listening on \(port)\n".utf8))
+            })
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
         await pusher.shutdown()
     }
 }

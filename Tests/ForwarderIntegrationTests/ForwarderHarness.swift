@@ -61,13 +61,13 @@ final class ForwarderHarness: Sendable {
     /// ledger file with the other forwarders of this harness.
     func startForwarder(
         mapping: OrderMappingSettings = .init(), prefetch: Int = 32, writeCustomers: Bool = false,
-        breakerThreshold: Int = 3, probeInterval: Duration = .milliseconds(500)
+        breakerThreshold: Int = 3, probeInterval: Duration = .milliseconds(500), erpURL: String? = nil
     ) async throws -> RunningForwarder {
         let topology = BridgeTopology.topology(Self.settings)
         let consumer = try await broker.connect(vhost: vhost, name: "fwd-consume", onConnect: { try topology.declare(using: $0) })
         let pub = try await broker.connect(vhost: vhost, name: "fwd-publish", onConnect: { try topology.declare(using: $0) })
         let ledger = try SQLiteOrderLedger(path: ledgerPath)
-        let erp = RESTERPClient(configuration: .init(baseURL: erpURL, apiKey: Self.apiKey, timeout: .seconds(5)))
+        let erp = RESTERPClient(configuration: .init(baseURL: erpURL ?? self.erpURL, apiKey: Self.apiKey, timeout: .seconds(5)))
         var logger = Logger(label: "order-forwarder")
         logger.logLevel = .warning
         let settings = OrderForwarder.Settings(

@@ -1,6 +1,7 @@
 import BridgeCore
 import BridgeTestSupport
 import Foundation
+import Logging
 import Messaging
 import OrderForwarding
 import Sandbox
@@ -89,6 +90,32 @@ struct ForwarderResilienceTests {
         try await Task.sleep(for: .seconds(2))
         try await Self.expectExactlyOnce(h, count: 300)
         await f.stop()
+        await h.close()
+    }
+
+    @Test("ERP maintenance window (connection refused) under traffic: held, then caught up, every order exactly once")
+    func erpMaintenance() async throws {
+        let h = try await ForwarderHarness.make("maint")
+        let port = TestProcesses.freePort()
+        var logger = Logger(label: "erp-sim")
+        logger.logLevel = .notice
+        let server = ERPSimulatorServer(
+            routes: ERPSimulatorRoutes(store: h.store, apiKey: ForwarderHarness.apiKey), host: "127.0.0.1", port: port, logger: logger)
+        let serverTask = Task { try await server.run() }
+        let f = try await h.startForwarder(breakerThreshold: 3, probeInterval: .milliseconds(500), erpURL: "http://127.0.0.1:\(port)")
+        let orders = OrderGenerator(seed: 13, firstOrderId: 8_000_000_000_000).orders(60)
+        try await Self.publish(Array(orders.prefix(30)), via: h, duplicateEvery: 10)
+        #expect(await eventually { await h.store.orderCount == 30 })
+        await h.store.requestMaintenance(.seconds(4))
+        try await Task.sleep(for: .milliseconds(500))
+        try await Self.publish(Array(orders.suffix(30)), via: h, duplicateEvery: 10)
+        try await Task.sleep(for: .seconds(2))
+        #expect(await h.store.orderCount == 30, "nothing reaches the ERP while it refuses connections")
+        #expect(await eventually(timeout: .seconds(60)) { await h.store.orderCount == 60 })
+        try await Task.sleep(for: .seconds(1))
+        try await Self.expectExactlyOnce(h, count: 60)
+        await f.stop()
+        serverTask.cancel()
         await h.close()
     }
 
