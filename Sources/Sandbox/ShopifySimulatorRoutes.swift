@@ -66,6 +66,25 @@ public struct ShopifySimulatorRoutes: Sendable {
             }
             return Self.json(.accepted, ["orders": profile.orders, "orders_per_second": profile.ordersPerSecond])
         }
+        router.post("/_sim/events") { request, _ in
+            struct Body: Decodable {
+                var topic: String
+                var customerId: Int64?
+                enum CodingKeys: String, CodingKey {
+                    case topic
+                    case customerId = "customer_id"
+                }
+            }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)),
+                let event = await self.store.lifecycleEvent(b.topic, customerId: b.customerId)
+            else {
+                return Self.json(.badRequest, ["error": "expected {\"topic\": one of \(ShopifyStore.lifecycleTopics), \"customer_id\": optional}"])
+            }
+            let deliverer = self.deliverer
+            Task { await deliverer.deliver([event]) }
+            return Self.json(.accepted, ["topic": event.topic, "event_id": event.eventId])
+        }
         router.get("/_sim/traffic") { _, _ in
             let (running, last) = self.traffic.state.withLock { ($0.running, $0.last) }
             var d: [String: Any] = ["running": running]

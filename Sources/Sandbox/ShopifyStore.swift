@@ -184,6 +184,40 @@ public actor ShopifyStore {
 
     public func available(item: Int64, location: Int64) -> Int? { stock[item]?[location] }
 
+    /// The shop's numeric id (derived from the domain, stable).
+    public nonisolated var shopId: Int64 { 60_000_000_000 + Int64(domain.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFFFF }) }
+
+    public static let lifecycleTopics = ["app/uninstalled", "customers/data_request", "customers/redact", "shop/redact"]
+
+    /// The app lifecycle and GDPR compliance webhooks, with Shopify's payload shapes: `app/uninstalled` (the shop),
+    /// `customers/data_request` and `customers/redact` (a customer and their orders), `shop/redact` (48 hours after
+    /// uninstall). Nil for another topic.
+    public func lifecycleEvent(_ topic: String, customerId: Int64? = nil, at date: Date = Date()) -> WebhookEvent? {
+        let customer = customerId ?? orders.values.compactMap(\.customerId).min() ?? 7_000_000_000_001
+        let customerOrders = orders.values.filter { $0.customerId == customer }.map(\.id).sorted()
+        let person: [String: Any] = ["id": customer, "email": "customer-\(customer)@example.com", "phone": "+4930\(customer % 10_000_000)"]
+        let body: [String: Any]
+        switch topic {
+        case "app/uninstalled":
+            body = [
+                "id": shopId, "name": "Acme Demo", "email": "owner@example.com", "domain": domain, "myshopify_domain": domain,
+                "country_code": "DE", "currency": "EUR", "plan_name": "basic", "created_at": ShopifyOrderFixture.iso(createdAt),
+            ]
+        case "customers/data_request":
+            body = [
+                "shop_id": shopId, "shop_domain": domain, "orders_requested": customerOrders, "customer": person,
+                "data_request": ["id": 9_000 + nextEvent],
+            ]
+        case "customers/redact":
+            body = ["shop_id": shopId, "shop_domain": domain, "customer": person, "orders_to_redact": customerOrders]
+        case "shop/redact":
+            body = ["shop_id": shopId, "shop_domain": domain]
+        default:
+            return nil
+        }
+        return event(topic, (try? JSONSerialization.data(withJSONObject: body)) ?? Data(), orderId: nil, at: date)
+    }
+
     private func inventoryItem(ofVariant id: Int64?) -> Int64? {
         guard let id, let i = variantIndex[id] else { return nil }
         return variants[i].inventoryItemId

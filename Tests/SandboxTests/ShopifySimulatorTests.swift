@@ -100,6 +100,30 @@ struct ShopifySimulatorTests {
         await deliverer.shutdown()
     }
 
+    @Test("app/uninstalled and the three compliance topics go out signed, with Shopify's payload shapes")
+    func lifecycleAndCompliance() async throws {
+        let receiver = await Receiver()
+        let (store, deliverer) = sim()
+        await deliverer.subscribe(topic: "*", url: receiver.url)
+        _ = await store.placeOrder()
+        for topic in ShopifyStore.lifecycleTopics {
+            await deliverer.deliver([try #require(await store.lifecycleEvent(topic))])
+        }
+        #expect(await store.lifecycleEvent("orders/delete") == nil)
+        let got = receiver.requests.value
+        #expect(got.compactMap { $0.headers["x-shopify-topic"] } == ShopifyStore.lifecycleTopics)
+        for r in got {
+            #expect(try pythonHMAC(secret: Self.secret, body: r.body) == r.headers["x-shopify-hmac-sha256"])
+        }
+        let bodies = got.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }
+        #expect(bodies[0]["myshopify_domain"] as? String == "acme.myshopify.com")
+        #expect((bodies[1]["customer"] as? [String: Any])?["id"] != nil && bodies[1]["orders_requested"] is [Any])
+        #expect(bodies[2]["orders_to_redact"] is [Any] && bodies[2]["shop_domain"] as? String == "acme.myshopify.com")
+        #expect(bodies[3]["shop_id"] != nil && bodies[3].count == 2)
+        receiver.stop()
+        await deliverer.shutdown()
+    }
+
     @Test("a failing endpoint is retried on Shopify's schedule (time-scaled), same webhook id, until it answers 2xx")
     func retrySchedule() async throws {
         let receiver = await Receiver(script: [500, 503, 404])
