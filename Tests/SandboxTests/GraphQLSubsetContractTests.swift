@@ -1,6 +1,7 @@
 import BridgeTestSupport
 import Foundation
 import Sandbox
+import Shopify
 import Testing
 
 /// The Admin GraphQL subset shopify-sim carries must be faithful to Shopify's real schema
@@ -19,10 +20,10 @@ struct GraphQLSubsetContractTests {
         return present
     }
 
-    static func runChecker(_ subsetPath: String) throws -> (Int32, String) {
+    static func runChecker(_ subsetPath: String, documents: [String] = []) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", checker, "check", subsetPath, realSchema]
+        p.arguments = ["python3", checker, "check", subsetPath, realSchema] + documents
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
@@ -39,6 +40,30 @@ struct GraphQLSubsetContractTests {
         #expect(!output.contains("No module named 'graphql'"), "graphql-core is missing: pip install graphql-core (./dev test installs it)")
         #expect(status == 0, "\(output)")
         #expect(output.contains("subset faithful"))
+    }
+
+    @Test("every GraphQL document the bridge sends validates against the real schema",
+          .enabled(if: realSchemaPresent, "needs ../shared/shopify/admin-2026-07.graphql"))
+    func bridgeDocuments() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("documents-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var paths: [String] = []
+        for (name, document) in ShopifyAdminDocuments.all {
+            let path = dir.appendingPathComponent("\(name).graphql").path
+            try document.write(toFile: path, atomically: true, encoding: .utf8)
+            paths.append(path)
+        }
+        let (status, output) = try Self.runChecker(Self.subset, documents: paths)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("\(paths.count) documents valid against the real schema"), "\(output)")
+
+        // And the check does fail on a document the real schema rejects.
+        let bad = dir.appendingPathComponent("bad.graphql").path
+        try ShopifyAdminDocuments.setQuantities.replacingOccurrences(of: "quantityAfterChange", with: "quantityAfter")
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let (badStatus, badOutput) = try Self.runChecker(Self.subset, documents: [bad])
+        #expect(badStatus != 0 && badOutput.contains("quantityAfter"), "\(badOutput)")
     }
 
     @Test("the simulator serves exactly the checked subset (the embedded SDL equals the .graphql file)")

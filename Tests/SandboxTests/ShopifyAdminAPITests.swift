@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import Sandbox
+import Shopify
 import Testing
 
 /// shopify-sim's Admin GraphQL API: validation the way Shopify rejects, reads with search and cursors, cost and the
@@ -352,5 +353,43 @@ struct ShopifyAdminAPITests {
         }
         try? await client.shutdown()
         server.cancel()
+    }
+
+    @Test("every document the bridge sends runs against shopify-sim without errors, within the query cost limit")
+    func bridgeDocuments() async throws {
+        let f = try Fixture(skus: 60)
+        defer { Task { await f.shutdown() } }
+        _ = await f.store.placeOrder()
+        func run(_ document: String, _ variables: [String: Any]) async throws -> [String: Any] {
+            let r = try await f.gql(document, variables)
+            #expect(Self.errors(r).isEmpty, "\(Self.errors(r))")
+            #expect((Self.int(Self.cost(r)["requestedQueryCost"]) ?? 9999) <= ShopifyAdminAPI.maxQueryCost)
+            return r["data"] as? [String: Any] ?? [:]
+        }
+        typealias D = ShopifyAdminDocuments
+        _ = try await run(D.locations, [:])
+        let items = try await run(D.inventoryItems, ["query": "sku:SKU-00001"])
+        #expect(((items["inventoryItems"] as? [String: Any])?["nodes"] as? [Any])?.count == 1)
+        _ = try await run(D.variantsBySKU, ["query": "sku:SKU-00002"])
+        let set = try await run(
+            D.setQuantities,
+            [
+                "idempotencyKey": "doc-test-1",
+                "input": Self.setInput([["inventoryItemId": Self.item(5), "locationId": Self.location1, "quantity": 42, "changeFromQuantity": 100]]),
+            ])
+        #expect(((set["inventorySetQuantities"] as? [String: Any])?["userErrors"] as? [Any])?.isEmpty == true)
+        let orders = try await run(D.ordersUpdatedSince, ["query": "updated_at:>'2020-01-01T00:00:00Z'"])
+        #expect(((orders["orders"] as? [String: Any])?["nodes"] as? [Any])?.count == 1)
+        for query in [D.bulkInventoryQuery, D.bulkOrdersQuery] {
+            let started = try await run(D.runBulkQuery, ["query": query])
+            let id = try #require(((started["bulkOperationRunQuery"] as? [String: Any])?["bulkOperation"] as? [String: Any])?["id"] as? String, "\(started)")
+            var status: String?
+            let deadline = Date().addingTimeInterval(15)
+            while status != "COMPLETED", Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                status = (try await run(D.bulkOperation, ["id": id])["bulkOperation"] as? [String: Any])?["status"] as? String
+            }
+            #expect(status == "COMPLETED")
+        }
     }
 }

@@ -1,0 +1,130 @@
+/// The GraphQL documents the bridge sends to Shopify's Admin API (2026-07), in one place so that tests can hold
+/// every one of them to the contract: each validates against Shopify's real schema
+/// (`GraphQLSubsetContractTests`) and runs against shopify-sim within the 1,000-point query limit
+/// (`ShopifyAdminAPITests`). Page sizes are chosen for that limit.
+public enum ShopifyAdminDocuments {
+    /// Locations, 250 a page (cost 2 + 250).
+    public static let locations = """
+        query Locations($after: String) {
+          locations(first: 250, after: $after) {
+            nodes { id legacyResourceId name isActive }
+            pageInfo { hasNextPage endCursor }
+          }
+        }
+        """
+
+    /// Inventory items matching a search (`sku:ABC`, `updated_at:>'...'`) with their levels' quantities, 25 items a
+    /// page with up to 10 locations each (cost 2 + 25 x (1 + 2 + 10 x 3) = 827).
+    public static let inventoryItems = """
+        query InventoryItems($query: String, $after: String) {
+          inventoryItems(first: 25, after: $after, query: $query) {
+            nodes {
+              id
+              sku
+              updatedAt
+              inventoryLevels(first: 10) {
+                nodes {
+                  location { id }
+                  quantities(names: ["available", "on_hand", "committed"]) { name quantity }
+                }
+              }
+            }
+            pageInfo { hasNextPage endCursor }
+          }
+        }
+        """
+
+    /// Variants by SKU, to resolve a SKU to its inventory item (cost 2 + 100 x 2).
+    public static let variantsBySKU = """
+        query VariantsBySKU($query: String!, $after: String) {
+          productVariants(first: 100, after: $after, query: $query) {
+            nodes { id sku inventoryItem { id } }
+            pageInfo { hasNextPage endCursor }
+          }
+        }
+        """
+
+    /// Absolute stock levels, compare-and-set per row, idempotent per key (cost 10). At most 250 rows.
+    public static let setQuantities = """
+        mutation SetQuantities($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {
+          inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) {
+            inventoryAdjustmentGroup {
+              id
+              changes { name delta quantityAfterChange item { id } location { id } }
+            }
+            userErrors { code field message }
+          }
+        }
+        """
+
+    /// Orders changed in a window, oldest change first (cost 2 + 100 x 3).
+    public static let ordersUpdatedSince = """
+        query OrdersUpdatedSince($query: String!, $after: String) {
+          orders(first: 100, after: $after, query: $query, sortKey: UPDATED_AT) {
+            nodes {
+              id
+              legacyResourceId
+              name
+              createdAt
+              updatedAt
+              cancelledAt
+              displayFinancialStatus
+              totalPriceSet { shopMoney { amount currencyCode } }
+            }
+            pageInfo { hasNextPage endCursor }
+          }
+        }
+        """
+
+    /// Starts a bulk query (one of the `bulk...Query` texts below) (cost 10).
+    public static let runBulkQuery = """
+        mutation RunBulkQuery($query: String!) {
+          bulkOperationRunQuery(query: $query, groupObjects: false) {
+            bulkOperation { id status }
+            userErrors { code field message }
+          }
+        }
+        """
+
+    /// Polls a bulk operation.
+    public static let bulkOperation = """
+        query BulkOperation($id: ID!) {
+          bulkOperation(id: $id) { id status errorCode objectCount rootObjectCount fileSize url partialDataUrl }
+        }
+        """
+
+    /// The whole catalogue's stock, for the full sync: items, then their levels (with `__parentId`) in the JSONL.
+    public static let bulkInventoryQuery = """
+        {
+          inventoryItems {
+            edges {
+              node {
+                id
+                sku
+                inventoryLevels {
+                  edges { node { location { id } quantities(names: ["available", "on_hand", "committed"]) { name quantity } } }
+                }
+              }
+            }
+          }
+        }
+        """
+
+    /// Every order, for reconciliation.
+    public static let bulkOrdersQuery = """
+        {
+          orders {
+            edges {
+              node { id legacyResourceId name updatedAt cancelledAt displayFinancialStatus totalPriceSet { shopMoney { amount currencyCode } } }
+            }
+          }
+        }
+        """
+
+    /// Every document with a name (for the contract tests).
+    public static let all: [(name: String, document: String)] = [
+        ("locations", locations), ("inventoryItems", inventoryItems), ("variantsBySKU", variantsBySKU),
+        ("setQuantities", setQuantities), ("ordersUpdatedSince", ordersUpdatedSince), ("runBulkQuery", runBulkQuery),
+        ("bulkOperation", bulkOperation), ("bulkInventoryQuery", bulkInventoryQuery), ("bulkOrdersQuery", bulkOrdersQuery),
+    ]
+}
