@@ -278,7 +278,14 @@ public struct ERPSimulatorRoutes: Sendable {
             return Self.json(.unauthorized, ["error": "unauthorized"])
         }
         let f = await store.faults
-        if f.latencyMs > 0 { try? await Task.sleep(for: .milliseconds(f.latencyMs)) }
+        var delay = f.latencyMs + (f.latencyJitterMs > 0 ? Int.random(in: 0...f.latencyJitterMs) : 0)
+        if f.slowRate > 0, Double.random(in: 0..<1) < f.slowRate { delay += f.slowMs }
+        if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+        if f.timeoutRate > 0, Double.random(in: 0..<1) < f.timeoutRate {
+            await store.recordFaultHit()
+            try? await Task.sleep(for: .milliseconds(f.hangMs))
+            return Self.json(.gatewayTimeout, ["error": "timeout"])
+        }
         if let retryAfter = f.rateLimitedRetryAfter {
             await store.recordFaultHit()
             var r = Self.json(.tooManyRequests, ["error": "rate_limited"])

@@ -48,8 +48,15 @@ public actor ERPStore {
 
     /// Faults switched at runtime through `PUT /_admin/faults`.
     public struct Faults: Codable, Sendable, Equatable {
-        /// Extra latency on every API call.
+        /// Extra latency on every API call: `latencyMs` plus a uniform 0...`latencyJitterMs`, and for a
+        /// `slowRate` share of calls `slowMs` more (the tail of a real latency distribution).
         public var latencyMs: Int = 0
+        public var latencyJitterMs: Int = 0
+        public var slowRate: Double = 0
+        public var slowMs: Int = 2000
+        /// Share of API calls that hang for `hangMs` (a timeout from the caller's side) and then get 504.
+        public var timeoutRate: Double = 0
+        public var hangMs: Int = 60_000
         /// Share of API calls answered with `errorStatus` (0...1).
         public var errorRate: Double = 0
         public var errorStatus: Int = 503
@@ -58,6 +65,11 @@ public actor ERPStore {
 
         enum CodingKeys: String, CodingKey {
             case latencyMs = "latency_ms"
+            case latencyJitterMs = "latency_jitter_ms"
+            case slowRate = "slow_rate"
+            case slowMs = "slow_ms"
+            case timeoutRate = "timeout_rate"
+            case hangMs = "hang_ms"
             case errorRate = "error_rate"
             case errorStatus = "error_status"
             case rateLimitedRetryAfter = "rate_limited_retry_after"
@@ -68,6 +80,11 @@ public actor ERPStore {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? 0
+            latencyJitterMs = try c.decodeIfPresent(Int.self, forKey: .latencyJitterMs) ?? 0
+            slowRate = try c.decodeIfPresent(Double.self, forKey: .slowRate) ?? 0
+            slowMs = try c.decodeIfPresent(Int.self, forKey: .slowMs) ?? 2000
+            timeoutRate = try c.decodeIfPresent(Double.self, forKey: .timeoutRate) ?? 0
+            hangMs = try c.decodeIfPresent(Int.self, forKey: .hangMs) ?? 60_000
             errorRate = try c.decodeIfPresent(Double.self, forKey: .errorRate) ?? 0
             errorStatus = try c.decodeIfPresent(Int.self, forKey: .errorStatus) ?? 503
             rateLimitedRetryAfter = try c.decodeIfPresent(Int.self, forKey: .rateLimitedRetryAfter)

@@ -97,4 +97,30 @@ struct ERPSimulatorTests {
             #expect(back.status == .notFound)
         }
     }
+
+    @Test("latency is a distribution (base, jitter, a slow tail) and a timeout fault hangs calls until the caller gives up")
+    func latencyAndTimeouts() async throws {
+        let (app, _) = app()
+        try await app.test(.router) { client in
+            _ = try await client.execute(uri: "/_admin/faults", method: .put, body: ByteBuffer(string: #"{"latency_ms":10,"latency_jitter_ms":40,"slow_rate":0.2,"slow_ms":150}"#))
+            var took: [Duration] = []
+            for _ in 0..<30 {
+                let start = ContinuousClock.now
+                _ = try await client.execute(uri: "/api/v1/sales-orders/x", method: .get, headers: Self.auth)
+                took.append(ContinuousClock.now - start)
+            }
+            #expect(took.allSatisfy { $0 >= .milliseconds(10) }, "never faster than the base latency")
+            #expect(took.max()! - took.min()! >= .milliseconds(20), "spread, not a constant")
+            #expect(took.contains { $0 >= .milliseconds(160) }, "a slow tail (20% of calls +150 ms; none in 30 has p = 0.001)")
+
+            _ = try await client.execute(uri: "/_admin/faults", method: .put, body: ByteBuffer(string: #"{"timeout_rate":1.0,"hang_ms":600}"#))
+            let start = ContinuousClock.now
+            let hung = try await client.execute(uri: "/api/v1/sales-orders/x", method: .get, headers: Self.auth)
+            #expect(ContinuousClock.now - start >= .milliseconds(600), "the call hangs (a client with a shorter timeout gives up)")
+            #expect(hung.status == .gatewayTimeout)
+            _ = try await client.execute(uri: "/_admin/faults", method: .delete)
+            let back = try await client.execute(uri: "/api/v1/sales-orders/x", method: .get, headers: Self.auth)
+            #expect(back.status == .notFound)
+        }
+    }
 }
