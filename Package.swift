@@ -234,7 +234,7 @@ let package = Package(
         .executableTarget(
             name: "ingest-bench",
             dependencies: [
-                "Ingest", "CRawAMQPBench", "BenchSupport",
+                "Ingest", "Sandbox", "CRawAMQPBench", "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
