@@ -204,6 +204,8 @@ let package = Package(
         ),
         // Benchmark only: a raw rabbitmq-c publish loop in C, the baseline the Swift publisher is measured against.
         .target(name: "CRawAMQPBench", dependencies: ["CRabbitMQ"]),
+        // Benchmark only: a single-threaded epoll HTTP load generator that signs every request (ingest-bench).
+        .target(name: "CHTTPLoad"),
         .executableTarget(
             name: "messaging-bench",
             dependencies: [
@@ -234,7 +236,7 @@ let package = Package(
         .executableTarget(
             name: "ingest-bench",
             dependencies: [
-                "Ingest", "Sandbox", "CRawAMQPBench", "BenchSupport",
+                "Ingest", "Sandbox", "CRawAMQPBench", "CHTTPLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

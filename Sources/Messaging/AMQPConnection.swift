@@ -248,6 +248,14 @@ enum Command: Sendable {
     case run(@Sendable (AMQPChannelOperations) -> Void, fail: @Sendable (Error) -> Void)
     case shutdown(drain: Duration)
 
+    /// Sent without waiting for a reply from the broker (a publish's confirm comes later, asynchronously).
+    var isOneWay: Bool {
+        switch self {
+        case .publish, .settle: true
+        case .consume, .cancelConsumer, .run, .shutdown: false
+        }
+    }
+
     func fail(_ error: Error) {
         switch self {
         case .publish(_, let c): c.resume(throwing: error)

@@ -1,5 +1,5 @@
 import ArgumentParser
-import BenchSupport
+import CHTTPLoad
 import CRawAMQPBench
 import Foundation
 import Ingest
@@ -7,11 +7,11 @@ import Sandbox
 import Synchronization
 
 /// Load generator for ingest: shopify-sim's signed orders/create webhooks (REST payloads from its seeded shop,
-/// ~3 KB) with unique webhook ids, `concurrency` keep-alive connections, each on its own thread with blocking sockets
-/// (a plain HTTP/1.1 client written here because no HTTP load tool can sign each request, and shopify-sim's own
-/// deliverer waits for each answer like Shopify does, which measures less). Prints requests/s and latency
-/// percentiles next to the raw rabbitmq-c confirmed-publish rate measured in the same run. Measures and prints; it
-/// does not pass or fail on time.
+/// ~3 KB) with unique webhook ids over `concurrency` keep-alive connections, driven by a single-threaded epoll
+/// generator in C (`CHTTPLoad`: no available load tool signs each request, and shopify-sim's own deliverer waits for
+/// each answer like Shopify does, which measures less; one thread keeps the generator's CPU use small on a machine
+/// it shares with ingest and the broker). Prints requests/s and latency percentiles next to the raw rabbitmq-c
+/// confirmed-publish rate measured in the same run. Measures and prints; it does not pass or fail on time.
 @main
 struct IngestBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -74,50 +74,34 @@ struct IngestBench: AsyncParsableCommand {
         var statuses: [Int: Int]
     }
 
-    /// Sends `count` requests over `concurrency` connections; closed-loop when `rate` is 0, otherwise each connection
-    /// paces its sends so that together they offer `rate` requests/s (latency then excludes queueing in the client).
+    /// Sends `count` requests over `concurrency` connections: closed loop when `rate` is 0, otherwise offered at
+    /// `rate` requests/s on a fixed schedule (latency from the scheduled time).
     func load(count: Int, prefix: String, signed: [(body: [UInt8], signature: String)], rate: Int) throws -> LoadResult {
-        let next = Atomic<Int>(0)
-        let results = Mutex<(latencies: [UInt64], statuses: [Int: Int])>(([], [:]))
-        let done = DispatchGroup()
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<concurrency {
-            done.enter()
-            let thread = Thread { [ingestPort, shop, concurrency] in
-                defer { done.leave() }
-                let interval: UInt64 = rate > 0 ? UInt64(1e9 * Double(concurrency) / Double(rate)) : 0
-                var nextSend = DispatchTime.now().uptimeNanoseconds + UInt64.random(in: 0...max(1, interval))
-                var local: [UInt64] = []
-                var statuses: [Int: Int] = [:]
-                guard let conn = try? HTTPConnection(port: ingestPort) else { return }
-                while true {
-                    let n = next.add(1, ordering: .relaxed).oldValue
-                    if n >= count { break }
-                    let (body, signature) = signed[n % signed.count]
-                    let head = "POST /webhooks/shopify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        + "X-Shopify-Topic: orders/create\r\nX-Shopify-Shop-Domain: \(shop)\r\nX-Shopify-API-Version: 2026-07\r\n"
-                        + "X-Shopify-Hmac-Sha256: \(signature)\r\nX-Shopify-Webhook-Id: \(prefix)-\(n)\r\n"
-                        + "X-Shopify-Triggered-At: 2026-11-27T10:00:00Z\r\nContent-Length: \(body.count)\r\n\r\n"
-                    if interval > 0 {
-                        let now = DispatchTime.now().uptimeNanoseconds
-                        if nextSend > now { usleep(useconds_t((nextSend - now) / 1000)) }
-                        nextSend += interval
-                    }
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    guard let status = try? conn.roundTrip(Array(head.utf8) + body) else { break }
-                    local.append(DispatchTime.now().uptimeNanoseconds - t0)
-                    statuses[status, default: 0] += 1
-                }
-                results.withLock {
-                    $0.latencies += local
-                    for (k, v) in statuses { $0.statuses[k, default: 0] += v }
-                }
-            }
-            thread.start()
+        var latencies = [UInt64](repeating: 0, count: count)
+        var statuses = [Int32](repeating: 0, count: count)
+        var seconds = 0.0
+        // Stable C pointers to the bodies and signatures for the whole run.
+        let bodyPointers = signed.map { entry -> UnsafeMutablePointer<UInt8> in
+            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: entry.body.count)
+            p.initialize(from: entry.body, count: entry.body.count)
+            return p
         }
-        done.wait()
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let (latencies, statuses) = results.withLock { ($0.latencies, $0.statuses) }
-        return LoadResult(seconds: seconds, latencies: latencies, statuses: statuses)
+        let signaturePointers = signed.map { strdup($0.signature)! }
+        defer {
+            bodyPointers.forEach { $0.deallocate() }
+            signaturePointers.forEach { free($0) }
+        }
+        let lengths = signed.map(\.body.count)
+        let rc = bodyPointers.map { UnsafePointer<UInt8>($0) as UnsafePointer<UInt8>? }.withUnsafeBufferPointer { bodies in
+            signaturePointers.map { UnsafePointer<CChar>($0) as UnsafePointer<CChar>? }.withUnsafeBufferPointer { sigs in
+                bridge_http_load(
+                    Int32(ingestPort), Int32(concurrency), shop, "orders/create", prefix, bodies.baseAddress, lengths,
+                    sigs.baseAddress, signed.count, count, Double(rate), &latencies, &statuses, &seconds)
+            }
+        }
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: -rc) ?? .EIO) }
+        var byStatus: [Int: Int] = [:]
+        for s in statuses { byStatus[Int(s), default: 0] += 1 }
+        return LoadResult(seconds: seconds, latencies: latencies, statuses: byStatus)
     }
 }
