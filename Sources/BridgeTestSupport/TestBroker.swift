@@ -79,6 +79,16 @@ public struct TestBroker: Sendable {
     public func stop() async throws { try await Self.run(Self.script, ["stop", runDir]) }
     public func start() async throws { try await Self.run(Self.script, ["start", runDir]) }
     public func kill() async throws { try await Self.run(Self.script, ["kill", runDir]) }
+    /// Freezes the broker process (SIGSTOP): connections stay open, nothing is answered; `thaw()` resumes it.
+    public func freeze() throws { try signal(SIGSTOP) }
+    public func thaw() throws { try signal(SIGCONT) }
+
+    private func signal(_ sig: Int32) throws {
+        let text = try String(contentsOfFile: runDir + "/rabbitmq.pid", encoding: .utf8)
+        guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), Foundation.kill(pid, sig) == 0 else {
+            throw CocoaError(.fileReadCorruptFile)
+        }
+    }
     public func ctl(_ args: [String]) async throws { try await Self.run(Self.script, ["ctl", runDir] + args) }
 
     public func destroy() async {

@@ -327,6 +327,35 @@ struct IngestBrokerFailureTests {
         }
     }
 
+    @Test("broker frozen (no confirms): 503 with Retry-After after ingest.confirm_timeout, well inside Shopify's 5 s; thawed -> 200")
+    func noConfirmInTime() async throws {
+        try await TestBroker.withPrivate { broker in
+            let h = try await IngestHarness.make(broker: broker, yaml: "ingest: {confirm_timeout: 800ms}")
+            let body = IngestHarness.orderBody()
+            try broker.freeze()
+            let started = ContinuousClock.now
+            try await h.app.test(.router) { (client) async throws in
+                let r = try await client.execute(
+                    uri: "/webhooks/shopify", method: .post, headers: IngestHarness.shopifyHeaders(body: body, webhookId: "frozen"),
+                    body: ByteBuffer(bytes: body))
+                #expect(r.status == .serviceUnavailable)
+                #expect(r.headers[.retryAfter] != nil)
+            }
+            let waited = ContinuousClock.now - started
+            try broker.thaw()
+            #expect(waited >= .milliseconds(700), "it waited for the confirm (\(waited))")
+            #expect(waited < .seconds(4), "and answered well before Shopify's 5 s deadline (\(waited))")
+            try await h.publisher.waitUntilReady(timeout: .seconds(30))
+            try await h.app.test(.router) { (client) async throws in
+                let r = try await client.execute(
+                    uri: "/webhooks/shopify", method: .post, headers: IngestHarness.shopifyHeaders(body: body, webhookId: "after-thaw"),
+                    body: ByteBuffer(bytes: body))
+                #expect(r.status == .ok)
+            }
+            await h.close()
+        }
+    }
+
     @Test("broker killed in the middle of concurrent deliveries: every delivery answered 200 is in the queue")
     func brokerKilledMidStream() async throws {
         try await TestBroker.withPrivate { broker in

@@ -108,6 +108,10 @@ struct ProcessTests {
         let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").1
         #expect(metrics.contains("ingest_requests_total{"))
         #expect(metrics.contains("reason=\"invalid_signature\""))
+        #expect(metrics.contains("topic=\"orders/create\""))
+        #expect(metrics.contains("status=\"200\"") && metrics.contains("status=\"401\""))
+        #expect(metrics.contains("ingest_publish_confirm_seconds"), "the confirm latency histogram")
+        #expect(metrics.contains("ingest_in_flight"))
         kill(p.processIdentifier, SIGTERM)
         #expect(await eventually(timeout: .seconds(15)) { !p.isRunning })
     }
