@@ -29,6 +29,38 @@ public struct ERPSimulatorServer: Service {
         try await cancelWhenGracefulShutdown { try await serve() }
     }
 
+    /// Starts a server on a free port (chosen by the system, so no race with other processes for it) and returns
+    /// that port once it accepts connections, with the task serving it (cancel it to stop).
+    public static func start(
+        routes: ERPSimulatorRoutes, host: String = "127.0.0.1", logger: Logger, timeout: Duration = .seconds(60)
+    ) async throws -> (port: Int, task: Task<Void, any Error>) {
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let server = ERPSimulatorServer(routes: routes, host: host, port: 0, logger: logger, onListening: { continuation.yield($0) })
+        let task = Task {
+            defer { continuation.finish() }
+            try await server.run()
+        }
+        let port = await withTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                var it = ports.makeAsyncIterator()
+                return await it.next()
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let port else {
+            task.cancel()
+            if case .failure(let error) = await task.result { throw error }
+            throw CancellationError()
+        }
+        return (port, task)
+    }
+
     /// Serves until cancelled.
     func serve() async throws {
         let router = Router()

@@ -18,6 +18,8 @@ struct ShopifySim: AsyncParsableCommand {
     @Option(help: "Admin API access token (X-Shopify-Access-Token).") var accessToken = "shpat_demo_access_token_change_me"
     @Option(help: "Plan, for the API's rate limit: standard (100 points/s), advanced (200), plus (1000), enterprise (2000).")
     var plan = "standard"
+    @Option(help: "A restore rate of its own, points/s (overrides --plan; the bucket holds 20 s of it). Small values show throttling.")
+    var restoreRate: Double?
     @Option(help: "Deliver every topic to this URL (e.g. http://127.0.0.1:8080/webhooks/shopify).") var webhookURL: String?
     @Option(help: "Seed for catalogue, stock and traffic.") var seed: UInt64 = 42
     @Option(help: "Variants (SKU-00001 ...).") var skus = 1000
@@ -40,7 +42,8 @@ struct ShopifySim: AsyncParsableCommand {
         }
         let router = Router()
         ShopifySimulatorRoutes(store: store, deliverer: deliverer).addRoutes(to: router)
-        try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: accessToken, plan: apiPlan).addRoutes(to: router)
+        try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: accessToken, plan: apiPlan, restoreRate: restoreRate)
+            .addRoutes(to: router)
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "shopify-sim"),
             onServerRunning: { channel in print("shopify-sim listening on \(channel.localAddress?.port ?? -1) for \(shop)") },

@@ -96,12 +96,10 @@ struct ForwarderResilienceTests {
     @Test("ERP maintenance window (connection refused) under traffic: held, then caught up, every order exactly once")
     func erpMaintenance() async throws {
         let h = try await ForwarderHarness.make("maint")
-        let port = TestProcesses.freePort()
         var logger = Logger(label: "erp-sim")
-        logger.logLevel = .notice
-        let server = ERPSimulatorServer(
-            routes: ERPSimulatorRoutes(store: h.store, apiKey: ForwarderHarness.apiKey), host: "127.0.0.1", port: port, logger: logger)
-        let serverTask = Task { try await server.run() }
+        logger.logLevel = .warning
+        let (port, serverTask) = try await ERPSimulatorServer.start(
+            routes: ERPSimulatorRoutes(store: h.store, apiKey: ForwarderHarness.apiKey), logger: logger)
         let f = try await h.startForwarder(breakerThreshold: 3, probeInterval: .milliseconds(500), erpURL: "http://127.0.0.1:\(port)")
         let orders = OrderGenerator(seed: 13, firstOrderId: 8_000_000_000_000).orders(60)
         try await Self.publish(Array(orders.prefix(30)), via: h, duplicateEvery: 10)

@@ -31,13 +31,11 @@ struct ERPMaintenanceTests {
     func maintenanceWindow() async throws {
         let store = ERPStore(skus: ["SKU-00001"])
         _ = await store.upsert(ref: "shopify.acme.1", version: "2026-11-27T10:00:00.000Z", status: "open", currency: "EUR", total: 1, lines: [])
-        let port = TestProcesses.freePort()
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .critical
-        let server = ERPSimulatorServer(routes: ERPSimulatorRoutes(store: store, apiKey: "k"), host: "127.0.0.1", port: port, logger: logger)
-        let task = Task { try await server.run() }
+        let (port, task) = try await ERPSimulatorServer.start(routes: ERPSimulatorRoutes(store: store, apiKey: "k"), logger: logger)
         defer { task.cancel() }
-        #expect(await eventually(timeout: .seconds(10)) { Self.canConnect(port) })
+        #expect(Self.canConnect(port))
 
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/_admin/maintenance")!)
         request.httpMethod = "PUT"
@@ -46,7 +44,7 @@ struct ERPMaintenanceTests {
         #expect((response as? HTTPURLResponse)?.statusCode == 202)
         let start = ContinuousClock.now
         #expect(await eventually(timeout: .seconds(2)) { !Self.canConnect(port) }, "connections are refused during the window")
-        #expect(await eventually(timeout: .seconds(10)) { Self.canConnect(port) }, "the port opens again after the window")
+        #expect(await eventually(timeout: .seconds(30)) { Self.canConnect(port) }, "the port opens again after the window")
         #expect(ContinuousClock.now - start >= .milliseconds(1500))
 
         var get = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/v1/sales-orders/shopify.acme.1")!)
@@ -59,12 +57,10 @@ struct ERPMaintenanceTests {
     func hammeredWindows() async throws {
         let store = ERPStore(skus: ["SKU-00001"])
         _ = await store.upsert(ref: "shopify.acme.2", version: "2026-11-27T10:00:00.000Z", status: "open", currency: "EUR", total: 1, lines: [])
-        let port = TestProcesses.freePort()
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .critical
-        let server = ERPSimulatorServer(routes: ERPSimulatorRoutes(store: store, apiKey: "k"), host: "127.0.0.1", port: port, logger: logger)
-        let task = Task { try await server.run() }
-        #expect(await eventually(timeout: .seconds(10)) { Self.canConnect(port) })
+        let (port, task) = try await ERPSimulatorServer.start(routes: ERPSimulatorRoutes(store: store, apiKey: "k"), logger: logger)
+        #expect(Self.canConnect(port))
         let session = URLSession(configuration: .ephemeral)
         func get() async -> Bool {
             var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/v1/sales-orders/shopify.acme.2")!)
@@ -82,6 +78,8 @@ struct ERPMaintenanceTests {
                         while !stop.withLock({ $0 }) {
                             let ok = await get()
                             counts.withLock { ok ? ($0.ok += 1) : ($0.failed += 1) }
+                            // Refused calls fail in microseconds: pace them, the machine is shared with other tests.
+                            try? await Task.sleep(for: .milliseconds(5))
                         }
                     }
                 }

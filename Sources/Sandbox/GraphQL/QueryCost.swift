@@ -157,10 +157,11 @@ public final class ThrottleBucket: Sendable {
     public let maximumAvailable: Double
     private let state: Mutex<(available: Double, at: ContinuousClock.Instant)>
 
-    public init(restoreRate: Double) {
+    /// Shopify's bucket holds 20 seconds of its restore rate; `maximumAvailable` overrides that (tests).
+    public init(restoreRate: Double, maximumAvailable: Double? = nil) {
         self.restoreRate = restoreRate
-        self.maximumAvailable = restoreRate * 20
-        state = Mutex((restoreRate * 20, ContinuousClock.now))
+        self.maximumAvailable = maximumAvailable ?? restoreRate * 20
+        state = Mutex((self.maximumAvailable, ContinuousClock.now))
     }
 
     private func refill(_ s: inout (available: Double, at: ContinuousClock.Instant)) {

@@ -22,12 +22,13 @@ public final class ShopifyAdminAPI: Sendable {
 
     public init(
         store: ShopifyStore, deliverer: WebhookDeliverer, accessToken: String, plan: ShopifyPlan = .standard,
-        bulkDelay: Duration = .milliseconds(200)
+        restoreRate: Double? = nil, bucket: ThrottleBucket? = nil, bulkDelay: Duration = .milliseconds(200)
     ) throws {
         self.store = store
         self.deliverer = deliverer
         self.accessToken = accessToken
-        self.bucket = ThrottleBucket(restoreRate: plan.restoreRate)
+        // A restore rate of its own (points/s) overrides the plan's: slow buckets for demos and tests.
+        self.bucket = bucket ?? ThrottleBucket(restoreRate: restoreRate ?? plan.restoreRate)
         self.bulkDelay = bulkDelay
         schema = try buildSchema(source: AdminSchemaSubset.sdl)
         fieldTable = QueryCost.fieldTable(schema)
