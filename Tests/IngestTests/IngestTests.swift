@@ -344,7 +344,7 @@ struct IngestBrokerFailureTests {
             let waited = ContinuousClock.now - started
             try broker.thaw()
             #expect(waited >= .milliseconds(700), "it waited for the confirm (\(waited))")
-            #expect(waited < .seconds(4), "and answered well before Shopify's 5 s deadline (\(waited))")
+            #expect(waited < .seconds(5), "and answered before Shopify gives up at 5 s, even on a loaded machine (\(waited))")
             try await h.publisher.waitUntilReady(timeout: .seconds(30))
             try await h.app.test(.router) { (client) async throws in
                 let r = try await client.execute(

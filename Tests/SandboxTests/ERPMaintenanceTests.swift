@@ -27,13 +27,19 @@ struct ERPMaintenanceTests {
         } == 0
     }
 
-    @Test("PUT /_admin/maintenance closes the port for the window; afterwards the same orders are there")
-    func maintenanceWindow() async throws {
+    /// An erp-sim (API key "k") holding one order, on a port the system chose.
+    static func startSimulator(withOrder ref: String) async throws -> (ERPStore, Int, Task<Void, any Error>) {
         let store = ERPStore(skus: ["SKU-00001"])
-        _ = await store.upsert(ref: "shopify.acme.1", version: "2026-11-27T10:00:00.000Z", status: "open", currency: "EUR", total: 1, lines: [])
+        _ = await store.upsert(ref: ref, version: "2026-11-27T10:00:00.000Z", status: "open", currency: "EUR", total: 1, lines: [])
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .critical
         let (port, task) = try await ERPSimulatorServer.start(routes: ERPSimulatorRoutes(store: store, apiKey: "k"), logger: logger)
+        return (store, port, task)
+    }
+
+    @Test("PUT /_admin/maintenance closes the port for the window; afterwards the same orders are there")
+    func maintenanceWindow() async throws {
+        let (_, port, task) = try await Self.startSimulator(withOrder: "shopify.acme.1")
         defer { task.cancel() }
         #expect(Self.canConnect(port))
 
@@ -55,11 +61,7 @@ struct ERPMaintenanceTests {
 
     @Test("clients hammering through three windows: calls fail during each, succeed between, the simulator survives")
     func hammeredWindows() async throws {
-        let store = ERPStore(skus: ["SKU-00001"])
-        _ = await store.upsert(ref: "shopify.acme.2", version: "2026-11-27T10:00:00.000Z", status: "open", currency: "EUR", total: 1, lines: [])
-        var logger = Logger(label: "erp-sim")
-        logger.logLevel = .critical
-        let (port, task) = try await ERPSimulatorServer.start(routes: ERPSimulatorRoutes(store: store, apiKey: "k"), logger: logger)
+        let (store, port, task) = try await Self.startSimulator(withOrder: "shopify.acme.2")
         #expect(Self.canConnect(port))
         let session = URLSession(configuration: .ephemeral)
         func get() async -> Bool {

@@ -58,30 +58,22 @@ struct SearchQuery: Sendable {
     }
 
     /// Whether a date field matches every comparison on it. Dates without a time mean midnight UTC.
-    func matches(_ field: String, date: Date) -> Bool {
-        for t in terms where t.field == field {
-            guard let bound = Self.parseDate(t.value) else { return false }
-            switch t.op {
-            case .eq: if date != bound { return false }
-            case .gt: if !(date > bound) { return false }
-            case .ge: if !(date >= bound) { return false }
-            case .lt: if !(date < bound) { return false }
-            case .le: if !(date <= bound) { return false }
-            }
-        }
-        return true
-    }
+    func matches(_ field: String, date: Date) -> Bool { matches(field, value: date, parse: Self.parseDate) }
 
-    func matches(_ field: String, id: Int64) -> Bool {
+    func matches(_ field: String, id: Int64) -> Bool { matches(field, value: id, parse: { Int64($0) }) }
+
+    private func matches<T: Comparable>(_ field: String, value: T, parse: (String) -> T?) -> Bool {
         for t in terms where t.field == field {
-            guard let bound = Int64(t.value) else { return false }
-            switch t.op {
-            case .eq: if id != bound { return false }
-            case .gt: if !(id > bound) { return false }
-            case .ge: if !(id >= bound) { return false }
-            case .lt: if !(id < bound) { return false }
-            case .le: if !(id <= bound) { return false }
-            }
+            guard let bound = parse(t.value) else { return false }
+            let ok: Bool =
+                switch t.op {
+                case .eq: value == bound
+                case .gt: value > bound
+                case .ge: value >= bound
+                case .lt: value < bound
+                case .le: value <= bound
+                }
+            if !ok { return false }
         }
         return true
     }
