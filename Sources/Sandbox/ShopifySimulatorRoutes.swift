@@ -114,11 +114,15 @@ public struct ShopifySimulatorRoutes: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: o.json())))
         }
         router.get("/_sim/stock") { _, _ in
-            let stock = await self.store.stock
+            let snapshot = await self.store.snapshot()
             var out: [[String: Any]] = []
-            for (item, levels) in stock.sorted(by: { $0.key < $1.key }) {
+            for (item, levels) in snapshot.stock.sorted(by: { $0.key < $1.key }) {
                 for (location, available) in levels.sorted(by: { $0.key < $1.key }) {
-                    out.append(["inventory_item_id": item, "location_id": location, "available": available])
+                    let committed = snapshot.committed[item]?[location] ?? 0
+                    out.append([
+                        "inventory_item_id": item, "location_id": location, "available": available, "committed": committed,
+                        "on_hand": available + committed,
+                    ])
                 }
             }
             return Self.json(.ok, ["levels": out])

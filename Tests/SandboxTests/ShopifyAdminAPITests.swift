@@ -285,6 +285,7 @@ struct ShopifyAdminAPITests {
         defer { Task { await f.shutdown() } }
         let router = Router()
         f.api.addRoutes(to: router)
+        ShopifySimulatorRoutes(store: f.store, deliverer: f.deliverer).addRoutes(to: router)
         let (port, server) = await TestHTTPServer.start(router, label: "shopify-admin")
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         func post(_ query: String, _ variables: [String: Any] = [:], token: String = ShopifyAdminAPITests.token) async throws -> (Int, [String: Any]) {
@@ -300,6 +301,17 @@ struct ShopifyAdminAPITests {
         do {
             let (unauthorized, _) = try await post("{ locations(first: 1) { nodes { id } } }", token: "wrong")
             #expect(unauthorized == 401)
+
+            // The inspection API: stock per item and location (available, committed, on hand) and the bucket.
+            func get(_ path: String) async throws -> [String: Any] {
+                let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
+                let body = try await response.body.collect(upTo: 1 << 24)
+                return (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]) ?? [:]
+            }
+            let stockLevels = try await get("/_sim/stock")["levels"] as? [[String: Any]] ?? []
+            #expect(stockLevels.count == 80, "40 items x 2 locations")
+            #expect(stockLevels.allSatisfy { Self.int($0["on_hand"]) == (Self.int($0["available"]) ?? 0) + (Self.int($0["committed"]) ?? 0) })
+            #expect(Self.int(try await get("/_sim/throttle")["maximumAvailable"]) == 2000)
 
             let run = """
                 mutation { bulkOperationRunQuery(query: "{ inventoryItems { edges { node { id sku inventoryLevels { edges { node { id location { id } quantities(names: [\\"available\\"]) { quantity } } } } } } } }", groupObjects: false) {
