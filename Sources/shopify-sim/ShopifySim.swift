@@ -15,7 +15,7 @@ struct ShopifySim: AsyncParsableCommand {
     @Option(help: "Listen port (0: any free port, printed at start).") var port = 8091
     @Option(help: "The shop's myshopify domain.") var shop = "demo.myshopify.com"
     @Option(help: "Webhook signing secret (the app's client secret).") var secret = "demo-webhook-secret-change-me"
-    @Option(help: "Admin API access token (X-Shopify-Access-Token).") var accessToken = "shpat_demo_access_token_change_me"
+    @Option(help: "Admin API access token (X-Shopify-Access-Token).") var accessToken = "shpat_demo_token_change_me"
     @Option(help: "Plan, for the API's rate limit: standard (100 points/s), advanced (200), plus (1000), enterprise (2000).")
     var plan = "standard"
     @Option(help: "A restore rate of its own, points/s (overrides --plan; the bucket holds 20 s of it). Small values show throttling.")
