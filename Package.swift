@@ -273,6 +273,7 @@ let package = Package(
             dependencies: [
                 "Sandbox", "Shopify", "BridgeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GraphQL", package: "GraphQL"),
             ],
             swiftSettings: swiftSettings
         ),

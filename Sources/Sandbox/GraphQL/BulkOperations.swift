@@ -55,7 +55,15 @@ actor BulkOperations {
         op.url = objects > 0 ? url : nil
         operations[id] = op
         if objects > 0 { results[id] = jsonl }
+        // Keep the newest results only (Shopify's URLs expire after a week; a long demo should not grow forever).
+        for old in results.keys.sorted().dropLast(Self.keptResults) {
+            results[old] = nil
+            operations[old]?.status = "EXPIRED"
+            operations[old]?.url = nil
+        }
     }
+
+    static let keptResults = 20
 
     func fail(_ id: Int64) {
         operations[id]?.status = "FAILED"
