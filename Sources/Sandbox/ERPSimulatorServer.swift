@@ -80,7 +80,15 @@ public struct ERPSimulatorServer: Service {
             throw CancellationError()
         }
         let gate = TCPGate(host: host, port: port, backendPort: backendPort)
-        try await gate.open()
+        do {
+            try await gate.open()
+        } catch {
+            // The port is taken (or not ours to bind): stop the server behind it and say so.
+            logger.error("cannot listen", metadata: ["host": "\(host)", "port": "\(port)", "error": "\(error)"])
+            await serverGroup.triggerGracefulShutdown()
+            _ = await server.result
+            throw error
+        }
         await onListening(gate.port)
         let store = routes.store
         while !Task.isCancelled {

@@ -42,7 +42,13 @@ struct ERPSim: AsyncParsableCommand {
             })
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // The pusher's HTTP client must be shut down on every way out (e.g. the port is taken).
+            await pusher.shutdown()
+            throw error
+        }
         await pusher.shutdown()
     }
 }
