@@ -189,6 +189,46 @@ struct IngestTests {
         await h.close()
     }
 
+    @Test("two replicas behind a load balancer: each verifies and enqueues on its own; a retry landing on the other replica is enqueued at most once more")
+    func replicas() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        // A second ingest with its own broker connection: the replicas share nothing but the broker.
+        let topology = BridgeTopology.topology(h.config.topology)
+        var logger = Logger(label: "test.ingest.2")
+        logger.logLevel = .critical
+        let publisher2 = AMQPConnection(
+            configuration: try h.config.broker.connection(name: "ingest-test-2"), logger: logger,
+            onConnect: { try topology.declare(using: $0) })
+        publisher2.start()
+        try await publisher2.waitUntilReady()
+        let router2 = Router()
+        IngestService(config: h.config, publisher: publisher2, logger: logger).addRoutes(to: router2)
+        let replica2 = Application(router: router2, logger: logger)
+        let body = IngestHarness.orderBody()
+        try await h.app.test(.router) { (first) async throws in
+            try await replica2.test(.router) { (second) async throws in
+                // Round robin over 40 distinct webhooks.
+                for i in 0..<40 {
+                    let headers = IngestHarness.shopifyHeaders(body: body, webhookId: "rr-\(i)")
+                    let r = i % 2 == 0
+                        ? try await first.execute(uri: "/webhooks/shopify", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                        : try await second.execute(uri: "/webhooks/shopify", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                    #expect(r.status == .ok)
+                }
+                // Shopify retries one webhook and the balancer sends it to the other replica: both answer 200.
+                let retry = IngestHarness.shopifyHeaders(body: body, webhookId: "rr-retried")
+                #expect(try await first.execute(uri: "/webhooks/shopify", method: .post, headers: retry, body: ByteBuffer(bytes: body)).status == .ok)
+                #expect(try await second.execute(uri: "/webhooks/shopify", method: .post, headers: retry, body: ByteBuffer(bytes: body)).status == .ok)
+                #expect(try await first.execute(uri: "/webhooks/shopify", method: .post, headers: retry, body: ByteBuffer(bytes: body)).status == .ok)
+            }
+        }
+        let ids = try await drainIds(h.admin, BridgeTopology.orders.name)
+        #expect(Set(ids).count == 41, "every webhook enqueued")
+        #expect(ids.count == 42, "the retry once per replica (each remembers its own), never more: downstream is idempotent")
+        await publisher2.close(drain: .zero)
+        await h.close()
+    }
+
     @Test("during a secret rotation both the old and the new secret are accepted")
     func rotation() async throws {
         let h = try await IngestHarness.make(broker: try TestBroker.shared())
