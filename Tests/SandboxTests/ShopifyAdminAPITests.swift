@@ -76,6 +76,27 @@ struct ShopifyAdminAPITests {
         #expect(!Self.errors(syntax).isEmpty && syntax["data"] == nil)
     }
 
+    @Test("responses list fields in the order the query selected them: data, then extensions")
+    func fieldOrder() async throws {
+        let f = try Fixture()
+        defer { Task { await f.shutdown() } }
+        for query in [
+            #"{ inventoryItems(first: 1) { nodes { sku id inventoryLevels(first: 1) { nodes { quantities(names: ["available"]) { quantity name } } } } } }"#,
+            #"{ inventoryItems(first: 1) { nodes { id sku inventoryLevels(first: 1) { nodes { quantities(names: ["available"]) { name quantity } } } } } }"#,
+        ] {
+            let body = try JSONSerialization.data(withJSONObject: ["query": query])
+            let (_, data) = await f.api.handle(body: body, contentType: "application/json", baseURL: "http://127.0.0.1")
+            let text = String(decoding: data, as: UTF8.self)
+            #expect(text.hasPrefix(#"{"data":{"inventoryItems":{"nodes":[{""#), "\(text)")
+            #expect(text.contains(#","extensions":{"cost":{"requestedQueryCost":"#), "\(text)")
+            if query.contains("sku id") {
+                #expect(text.contains(#"[{"sku":"SKU-00001","id":"#) && text.contains(#"{"quantity":100,"name":"available"}"#), "\(text)")
+            } else {
+                #expect(text.contains(#"[{"id":"gid://shopify/InventoryItem/45000000001","sku":"#) && text.contains(#"{"name":"available","quantity":100}"#), "\(text)")
+            }
+        }
+    }
+
     @Test("locations, inventory items by SKU with levels and quantities, variants by SKU")
     func reads() async throws {
         let f = try Fixture()

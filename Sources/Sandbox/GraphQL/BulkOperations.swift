@@ -118,8 +118,6 @@ actor BulkOperations {
         var out = Data()
         var objects = 0
         var roots = 0
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
 
         func connectionNodes(_ value: Map) -> [Map]? {
             guard let d = value.dictionary, d.keys.allSatisfy({ ["edges", "nodes", "pageInfo"].contains($0) }),
@@ -139,10 +137,8 @@ actor BulkOperations {
                 }
             }
             if let parent { d["__parentId"] = .string(parent) }
-            if let line = try? encoder.encode(Map.dictionary(d)) {
-                out.append(line)
-                out.append(0x0A)
-            }
+            out.append(contentsOf: Array(OrderedJSON.string(.dictionary(d)).utf8))
+            out.append(0x0A)
             objects += 1
             let id = d["id"]?.string
             for list in children { for child in list { emit(child, parent: id) } }

@@ -82,7 +82,7 @@ public final class ShopifyAdminAPI: Sendable {
         var operationName: String?
     }
 
-    struct Envelope: Encodable {
+    struct Envelope {
         var data: Map?
         var errors: [GraphQLError]?
         var extensions: Map?
@@ -152,10 +152,20 @@ public final class ShopifyAdminAPI: Sendable {
         )
     }
 
+    /// `data`, `errors`, `extensions` in that order, fields in selection order (`OrderedJSON`).
     private func encode(_ envelope: Envelope) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return (try? encoder.encode(envelope)) ?? Data(#"{"errors":[{"message":"Internal error"}]}"#.utf8)
+        var out = "{"
+        var parts: [String] = []
+        if let data = envelope.data { parts.append("\"data\":" + OrderedJSON.string(data)) }
+        if let errors = envelope.errors {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            let list = errors.map { (try? encoder.encode($0)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"message":"Internal error"}"# }
+            parts.append("\"errors\":[" + list.joined(separator: ",") + "]")
+        }
+        if let extensions = envelope.extensions { parts.append("\"extensions\":" + OrderedJSON.string(extensions)) }
+        out += parts.joined(separator: ",") + "}"
+        return Data(out.utf8)
     }
 
     private func costExtension(_ requested: Int, _ actual: Int?, _ status: ThrottleBucket.Status) -> Map {
