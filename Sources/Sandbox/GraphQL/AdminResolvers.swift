@@ -285,9 +285,7 @@ extension ShopifyAdminAPI {
         do { document = try parse(source: Source(body: query, name: "bulk query")) } catch { return invalid("Invalid bulk query: \(error)") }
         let errors = validate(schema: schema, ast: document)
         if let first = errors.first { return invalid("Invalid bulk query: \(Self.shopifyStyle(first).message)") }
-        var fragments: [String: FragmentDefinition] = [:]
-        for f in document.definitions.compactMap({ $0 as? FragmentDefinition }) { fragments[f.name.value] = f }
-        let cost = QueryCost(fields: fieldTable, fragments: fragments, variables: [:], mutationType: "Mutation")
+        let cost = QueryCost(fields: fieldTable, document: document, variables: [:])
         if let problem = BulkOperations.check(document, cost: cost) { return invalid(problem) }
         switch await bulk.create(query: query) {
         case .inProgress(let running):

@@ -16,7 +16,16 @@ struct QueryCost {
     let fields: [String: [String: FieldType]]
     let fragments: [String: FragmentDefinition]
     let variables: [String: Map]
-    let mutationType: String?
+    static let mutationType = "Mutation"
+
+    /// Prices operations of `document` (its fragments spread in) with `variables`.
+    init(fields: [String: [String: FieldType]], document: Document, variables: [String: Map]) {
+        self.fields = fields
+        self.variables = variables
+        var fragments: [String: FragmentDefinition] = [:]
+        for f in document.definitions.compactMap({ $0 as? FragmentDefinition }) { fragments[f.name.value] = f }
+        self.fragments = fragments
+    }
 
     static func fieldTable(_ schema: GraphQLSchema) -> [String: [String: FieldType]] {
         var table: [String: [String: FieldType]] = [:]
@@ -72,7 +81,7 @@ struct QueryCost {
         for field in flatten(set) {
             let name = field.name.value
             guard let ft = fields[type]?[name], !ft.leaf else { continue }
-            if type == mutationType {
+            if type == Self.mutationType {
                 total += 10
                 continue
             }

@@ -114,10 +114,8 @@ public final class ShopifyAdminAPI: Sendable {
         guard let operation = request.operationName.flatMap({ n in operations.first { $0.name?.value == n } }) ?? operations.first else {
             return (.ok, encode(Envelope(errors: [GraphQLError(message: "No operation named \(request.operationName ?? "")")])))
         }
-        var fragments: [String: FragmentDefinition] = [:]
-        for f in document.definitions.compactMap({ $0 as? FragmentDefinition }) { fragments[f.name.value] = f }
-        let rootType = operation.operation == .mutation ? "Mutation" : "QueryRoot"
-        let cost = QueryCost(fields: fieldTable, fragments: fragments, variables: variables, mutationType: "Mutation")
+        let rootType = operation.operation == .mutation ? QueryCost.mutationType : "QueryRoot"
+        let cost = QueryCost(fields: fieldTable, document: document, variables: variables)
         let requested = cost.requested(operation, rootType: rootType)
         if requested > Self.maxQueryCost {
             let error = GraphQLError(
@@ -195,7 +193,6 @@ public final class ShopifyAdminAPI: Sendable {
                 message: "Field '\(match.1)' doesn't exist on type '\(match.2)'", locations: error.locations, path: error.path,
                 extensions: ["code": "undefinedField", "typeName": .string(String(match.2)), "fieldName": .string(String(match.1))])
         }
-        if let original = error.originalError as? AdminAPIError { return original.graphQLError }
         return error
     }
 }
