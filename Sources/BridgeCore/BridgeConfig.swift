@@ -81,6 +81,18 @@ public struct BridgeConfig: Sendable {
         public var apiKey: String
         public var webhookSecret: String
         public var timeout: Duration
+        /// What the ERP's API guarantees (docs/erp-api.yaml), and so what the bridge must guarantee itself.
+        public var profile: ERPProfile = .upsert
+    }
+
+    /// The two ERP contracts the bridge speaks (docs/erp-api.yaml).
+    public enum ERPProfile: String, Sendable, Equatable, CaseIterable {
+        /// The ERP upserts atomically by external reference and ignores versions not newer than the one it holds.
+        case upsert
+        /// The ERP only creates (every create is a new document, even for a reference it already holds), finds by
+        /// reference (a filter that can return several documents) and overwrites by document number without a
+        /// version check, as most ERPs' REST APIs do. Exactly once and version order come from the bridge's ledger.
+        case plain
     }
 
     /// Settings of the ingest process.

@@ -118,7 +118,8 @@ extension BridgeConfig {
             baseURL: p.string("erp.base_url", default: "http://127.0.0.1:8090"),
             apiKey: p.string("erp.api_key", default: "", secret: true),
             webhookSecret: p.string("erp.webhook_secret", default: "", secret: true),
-            timeout: p.duration("erp.timeout", default: .seconds(10), range: .milliseconds(100) ... .seconds(300)))
+            timeout: p.duration("erp.timeout", default: .seconds(10), range: .milliseconds(100) ... .seconds(300)),
+            profile: p.choice("erp.profile", default: .upsert))
         p.checkHTTPURL("erp.base_url", erp.baseURL)
 
         let ingest = IngestSettings(

@@ -1,10 +1,16 @@
 // Benchmark baseline only: the simplest fast confirmed-publish loop rabbitmq-c allows, single-threaded, no Swift.
+// Given the same advantages as the Swift publisher, so the ratio compares like with like: persistent, mandatory
+// publishes (a basic.return would fail the run), written with the socket corked per burst (TCP_CORK), as the
+// Swift connection thread writes the publishes that reach it together.
 #include "raw_bench.h"
 #include <sys/time.h>
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,10 +41,16 @@ double bridge_raw_publish_bench(const char *host, int port, const char *user, co
     amqp_bytes_t b = {.len = body_size, .bytes = body};
     long sent = 0, acked = 0, lowest = 1;
     double start = now_seconds();
+    int fd = amqp_get_sockfd(conn);
     while (acked < count) {
-        while (sent < count && sent - acked < inflight) {
-            if (amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &props, b) != 0) return -5;
-            sent++;
+        if (sent < count && sent - acked < inflight) {
+            int on = 1, off = 0;
+            setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+            while (sent < count && sent - acked < inflight) {
+                if (amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 1, 0, &props, b) != 0) return -5;
+                sent++;
+            }
+            setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
         }
         amqp_frame_t frame;
         if (amqp_simple_wait_frame(conn, &frame) != AMQP_STATUS_OK) return -6;
@@ -53,6 +65,8 @@ double bridge_raw_publish_bench(const char *host, int port, const char *user, co
             while (lowest <= count && confirmed[lowest]) lowest++;
         } else if (frame.payload.method.id == AMQP_BASIC_NACK_METHOD) {
             return -7;
+        } else if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+            return -8;  // mandatory and unroutable: the baseline's queue must exist
         }
         amqp_maybe_release_buffers(conn);
     }

@@ -350,3 +350,21 @@ public protocol ERPPort: Sendable {
     /// Records a refund once per refund reference; replays return the original.
     func recordRefund(_ refund: ERPRefund) async throws(ERPError) -> String
 }
+
+/// What an ERP without an upsert offers (docs/erp-api.yaml, plain profile): create (a new document on every call),
+/// find by reference (a filter that may return several documents), overwrite by document number (no version
+/// check), credit notes created on every call. The bridge provides exactly once and version order itself: its
+/// ledger records the intent before a create and the document number after it, and after a crash between the two
+/// it looks the reference up before creating again.
+public protocol PlainERPPort: Sendable {
+    /// Creates a new sales order document; returns its number.
+    func createSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> String
+    /// Document numbers of every sales order holding `externalRef`, oldest first.
+    func findSalesOrders(externalRef: String) async throws(ERPError) -> [String]
+    /// Overwrites document `document` with `order`.
+    func updateSalesOrder(document: String, _ order: ERPSalesOrder) async throws(ERPError)
+    /// Creates a credit note against the sales order document; returns its number.
+    func createCreditNote(_ refund: ERPRefund, orderDocument: String) async throws(ERPError) -> String
+    /// Numbers of every credit note carrying `refundRef`, oldest first.
+    func findCreditNotes(refundRef: String) async throws(ERPError) -> [String]
+}

@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// The generic REST adapter: speaks the ERP contract in docs/erp-api.yaml over a pooled, keep-alive HTTP client
 /// (async-http-client). Every failure is classified here, once, into an `ERPError`.
-public final class RESTERPClient: ERPPort {
+public final class RESTERPClient: ERPPort, PlainERPPort {
     public struct Configuration: Sendable {
         public var baseURL: String
         public var apiKey: String
@@ -98,11 +98,76 @@ public final class RESTERPClient: ERPPort {
         return try await put(path, refund, Answer.self, what: "refund").creditNoteNumber
     }
 
+    // MARK: PlainERPPort
+
+    private struct DocumentAnswer: Decodable {
+        var documentNumber: String
+        enum CodingKeys: String, CodingKey { case documentNumber = "document_number" }
+    }
+
+    public func createSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> String {
+        try await call(.POST, "/api/v1/sales-orders", order, DocumentAnswer.self, what: "sales-order create").documentNumber
+    }
+
+    public func findSalesOrders(externalRef: String) async throws(ERPError) -> [String] {
+        struct Answer: Decodable { var orders: [DocumentAnswer] }
+        let query = "external_ref=\(Self.escapeQuery(externalRef))"
+        return try await call(.GET, "/api/v1/sales-orders?\(query)", Optional<String>.none, Answer.self, what: "sales-order lookup")
+            .orders.map(\.documentNumber)
+    }
+
+    public func updateSalesOrder(document: String, _ order: ERPSalesOrder) async throws(ERPError) {
+        _ = try await call(
+            .PUT, "/api/v1/sales-orders/by-number/\(Self.escape(document))", order, DocumentAnswer.self, what: "sales-order update")
+    }
+
+    private struct CreditNoteAnswer: Decodable {
+        var creditNoteNumber: String
+        enum CodingKeys: String, CodingKey { case creditNoteNumber = "credit_note_number" }
+    }
+
+    public func createCreditNote(_ refund: ERPRefund, orderDocument: String) async throws(ERPError) -> String {
+        struct Body: Encodable {
+            var orderNumber: String
+            var refundRef: String
+            var amount: Amount
+            var createdAt: String?
+            var lines: [ERPRefund.Line]
+            enum CodingKeys: String, CodingKey {
+                case orderNumber = "order_number"
+                case refundRef = "refund_ref"
+                case amount
+                case createdAt = "created_at"
+                case lines
+            }
+        }
+        let body = Body(orderNumber: orderDocument, refundRef: refund.refundRef, amount: refund.amount, createdAt: refund.createdAt, lines: refund.lines)
+        return try await call(.POST, "/api/v1/credit-notes", body, CreditNoteAnswer.self, what: "credit-note create").creditNoteNumber
+    }
+
+    public func findCreditNotes(refundRef: String) async throws(ERPError) -> [String] {
+        struct Answer: Decodable {
+            var creditNotes: [CreditNoteAnswer]
+            enum CodingKeys: String, CodingKey { case creditNotes = "credit_notes" }
+        }
+        return try await call(
+            .GET, "/api/v1/credit-notes?refund_ref=\(Self.escapeQuery(refundRef))", Optional<String>.none, Answer.self,
+            what: "credit-note lookup"
+        ).creditNotes.map(\.creditNoteNumber)
+    }
+
     /// PUT `body` as JSON; a 2xx answer decoded as `Answer`, anything else classified.
     private func put<Body: Encodable, Answer: Decodable>(
         _ path: String, _ body: Body, _: Answer.Type, what: String
     ) async throws(ERPError) -> Answer {
-        let (status, data) = try await send(.PUT, path, json: body)
+        try await call(.PUT, path, body, Answer.self, what: what)
+    }
+
+    /// Sends `body` (if any) as JSON; a 2xx answer decoded as `Answer`, anything else classified.
+    private func call<Body: Encodable, Answer: Decodable>(
+        _ method: HTTPMethod, _ path: String, _ body: Body?, _: Answer.Type, what: String
+    ) async throws(ERPError) -> Answer {
+        let (status, data) = try await send(method, path, json: body)
         guard (200..<300).contains(status) else { throw Self.classify(status: status, body: data) }
         do {
             return try Self.decoder.decode(Answer.self, from: data)
@@ -181,6 +246,10 @@ public final class RESTERPClient: ERPPort {
         case 400..<500: return ERPError(.rejected, "ERP rejected the document (\(status)): \(detail)", status: status)
         default: return ERPError(.serverError, "ERP answered \(status)\(detail.isEmpty ? "" : ": \(detail)")", status: status)
         }
+    }
+
+    static func escapeQuery(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+#"))) ?? s
     }
 
     static func escape(_ s: String) -> String {

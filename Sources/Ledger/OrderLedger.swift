@@ -1,3 +1,4 @@
+import BridgeCore
 import Foundation
 
 /// The version of a Shopify order state: payload `updated_at`, then `X-Shopify-Triggered-At` as the tie-break
@@ -15,7 +16,27 @@ public struct OrderVersion: Comparable, Sendable, Hashable, CustomStringConverti
         (a.updatedAtMs, a.triggeredAtMs) < (b.updatedAtMs, b.triggeredAtMs)
     }
 
-    public var description: String { "\(updatedAtMs).\(triggeredAtMs)" }
+    public var description: String { erpVersion }
+
+    /// The version as the ERP receives it: `<updated_at>|<triggered_at>`, both UTC with exactly three fraction
+    /// digits (`2026-11-27T15:00:00.000Z|2026-11-27T15:00:00.412Z`). Fixed width, so byte order is version order
+    /// with the ledger's own tie-break: two changes within Shopify's one-second `updated_at` are ordered the same way
+    /// by the ERP and by the ledger (sending `updated_at` alone made the ERP ignore the later one as stale).
+    public var erpVersion: String {
+        Timestamp.string(milliseconds: updatedAtMs) + "|" + Timestamp.string(milliseconds: triggeredAtMs)
+    }
+
+    /// Parses `erpVersion` (or a bare `updated_at`, as versions were sent before the tie-break was added).
+    public init?(erpVersion: String) {
+        let parts = erpVersion.split(separator: "|", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let u = Timestamp.milliseconds(String(parts[0])) else { return nil }
+        var t: Int64 = 0
+        if parts.count == 2 {
+            guard let parsed = Timestamp.milliseconds(String(parts[1])) else { return nil }
+            t = parsed
+        }
+        self.init(updatedAtMs: u, triggeredAtMs: t)
+    }
 }
 
 /// The outcome of `acquire`.
@@ -43,6 +64,41 @@ public struct LedgerEntry: Sendable, Equatable {
     public var version: OrderVersion
     public var erpDocument: String
     public var appliedAtMs: Int64
+}
+
+/// A create the forwarder is about to send to an ERP that cannot deduplicate it (the plain profile). Recorded under
+/// the order's lease before the create; after a crash between the create and the record, its presence says "look
+/// the reference up before creating again".
+public enum WriteIntent: Sendable, Hashable {
+    case salesOrder
+    case creditNote(refundId: Int64)
+
+    var kind: String {
+        switch self {
+        case .salesOrder: return "sales_order"
+        case .creditNote: return "credit_note"
+        }
+    }
+
+    var key: Int64 {
+        switch self {
+        case .salesOrder: return 0
+        case .creditNote(let id): return id
+        }
+    }
+}
+
+/// Ledger failures the forwarder handles on their own.
+public enum LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The worker's lease was taken over (it expired while the worker was still busy): the worker must not record.
+    case leaseLost(shop: String, orderId: Int64)
+
+    public var description: String {
+        switch self {
+        case .leaseLost(let shop, let orderId):
+            return "lease of order \(orderId) (shop \(shop)) was taken over by another worker before the result was recorded"
+        }
+    }
 }
 
 /// The forwarder's idempotency and ordering store.
@@ -74,9 +130,16 @@ public protocol OrderLedger: Sendable {
     /// `tryLock` and `entry` in one transaction: the lease and what was applied so far, or `.busy`.
     func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult
 
-    /// `record` (when given) and `unlock` in one transaction. Returns whether a version was recorded.
+    /// `record` (when given) and `unlock` in one transaction. Returns whether a version was recorded. Fenced: with a
+    /// recording, throws `LedgerError.leaseLost` (and records nothing) if `owner` no longer holds the lease.
     @discardableResult
     func release(shop: String, orderId: Int64, owner: String, recording: AppliedVersion?) async throws -> Bool
+
+    /// Records `intent` for the order, if `owner` still holds its lease (else false: another worker took over).
+    func markIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool
+
+    /// Whether a create was announced for `intent` (a crash may have left it sent but unrecorded).
+    func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool
 
     func refundDocument(shop: String, refundId: Int64) async throws -> String?
     func recordRefund(shop: String, refundId: Int64, orderId: Int64, erpDocument: String) async throws

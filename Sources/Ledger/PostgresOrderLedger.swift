@@ -49,6 +49,11 @@ public final class PostgresOrderLedger: OrderLedger {
             expires_at_ms BIGINT NOT NULL, PRIMARY KEY (shop, order_id))
         """,
         """
+        CREATE TABLE IF NOT EXISTS write_intents (
+            shop TEXT NOT NULL, order_id BIGINT NOT NULL, kind TEXT NOT NULL, key BIGINT NOT NULL,
+            owner TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (shop, order_id, kind, key))
+        """,
+        """
         CREATE TABLE IF NOT EXISTS forwarded_refunds (
             shop TEXT NOT NULL, refund_id BIGINT NOT NULL, order_id BIGINT NOT NULL,
             erp_document TEXT NOT NULL, applied_at_ms BIGINT NOT NULL,
@@ -97,28 +102,12 @@ public final class PostgresOrderLedger: OrderLedger {
     }
 
     public func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult {
-        // One statement: take the lease (data-modifying CTE) and read the applied version.
-        let rows = try await client.query(
-            """
-            WITH l AS (
-                INSERT INTO order_locks (shop, order_id, owner, expires_at_ms)
-                VALUES (\(shop), \(orderId), \(owner), \(unescaped: Self.nowMs) + \(ttl.wholeMilliseconds))
-                ON CONFLICT (shop, order_id) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
-                WHERE order_locks.expires_at_ms < \(unescaped: Self.nowMs) OR order_locks.owner = excluded.owner
-                RETURNING owner)
-            SELECT (SELECT count(*) FROM l)::bigint, f.updated_at_ms, f.triggered_at_ms, f.erp_document, f.applied_at_ms
-            FROM (SELECT 1) AS one
-            LEFT JOIN forwarded_orders f ON f.shop = \(shop) AND f.order_id = \(orderId)
-            """)
-        for try await (locked, u, t, doc, applied) in rows.decode((Int64, Int64?, Int64?, String?, Int64?).self) {
-            guard locked == 1 else { return .busy }
-            guard let u, let t, let doc, let applied else { return .acquired(nil) }
-            return .acquired(
-                LedgerEntry(
-                    shop: shop, orderId: orderId, version: OrderVersion(updatedAtMs: u, triggeredAtMs: t), erpDocument: doc,
-                    appliedAtMs: applied))
-        }
-        return .busy
+        // Two statements, in this order. Under READ COMMITTED every statement reads its own snapshot: a single
+        // statement that takes the lease (freed by another worker's commit) and reads the applied version could read
+        // it from a snapshot taken before that commit, i.e. the version before the other worker's. The second
+        // statement starts after the lease is held, so it sees everything the previous holder committed.
+        guard try await tryLock(shop: shop, orderId: orderId, owner: owner, ttl: ttl) else { return .busy }
+        return .acquired(try await entry(shop: shop, orderId: orderId))
     }
 
     public func release(shop: String, orderId: Int64, owner: String, recording: AppliedVersion?) async throws -> Bool {
@@ -126,10 +115,18 @@ public final class PostgresOrderLedger: OrderLedger {
             try await unlock(shop: shop, orderId: orderId, owner: owner)
             return false
         }
-        // One statement: record the version if newer and release the lease.
-        let rows = try await client.query(
-            """
-            WITH r AS (
+        // One transaction: check that `owner` still holds the lease (locking its row, so nobody takes it over
+        // meanwhile), record the version if newer, release the lease. A worker whose lease was taken over records
+        // nothing (fencing).
+        return try await client.withTransaction(logger: logger) { connection in
+            let held = try await connection.query(
+                "SELECT 1 FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner) FOR UPDATE",
+                logger: logger)
+            var holds = false
+            for try await _ in held { holds = true }
+            guard holds else { throw LedgerError.leaseLost(shop: shop, orderId: orderId) }
+            let rows = try await connection.query(
+                """
                 INSERT INTO forwarded_orders (shop, order_id, updated_at_ms, triggered_at_ms, erp_document, applied_at_ms)
                 VALUES (\(shop), \(orderId), \(r.version.updatedAtMs), \(r.version.triggeredAtMs), \(r.erpDocument), \(unescaped: Self.nowMs))
                 ON CONFLICT (shop, order_id) DO UPDATE SET
@@ -137,12 +134,30 @@ public final class PostgresOrderLedger: OrderLedger {
                     erp_document = excluded.erp_document, applied_at_ms = excluded.applied_at_ms
                 WHERE (excluded.updated_at_ms, excluded.triggered_at_ms)
                     > (forwarded_orders.updated_at_ms, forwarded_orders.triggered_at_ms)
-                RETURNING order_id),
-            d AS (DELETE FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner) RETURNING 1)
-            SELECT (SELECT count(*) FROM r)::bigint, (SELECT count(*) FROM d)::bigint
-            """)
-        for try await (recorded, _) in rows.decode((Int64, Int64).self) { return recorded == 1 }
-        return false
+                RETURNING order_id
+                """, logger: logger)
+            var recorded = false
+            for try await _ in rows { recorded = true }
+            try await connection.query(
+                "DELETE FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner)", logger: logger)
+            return recorded
+        }
+    }
+
+    public func markIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool {
+        let q: PostgresQuery = """
+            INSERT INTO write_intents (shop, order_id, kind, key, owner, at_ms)
+            SELECT \(shop), \(orderId), \(intent.kind), \(intent.key), \(owner), \(unescaped: Self.nowMs)
+            WHERE EXISTS (SELECT 1 FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner))
+            ON CONFLICT (shop, order_id, kind, key) DO UPDATE SET owner = excluded.owner, at_ms = excluded.at_ms
+            RETURNING 1
+            """
+        return try await returnsRow(q)
+    }
+
+    public func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool {
+        try await returnsRow(
+            "SELECT 1 FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
     }
 
     public func refundDocument(shop: String, refundId: Int64) async throws -> String? {

@@ -44,6 +44,9 @@ public final class SQLiteOrderLedger: OrderLedger {
                         shop TEXT NOT NULL, refund_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
                         erp_document TEXT NOT NULL, applied_at_ms INTEGER NOT NULL,
                         PRIMARY KEY (shop, refund_id));
+                    CREATE TABLE IF NOT EXISTS write_intents (
+                        shop TEXT NOT NULL, order_id INTEGER NOT NULL, kind TEXT NOT NULL, key INTEGER NOT NULL,
+                        owner TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (shop, order_id, kind, key));
                     """)
         }
     }
@@ -128,10 +131,41 @@ public final class SQLiteOrderLedger: OrderLedger {
         try await pool.write { db in
             var recorded = false
             if let r = recording {
+                // Fenced: a worker whose lease was taken over records nothing.
+                guard try Self.holds(db, shop: shop, orderId: orderId, owner: owner) else {
+                    throw LedgerError.leaseLost(shop: shop, orderId: orderId)
+                }
                 recorded = try Self.record(db, shop: shop, orderId: orderId, version: r.version, erpDocument: r.erpDocument)
             }
             try Self.unlock(db, shop: shop, orderId: orderId, owner: owner)
             return recorded
+        }
+    }
+
+    static func holds(_ db: Database, shop: String, orderId: Int64, owner: String) throws -> Bool {
+        try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM order_locks WHERE shop = ? AND order_id = ? AND owner = ?)",
+            arguments: [shop, orderId, owner]) ?? false
+    }
+
+    public func markIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool {
+        try await pool.write { db in
+            guard try Self.holds(db, shop: shop, orderId: orderId, owner: owner) else { return false }
+            try db.execute(
+                sql: """
+                    INSERT INTO write_intents (shop, order_id, kind, key, owner, at_ms) VALUES (?, ?, ?, ?, ?, \(Self.nowMs))
+                    ON CONFLICT (shop, order_id, kind, key) DO UPDATE SET owner = excluded.owner, at_ms = excluded.at_ms
+                    """,
+                arguments: [shop, orderId, intent.kind, intent.key, owner])
+            return true
+        }
+    }
+
+    public func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM write_intents WHERE shop = ? AND order_id = ? AND kind = ? AND key = ?)",
+                arguments: [shop, orderId, intent.kind, intent.key]) ?? false
         }
     }
 

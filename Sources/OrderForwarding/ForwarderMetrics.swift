@@ -21,6 +21,20 @@ public final class ForwarderMetrics: Sendable {
     public func deadLettered(_ errorClass: String) {
         cache.counter("forwarder_dead_lettered_total", [("reason", errorClass)]).increment()
     }
+    /// The ERP answered `stale_ignored` to a version the ledger considered newer than anything applied.
+    /// kind: same_version (a crash between the ERP write and the ledger record: already applied),
+    /// erp_newer (the ERP holds a later version than the ledger knows), erp_disagrees (the ERP orders versions
+    /// differently from the bridge: dead-lettered, never recorded as applied).
+    public func erpStale(_ kind: String) { cache.counter("forwarder_erp_stale_total", [("kind", kind)]).increment() }
+    /// Plain-profile ERPs: creates recovered after a crash by looking the reference up (kind: sales_order |
+    /// credit_note, found: 0 = created again, 1 = found, 2+ = duplicates already in the ERP).
+    public func createRecovered(_ kind: String, found: Int) {
+        cache.counter("forwarder_create_recovered_total", [("kind", kind), ("found", found > 1 ? "2+" : String(found))]).increment()
+    }
+    /// A worker's lease was taken over while it worked (renewal failed, or the record was fenced).
+    public func leaseLost() { cache.counter("forwarder_lease_lost_total").increment() }
+    /// The effect was committed but the ack failed (connection lost): the broker redelivers, the ledger skips it.
+    public func ackFailed() { cache.counter("forwarder_ack_failed_total").increment() }
     /// Messages held (not settled) while the circuit was open.
     public func held() { cache.counter("forwarder_held_for_circuit_total").increment() }
     public func erpCall(_ operation: String, _ d: Duration, ok: Bool) {

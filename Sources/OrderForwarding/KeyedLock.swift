@@ -22,6 +22,9 @@ actor KeyedLock {
         }
     }
 
+    /// Callers queued for `key` (tests).
+    func waiting(_ key: String) -> Int { waiters[key]?.count ?? 0 }
+
     /// Runs `body` holding `key`.
     func withLock<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
         await lock(key)

@@ -24,12 +24,18 @@ public final class OrderForwarder: Service, Sendable {
         public var retryDelays: [Duration]
         /// Shopify customers go to the ERP only if configured AND the policy lets Shopify own customers.
         public var writeCustomers: Bool
+        /// What the ERP guarantees; with `.plain` the forwarder provides exactly once and version order itself.
+        public var erpProfile: BridgeConfig.ERPProfile
 
-        public init(queue: String = BridgeTopology.orders.name, forwarder: OrderForwarderSettings, retryDelays: [Duration], writeCustomers: Bool) {
+        public init(
+            queue: String = BridgeTopology.orders.name, forwarder: OrderForwarderSettings, retryDelays: [Duration], writeCustomers: Bool,
+            erpProfile: BridgeConfig.ERPProfile = .upsert
+        ) {
             self.queue = queue
             self.forwarder = forwarder
             self.retryDelays = retryDelays
             self.writeCustomers = writeCustomers
+            self.erpProfile = erpProfile
         }
 
         /// From the bridge configuration; the customer write is gated by the source-of-truth policy here, in code,
@@ -37,7 +43,8 @@ public final class OrderForwarder: Service, Sendable {
         public init(config: BridgeConfig) {
             self.init(
                 forwarder: config.orderForwarder, retryDelays: config.topology.retryDelays,
-                writeCustomers: config.processes.orderForwarderSyncCustomers && config.policy.mayWrite(.customers, into: .erp))
+                writeCustomers: config.processes.orderForwarderSyncCustomers && config.policy.mayWrite(.customers, into: .erp),
+                erpProfile: config.erp.profile)
         }
     }
 
@@ -51,6 +58,8 @@ public final class OrderForwarder: Service, Sendable {
     let consumer: AMQPConnection
     let router: FailureRouter
     let erp: any ERPPort
+    /// Set for the plain profile (the same adapter, seen through its create/find/update port).
+    let plainERP: (any PlainERPPort)?
     let ledger: any OrderLedger
     let mapper: OrderMapper
     let breaker: CircuitBreaker
@@ -60,14 +69,33 @@ public final class OrderForwarder: Service, Sendable {
     private let inFlight = Atomic<Int>(0)
     private let localLocks = KeyedLock()
     private let draining = Atomic<Bool>(false)
+    private let settled = Mutex<[String: Int]>([:])
+
+    /// How many deliveries this forwarder settled, by outcome (created, updated, unchanged, stale_skipped,
+    /// refund_recorded, refund_duplicate, ignored_topic, retried, dead_lettered, requeued): the end state a test waits
+    /// for before it checks the ERP, instead of sleeping.
+    public var settledCounts: [String: Int] { settled.withLock { $0 } }
+    public var settledTotal: Int { settled.withLock { $0.values.reduce(0, +) } }
+    private func tally(_ outcome: String) { settled.withLock { $0[outcome, default: 0] += 1 } }
 
     /// - Parameters:
     ///   - shops: shop domain -> shop id (from configuration).
     ///   - consumer: the connection to consume on; `publisher` republishes to retry/DLQ with confirms.
+    ///   - erp: the ERP adapter; for `erpProfile: .plain` it must also be a `PlainERPPort`.
     public init(
         settings: Settings, shops: [String: String], consumer: AMQPConnection, publisher: AMQPConnection, erp: any ERPPort,
         ledger: any OrderLedger, metrics: ForwarderMetrics = ForwarderMetrics(), logger: Logger
-    ) {
+    ) throws {
+        if settings.erpProfile == .plain {
+            guard let plain = erp as? any PlainERPPort else {
+                throw ConfigError(
+                    key: "erp.profile", problem: "'plain' needs an ERP adapter with create, find and update",
+                    fix: "use the REST adapter, or erp.profile: upsert")
+            }
+            plainERP = plain
+        } else {
+            plainERP = nil
+        }
         self.settings = settings
         self.shops = shops
         self.consumer = consumer
@@ -176,8 +204,15 @@ public final class OrderForwarder: Service, Sendable {
             do {
                 let outcome = try await process(delivery, env, logger: &logger)
                 if outcome.calledERP { await breaker.recordSuccess() } else { await breaker.releaseProbe() }
-                try await delivery.ack()
                 record(outcome, env: env, logger: logger)
+                do {
+                    try await delivery.ack()
+                } catch {
+                    // The effect is committed and recorded; only the ack was lost (the connection dropped). The broker
+                    // redelivers the message and the ledger skips it: no copy to the retry queue on top of that.
+                    metrics.ackFailed()
+                    logger.warning("order applied but the ack failed; the broker will redeliver it", metadata: ["error": "\(error)"])
+                }
                 return
             } catch let e as ERPError where e.indicatesOutage {
                 let open = await breaker.recordOutage(retryAfter: e.retryAfter)
@@ -199,6 +234,10 @@ public final class OrderForwarder: Service, Sendable {
             } catch let f as ProcessingFailure {
                 await breaker.releaseProbe()
                 await fail(delivery, f, logger: logger)
+                return
+            } catch let e as LedgerError {
+                await breaker.releaseProbe()
+                await fail(delivery, ProcessingFailure(errorClass: "lease_lost", message: "\(e)", retryable: true), logger: logger)
                 return
             } catch is CancellationError {
                 await breaker.releaseProbe()
@@ -236,15 +275,17 @@ public final class OrderForwarder: Service, Sendable {
 
         // Workers of this process queue behind each other per order without touching the database; the ledger's
         // lease then guards against workers of other processes.
+        let log = logger
         let outcome = try await localLocks.withLock("\(shop)/\(order.id)") {
-            try await self.applyLeased(order, version: version, shop: shop)
+            try await self.applyLeased(order, version: version, shop: shop, logger: log)
         }
         if let document = outcome.erpDocument { logger[metadataKey: "erp_document"] = "\(document)" }
         return outcome
     }
 
-    /// Takes the order's lease, skips a version not newer than the applied one, else applies it and records it.
-    private func applyLeased(_ order: ShopifyOrder, version: OrderVersion, shop: String) async throws -> Outcome {
+    /// Takes the order's lease, skips a version not newer than the applied one, else applies it and records it
+    /// (fenced: a worker whose lease was taken over records nothing). The lease is renewed while the ERP works.
+    private func applyLeased(_ order: ShopifyOrder, version: OrderVersion, shop: String, logger: Logger) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
         let applied = try await lease(shop: shop, orderId: order.id, owner: owner)
         do {
@@ -252,31 +293,140 @@ public final class OrderForwarder: Service, Sendable {
                 try await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
                 return .staleSkipped(applied: applied.version, document: applied.erpDocument)
             }
-            let result = try await apply(order, shop: shop)
+            let result = try await withLeaseRenewal(shop: shop, orderId: order.id, owner: owner, logger: logger) {
+                try await self.apply(order, version: version, shop: shop, owner: owner, applied: applied, logger: logger)
+            }
             try await ledger.release(
                 shop: shop, orderId: order.id, owner: owner,
-                recording: AppliedVersion(version: version, erpDocument: result.documentNumber))
-            return .forwarded(result.outcome, document: result.documentNumber)
+                recording: AppliedVersion(version: result.version, erpDocument: result.document))
+            return .forwarded(result.outcome, document: result.document)
         } catch {
             // The lease is released on every path; if even that fails it expires after lock_ttl.
             _ = try? await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
+            if case LedgerError.leaseLost = error { metrics.leaseLost() }
             throw error
         }
     }
 
+    /// What a write did: the outcome, the ERP document and the version to record.
+    struct Applied: Sendable {
+        var outcome: ERPUpsertResult.Outcome
+        var document: String
+        var version: OrderVersion
+    }
+
     /// Maps and writes customer (if allowed) and sales order. The caller holds the order's lease.
-    private func apply(_ order: ShopifyOrder, shop: String) async throws -> ERPUpsertResult {
+    private func apply(
+        _ order: ShopifyOrder, version: OrderVersion, shop: String, owner: String, applied: LedgerEntry?, logger: Logger
+    ) async throws -> Applied {
         let mapped: MappedOrder
         do {
-            mapped = try mapper.map(order, shop: shop)
+            mapped = try mapper.map(order, shop: shop, triggeredAtMs: version.triggeredAtMs)
         } catch {
             throw ProcessingFailure(errorClass: error.code.rawValue, message: error.message, retryable: false)
         }
         if settings.writeCustomers, let customer = mapped.customer {
             _ = try await timed("upsert_customer") { () async throws(ERPError) in try await self.erp.upsertCustomer(customer) }
         }
-        return try await timed("upsert_sales_order") { () async throws(ERPError) in
+        if let plain = plainERP {
+            return try await applyPlain(mapped.salesOrder, plain, version: version, shop: shop, orderId: order.id, owner: owner, applied: applied, logger: logger)
+        }
+        let result = try await timed("upsert_sales_order") { () async throws(ERPError) in
             try await self.erp.upsertSalesOrder(mapped.salesOrder)
+        }
+        guard result.outcome == .staleIgnored else {
+            return Applied(outcome: result.outcome, document: result.documentNumber, version: version)
+        }
+        // The ledger holds nothing as new as `version`, yet the ERP says it holds something at least as new.
+        let held = OrderVersion(erpVersion: result.version)
+        let meta: Logger.Metadata = ["version": "\(version)", "erp_version": "\(result.version)", "erp_document": "\(result.documentNumber)"]
+        switch held {
+        case .some(let h) where h == version:
+            // Written before, but the record was lost (a crash between the ERP's commit and the ledger's).
+            metrics.erpStale("same_version")
+            logger.info("ERP already held this version; recording it", metadata: meta)
+            return Applied(outcome: .staleIgnored, document: result.documentNumber, version: version)
+        case .some(let h) where h > version:
+            // Another writer (or a ledger restored from an older backup): the ERP is ahead; the ledger catches up.
+            metrics.erpStale("erp_newer")
+            logger.warning("ERP holds a newer version than the ledger knew; recording the ERP's", metadata: meta)
+            return Applied(outcome: .staleIgnored, document: result.documentNumber, version: h)
+        default:
+            // The ERP ignored a version the bridge orders newer: an update would be lost. Never recorded as applied.
+            metrics.erpStale("erp_disagrees")
+            logger.error("ERP ignored a version the ledger orders newer; dead-lettering instead of recording it", metadata: meta)
+            throw ProcessingFailure(
+                errorClass: "erp_version_order",
+                message: "the ERP ignored version \(version.erpVersion) as stale while holding \(result.version); it must order versions as strings (docs/erp-api.yaml)",
+                retryable: false)
+        }
+    }
+
+    /// The plain profile: the ERP neither deduplicates nor checks versions, so the ledger does both. A create is
+    /// announced (intent) under the lease before it is sent; finding an intent without a document means a crash
+    /// between the create and the record, so the reference is looked up before creating again.
+    private func applyPlain(
+        _ salesOrder: ERPSalesOrder, _ plain: any PlainERPPort, version: OrderVersion, shop: String, orderId: Int64,
+        owner: String, applied: LedgerEntry?, logger: Logger
+    ) async throws -> Applied {
+        var document = applied?.erpDocument
+        if document == nil, try await ledger.hasIntent(.salesOrder, shop: shop, orderId: orderId) {
+            let found = try await timed("find_sales_order") { () async throws(ERPError) in
+                try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
+            }
+            metrics.createRecovered("sales_order", found: found.count)
+            if found.count > 1 {
+                logger.error(
+                    "ERP holds several sales orders for one reference; updating the oldest",
+                    metadata: ["erp_documents": "\(found.joined(separator: ","))"])
+            } else {
+                logger.info("create interrupted before it was recorded; looked the reference up", metadata: ["found": "\(found.count)"])
+            }
+            document = found.first
+        }
+        if let document {
+            try await timed("update_sales_order") { () async throws(ERPError) in
+                try await plain.updateSalesOrder(document: document, salesOrder)
+            }
+            return Applied(outcome: .updated, document: document, version: version)
+        }
+        guard try await ledger.markIntent(.salesOrder, shop: shop, orderId: orderId, owner: owner) else {
+            throw LedgerError.leaseLost(shop: shop, orderId: orderId)
+        }
+        let created = try await timed("create_sales_order") { () async throws(ERPError) in try await plain.createSalesOrder(salesOrder) }
+        return Applied(outcome: .created, document: created, version: version)
+    }
+
+    /// Runs `body` while renewing the order's lease every third of `lock_ttl`, so a slow ERP call cannot outlive it.
+    /// A renewal that finds the lease taken over is counted; the fenced record then refuses to record.
+    private func withLeaseRenewal<T: Sendable>(
+        shop: String, orderId: Int64, owner: String, logger: Logger, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let ttl = settings.forwarder.lockTTL
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: ttl / 3)
+                    do {
+                        if try await !self.ledger.tryLock(shop: shop, orderId: orderId, owner: owner, ttl: ttl) {
+                            logger.warning("order lease taken over while the ERP call was running", metadata: ["lock_ttl": "\(ttl)"])
+                            return nil
+                        }
+                    } catch is CancellationError {
+                        throw CancellationError()
+                    } catch {
+                        logger.warning("could not renew the order lease", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw CancellationError()
         }
     }
 
@@ -292,11 +442,62 @@ public final class OrderForwarder: Service, Sendable {
         if let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
             return .refundDuplicate(document: doc)
         }
+        let log = logger
+        // Under the order's lease: two deliveries of one refund never create two credit notes.
+        return try await localLocks.withLock("\(shop)/\(refund.orderId)") {
+            try await self.recordRefundLeased(refund, shop: shop, logger: log)
+        }
+    }
+
+    private func recordRefundLeased(_ refund: ShopifyRefund, shop: String, logger: Logger) async throws -> Outcome {
+        let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
+        let applied = try await lease(shop: shop, orderId: refund.orderId, owner: owner)
+        do {
+            let outcome = try await recordRefund(refund, shop: shop, owner: owner, applied: applied, logger: logger)
+            try await ledger.release(shop: shop, orderId: refund.orderId, owner: owner, recording: nil)
+            return outcome
+        } catch {
+            _ = try? await ledger.release(shop: shop, orderId: refund.orderId, owner: owner, recording: nil)
+            if case LedgerError.leaseLost = error { metrics.leaseLost() }
+            throw error
+        }
+    }
+
+    /// The caller holds the order's lease.
+    private func recordRefund(_ refund: ShopifyRefund, shop: String, owner: String, applied: LedgerEntry?, logger: Logger) async throws -> Outcome {
+        if let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
+            return .refundDuplicate(document: doc)
+        }
         let request = mapper.map(refund, shop: shop)
-        let doc = try await timed("record_refund") { () async throws(ERPError) in try await self.erp.recordRefund(request) }
-        logger[metadataKey: "erp_document"] = "\(doc)"
-        try await ledger.recordRefund(shop: shop, refundId: refund.id, orderId: refund.orderId, erpDocument: doc)
-        return .refundRecorded(document: doc)
+        var document: String
+        if let plain = plainERP {
+            guard let orderDocument = applied?.erpDocument else {
+                // Like the upsert profile's 404: the order may still come (a refund delivered before its order).
+                throw ERPError(.notFound, "sales order \(request.orderRef) not forwarded yet")
+            }
+            var found: [String] = []
+            if try await ledger.hasIntent(.creditNote(refundId: refund.id), shop: shop, orderId: refund.orderId) {
+                found = try await timed("find_credit_note") { () async throws(ERPError) in try await plain.findCreditNotes(refundRef: request.refundRef) }
+                metrics.createRecovered("credit_note", found: found.count)
+                if found.count > 1 {
+                    logger.error("ERP holds several credit notes for one refund", metadata: ["erp_documents": "\(found.joined(separator: ","))"])
+                }
+            }
+            if let existing = found.first {
+                document = existing
+            } else {
+                guard try await ledger.markIntent(.creditNote(refundId: refund.id), shop: shop, orderId: refund.orderId, owner: owner) else {
+                    throw LedgerError.leaseLost(shop: shop, orderId: refund.orderId)
+                }
+                document = try await timed("create_credit_note") { () async throws(ERPError) in
+                    try await plain.createCreditNote(request, orderDocument: orderDocument)
+                }
+            }
+        } else {
+            document = try await timed("record_refund") { () async throws(ERPError) in try await self.erp.recordRefund(request) }
+        }
+        try await ledger.recordRefund(shop: shop, refundId: refund.id, orderId: refund.orderId, erpDocument: document)
+        return .refundRecorded(document: document)
     }
 
     /// Takes the order's lease (and reads what was applied), waiting up to `lockWait` for another worker; then
@@ -339,21 +540,26 @@ public final class OrderForwarder: Service, Sendable {
         switch outcome {
         case .forwarded(let result, let document):
             metrics.order(result == .staleIgnored ? "unchanged" : result.rawValue)
+            tally(result == .staleIgnored ? "unchanged" : result.rawValue)
             if let t = env.triggeredAtMs {
                 metrics.endToEnd(.milliseconds(Timestamp.milliseconds(Date()) - t))
             }
             logger.info("order forwarded", metadata: ["result": "\(result.rawValue)", "erp_document": "\(document)"])
         case .staleSkipped(let applied, _):
             metrics.order("stale_skipped")
+            tally("stale_skipped")
             logger.debug("stale order version skipped", metadata: ["applied_version": "\(applied)"])
         case .refundRecorded(let document):
             metrics.refund("recorded")
+            tally("refund_recorded")
             logger.info("refund recorded", metadata: ["erp_document": "\(document)"])
         case .refundDuplicate:
             metrics.refund("duplicate_skipped")
+            tally("refund_duplicate")
             logger.debug("refund already recorded")
         case .ignored:
             metrics.order("ignored_topic")
+            tally("ignored_topic")
             logger.debug("topic not forwarded")
         }
     }
@@ -363,11 +569,13 @@ public final class OrderForwarder: Service, Sendable {
             switch try await router.route(d, failure: failure) {
             case .retried(let level, let delay):
                 metrics.retried(failure.errorClass)
+                tally("retried")
                 logger.warning(
                     "order sync failed, retrying later",
                     metadata: ["error_class": "\(failure.errorClass)", "error": "\(failure.message)", "retry_level": "\(level)", "retry_in": "\(delay)"])
             case .deadLettered:
                 metrics.deadLettered(failure.errorClass)
+                tally("dead_lettered")
                 logger.error(
                     "order sync failed, dead-lettered",
                     metadata: ["error_class": "\(failure.errorClass)", "error": "\(failure.message)", "dlq": "\(BridgeTopology.deadLetterQueue(of: settings.queue))"])
@@ -375,6 +583,7 @@ public final class OrderForwarder: Service, Sendable {
         } catch {
             // Could not hand it to retry/DLQ (broker trouble): return it to the queue; nothing is lost.
             metrics.retried("requeued")
+            tally("requeued")
             logger.error("could not route failed message, requeueing", metadata: ["error_class": "\(failure.errorClass)", "route_error": "\(error)"])
             try? await d.nack(requeue: true)
         }

@@ -1,6 +1,7 @@
 import BridgeCore
 import ERP
 import Foundation
+import Ledger
 import Shopify
 
 /// Why an order cannot be mapped. Permanent: the same payload will fail the same way until the mapping or the data
@@ -39,7 +40,9 @@ public struct OrderMapper: Sendable {
     public static func customerRef(shop: String, customerId: Int64) -> String { "shopify.\(shop).customer.\(customerId)" }
     public static func refundRef(shop: String, refundId: Int64) -> String { "shopify.\(shop).refund.\(refundId)" }
 
-    public func map(_ order: ShopifyOrder, shop: String) throws(MappingError) -> MappedOrder {
+    /// - Parameter triggeredAtMs: the webhook's `X-Shopify-Triggered-At` (ms): the version's tie-break, sent to the ERP
+    ///   inside the version (`OrderVersion.erpVersion`) so the ERP orders two changes within one second as the ledger does.
+    public func map(_ order: ShopifyOrder, shop: String, triggeredAtMs: Int64) throws(MappingError) -> MappedOrder {
         guard let updatedMs = Timestamp.milliseconds(order.updatedAt) else {
             throw MappingError(code: .invalidTimestamp, message: "updated_at '\(order.updatedAt)' is not ISO-8601")
         }
@@ -82,7 +85,7 @@ public struct OrderMapper: Sendable {
         let customerRef = order.customer.map { Self.customerRef(shop: shop, customerId: $0.id) }
         let sales = ERPSalesOrder(
             externalRef: Self.externalRef(shop: shop, orderId: order.id),
-            version: Timestamp.string(milliseconds: updatedMs),
+            version: OrderVersion(updatedAtMs: updatedMs, triggeredAtMs: triggeredAtMs).erpVersion,
             source: "shopify:\(shop)", sourceOrderId: String(order.id), orderName: order.name,
             placedAt: order.processedAt ?? order.createdAt,
             status: order.cancelledAt == nil ? "open" : "cancelled", cancelReason: order.cancelReason,

@@ -139,11 +139,62 @@ public struct ERPSimulatorRoutes: Sendable {
     }
 
     struct UpsertBody: Decodable {
+        var externalRef: String?
         var version: String
         var status: String?
         var currency: String
         var total: String
         var lines: [LineBody]
+        enum CodingKeys: String, CodingKey {
+            case externalRef = "external_ref"
+            case version, status, currency, total, lines
+        }
+    }
+
+    struct OrderBody {
+        var externalRef: String?
+        var version: String
+        var status: String
+        var currency: String
+        var total: Decimal
+        var lines: [ERPStore.Line]
+        var raw: Data
+    }
+
+    enum Parsed {
+        case success(OrderBody)
+        case failure(Response)
+        var refusal: Response {
+            if case .failure(let r) = self { return r }
+            return ERPSimulatorRoutes.json(.internalServerError, [:])
+        }
+    }
+
+    /// A sales-order body as both profiles take it (money as decimal strings, exact).
+    static func orderBody(_ request: Request) async throws -> Parsed {
+        let buffer = try await request.body.collect(upTo: 4 * 1024 * 1024)
+        let raw = Data(buffer.readableBytesView)
+        guard let body = try? JSONDecoder().decode(UpsertBody.self, from: raw) else {
+            return .failure(json(.badRequest, ["error": "invalid_body", "message": "expected version, currency, total, lines"]))
+        }
+        guard let total = Decimal(string: body.total, locale: Locale(identifier: "en_US_POSIX")) else {
+            return .failure(json(.unprocessableContent, ["error": "invalid_amount", "field": "total"]))
+        }
+        var lines: [ERPStore.Line] = []
+        for l in body.lines {
+            guard let price = Decimal(string: l.unitPrice, locale: Locale(identifier: "en_US_POSIX")), l.quantity > 0 else {
+                return .failure(json(.unprocessableContent, ["error": "invalid_line", "sku": l.sku]))
+            }
+            lines.append(.init(sku: l.sku, quantity: l.quantity, unitPrice: price))
+        }
+        return .success(
+            OrderBody(
+                externalRef: body.externalRef, version: body.version, status: body.status ?? "open", currency: body.currency,
+                total: total, lines: lines, raw: raw))
+    }
+
+    static func notInProfile(_ profile: ERPStore.Profile, _ operation: String) -> Response {
+        json(.methodNotAllowed, ["error": "not_in_profile", "message": "this ERP (\(profile.rawValue) profile) offers no \(operation)"])
     }
 
     struct LineBody: Decodable {
@@ -160,30 +211,58 @@ public struct ERPSimulatorRoutes: Sendable {
         addInventoryRoutes(to: router)
         router.put("/api/v1/sales-orders/{ref}") { request, context in
             if let refusal = await self.gate(request) { return refusal }
+            guard self.store.profile == .upsert else { return Self.notInProfile(self.store.profile, "upsert by external reference") }
             let ref = context.parameters.get("ref") ?? ""
-            let buffer = try await request.body.collect(upTo: 4 * 1024 * 1024)
-            guard let body = try? JSONDecoder().decode(UpsertBody.self, from: Data(buffer.readableBytesView)) else {
-                return Self.json(.badRequest, ["error": "invalid_body", "message": "expected version, currency, total, lines"])
-            }
-            guard let total = Decimal(string: body.total, locale: Locale(identifier: "en_US_POSIX")) else {
-                return Self.json(.unprocessableContent, ["error": "invalid_amount", "field": "total"])
-            }
-            var lines: [ERPStore.Line] = []
-            for l in body.lines {
-                guard let price = Decimal(string: l.unitPrice, locale: Locale(identifier: "en_US_POSIX")), l.quantity > 0 else {
-                    return Self.json(.unprocessableContent, ["error": "invalid_line", "sku": l.sku])
-                }
-                lines.append(.init(sku: l.sku, quantity: l.quantity, unitPrice: price))
-            }
+            let parsed = try await Self.orderBody(request)
+            guard case .success(let body) = parsed else { return parsed.refusal }
             switch await self.store.upsert(
-                ref: ref, version: body.version, status: body.status ?? "open", currency: body.currency, total: total,
-                lines: lines, document: Data(buffer.readableBytesView))
+                ref: ref, version: body.version, status: body.status, currency: body.currency, total: body.total,
+                lines: body.lines, document: body.raw)
             {
             case .created(let o): return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
             case .updated(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
             case .stale(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "stale_ignored"]))
             case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
             }
+        }
+        // Plain profile: create (always a new document), overwrite by document number, read by document number.
+        router.post("/api/v1/sales-orders") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            guard self.store.profile == .plain else { return Self.notInProfile(self.store.profile, "create") }
+            let parsed = try await Self.orderBody(request)
+            guard case .success(let body) = parsed else { return parsed.refusal }
+            guard let ref = body.externalRef, !ref.isEmpty else {
+                return Self.json(.badRequest, ["error": "invalid_body", "message": "expected external_ref"])
+            }
+            switch await self.store.create(
+                ref: ref, version: body.version, status: body.status, currency: body.currency, total: body.total,
+                lines: body.lines, document: body.raw)
+            {
+            case .written(let o): return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
+            case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
+            case .notFound: return Self.json(.notFound, ["error": "not_found"])
+            }
+        }
+        router.put("/api/v1/sales-orders/by-number/{number}") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            guard self.store.profile == .plain else { return Self.notInProfile(self.store.profile, "update by document number") }
+            let parsed = try await Self.orderBody(request)
+            guard case .success(let body) = parsed else { return parsed.refusal }
+            switch await self.store.update(
+                number: context.parameters.get("number") ?? "", version: body.version, status: body.status,
+                currency: body.currency, total: body.total, lines: body.lines, document: body.raw)
+            {
+            case .written(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
+            case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
+            case .notFound: return Self.json(.notFound, ["error": "not_found"])
+            }
+        }
+        router.get("/api/v1/sales-orders/by-number/{number}") { request, context in
+            if let refusal = await self.gate(request) { return refusal }
+            guard let o = await self.store.order(number: context.parameters.get("number") ?? "") else {
+                return Self.json(.notFound, ["error": "not_found"])
+            }
+            return Self.json(.ok, Self.orderJSON(o))
         }
         router.get("/api/v1/sales-orders/{ref}") { request, context in
             if let refusal = await self.gate(request) { return refusal }
@@ -194,9 +273,47 @@ public struct ERPSimulatorRoutes: Sendable {
         }
         router.get("/api/v1/sales-orders") { request, _ in
             if let refusal = await self.gate(request) { return refusal }
+            // A filter by reference (both profiles; several documents if duplicates were created), else changed since.
+            if let ref = request.uri.queryParameters.get("external_ref") {
+                return Self.json(.ok, ["orders": await self.store.find(ref: ref).map { Self.orderJSON($0) }])
+            }
             let since = request.uri.queryParameters.get("changed_since").flatMap { try? Date($0, strategy: .iso8601) } ?? .distantPast
             let list = await self.store.orders(changedSince: since)
             return Self.json(.ok, ["orders": list.map { Self.orderJSON($0) }])
+        }
+        router.post("/api/v1/credit-notes") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            guard self.store.profile == .plain else { return Self.notInProfile(self.store.profile, "create credit note") }
+            struct Body: Decodable {
+                var orderNumber: String
+                var refundRef: String
+                var amount: String
+                enum CodingKeys: String, CodingKey {
+                    case orderNumber = "order_number"
+                    case refundRef = "refund_ref"
+                    case amount
+                }
+            }
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)),
+                let amount = Decimal(string: b.amount, locale: Locale(identifier: "en_US_POSIX"))
+            else {
+                return Self.json(.badRequest, ["error": "invalid_body", "message": "expected order_number, refund_ref, amount"])
+            }
+            switch await self.store.createCreditNote(orderNumber: b.orderNumber, refundRef: b.refundRef, amount: amount) {
+            case .created(let n), .existing(let n):
+                return Self.json(.created, ["credit_note_number": n.number, "refund_ref": n.refundRef, "amount": "\(n.amount)"])
+            case .orderNotFound:
+                return Self.json(.notFound, ["error": "order_not_found", "message": "no sales order \(b.orderNumber)"])
+            }
+        }
+        router.get("/api/v1/credit-notes") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            let ref = request.uri.queryParameters.get("refund_ref") ?? ""
+            let notes = await self.store.findCreditNotes(refundRef: ref)
+            return Self.json(
+                .ok,
+                ["credit_notes": notes.map { ["credit_note_number": $0.number, "refund_ref": $0.refundRef, "amount": "\($0.amount)"] }])
         }
         router.put("/api/v1/customers/{ref}") { request, context in
             if let refusal = await self.gate(request) { return refusal }
@@ -209,6 +326,7 @@ public struct ERPSimulatorRoutes: Sendable {
         }
         router.put("/api/v1/sales-orders/{ref}/refunds/{refundRef}") { request, context in
             if let refusal = await self.gate(request) { return refusal }
+            guard self.store.profile == .upsert else { return Self.notInProfile(self.store.profile, "refund by reference") }
             let buffer = try await request.body.collect(upTo: 1 << 20)
             struct RefundBody: Decodable { var amount: String }
             guard let body = try? JSONDecoder().decode(RefundBody.self, from: Data(buffer.readableBytesView)),
@@ -259,6 +377,15 @@ public struct ERPSimulatorRoutes: Sendable {
             let c = await self.store.writeCounts(ref: context.parameters.get("ref") ?? "")
             return Self.json(.ok, ["creates": c.creates, "updates": c.updates])
         }
+        router.get("/_inspect/calls") { request, _ in
+            let ref = request.uri.queryParameters.get("ref")
+            let calls = await self.store.calls.filter { ref == nil || $0.ref == ref }
+            let data = (try? JSONEncoder().encode(calls)) ?? Data("[]".utf8)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        router.get("/_inspect/duplicates") { _, _ in
+            Self.json(.ok, ["sales_orders": await self.store.duplicatedRefs().sorted(), "credit_notes": await self.store.duplicatedRefunds().sorted()])
+        }
         router.get("/_inspect/created") { _, _ in
             Self.json(.ok, await self.store.creationTimes())
         }
@@ -268,6 +395,8 @@ public struct ERPSimulatorRoutes: Sendable {
                 [
                     "orders": await self.store.orderCount, "customers": await self.store.customerCount,
                     "credit_notes": await self.store.creditNoteCount, "fault_hits": await self.store.faultHits,
+                    "profile": self.store.profile.rawValue, "calls": await self.store.calls.count,
+                    "duplicated_refs": await self.store.duplicatedRefs().count,
                 ])
         }
     }

@@ -2,9 +2,12 @@ import Foundation
 import Hummingbird
 import NIOCore
 
-/// The ERP simulator's state: sales orders keyed by external reference, known SKUs, injected faults.
+/// The ERP simulator's state: sales order documents, credit notes, customers, known SKUs, injected faults, and the
+/// log of every call that reached it.
 ///
-/// An actor, so an upsert by external reference is atomic: 50 concurrent identical calls create one order.
+/// Two contract profiles (`Profile`): `upsert` (an actor, so an upsert by external reference is atomic: 50
+/// concurrent identical calls create one order) and `plain`, which, like most real ERPs, protects the bridge from
+/// nothing: creates duplicate, overwrites are blind. Tests of the bridge's guarantees run against both.
 public actor ERPStore {
     public struct SalesOrder: Codable, Sendable, Equatable {
         public var externalRef: String
@@ -91,6 +94,31 @@ public actor ERPStore {
         }
     }
 
+    /// Which contract the simulated ERP offers (docs/erp-api.yaml); chosen per run (`erp-sim --profile`).
+    public enum Profile: String, Sendable, CaseIterable, Codable {
+        /// Atomic, version-aware upsert by external reference; refunds recorded once per refund reference.
+        case upsert
+        /// What most ERPs offer: `POST` always creates a new document (even for a reference it already holds), lookup
+        /// by reference is a filter that can return several documents, update overwrites by document number with no
+        /// version check, credit notes are created on every call. Nothing here protects the bridge.
+        case plain
+    }
+
+    /// One API call that reached the ERP's logic (past authentication and injected faults), stale or not, in order.
+    public struct Call: Sendable, Equatable, Codable {
+        public var seq: Int
+        /// upsert, create, update, find, record_refund, create_credit_note, find_credit_notes, upsert_customer
+        public var operation: String
+        public var ref: String?
+        public var document: String?
+        public var version: String?
+        /// created, updated, stale_ignored, existing, found_N, not_found, unknown_sku, order_not_found
+        public var outcome: String
+
+        /// Whether the call wrote (or tried to write) a sales order version.
+        public var isOrderWrite: Bool { ["upsert", "create", "update"].contains(operation) }
+    }
+
     public enum UpsertResult: Sendable, Equatable {
         case created(SalesOrder)
         case updated(SalesOrder)
@@ -98,16 +126,34 @@ public actor ERPStore {
         case unknownSKU(String)
     }
 
-    private var orders: [String: SalesOrder] = [:]
+    public enum WriteResult: Sendable, Equatable {
+        case written(SalesOrder)
+        case notFound
+        case unknownSKU(String)
+    }
+
+    public enum RefundResult: Sendable, Equatable {
+        case created(CreditNote)
+        case existing(CreditNote)
+        case orderNotFound
+    }
+
+    public nonisolated let profile: Profile
+    /// Documents by document number; references to their documents (several only if the bridge created duplicates).
+    private var documents: [String: SalesOrder] = [:]
+    private var byRef: [String: [String]] = [:]
     private var customers: [String: Customer] = [:]
     private var creditNotes: [String: CreditNote] = [:]
-    private var writes: [String: (creates: Int, updates: Int)] = [:]
+    private var creditNotesByRefund: [String: [String]] = [:]
     private var nextDocument = 1
     private(set) var knownSKUs: Set<String>
     public private(set) var faults = Faults()
+    /// Every call that reached the ERP's logic, in order (what tests assert on, not only the final state).
+    public private(set) var calls: [Call] = []
 
-    public init(skus: Set<String>) {
+    public init(skus: Set<String>, profile: Profile = .upsert) {
         knownSKUs = skus
+        self.profile = profile
     }
 
     public func setFaults(_ f: Faults) { faults = f }
@@ -125,39 +171,118 @@ public actor ERPStore {
     func recordFaultHit() { faultHits += 1 }
     public func addSKUs(_ skus: [String]) { knownSKUs.formUnion(skus) }
 
-    /// Creates or updates by external reference; an older version never overwrites a newer one.
-    public func upsert(
-        ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line],
-        document: Data = Data("{}".utf8), now: Date = Date()
-    ) -> UpsertResult {
-        if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) { return .unknownSKU(bad.sku) }
-        if var existing = orders[ref] {
-            guard Self.isNewer(version, than: existing.version) else { return .stale(existing) }
-            existing.version = version
-            existing.status = status
-            existing.currency = currency
-            existing.total = total
-            existing.lines = lines
-            existing.document = document
-            existing.updatedAt = now
-            orders[ref] = existing
-            writes[ref, default: (0, 0)].updates += 1
-            return .updated(existing)
-        }
+    private func log(_ operation: String, ref: String?, document: String? = nil, version: String? = nil, _ outcome: String) {
+        calls.append(Call(seq: calls.count + 1, operation: operation, ref: ref, document: document, version: version, outcome: outcome))
+    }
+
+    private func newDocument(
+        ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line], document: Data, now: Date
+    ) -> SalesOrder {
         let order = SalesOrder(
             externalRef: ref, documentNumber: String(format: "SO-%06d", nextDocument), version: version, status: status,
             currency: currency, total: total, lines: lines, updatedAt: now, document: document, createdAt: now)
         nextDocument += 1
-        orders[ref] = order
-        writes[ref, default: (0, 0)].creates += 1
+        documents[order.documentNumber] = order
+        byRef[ref, default: []].append(order.documentNumber)
+        return order
+    }
+
+    private func overwrite(
+        _ number: String, version: String, status: String, currency: String, total: Decimal, lines: [Line], document: Data, now: Date
+    ) -> SalesOrder? {
+        guard var existing = documents[number] else { return nil }
+        existing.version = version
+        existing.status = status
+        existing.currency = currency
+        existing.total = total
+        existing.lines = lines
+        existing.document = document
+        existing.updatedAt = now
+        documents[number] = existing
+        return existing
+    }
+
+    /// Upsert profile: creates or updates by external reference; an older version never overwrites a newer one.
+    public func upsert(
+        ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line],
+        document: Data = Data("{}".utf8), now: Date = Date()
+    ) -> UpsertResult {
+        if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) {
+            log("upsert", ref: ref, version: version, "unknown_sku")
+            return .unknownSKU(bad.sku)
+        }
+        if let number = byRef[ref]?.first, let existing = documents[number] {
+            guard Self.isNewer(version, than: existing.version) else {
+                log("upsert", ref: ref, document: number, version: version, "stale_ignored")
+                return .stale(existing)
+            }
+            let updated = overwrite(
+                number, version: version, status: status, currency: currency, total: total, lines: lines, document: document, now: now)
+            log("upsert", ref: ref, document: number, version: version, "updated")
+            return .updated(updated ?? existing)
+        }
+        let order = newDocument(
+            ref: ref, version: version, status: status, currency: currency, total: total, lines: lines, document: document, now: now)
+        log("upsert", ref: ref, document: order.documentNumber, version: version, "created")
         return .created(order)
     }
 
-    public func order(ref: String) -> SalesOrder? { orders[ref] }
+    /// Plain profile: always a new document, whatever the store already holds for `ref`.
+    public func create(
+        ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line],
+        document: Data = Data("{}".utf8), now: Date = Date()
+    ) -> WriteResult {
+        if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) {
+            log("create", ref: ref, version: version, "unknown_sku")
+            return .unknownSKU(bad.sku)
+        }
+        let order = newDocument(
+            ref: ref, version: version, status: status, currency: currency, total: total, lines: lines, document: document, now: now)
+        log("create", ref: ref, document: order.documentNumber, version: version, "created")
+        return .written(order)
+    }
+
+    /// Plain profile: overwrites document `number` unconditionally (no version check).
+    public func update(
+        number: String, version: String, status: String, currency: String, total: Decimal, lines: [Line],
+        document: Data = Data("{}".utf8), now: Date = Date()
+    ) -> WriteResult {
+        let ref = documents[number]?.externalRef
+        if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) {
+            log("update", ref: ref, document: number, version: version, "unknown_sku")
+            return .unknownSKU(bad.sku)
+        }
+        guard
+            let o = overwrite(
+                number, version: version, status: status, currency: currency, total: total, lines: lines, document: document, now: now)
+        else {
+            log("update", ref: nil, document: number, version: version, "not_found")
+            return .notFound
+        }
+        log("update", ref: ref, document: number, version: version, "updated")
+        return .written(o)
+    }
+
+    /// Plain profile: every document holding `ref` (a filtered list: several if the bridge created duplicates).
+    public func find(ref: String) -> [SalesOrder] {
+        let found = (byRef[ref] ?? []).compactMap { documents[$0] }
+        log("find", ref: ref, "found_\(found.count)")
+        return found
+    }
+
+    /// The first document for a reference (what tests compare; duplicates are counted by `duplicatedRefs`).
+    public func order(ref: String) -> SalesOrder? { byRef[ref]?.first.flatMap { documents[$0] } }
+    public func order(number: String) -> SalesOrder? { documents[number] }
 
     /// Creation time (ms since the epoch) per external reference: what end-to-end latency is measured against.
     public func creationTimes() -> [String: Int64] {
-        orders.mapValues { Int64(($0.createdAt.timeIntervalSince1970 * 1000).rounded()) }
+        var out: [String: Int64] = [:]
+        for (ref, numbers) in byRef {
+            if let first = numbers.first, let o = documents[first] {
+                out[ref] = Int64((o.createdAt.timeIntervalSince1970 * 1000).rounded())
+            }
+        }
+        return out
     }
 
     /// Creates or updates a customer by external reference (last write wins; customers carry no version).
@@ -167,47 +292,95 @@ public actor ERPStore {
         c.document = document
         c.writes += 1
         customers[ref] = c
+        log("upsert_customer", ref: ref, document: c.customerNumber, c.writes == 1 ? "created" : "updated")
         return c
     }
 
     public func customer(ref: String) -> Customer? { customers[ref] }
     public var customerCount: Int { customers.count }
 
-    public enum RefundResult: Sendable, Equatable {
-        case created(CreditNote)
-        case existing(CreditNote)
-        case orderNotFound
+    private func newCreditNote(refundRef: String, order number: String, amount: Decimal) -> CreditNote {
+        let note = CreditNote(
+            refundRef: refundRef, orderRef: documents[number]?.externalRef ?? number,
+            number: String(format: "CN-%06d", creditNotes.count + 1), amount: amount)
+        creditNotes[note.number] = note
+        creditNotesByRefund[refundRef, default: []].append(note.number)
+        documents[number]?.refundedTotal += amount
+        return note
     }
 
-    /// Records a refund once per refund reference; a replay returns the original credit note.
+    /// Upsert profile: records a refund once per refund reference; a replay returns the original credit note.
     public func recordRefund(orderRef: String, refundRef: String, amount: Decimal) -> RefundResult {
-        if let existing = creditNotes[refundRef] { return .existing(existing) }
-        guard var order = orders[orderRef] else { return .orderNotFound }
-        let note = CreditNote(
-            refundRef: refundRef, orderRef: orderRef, number: String(format: "CN-%06d", creditNotes.count + 1), amount: amount)
-        creditNotes[refundRef] = note
-        order.refundedTotal += amount
-        orders[orderRef] = order
+        if let existing = creditNotesByRefund[refundRef]?.first.flatMap({ creditNotes[$0] }) {
+            log("record_refund", ref: refundRef, document: existing.number, "existing")
+            return .existing(existing)
+        }
+        guard let number = byRef[orderRef]?.first else {
+            log("record_refund", ref: refundRef, "order_not_found")
+            return .orderNotFound
+        }
+        let note = newCreditNote(refundRef: refundRef, order: number, amount: amount)
+        log("record_refund", ref: refundRef, document: note.number, "created")
         return .created(note)
     }
 
-    public var creditNoteCount: Int { creditNotes.count }
-
-    public func orders(changedSince: Date) -> [SalesOrder] {
-        orders.values.filter { $0.updatedAt >= changedSince }.sorted { $0.updatedAt < $1.updatedAt }
+    /// Plain profile: a new credit note against document `orderNumber` on every call.
+    public func createCreditNote(orderNumber: String, refundRef: String, amount: Decimal) -> RefundResult {
+        guard documents[orderNumber] != nil else {
+            log("create_credit_note", ref: refundRef, document: orderNumber, "order_not_found")
+            return .orderNotFound
+        }
+        let note = newCreditNote(refundRef: refundRef, order: orderNumber, amount: amount)
+        log("create_credit_note", ref: refundRef, document: note.number, "created")
+        return .created(note)
     }
 
-    public func writeCounts(ref: String) -> (creates: Int, updates: Int) { writes[ref] ?? (0, 0) }
+    /// Plain profile: every credit note carrying `refundRef`.
+    public func findCreditNotes(refundRef: String) -> [CreditNote] {
+        let found = (creditNotesByRefund[refundRef] ?? []).compactMap { creditNotes[$0] }
+        log("find_credit_notes", ref: refundRef, "found_\(found.count)")
+        return found
+    }
 
-    /// References created more than once: must always be empty (the duplicates a test looks for).
-    public func duplicatedRefs() -> [String] { writes.filter { $0.value.creates > 1 }.map(\.key) }
-    public var totalUpdates: Int { writes.values.reduce(0) { $0 + $1.updates } }
-    public var orderCount: Int { orders.count }
+    public var creditNoteCount: Int { creditNotes.count }
+    /// Refund references with more than one credit note: must always be empty.
+    public func duplicatedRefunds() -> [String] { creditNotesByRefund.filter { $0.value.count > 1 }.map(\.key) }
 
-    /// Versions are ISO-8601 timestamps (Shopify `updated_at`); equal versions are not newer (replays are no-ops).
+    public func orders(changedSince: Date) -> [SalesOrder] {
+        documents.values.filter { $0.updatedAt >= changedSince }.sorted { $0.updatedAt < $1.updatedAt }
+    }
+
+    /// Order writes that took effect per reference (from the call log): documents created, versions overwritten.
+    public func writeCounts(ref: String) -> (creates: Int, updates: Int) {
+        let writes = self.writes(ref: ref)
+        return (writes.filter { $0.outcome == "created" }.count, writes.filter { $0.outcome == "updated" }.count)
+    }
+
+    /// Every order write the bridge sent for `ref`, in arrival order, stale or not.
+    public func writes(ref: String) -> [Call] { calls.filter { $0.ref == ref && $0.isOrderWrite } }
+
+    /// References held by more than one document: must always be empty (the duplicates a test looks for).
+    public func duplicatedRefs() -> [String] { byRef.filter { $0.value.count > 1 }.map(\.key) }
+    public var totalUpdates: Int { calls.filter { $0.isOrderWrite && $0.outcome == "updated" }.count }
+    /// Documents held (a duplicate counts twice).
+    public var orderCount: Int { documents.count }
+
+    /// Versions compare component by component (`<updated_at>|<triggered_at>`, each ISO-8601, as the bridge sends
+    /// them); equal versions are not newer (replays are no-ops).
     static func isNewer(_ a: String, than b: String) -> Bool {
         let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        if let da = try? style.parse(a), let db = try? style.parse(b) { return da > db }
-        return a > b
+        let pa = a.split(separator: "|").map(String.init)
+        let pb = b.split(separator: "|").map(String.init)
+        for i in 0..<max(pa.count, pb.count) {
+            let x = i < pa.count ? pa[i] : ""
+            let y = i < pb.count ? pb[i] : ""
+            if x == y { continue }
+            if let dx = try? style.parse(x), let dy = try? style.parse(y) {
+                if dx == dy { continue }
+                return dx > dy
+            }
+            return x > y
+        }
+        return false
     }
 }

@@ -53,6 +53,8 @@ public struct ShopifyOrderFixture: Sendable {
     public var tip: Decimal = 0
     public var cancelled = false
     public var financialStatus = "paid"
+    /// Comma-separated, as Shopify sends them (staff edit tags right after an order comes in).
+    public var tags = ""
     public var customerId: Int64?
     public var refunds: [(id: Int64, amount: Decimal)] = []
     /// Overrides `total_price` (to simulate a payload the mapping cannot reconcile).
@@ -76,9 +78,23 @@ public struct ShopifyOrderFixture: Sendable {
 
     static func money(_ d: Decimal) -> String { "\(d)" }
 
-    /// Shopify sends the shop's local offset (here -05:00), not UTC.
+    /// As Shopify's REST payloads stamp times: whole seconds, in the shop's UTC offset (here -05:00), e.g.
+    /// `2026-11-27T10:00:00-05:00`. Several changes of one order within a second carry the same `updated_at`; only
+    /// `X-Shopify-Triggered-At` (milliseconds and finer) tells them apart.
     public static func iso(_ d: Date) -> String {
-        d.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(secondsFromGMT: -5 * 3600)!))
+        Date(timeIntervalSince1970: d.timeIntervalSince1970.rounded(.down))
+            .formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(secondsFromGMT: -5 * 3600)!))
+    }
+
+    /// `X-Shopify-Triggered-At`: UTC with exactly the date's milliseconds (formatted from the integer, so binary
+    /// floating point cannot make it one millisecond off).
+    public static func isoMilliseconds(_ d: Date) -> String {
+        let ms = Int64((d.timeIntervalSince1970 * 1000).rounded())
+        let (secs, frac) = ms.quotientAndRemainder(dividingBy: 1000)
+        let (s, f) = frac < 0 ? (secs - 1, frac + 1000) : (secs, frac)
+        let base = Date(timeIntervalSince1970: Double(s)).formatted(Date.ISO8601FormatStyle())
+        let digits = String(f)
+        return base.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
     /// The webhook body.
@@ -152,7 +168,7 @@ public struct ShopifyOrderFixture: Sendable {
             ],
             "line_items": lineItems, "shipping_lines": shippingLines, "discount_codes": [Any](),
             "discount_applications": [Any](), "tax_lines": [Any](), "customer": customer, "billing_address": address,
-            "shipping_address": address, "tags": "", "source_name": "web", "test": false, "refunds": refundsJSON,
+            "shipping_address": address, "tags": tags, "source_name": "web", "test": false, "refunds": refundsJSON,
             "fulfillments": [Any](),
         ]
         return (try? JSONSerialization.data(withJSONObject: order, options: [])) ?? Data()

@@ -49,6 +49,8 @@ public actor ShopifyStore {
     private var nextRefundId: Int64 = 900_000_000_001
     private var nextEvent: Int64 = 1
     private var rng: SplitMix64
+    /// Per order, when its last event was triggered (ms): every later event of the order is triggered later.
+    public private(set) var lastTriggeredMs: [Int64: Int64] = [:]
 
     /// - Parameters: `skus` variants (SKU-00001...), `locations` locations, `initialStock` units each, from `seed`.
     public init(domain: String, seed: UInt64 = 42, skus: Int = 1000, locations: Int = 2, initialStock: Int = 100_000) {
@@ -78,6 +80,14 @@ public actor ShopifyStore {
     private func event(_ topic: String, _ body: Data, orderId: Int64?, at date: Date) -> WebhookEvent {
         defer { nextEvent += 1 }
         return WebhookEvent(topic: topic, body: body, eventId: "\(domain)-\(nextEvent)", triggeredAt: date, orderId: orderId)
+    }
+
+    /// The trigger time of the order's next event: `date` to the millisecond, and always after its previous event.
+    private func triggered(_ id: Int64, at date: Date) -> Date {
+        var ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        if let last = lastTriggeredMs[id], ms <= last { ms = last + 1 }
+        lastTriggeredMs[id] = ms
+        return Date(timeIntervalSince1970: Double(ms) / 1000)
     }
 
     private func levelUpdate(item: Int64, location: Int64, at date: Date) -> WebhookEvent {
@@ -117,9 +127,13 @@ public actor ShopifyStore {
         var order = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)
         order.shipping = [.init(price: Decimal(string: "4.95")!, tax: Decimal(string: "0.94")!)]
         order.customerId = rng.next() % 5 == 0 ? nil : 7_000_000_000_000 + Int64(rng.next() % 100_000)
+        // Created pending, paid a few milliseconds later: the same `updated_at` second, as on a real store.
+        order.financialStatus = "pending"
+        let created = event("orders/create", order.json(), orderId: id, at: triggered(id, at: date))
         order.financialStatus = "paid"
         orders[id] = order
-        var events = [event("orders/create", order.json(), orderId: id, at: date), event("orders/paid", order.json(), orderId: id, at: date)]
+        let paidAt = triggered(id, at: date.addingTimeInterval(Double(1 + rng.next() % 200) / 1000))
+        var events = [created, event("orders/paid", order.json(), orderId: id, at: paidAt)]
         let location = locations[0]
         for line in lines {
             guard let item = inventoryItem(ofVariant: line.variantId) else { continue }
@@ -138,12 +152,15 @@ public actor ShopifyStore {
         return ids[Int(rng.next() % UInt64(ids.count))]
     }
 
-    /// The order changes (a tag, a note): orders/updated with a later `updated_at`.
+    /// The order changes (staff add a tag): orders/updated. Within the same second as the previous change its
+    /// `updated_at` is the same (one-second resolution).
     public func updateOrder(_ id: Int64, at date: Date = Date()) -> [WebhookEvent] {
         guard var o = orders[id] else { return [] }
-        o.updatedAt = max(date, o.updatedAt.addingTimeInterval(1))
+        let at = triggered(id, at: date)
+        o.updatedAt = max(at, o.updatedAt)
+        o.tags = o.tags.isEmpty ? "vip" : o.tags + ", edited-\(nextEvent)"
         orders[id] = o
-        return [event("orders/updated", o.json(), orderId: id, at: date)]
+        return [event("orders/updated", o.json(), orderId: id, at: at)]
     }
 
     /// Cancels: orders/cancelled (and the stock comes back: inventory_levels/update).
@@ -151,9 +168,10 @@ public actor ShopifyStore {
         guard var o = orders[id], !o.cancelled else { return [] }
         o.cancelled = true
         o.financialStatus = "voided"
-        o.updatedAt = max(date, o.updatedAt.addingTimeInterval(1))
+        let at = triggered(id, at: date)
+        o.updatedAt = max(at, o.updatedAt)
         orders[id] = o
-        var events = [event("orders/cancelled", o.json(), orderId: id, at: date)]
+        var events = [event("orders/cancelled", o.json(), orderId: id, at: at)]
         for line in o.lines {
             guard let item = inventoryItem(ofVariant: line.variantId) else { continue }
             stock[item, default: [:]][locations[0], default: 0] += line.quantity
@@ -174,11 +192,12 @@ public actor ShopifyStore {
         nextRefundId += 1
         o.refunds.append((id: refundId, amount: amount))
         o.financialStatus = "partially_refunded"
-        o.updatedAt = max(date, o.updatedAt.addingTimeInterval(1))
+        let at = triggered(id, at: date)
+        o.updatedAt = max(at, o.updatedAt)
         orders[id] = o
         return [
-            event("refunds/create", o.refundJSON(id: refundId, amount: amount), orderId: id, at: date),
-            event("orders/updated", o.json(), orderId: id, at: date),
+            event("refunds/create", o.refundJSON(id: refundId, amount: amount), orderId: id, at: at),
+            event("orders/updated", o.json(), orderId: id, at: triggered(id, at: at)),
         ]
     }
 

@@ -12,13 +12,17 @@ public struct SaleProfile: Codable, Sendable, Equatable {
     public var updateShare: Double
     public var cancelShare: Double
     public var refundShare: Double
+    /// After each order, the chance that staff edit it (a tag) and, less often, cancel it within the same second:
+    /// changes a one-second `updated_at` cannot tell apart.
+    public var sameSecondShare: Double
     public var seed: UInt64
     /// Deliveries in flight at most.
     public var concurrency: Int
 
     public init(
         orders: Int = 1000, ordersPerSecond: Double = 50, maxLines: Int = 4, skuSkew: Double = 2, updateShare: Double = 0.2,
-        cancelShare: Double = 0.03, refundShare: Double = 0.05, seed: UInt64 = 1, concurrency: Int = 64
+        cancelShare: Double = 0.03, refundShare: Double = 0.05, sameSecondShare: Double = 0.3, seed: UInt64 = 1,
+        concurrency: Int = 64
     ) {
         self.orders = orders
         self.ordersPerSecond = ordersPerSecond
@@ -27,6 +31,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
         self.updateShare = updateShare
         self.cancelShare = cancelShare
         self.refundShare = refundShare
+        self.sameSecondShare = sameSecondShare
         self.seed = seed
         self.concurrency = concurrency
     }
@@ -39,6 +44,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
         case updateShare = "update_share"
         case cancelShare = "cancel_share"
         case refundShare = "refund_share"
+        case sameSecondShare = "same_second_share"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,6 +57,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
         updateShare = try c.decodeIfPresent(Double.self, forKey: .updateShare) ?? d.updateShare
         cancelShare = try c.decodeIfPresent(Double.self, forKey: .cancelShare) ?? d.cancelShare
         refundShare = try c.decodeIfPresent(Double.self, forKey: .refundShare) ?? d.refundShare
+        sameSecondShare = try c.decodeIfPresent(Double.self, forKey: .sameSecondShare) ?? d.sameSecondShare
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? d.concurrency
     }
@@ -90,8 +97,19 @@ public struct TrafficGenerator: Sendable {
                 if profile.ordersPerSecond > 0 {
                     try? await Task.sleep(until: start.advanced(by: .seconds(Double(n) / profile.ordersPerSecond)))
                 }
-                var events = await store.placeOrder(maxLines: profile.maxLines, skew: profile.skuSkew)
+                let now = Date()
+                var events = await store.placeOrder(maxLines: profile.maxLines, skew: profile.skuSkew, at: now)
                 result.placed += 1
+                if chance(profile.sameSecondShare), let id = events.first?.orderId {
+                    // Staff tag the new order at once; now and then it is cancelled in the same second too.
+                    events += await store.updateOrder(id, at: now.addingTimeInterval(0.3))
+                    result.updated += 1
+                    if chance(0.2) {
+                        let e = await store.cancelOrder(id, at: now.addingTimeInterval(0.5))
+                        if !e.isEmpty { result.cancelled += 1 }
+                        events += e
+                    }
+                }
                 if chance(profile.updateShare), let id = await store.pickOrder() {
                     events += await store.updateOrder(id)
                     result.updated += 1

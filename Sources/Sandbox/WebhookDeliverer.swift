@@ -191,7 +191,7 @@ public actor WebhookDeliverer {
         request.headers.add(name: "X-Shopify-Event-Id", value: event.eventId)
         request.headers.add(
             name: "X-Shopify-Triggered-At",
-            value: event.triggeredAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            value: ShopifyOrderFixture.isoMilliseconds(event.triggeredAt))
         request.body = .bytes(ByteBuffer(bytes: event.body))
         do {
             let response = try await client.execute(request, timeout: .seconds(Int64(policy.deadline.components.seconds)))

@@ -6,6 +6,8 @@ import Sandbox
 import ServiceLifecycle
 
 /// A simulated ERP speaking the generic contract in docs/erp-api.yaml, with runtime fault injection.
+extension ERPStore.Profile: ExpressibleByArgument {}
+
 @main
 struct ERPSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "erp-sim", abstract: "A simulated ERP for demos and tests.")
@@ -17,10 +19,16 @@ struct ERPSim: AsyncParsableCommand {
     @Option(help: "Latency added to every API call, milliseconds (changeable at runtime: PUT /_admin/faults).") var latencyMs = 0
     @Option(help: "Warehouses (WH-1 ...).") var warehouses = 2
     @Option(help: "Push signed inventory.changed and shipment.created events to this base URL (e.g. http://127.0.0.1:8080/webhooks/erp).") var pushURL: String?
+    @Option(
+        help: """
+            Contract profile: upsert (atomic, version-aware upsert by external reference) or plain (create always \
+            creates, lookup is a filter, update overwrites: what most ERPs offer; nothing protects the bridge).
+            """)
+    var profile: ERPStore.Profile = .upsert
     @Option(help: "Secret for the pushed events' X-ERP-Signature (ingest's erp.webhook_secret).") var pushSecret = "demo-erp-webhook-secret"
 
     func run() async throws {
-        let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)))
+        let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)), profile: profile)
         var faults = ERPStore.Faults()
         faults.latencyMs = latencyMs
         await store.setFaults(faults)

@@ -6,7 +6,8 @@ import Foundation
 /// inventory_levels/update, delivered the way Shopify delivers them) -> ingest -> broker -> order-forwarder(s) ->
 /// erp-sim. Prints orders/s from the start of the sale to the last ERP commit, end-to-end latency percentiles
 /// (order placed in shopify-sim -> sales order created in erp-sim), and optionally the catch-up rate after an ERP
-/// outage. `./dev bench` starts the processes; this only drives and measures. It never fails on time.
+/// outage. `./dev bench` starts the processes; this only drives and measures. It never fails on time; it fails
+/// (exit 1) when a placed order never reached the ERP, and prints the sample size with every percentile.
 @main
 struct ForwarderBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,7 @@ struct ForwarderBench: ParsableCommand {
     @Option(help: "Label printed with the results (e.g. '2 forwarders').") var label = ""
     @Option(help: "ERP outage to simulate after the throughput run, seconds (0: none).") var outageSeconds = 0
     @Option(help: "Orders per second placed during the outage.") var outageRate = 100
+    @Option(help: "erp-sim's per-call latency to restore after the outage, milliseconds.") var erpLatencyMs = 20
 
     func run() throws {
         let before = try erpOrderCount()
@@ -27,9 +29,13 @@ struct ForwarderBench: ParsableCommand {
         try startSale(orders: orders, rate: 0)
         let allIn = try waitForERP(count: before + orders, timeout: 900)
         let seconds = allIn.timeIntervalSince(start)
-        let latencies = try endToEnd(excluding: known)
+        let (latencies, missing) = try endToEnd(excluding: known)
         print("\(label): \(orders) orders end to end in \(String(format: "%.1f", seconds)) s -> \(String(format: "%.0f", Double(orders) / seconds)) orders/s; "
-            + "latency order placed -> ERP commit p50 \(pct(latencies, 0.5)) ms, p99 \(pct(latencies, 0.99)) ms, max \(pct(latencies, 1)) ms")
+            + "latency order placed -> ERP commit p50 \(pct(latencies, 0.5)) ms, p99 \(pct(latencies, 0.99)) ms, max \(pct(latencies, 1)) ms (n=\(latencies.count))")
+        guard missing.isEmpty, latencies.count == orders else {
+            print("FAILED: \(missing.count) of \(orders) placed orders are not in the ERP (first: \(missing.prefix(5)))")
+            throw ExitCode.failure
+        }
 
         guard outageSeconds > 0 else { return }
         try waitForSaleToFinish()
@@ -38,7 +44,7 @@ struct ForwarderBench: ParsableCommand {
         let base = try erpOrderCount()
         try startSale(orders: backlog, rate: outageRate)
         try waitForSaleToFinish()
-        _ = try HTTPConnection.json(port: erpPort, "PUT", "/_admin/faults", body: #"{"latency_ms":20}"#)
+        _ = try HTTPConnection.json(port: erpPort, "PUT", "/_admin/faults", body: #"{"latency_ms":\#(erpLatencyMs)}"#)
         let recovery = Date()
         let done = try waitForERP(count: base + backlog, timeout: 900)
         let catchUp = done.timeIntervalSince(recovery)
@@ -89,17 +95,20 @@ struct ForwarderBench: ParsableCommand {
         return out
     }
 
-    /// Placed in shopify-sim -> created in erp-sim, per order of this run, sorted.
-    func endToEnd(excluding known: [Int64: Int64]) throws -> [Int64] {
+    /// Placed in shopify-sim -> created in erp-sim, per order of this run, sorted; and the orders of this run the ERP
+    /// does not have.
+    func endToEnd(excluding known: [Int64: Int64]) throws -> ([Int64], [Int64]) {
         let placed = try simOrders().filter { known[$0.key] == nil }
         let (_, created) = try HTTPConnection.json(port: erpPort, "GET", "/_inspect/created")
         var out: [Int64] = []
+        var reached: Set<Int64> = []
         for (ref, value) in created as? [String: Any] ?? [:] {
             guard let idText = ref.split(separator: ".").last, let id = Int64(idText), let t0 = placed[id],
                 let t1 = (value as? NSNumber)?.int64Value
             else { continue }
+            reached.insert(id)
             out.append(t1 - t0)
         }
-        return out.sorted()
+        return (out.sorted(), placed.keys.filter { !reached.contains($0) }.sorted())
     }
 }

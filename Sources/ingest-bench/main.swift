@@ -11,7 +11,9 @@ import Synchronization
 /// generator in C (`CHTTPLoad`: no available load tool signs each request, and shopify-sim's own deliverer waits for
 /// each answer like Shopify does, which measures less; one thread keeps the generator's CPU use small on a machine
 /// it shares with ingest and the broker). Prints requests/s and latency percentiles next to the raw rabbitmq-c
-/// confirmed-publish rate measured in the same run. Measures and prints; it does not pass or fail on time.
+/// confirmed-publish rate measured in the same run. Only 2xx answers count as done (a 503 is not throughput): rates
+/// and percentiles are over the 2xx answers, the sample size and the status histogram are printed, and any other
+/// status fails the run (exit 1) after printing. Measures and prints; it does not pass or fail on time.
 @main
 struct IngestBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,35 +45,56 @@ struct IngestBench: AsyncParsableCommand {
 
         print("ingest: signed orders/create webhooks from shopify-sim (\(bodies.count) orders, mean \(meanSize) bytes)")
         _ = try load(count: 2000, prefix: "warm-\(runId)", signed: signed, rate: 0)
+        var failures = 0
         // Paced first, while the queue is still short (nothing consumes during the benchmark).
         for rate in paced.split(separator: ",").compactMap({ Int($0) }) where rate > 0 {
             let count = rate * 10
             let r = try load(count: count, prefix: "paced\(rate)-\(runId)", signed: signed, rate: rate)
-            let s = r.latencies.sorted()
-            func p(_ q: Double) -> Double { Double(s[min(s.count - 1, Int(Double(s.count) * q))]) / 1e6 }
-            print(String(format: "  paced at %d/s for 10 s: achieved %.0f/s   p50 %.2f ms   p99 %.2f ms   max %.2f ms   statuses: %@",
-                         rate, Double(count) / r.seconds, p(0.5), p(0.99), p(1.0),
-                         r.statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
+            print(String(format: "  paced at %d/s for 10 s: achieved %.0f/s (2xx)   p50 %.2f ms   p99 %.2f ms   max %.2f ms   n=%d   statuses: %@",
+                         rate, Double(r.succeeded) / r.seconds, r.percentile(0.5), r.percentile(0.99), r.percentile(1.0), r.succeeded,
+                         r.statusLine))
+            failures += r.failed
         }
         let result = try load(count: requests, prefix: "run-\(runId)", signed: signed, rate: 0)
+        failures += result.failed
         let raw = bridge_raw_publish_bench("127.0.0.1", Int32(amqpPort), "guest", "guest", "/", "q.orders", 50_000, 64, Int32(meanSize))
 
-        let sorted = result.latencies.sorted()
-        func pct(_ p: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6 }
-        print(String(format: "  closed loop, \(requests) requests over \(concurrency) connections: %.0f requests/s   p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms",
-                     Double(requests) / result.seconds, pct(0.5), pct(0.9), pct(0.99), pct(1.0)))
-        print("  statuses: \(result.statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        print(String(format: "  closed loop, \(requests) requests over \(concurrency) connections: %.0f requests/s (2xx)   p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms   n=%d",
+                     Double(result.succeeded) / result.seconds, result.percentile(0.5), result.percentile(0.9), result.percentile(0.99),
+                     result.percentile(1.0), result.succeeded))
+        print("  statuses: \(result.statusLine)")
         if raw > 0 {
             print(String(format: "raw rabbitmq-c confirmed publishes, 64 in flight, %d-byte bodies, same broker: %.0f msg/s", meanSize, 50_000 / raw))
         } else {
             print("raw baseline failed (code \(raw))")
+        }
+        if failures > 0 {
+            print("FAILED: \(failures) requests were not answered 2xx (see the status histograms above)")
+            throw ExitCode.failure
         }
     }
 
     struct LoadResult {
         var seconds: Double
         var latencies: [UInt64]
-        var statuses: [Int: Int]
+        var statuses: [Int32]
+
+        /// Latencies of the 2xx answers only, sorted.
+        var succeededLatencies: [UInt64] { zip(latencies, statuses).filter { (200..<300).contains($0.1) }.map(\.0).sorted() }
+        var succeeded: Int { statuses.filter { (200..<300).contains($0) }.count }
+        var failed: Int { statuses.count - succeeded }
+        /// Milliseconds at quantile `q` of the 2xx answers.
+        func percentile(_ q: Double) -> Double {
+            let s = succeededLatencies
+            guard !s.isEmpty else { return .nan }
+            return Double(s[min(s.count - 1, Int(Double(s.count) * q))]) / 1e6
+        }
+        /// `202=59990 503=10 0=0` (0: no answer).
+        var statusLine: String {
+            var byStatus: [Int32: Int] = [:]
+            for s in statuses { byStatus[s, default: 0] += 1 }
+            return byStatus.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
     }
 
     /// Sends `count` requests over `concurrency` connections: closed loop when `rate` is 0, otherwise offered at
@@ -100,8 +123,6 @@ struct IngestBench: AsyncParsableCommand {
             }
         }
         guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: -rc) ?? .EIO) }
-        var byStatus: [Int: Int] = [:]
-        for s in statuses { byStatus[Int(s), default: 0] += 1 }
-        return LoadResult(seconds: seconds, latencies: latencies, statuses: byStatus)
+        return LoadResult(seconds: seconds, latencies: latencies, statuses: statuses)
     }
 }

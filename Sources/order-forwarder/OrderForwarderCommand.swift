@@ -20,7 +20,7 @@ struct OrderForwarderCommand: AsyncParsableCommand {
         let ledger = try makeLedger(config.orderForwarder.ledger, runtime: runtime)
         let erp = RESTERPClient(
             configuration: .init(baseURL: config.erp.baseURL, apiKey: config.erp.apiKey, timeout: config.erp.timeout))
-        let forwarder = OrderForwarder(
+        let forwarder = try OrderForwarder(
             settings: .init(config: config),
             shops: Dictionary(uniqueKeysWithValues: config.shops.map { ($0.domain, $0.id) }),
             consumer: runtime.consumer!, publisher: runtime.publisher!, erp: erp, ledger: ledger, logger: runtime.logger)
@@ -28,6 +28,7 @@ struct OrderForwarderCommand: AsyncParsableCommand {
             "order-forwarder configured",
             metadata: [
                 "ledger": "\(config.orderForwarder.ledger.redacted)", "erp": "\(config.erp.baseURL)",
+                "erp_profile": "\(config.erp.profile.rawValue)",
                 "write_customers": "\(forwarder.settings.writeCustomers)",
             ])
         // The ledger runs first and stops last; the forwarder drains before the connections close.

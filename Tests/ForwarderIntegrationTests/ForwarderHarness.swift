@@ -17,6 +17,7 @@ final class ForwarderHarness: Sendable {
     static let apiKey = "test-erp-key"
     static let settings = BridgeConfig.TopologySettings(retryDelays: [.seconds(1), .seconds(2)])
 
+    let profile: ERPStore.Profile
     let broker: TestBroker
     let vhost: String
     let store: ERPStore
@@ -25,7 +26,11 @@ final class ForwarderHarness: Sendable {
     let publisher: AMQPConnection
     let dir: URL
 
-    private init(broker: TestBroker, vhost: String, store: ERPStore, erpURL: String, erpTask: Task<Void, any Error>, publisher: AMQPConnection, dir: URL) {
+    private init(
+        profile: ERPStore.Profile, broker: TestBroker, vhost: String, store: ERPStore, erpURL: String, erpTask: Task<Void, any Error>,
+        publisher: AMQPConnection, dir: URL
+    ) {
+        self.profile = profile
         self.broker = broker
         self.vhost = vhost
         self.store = store
@@ -35,17 +40,18 @@ final class ForwarderHarness: Sendable {
         self.dir = dir
     }
 
-    static func make(_ prefix: String) async throws -> ForwarderHarness {
+    /// - Parameter profile: the ERP contract erp-sim offers; `.plain` protects the bridge from nothing.
+    static func make(_ prefix: String, profile: ERPStore.Profile = .upsert) async throws -> ForwarderHarness {
         let broker = try TestBroker.shared()
         let vhost = try await broker.makeVhost(prefix)
         let topology = BridgeTopology.topology(settings)
         let publisher = try await broker.connect(vhost: vhost, name: "\(prefix)-ingest", onConnect: { try topology.declare(using: $0) })
-        let store = ERPStore(skus: Set((1...1000).map(OrderGenerator.sku)))
+        let store = ERPStore(skus: Set((1...1000).map(OrderGenerator.sku)), profile: profile)
         let (port, task) = try await startERP(store)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return ForwarderHarness(
-            broker: broker, vhost: vhost, store: store, erpURL: "http://127.0.0.1:\(port)", erpTask: task, publisher: publisher,
+            profile: profile, broker: broker, vhost: vhost, store: store, erpURL: "http://127.0.0.1:\(port)", erpTask: task, publisher: publisher,
             dir: dir)
     }
 
@@ -74,8 +80,9 @@ final class ForwarderHarness: Sendable {
             forwarder: OrderForwarderSettings(
                 prefetch: prefetch, ledger: .sqlite(path: ledgerPath), lockTTL: .seconds(10), lockWait: .seconds(5),
                 breakerThreshold: breakerThreshold, breakerProbeInterval: probeInterval, mapping: mapping),
-            retryDelays: Self.settings.retryDelays, writeCustomers: writeCustomers)
-        let forwarder = OrderForwarder(
+            retryDelays: Self.settings.retryDelays, writeCustomers: writeCustomers,
+            erpProfile: profile == .plain ? .plain : .upsert)
+        let forwarder = try OrderForwarder(
             settings: settings, shops: [Self.shopDomain: Self.shopId], consumer: consumer, publisher: pub, erp: erp,
             ledger: ledger, logger: logger)
         let task = Task { try await forwarder.run() }
@@ -100,6 +107,33 @@ final class ForwarderHarness: Sendable {
     }
 
     func ref(_ orderId: Int64) -> String { OrderMapper.externalRef(shop: Self.shopId, orderId: orderId) }
+
+    /// The environment that points a spawned order-forwarder process at this harness's broker, ERP and ledger.
+    var erpProfileEnvironment: [String: String] { ["ERP_PROFILE": profile == .plain ? "plain" : "upsert"] }
+
+    /// Problems in what the ERP recorded for these orders, from its call log (not only its final state): not exactly
+    /// one document, a version written after a newer one (a stale overwrite), and with `strict` a version written
+    /// twice (allowed only where a crash or a cut connection can repeat a write).
+    func callLogProblems(_ orderIds: [Int64], strict: Bool) async -> [String] {
+        var problems: [String] = []
+        for id in orderIds {
+            let ref = ref(id)
+            let writes = await store.writes(ref: ref).filter { $0.outcome != "unknown_sku" }
+            let documents = Set(writes.compactMap(\.document))
+            if documents.count != 1 { problems.append("\(ref): \(documents.count) documents \(documents.sorted())") }
+            let versions = writes.compactMap(\.version)
+            for (a, b) in zip(versions, versions.dropFirst()) {
+                if b < a { problems.append("\(ref): version \(b) written after \(a)") }
+                if strict, b == a { problems.append("\(ref): version \(a) written twice") }
+            }
+        }
+        return problems
+    }
+
+    /// Credit notes per refund reference, from the call log: exactly one each.
+    func refundProblems() async -> [String] {
+        await store.duplicatedRefunds().map { "refund \($0): several credit notes" }
+    }
 
     func close() async {
         erpTask.cancel()

@@ -23,9 +23,11 @@ struct ForwarderTests {
         return f
     }
 
-    @Test("the same order delivered ten times (redeliveries and duplicate webhooks) creates one ERP order")
-    func tenDeliveriesOneOrder() async throws {
-        let h = try await ForwarderHarness.make("dup")
+    @Test(
+        "the same order delivered ten times (redeliveries and duplicate webhooks) creates one ERP order",
+        arguments: ERPStore.Profile.allCases)
+    func tenDeliveriesOneOrder(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("dup", profile: profile)
         let f = try await h.startForwarder()
         let o = order(8_209_829_119_461_545_001)
         let triggered = Date()
@@ -33,11 +35,13 @@ struct ForwarderTests {
             // Half are the same webhook redelivered, half are distinct webhooks for the same event.
             try await h.publish(o.json(), topic: "orders/create", webhookId: i % 2 == 0 ? "wh-same" : "wh-\(i)", triggeredAt: triggered)
         }
-        #expect(await eventually { await h.store.order(ref: h.ref(o.id)) != nil })
-        try await Task.sleep(for: .seconds(2))
+        #expect(await eventually { f.forwarder.settledTotal == 10 })
         let writes = await h.store.writeCounts(ref: h.ref(o.id))
         #expect(writes.creates == 1)
         #expect(writes.updates == 0)
+        #expect(await h.store.writes(ref: h.ref(o.id)).count == 1, "one write reached the ERP, whatever it would have done with more")
+        #expect(await h.callLogProblems([o.id], strict: true).isEmpty)
+        #expect(f.forwarder.settledCounts["stale_skipped"] == 9)
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         let erpOrder = try #require(await h.store.order(ref: h.ref(o.id)))
         #expect(erpOrder.total == o.total)
@@ -45,9 +49,11 @@ struct ForwarderTests {
         await h.close()
     }
 
-    @Test("orders/updated before orders/create: the ERP ends with Shopify's latest state; the older version is skipped")
-    func reorderedVersions() async throws {
-        let h = try await ForwarderHarness.make("order")
+    @Test(
+        "orders/updated before orders/create: the ERP ends with Shopify's latest state; the older version is skipped",
+        arguments: ERPStore.Profile.allCases)
+    func reorderedVersions(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("order", profile: profile)
         let f = try await h.startForwarder()
         let t0 = Date(timeIntervalSince1970: 1_790_000_000)
         let v1 = order(42, at: t0, lines: 1)
@@ -56,7 +62,9 @@ struct ForwarderTests {
         try await h.publish(v2.json(), topic: "orders/updated", triggeredAt: t0.addingTimeInterval(61))
         #expect(await eventually { await h.store.order(ref: h.ref(42)) != nil })
         try await h.publish(v1.json(), topic: "orders/create", triggeredAt: t0.addingTimeInterval(1))
-        try await Task.sleep(for: .seconds(2))
+        #expect(await eventually { f.forwarder.settledTotal == 2 })
+        #expect(f.forwarder.settledCounts["stale_skipped"] == 1)
+        #expect(await h.store.writes(ref: h.ref(42)).count == 1, "the stale version was never sent")
         let erpOrder = try #require(await h.store.order(ref: h.ref(42)))
         #expect(erpOrder.lines.count == 3, "the latest state (3 lines) stays")
         #expect(erpOrder.total == v2.total)
@@ -69,16 +77,44 @@ struct ForwarderTests {
         v3.cancelled = true
         try await h.publish(v3.json(), topic: "orders/cancelled", triggeredAt: t0.addingTimeInterval(121))
         #expect(await eventually { await h.store.order(ref: h.ref(42))?.status == "cancelled" })
+        #expect(await h.callLogProblems([42], strict: true).isEmpty)
         await f.stop()
         await h.close()
     }
 
-    @Test("an unknown SKU is dead-lettered with its reason; after fixing the mapping a replay creates the order once")
-    func unknownSKUReplay() async throws {
-        let h = try await ForwarderHarness.make("sku")
+    @Test(
+        "two changes within Shopify's one-second updated_at (the later a cancellation): the ERP ends cancelled",
+        arguments: ERPStore.Profile.allCases)
+    func sameSecondUpdate(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("second", profile: profile)
+        let f = try await h.startForwarder()
+        // REST updated_at has one-second resolution: both payloads say 10:00:00-05:00; only
+        // X-Shopify-Triggered-At tells them apart.
+        let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+        let open = order(4242, at: t0)
+        var cancelled = open
+        cancelled.cancelled = true
+        cancelled.financialStatus = "voided"
+        try await h.publish(open.json(), topic: "orders/create", triggeredAt: t0.addingTimeInterval(0.120))
+        #expect(await eventually { await h.store.order(ref: h.ref(4242)) != nil })
+        try await h.publish(cancelled.json(), topic: "orders/cancelled", triggeredAt: t0.addingTimeInterval(0.480))
+        #expect(await eventually { f.forwarder.settledTotal == 2 })
+        #expect(await h.store.order(ref: h.ref(4242))?.status == "cancelled", "the cancellation was lost: the ERP will ship the order")
+        #expect(f.forwarder.settledCounts["unchanged"] == nil, "no ERP answer of stale_ignored recorded as applied")
+        #expect(await h.callLogProblems([4242], strict: true).isEmpty)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test(
+        "an unknown SKU is dead-lettered with its reason; after fixing the mapping a replay creates the order once",
+        arguments: ERPStore.Profile.allCases)
+    func unknownSKUReplay(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("sku", profile: profile)
         var f = try await h.startForwarder()
         let o = order(77, sku: "LEGACY-RED-M")
-        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-sku")
+        let triggered = Date()
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-sku", triggeredAt: triggered)
         #expect(try await eventually { try await h.publisher.queueCounts(Self.dlq).messages == 1 })
         let (_, letters) = try await DeadLetters.list(h.publisher, workQueue: Self.orders, limit: 10)
         let letter = try #require(letters.first)
@@ -94,9 +130,13 @@ struct ForwarderTests {
         #expect(await eventually { await h.store.order(ref: h.ref(77)) != nil })
         #expect(await h.store.order(ref: h.ref(77))?.lines.first?.sku == "SKU-00002")
         // Replaying again (a second operator, an interrupted replay) changes nothing.
-        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-sku")
-        try await Task.sleep(for: .seconds(1))
+        #expect(await eventually { f.forwarder.settledTotal == 1 })
+        // The same delivery again (Shopify's retry carries the original X-Shopify-Triggered-At).
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-sku", triggeredAt: triggered)
+        #expect(await eventually { f.forwarder.settledTotal == 2 })
+        #expect(f.forwarder.settledCounts["stale_skipped"] == 1)
         #expect(await h.store.writeCounts(ref: h.ref(77)).creates == 1)
+        #expect(await h.callLogProblems([77], strict: true).isEmpty)
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         await f.stop()
         await h.close()
@@ -124,23 +164,43 @@ struct ForwarderTests {
         await h.close()
     }
 
-    @Test("a refund arriving before its order is retried until the order exists, and recorded once despite duplicates")
-    func refundBeforeOrder() async throws {
-        let h = try await ForwarderHarness.make("refund")
+    @Test(
+        "a refund arriving before its order is retried until the order exists, and recorded once despite duplicates",
+        arguments: ERPStore.Profile.allCases)
+    func refundBeforeOrder(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("refund", profile: profile)
         let f = try await h.startForwarder()
         let o = order(55)
         let refund = o.refundJSON(id: 9001, amount: Decimal(string: "5.00")!)
         try await h.publish(refund, topic: "refunds/create", webhookId: "wh-r1")
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await eventually { f.forwarder.settledCounts["retried"] == 1 }, "the refund waits for its order")
         try await h.publish(o.json(), topic: "orders/create")
         try await h.publish(refund, topic: "refunds/create", webhookId: "wh-r2")
         #expect(await eventually { await h.store.order(ref: h.ref(55))?.refundedTotal == Decimal(5) })
-        try await Task.sleep(for: .seconds(3))
+        // Both refund deliveries settle: one records the credit note, the other (or the retried first) is a duplicate.
+        #expect(await eventually(timeout: .seconds(30)) {
+            let c = f.forwarder.settledCounts
+            return c["refund_recorded"] == 1 && c["refund_duplicate"] == 1
+        })
         #expect(await h.store.creditNoteCount == 1)
+        #expect(await h.refundProblems().isEmpty)
         #expect(await h.store.order(ref: h.ref(55))?.refundedTotal == Decimal(5))
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         await f.stop()
         await h.close()
+    }
+
+    /// The forwarder's settings from configuration, as the executable builds them.
+    func settings(customers owner: String, sync: Bool) async throws -> OrderForwarder.Settings {
+        let config = try await BridgeConfig.load(
+            filePath: nil,
+            environment: [
+                "SHOPS": ForwarderHarness.shopId, "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain,
+                "SHOP_ACME_WEBHOOK_SECRETS": "unused", "SHOP_ACME_ADMIN_TOKEN": "unused",
+                "SOURCE_OF_TRUTH_CUSTOMERS": owner, "ORDER_FORWARDER_SYNC_CUSTOMERS": sync ? "true" : "false",
+            ],
+            defaultHTTPPort: 0)
+        return OrderForwarder.Settings(config: config)
     }
 
     @Test("customers are written to the ERP only when configured (and the policy lets Shopify own them)")
@@ -148,13 +208,17 @@ struct ForwarderTests {
         let h = try await ForwarderHarness.make("cust")
         var o = order(66)
         o.customerId = 7_000_000_000_001
-        let off = try await h.startForwarder(writeCustomers: false)
+        // Through configuration: the policy owner and the sync switch, as a user sets them.
+        #expect(try await settings(customers: "erp", sync: false).writeCustomers == false)
+        #expect(try await settings(customers: "shopify", sync: false).writeCustomers == false)
+        let off = try await h.startForwarder(writeCustomers: try await settings(customers: "shopify", sync: false).writeCustomers)
         try await h.publish(o.json(), topic: "orders/create")
-        #expect(await eventually { await h.store.order(ref: h.ref(66)) != nil })
+        #expect(await eventually { off.forwarder.settledTotal == 1 })
+        #expect(await h.store.order(ref: h.ref(66)) != nil)
         #expect(await h.store.customerCount == 0)
         await off.stop()
 
-        let on = try await h.startForwarder(writeCustomers: true)
+        let on = try await h.startForwarder(writeCustomers: try await settings(customers: "shopify", sync: true).writeCustomers)
         o.updatedAt = o.updatedAt.addingTimeInterval(10)
         try await h.publish(o.json(), topic: "orders/updated")
         #expect(await eventually { await h.store.customerCount == 1 })
@@ -188,7 +252,7 @@ struct ForwarderTests {
     func errorClassification() async throws {
         let h = try await ForwarderHarness.make("classify")
         let refused = RESTERPClient(configuration: .init(baseURL: "http://127.0.0.1:\(TestProcesses.freePort())", apiKey: "k", timeout: .seconds(2)))
-        let so = try OrderMapper(settings: .init()).map(ShopifyOrder.decode(Array(order(1).json())), shop: "acme").salesOrder
+        let so = try OrderMapper(settings: .init()).map(ShopifyOrder.decode(Array(order(1).json())), shop: "acme", triggeredAtMs: 0).salesOrder
         await #expect { _ = try await refused.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unreachable && ($0 as? ERPError)?.isRetryable == true }
         await refused.shutdown()
 
@@ -217,7 +281,7 @@ struct ForwarderTests {
         await #expect { _ = try await wrongKey.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unauthorized }
         // The timed-out call above may still commit on the ERP side (a timeout says nothing about the outcome: hence
         // upserts by external reference). The happy path uses another order and reads back what was written, exactly.
-        let so2 = try OrderMapper(settings: .init()).map(ShopifyOrder.decode(Array(order(2).json())), shop: "acme").salesOrder
+        let so2 = try OrderMapper(settings: .init()).map(ShopifyOrder.decode(Array(order(2).json())), shop: "acme", triggeredAtMs: 0).salesOrder
         let created = try await client.upsertSalesOrder(so2)
         #expect(created.outcome == .created)
         #expect(try await client.upsertSalesOrder(so2).outcome == .staleIgnored)

@@ -3,6 +3,7 @@ import BridgeTestSupport
 import Foundation
 import Hummingbird
 import Ingest
+import Ledger
 import Logging
 import Messaging
 import OrderForwarding
@@ -33,9 +34,11 @@ struct SaleEndToEndTests {
         return ("http://127.0.0.1:\(port)/webhooks/shopify", task)
     }
 
-    @Test("after a sale with duplicates and reordering, every ERP order equals Shopify's latest state, once")
-    func sale() async throws {
-        let h = try await ForwarderHarness.make("sale")
+    @Test(
+        "after a sale with duplicates, reordering and several changes per second, every ERP order equals Shopify's latest state, once",
+        arguments: ERPStore.Profile.allCases)
+    func sale(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("sale", profile: profile)
         // Custom lines without SKU (gift wrap) are booked on a catch-all ERP item.
         let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
         let (ingestURL, ingestTask) = try await Self.startIngest(h)
@@ -48,12 +51,17 @@ struct SaleEndToEndTests {
         await deliverer.setFaults(faults)
 
         let result = await TrafficGenerator(store: store, deliverer: deliverer).run(
-            SaleProfile(orders: 300, ordersPerSecond: 0, updateShare: 0.3, cancelShare: 0.05, refundShare: 0.1, seed: 21, concurrency: 32))
+            SaleProfile(
+                orders: 300, ordersPerSecond: 0, updateShare: 0.3, cancelShare: 0.05, refundShare: 0.1, sameSecondShare: 0.3, seed: 21,
+                concurrency: 32))
         #expect(result.placed == 300)
         let delivered = await deliverer.log
         #expect(delivered.allSatisfy { $0.outcome == .delivered }, "ingest answered 2xx to every webhook")
 
         let orders = await store.orders
+        let triggered = await store.lastTriggeredMs
+        // The realism this test depends on: many orders changed more than once within one updated_at second.
+        #expect(result.updated >= 60, "same-second edits happen (\(result.updated) updates)")
         #expect(await eventually(timeout: .seconds(120)) { await h.store.orderCount == orders.count })
         // Wait for the last versions and refunds to land, then compare every order.
         func mismatches() async throws -> [String] {
@@ -64,9 +72,13 @@ struct SaleEndToEndTests {
                     continue
                 }
                 let shopify = try ShopifyOrder.decode(Array(o.json()))
-                let version = Timestamp.string(milliseconds: Timestamp.milliseconds(shopify.updatedAt) ?? 0)
-                if erp.version != version { bad.append("\(id): version \(erp.version) != \(version)") }
+                let version = OrderVersion(updatedAtMs: Timestamp.milliseconds(shopify.updatedAt) ?? 0, triggeredAtMs: triggered[id] ?? 0)
+                if erp.version != version.erpVersion { bad.append("\(id): version \(erp.version) != \(version.erpVersion)") }
                 if erp.status != (o.cancelled ? "cancelled" : "open") { bad.append("\(id): status \(erp.status)") }
+                let written = (try? JSONSerialization.jsonObject(with: erp.document)) as? [String: Any]
+                if written?["financial_status"] as? String != o.financialStatus {
+                    bad.append("\(id): financial_status \(written?["financial_status"] ?? "none") != \(o.financialStatus)")
+                }
                 if erp.total != o.total { bad.append("\(id): total \(erp.total) != \(o.total)") }
                 let refunded = o.refunds.reduce(Decimal(0)) { $0 + $1.amount }
                 if erp.refundedTotal != refunded { bad.append("\(id): refunded \(erp.refundedTotal) != \(refunded)") }
@@ -80,6 +92,9 @@ struct SaleEndToEndTests {
         }
         #expect(settled, "first mismatches: \(bad.prefix(5))")
         #expect(await h.store.duplicatedRefs().isEmpty)
+        #expect(await h.refundProblems().isEmpty)
+        let problems = await h.callLogProblems(Array(orders.keys), strict: true)
+        #expect(problems.isEmpty, "first: \(problems.prefix(5))")
         #expect(try await h.publisher.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.orders.name)).messages == 0)
         print("sale: \(result.placed) orders, \(result.updated) updates, \(result.cancelled) cancellations, \(result.refunded) refunds, \(delivered.count) deliveries (\(delivered.filter(\.duplicated).count) duplicated)")
 

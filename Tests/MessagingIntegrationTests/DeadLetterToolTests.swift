@@ -65,6 +65,20 @@ struct DeadLetterToolTests {
         #expect(try await eventually { try await c.queueCounts(queue).messages == 2 })
         #expect(try await c.queueCounts(dlq).messages == 0)
         #expect(try await DeadLetters.purge(c, workQueue: queue) == 0)
+        // Purge on a DLQ that holds letters: all of them go, and only from the DLQ.
+        // (The replayed two are back in the work queue; rejecting them dead-letters them through the queue's DLX.)
+        for _ in 0..<2 {
+            let rejected = try await c.withChannel { ch -> Bool in
+                guard let d = try ch.get(queue, autoAck: false) else { return false }
+                try ch.rejectGot(d.deliveryTag, requeue: false)
+                return true
+            }
+            #expect(rejected)
+        }
+        #expect(try await eventually { try await c.queueCounts(dlq).messages == 2 })
+        #expect(try await DeadLetters.purge(c, workQueue: queue) == 2)
+        #expect(try await c.queueCounts(dlq).messages == 0)
+        #expect(try await c.queueCounts(queue).messages == 0)
         #expect(throws: ConfigError.self) { try DeadLetters.workQueue(named: "nope") }
         #expect(try DeadLetters.workQueue(named: "orders") == queue)
         await c.close()

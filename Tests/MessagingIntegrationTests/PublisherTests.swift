@@ -20,6 +20,20 @@ struct PublisherTests {
         #expect(results.count == 100_000)
         let counts = try await c.queueCounts("q.bulk")
         #expect(counts.messages == 100_000)
+        // Exactly once by id, not only by count: consume everything and compare the ids with what was confirmed.
+        let consumer = try await c.consume(queue: "q.bulk", prefetch: 1000)
+        var seen: [String: Int] = [:]
+        var received = 0
+        for try await d in consumer.deliveries {
+            seen[d.properties.messageId ?? "none", default: 0] += 1
+            received += 1
+            try await d.ack()
+            if received == 100_000 { break }
+        }
+        consumer.cancel()
+        #expect(seen.count == 100_000, "distinct ids")
+        #expect(seen.values.allSatisfy { $0 == 1 }, "an id arrived twice")
+        #expect(Set(seen.keys) == Set(results.keys), "every confirmed id, and only those")
     }
 
     @Test("an unroutable mandatory publish fails to its caller with 312 NO_ROUTE")
@@ -53,22 +67,27 @@ struct PublisherTests {
         let c = try await broker.connect(vhost: vhost)
         defer { Task { await c.close() } }
         try await declareTestQueue(c, "q.good")
-        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group -> [Int: Bool] in
+        // "confirmed", "no_route" (312 NO_ROUTE, the expected failure) or the unexpected error.
+        let outcomes = await withTaskGroup(of: (Int, String).self) { group -> [Int: String] in
             for i in 0..<400 {
                 group.addTask {
                     let key = i % 4 == 0 ? "q.missing" : "q.good"
                     do {
                         try await c.publish(exchange: "", routingKey: key, body: [UInt8(i % 256)],
                                             properties: MessageProperties(messageId: "i-\(i)"))
-                        return (i, true)
-                    } catch { return (i, false) }
+                        return (i, "confirmed")
+                    } catch let e as AMQPError where e.code == .unroutable && e.replyCode == 312 {
+                        return (i, "no_route")
+                    } catch {
+                        return (i, "\(error)")
+                    }
                 }
             }
-            var out: [Int: Bool] = [:]
-            for await (i, ok) in group { out[i] = ok }
+            var out: [Int: String] = [:]
+            for await (i, outcome) in group { out[i] = outcome }
             return out
         }
-        for (i, ok) in outcomes { #expect(ok == (i % 4 != 0), "message \(i)") }
+        for (i, outcome) in outcomes { #expect(outcome == (i % 4 == 0 ? "no_route" : "confirmed"), "message \(i)") }
         #expect(try await c.queueCounts("q.good").messages == 300)
     }
 

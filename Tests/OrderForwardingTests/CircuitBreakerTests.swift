@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import Synchronization
 import OrderForwarding
 import Testing
 
@@ -19,11 +20,17 @@ struct CircuitBreakerTests {
         #expect(ContinuousClock.now - start >= .milliseconds(250))
         #expect(await b.state == .halfOpen)
 
-        // A second caller waits while the probe is in flight.
-        let second = Task { try await b.acquire() }
-        try await Task.sleep(for: .milliseconds(100))
+        // A second caller waits while the probe is in flight, and goes once the probe succeeded.
+        let passed = Atomic<Bool>(false)
+        let second = Task {
+            try await b.acquire()
+            passed.store(true, ordering: .relaxed)
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(passed.load(ordering: .relaxed) == false, "the second caller must wait for the probe's outcome")
         await b.recordSuccess()
         try await second.value
+        #expect(passed.load(ordering: .relaxed))
         #expect(await b.state == .closed)
     }
 

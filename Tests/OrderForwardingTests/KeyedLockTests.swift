@@ -31,4 +31,21 @@ struct KeyedLockTests {
         await #expect(throws: CancellationError.self) { try await lock.withLock("a") { throw CancellationError() } }
         try await lock.withLock("a") {}
     }
+
+    @Test("waiters get the lock in the order they asked for it")
+    func fifo() async throws {
+        let lock = KeyedLock()
+        let order = Shared<[Int]>([])
+        await lock.lock("k")
+        var tasks: [Task<Void, any Error>] = []
+        for i in 1...6 {
+            tasks.append(Task { try await lock.withLock("k") { order.withLock { $0.append(i) } } })
+            // The next waiter queues only after this one did.
+            #expect(await eventually { await lock.waiting("k") == i })
+        }
+        #expect(order.value.isEmpty, "nobody ran while the lock was held")
+        await lock.unlock("k")
+        for t in tasks { try await t.value }
+        #expect(order.value == [1, 2, 3, 4, 5, 6])
+    }
 }

@@ -1,4 +1,5 @@
 import BridgeCore
+import BridgeTestSupport
 import Foundation
 import Ledger
 import Logging
@@ -12,13 +13,8 @@ enum LedgerKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     static var postgresURL: String? { ProcessInfo.processInfo.environment["BRIDGE_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
 
-    static var available: [LedgerKind] {
-        if postgresURL == nil {
-            print("LedgerTests: BRIDGE_TEST_POSTGRES_URL is not set; PostgreSQL ledger tests skipped (./dev test sets it)")
-            return [.sqlite]
-        }
-        return allCases
-    }
+    /// Both, always: without `BRIDGE_TEST_POSTGRES_URL` the PostgreSQL case is skipped loudly (failed in CI).
+    static var available: [LedgerKind] { allCases }
 
     /// Runs `body` with a fresh ledger (a new file, or a new PostgreSQL schema-free database table set).
     func with(_ body: @Sendable (any OrderLedger) async throws -> Void) async throws {
@@ -30,6 +26,9 @@ enum LedgerKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
             try await ledger.migrate()
             try await body(ledger)
         case .postgres:
+            try TestDependency.require(
+                Self.postgresURL != nil, "PostgreSQL (BRIDGE_TEST_POSTGRES_URL)",
+                install: "apt-get install postgresql, then run ./dev test (it starts a private one and sets the URL)")
             guard case .postgres(let host, let port, let user, let password, let db)? = LedgerLocation(Self.postgresURL ?? "") else {
                 Issue.record("BRIDGE_TEST_POSTGRES_URL is not a postgres:// URL")
                 return
