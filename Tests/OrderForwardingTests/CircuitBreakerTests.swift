@@ -1,6 +1,6 @@
 import Foundation
 import Metrics
-import Synchronization
+import BridgeTestSupport
 import OrderForwarding
 import Testing
 
@@ -21,16 +21,16 @@ struct CircuitBreakerTests {
         #expect(await b.state == .halfOpen)
 
         // A second caller waits while the probe is in flight, and goes once the probe succeeded.
-        let passed = Atomic<Bool>(false)
+        let passed = Shared<Bool>(false)
         let second = Task {
             try await b.acquire()
-            passed.store(true, ordering: .relaxed)
+            passed.withLock { $0 = true }
         }
         try await Task.sleep(for: .milliseconds(200))
-        #expect(passed.load(ordering: .relaxed) == false, "the second caller must wait for the probe's outcome")
+        #expect(passed.value == false, "the second caller must wait for the probe's outcome")
         await b.recordSuccess()
         try await second.value
-        #expect(passed.load(ordering: .relaxed))
+        #expect(passed.value)
         #expect(await b.state == .closed)
     }
 
