@@ -118,7 +118,16 @@ public final class PostgresOrderLedger: OrderLedger {
         // One transaction: check that `owner` still holds the lease (locking its row, so nobody takes it over
         // meanwhile), record the version if newer, release the lease. A worker whose lease was taken over records
         // nothing (fencing).
-        return try await client.withTransaction(logger: logger) { connection in
+        do {
+            return try await recordAndRelease(shop: shop, orderId: orderId, owner: owner, r)
+        } catch let e as PostgresTransactionError {
+            // postgres-nio wraps what the transaction's body threw (leaseLost): hand that on as it is.
+            throw e.closureError ?? e
+        }
+    }
+
+    private func recordAndRelease(shop: String, orderId: Int64, owner: String, _ r: AppliedVersion) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
             let held = try await connection.query(
                 "SELECT 1 FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner) FOR UPDATE",
                 logger: logger)

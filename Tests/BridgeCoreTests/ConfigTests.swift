@@ -236,4 +236,12 @@ struct SourceOfTruthTests {
         await expectConfigError("order_forwarder.missing_sku", yaml: "order_forwarder: {missing_sku: ignore}")
         await expectConfigError("order_forwarder.prefetch", yaml: "order_forwarder: {prefetch: 0}")
     }
+
+    @Test("erp.profile: upsert by default, plain when the ERP only creates, finds and overwrites; anything else refused")
+    func erpProfile() async throws {
+        #expect(try await loadConfig(yaml: "log: {level: info}").erp.profile == .upsert)
+        #expect(try await loadConfig(yaml: "erp: {profile: plain}").erp.profile == .plain)
+        let bad = await expectConfigError("erp.profile", yaml: "erp: {profile: magic}")
+        #expect(bad?.fix.contains("plain") == true)
+    }
 }

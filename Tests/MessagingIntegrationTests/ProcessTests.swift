@@ -45,7 +45,7 @@ struct ProcessTests {
         // Every connection of the process reports itself connected (each line `bridge_amqp_connected{...} 1`).
         let connected = metrics.split(separator: "\n").filter { $0.hasPrefix("bridge_amqp_connected{") }
         #expect(!connected.isEmpty)
-        #expect(connected.allSatisfy { $0.hasSuffix("} 1") }, "\(connected)")
+        #expect(connected.allSatisfy { $0.split(separator: " ").last.flatMap { Double($0) } == 1 }, "\(connected)")
         // The process declared the whole topology.
         let c = try await broker.connect(vhost: vhost)
         #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 0)

@@ -147,6 +147,61 @@ struct LedgerTests {
         }
     }
 
+    @Test("a worker whose lease expired and was taken over cannot record (fencing), nor announce a create", arguments: LedgerKind.available)
+    func fencing(kind: LedgerKind) async throws {
+        try await kind.with { (ledger: any OrderLedger) async throws in
+            let shop = Self.shop()
+            #expect(try await ledger.acquire(shop: shop, orderId: 8, owner: "slow", ttl: .milliseconds(200)) == .acquired(nil))
+            #expect(try await ledger.markIntent(.salesOrder, shop: shop, orderId: 8, owner: "slow"))
+            // The slow worker's ERP call outlives its lease; another worker takes the order over.
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await ledger.acquire(shop: shop, orderId: 8, owner: "fast", ttl: .seconds(30)) != .busy
+            })
+            await #expect(throws: LedgerError.leaseLost(shop: shop, orderId: 8)) {
+                try await ledger.release(shop: shop, orderId: 8, owner: "slow", recording: .init(version: .init(updatedAtMs: 9, triggeredAtMs: 9), erpDocument: "SO-SLOW"))
+            }
+            #expect(try await ledger.markIntent(.creditNote(refundId: 1), shop: shop, orderId: 8, owner: "slow") == false)
+            #expect(try await ledger.entry(shop: shop, orderId: 8) == nil, "the fenced worker recorded nothing")
+            // The new holder records; the intent the first worker left is visible to it (look up before creating).
+            #expect(try await ledger.hasIntent(.salesOrder, shop: shop, orderId: 8))
+            #expect(try await ledger.hasIntent(.creditNote(refundId: 1), shop: shop, orderId: 8) == false)
+            #expect(try await ledger.release(shop: shop, orderId: 8, owner: "fast", recording: .init(version: .init(updatedAtMs: 9, triggeredAtMs: 9), erpDocument: "SO-FAST")))
+            #expect(try await ledger.entry(shop: shop, orderId: 8)?.erpDocument == "SO-FAST")
+        }
+    }
+
+    @Test("a worker taking a lease just freed by another's commit reads that commit's version (two workers racing)", arguments: LedgerKind.available)
+    func leaseAfterCommitSeesVersion(kind: LedgerKind) async throws {
+        try await kind.with { (ledger: any OrderLedger) async throws in
+            let shop = Self.shop()
+            // Two workers alternate on one order; each applies "the next version" after what it read under the lease.
+            // If a lease taken right after the other's commit read the version from before it, a version would be
+            // applied twice (or go backwards): every recorded version must be exactly one more than the last.
+            let rounds = 150
+            let applied = Shared<[Int64]>([])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in ["w1", "w2"] {
+                    group.addTask {
+                        while applied.value.count < rounds {
+                            guard case .acquired(let entry) = try await ledger.acquire(shop: shop, orderId: 77, owner: worker, ttl: .seconds(30)) else {
+                                await Task.yield()
+                                continue
+                            }
+                            let next = (entry?.version.updatedAtMs ?? 0) + 1
+                            applied.withLock { $0.append(next) }
+                            _ = try await ledger.release(
+                                shop: shop, orderId: 77, owner: worker,
+                                recording: .init(version: .init(updatedAtMs: next, triggeredAtMs: 0), erpDocument: "SO-77"))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let versions = applied.value
+            #expect(versions == Array(1...Int64(versions.count)), "a version was read stale: \(versions.prefix(20))")
+        }
+    }
+
     @Test("a refund is recorded once; the first credit note stays", arguments: LedgerKind.available)
     func refunds(kind: LedgerKind) async throws {
         try await kind.with { ledger in

@@ -197,7 +197,7 @@ struct ShopifySimulatorTests {
 
         await deliverer.setFaults(.init())
         await deliverer.deliver(await store.placeOrder().filter { $0.topic == "orders/create" })
-        #expect(receiver.requests.value.count == 13)
+        #expect(receiver.requests.value.count == 23)
         receiver.stop()
         await deliverer.shutdown()
     }
