@@ -22,18 +22,27 @@ final class ConnectionLoop {
     private var closingConsumerChannels: [amqp_channel_t] = []
 
     private struct Pending {
-        let continuation: CheckedContinuation<Void, Error>
+        /// Nil once the caller was answered early (its deadline passed): the entry stays until the broker's ack, so a
+        /// late `basic.return` of this publish is matched to it and not to a later publish with the same key.
+        var continuation: CheckedContinuation<Void, Error>?
         let deadline: ContinuousClock.Instant
         let returnKey: String
         let started: ContinuousClock.Instant
+        /// Set by the `basic.return` that belongs to this publish (it precedes the publish's ack).
+        var returned: String?
     }
 
-    /// In-flight publishes by delivery tag (tags are consecutive from 1 on each connection).
+    /// In-flight publishes by delivery tag (tags are consecutive from 1 on each connection), including those whose
+    /// caller already timed out and that the broker has not acked yet.
     private var pending: [UInt64: Pending] = [:]
     private var lowestPending: UInt64 = 1
     private var nextTag: UInt64 = 1
-    /// `basic.return`s not yet matched with their ack (the broker sends the return before the ack).
-    private var returned: [String: (count: Int, reason: String)] = [:]
+
+    /// `basic.return`s waiting for the ack that follows them.
+    private var unmatchedReturns: [(key: String, reason: String)] = []
+
+    /// Publishes whose callers still wait.
+    private var waitingPublishes: Int { pending.values.reduce(0) { $0 + ($1.continuation == nil ? 0 : 1) } }
 
     private struct ActiveConsumer {
         let registration: ConsumerRegistration
@@ -81,7 +90,7 @@ final class ConnectionLoop {
 
     func run() {
         while true {
-            if let deadline = shuttingDown, pending.isEmpty || ContinuousClock.now >= deadline {
+            if let deadline = shuttingDown, waitingPublishes == 0 || ContinuousClock.now >= deadline {
                 break
             }
             if state == nil {
@@ -127,7 +136,7 @@ final class ConnectionLoop {
             generation &+= 1
             nextTag = 1
             lowestPending = 1
-            returned = [:]
+            unmatchedReturns = []
             blocked = false
             nextConsumerChannel = 10
             freeConsumerChannels = []
@@ -517,7 +526,11 @@ final class ConnectionLoop {
             amqp_destroy_message(&message)
             let key = Self.returnKey(props.messageId, exchange, routingKey)
             let reason = "\(code) \(text): exchange '\(exchange)' routing key '\(routingKey)'"
-            returned[key] = ((returned[key]?.count ?? 0) + 1, reason)
+            // The broker sends a publish's return and then, before it handles the next publish, the confirm that covers
+            // it: the next ack's delivery tag is the returned publish (whether that ack is multiple or not). Matched
+            // there, by tag, not by key: a return left by a publish whose caller timed out must not fail a later
+            // publish with the same key.
+            unmatchedReturns.append((key: key, reason: reason))
         case BRIDGE_BASIC_DELIVER_METHOD:
             guard let deliver = decoded?.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee else { return }
             var message = amqp_message_t()
@@ -582,18 +595,25 @@ final class ConnectionLoop {
     }
 
     private func confirm(upTo tag: UInt64, multiple: Bool, nack: Bool) {
+        if !unmatchedReturns.isEmpty {
+            let r = unmatchedReturns.removeFirst()
+            if pending[tag]?.returnKey == r.key {
+                pending[tag]?.returned = r.reason
+            } else {
+                logger.warning("basic.return not followed by the ack of its publish", metadata: ["delivery_tag": "\(tag)"])
+            }
+        }
         let range: ClosedRange<UInt64> = multiple ? min(lowestPending, tag)...tag : tag...tag
         let now = ContinuousClock.now
         for t in range {
-            guard let p = pending.removeValue(forKey: t) else { continue }
+            guard let p = pending.removeValue(forKey: t), let continuation = p.continuation else { continue }
             if nack {
-                failPublish(p.continuation, AMQPError(.nacked, "broker refused the message (basic.nack), e.g. queue full"))
-            } else if let r = returned[p.returnKey] {
-                returned[p.returnKey] = r.count > 1 ? (r.count - 1, r.reason) : nil
-                failPublish(p.continuation, AMQPError(.unroutable, "message was unroutable: \(r.reason)", replyCode: 312))
+                failPublish(continuation, AMQPError(.nacked, "broker refused the message (basic.nack), e.g. queue full"))
+            } else if let reason = p.returned {
+                failPublish(continuation, AMQPError(.unroutable, "message was unroutable: \(reason)", replyCode: 312))
             } else {
                 confirmTimer.recordNanoseconds((now - p.started).wholeNanoseconds)
-                p.continuation.resume()
+                continuation.resume()
             }
         }
         if multiple || tag == lowestPending {
@@ -605,8 +625,9 @@ final class ConnectionLoop {
         guard !pending.isEmpty else { return }
         let now = ContinuousClock.now
         for (tag, p) in pending where p.deadline <= now {
-            pending[tag] = nil
-            failPublish(p.continuation, AMQPError(.confirmTimeout, "no publish confirm before the deadline; outcome unknown"))
+            guard let continuation = p.continuation else { continue }
+            pending[tag]?.continuation = nil
+            failPublish(continuation, AMQPError(.confirmTimeout, "no publish confirm before the deadline; outcome unknown"))
         }
     }
 
@@ -634,15 +655,16 @@ final class ConnectionLoop {
             nextConnectAttempt = ContinuousClock.now + Duration.milliseconds(Int64.random(in: 0...100))
         }
         for (_, p) in pending {
+            guard let continuation = p.continuation else { continue }
             // A channel closed by the broker (403, 404 exchange) is the publish's own fault: report it as such.
             let error =
                 reason.code == .channelClosed
                 ? AMQPError(.channelClosed, "publish refused: \(reason.message)", replyCode: reason.replyCode)
                 : AMQPError(.connectionLost, "connection lost before the broker confirmed this publish: \(reason.message)")
-            failPublish(p.continuation, error)
+            failPublish(continuation, error)
         }
         pending = [:]
-        returned = [:]
+        unmatchedReturns = []
         for id in consumers.keys { consumers[id]!.channel = 0 }
         consumerByChannel = [:]
         blocked = false
@@ -651,7 +673,9 @@ final class ConnectionLoop {
     private func finish() {
         let closedError = AMQPError(.closed, "connection closed")
         if let s = state {
-            for (_, p) in pending { failPublish(p.continuation, AMQPError(.connectionLost, "connection closed before confirm")) }
+            for (_, p) in pending {
+                if let continuation = p.continuation { failPublish(continuation, AMQPError(.connectionLost, "connection closed before confirm")) }
+            }
             pending = [:]
             amqp_connection_close(s, AMQP_REPLY_SUCCESS)
             amqp_destroy_connection(s)

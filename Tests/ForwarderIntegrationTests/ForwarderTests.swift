@@ -228,6 +228,42 @@ struct ForwarderTests {
         // The configuration refuses the contradiction outright: ConfigTests (source_of_truth.customers).
     }
 
+    @Test("an ack that fails after the order was applied (the connection dropped) is not retried: the broker redelivers and the ledger skips")
+    func failedAckAfterSuccess() async throws {
+        let h = try await ForwarderHarness.make("ackfail")
+        var slow = ERPStore.Faults()
+        slow.latencyMs = 1500
+        await h.store.setFaults(slow)
+        let f = try await h.startForwarder()
+        // The forwarder's consuming connection, as the management API lists it (its list lags a few seconds).
+        var consuming: [String] = []
+        #expect(try await eventually(timeout: .seconds(30)) {
+            let connections = try await h.broker.management("GET", "/api/vhosts/\(h.vhost)/connections", body: nil) as? [[String: Any]] ?? []
+            consuming = connections.filter {
+                (($0["client_properties"] as? [String: Any])?["connection_name"] as? String)?.hasPrefix("fwd-consume") == true
+            }.compactMap { $0["name"] as? String }
+            return consuming.count == 1
+        })
+        let o = order(5150)
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-ack", triggeredAt: Date())
+        // While the ERP call runs, the broker closes the forwarder's consuming connection (as a network blip would):
+        // the delivery is requeued, and the ack the forwarder sends after the ERP commit cannot settle it.
+        try await Task.sleep(for: .milliseconds(600))
+        for name in consuming {
+            let escaped = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? name
+            try await h.broker.management("DELETE", "/api/connections/\(escaped)", body: nil)
+        }
+        // The end state: applied once, then the redelivery skipped as stale after the reconnect.
+        #expect(await eventually(timeout: .seconds(60)) { f.forwarder.settledCounts["stale_skipped"] == 1 })
+        let counts = f.forwarder.settledCounts
+        #expect(counts["created"] == 1, "\(counts)")
+        #expect(counts["retried"] == nil, "a failed ack sent a copy to the retry queue on top of the redelivery: \(counts)")
+        #expect(await h.store.writes(ref: h.ref(5150)).count == 1)
+        #expect(try await h.publisher.queueCounts(BridgeTopology.retryQueue(of: Self.orders, delay: .seconds(1))).messages == 0)
+        await f.stop()
+        await h.close()
+    }
+
     @Test("429 with Retry-After pauses every worker for that long; then the orders go through, none dead-lettered")
     func rateLimited() async throws {
         let h = try await ForwarderHarness.make("429")

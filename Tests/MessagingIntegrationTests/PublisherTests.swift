@@ -91,6 +91,43 @@ struct PublisherTests {
         #expect(try await c.queueCounts("q.good").messages == 300)
     }
 
+    @Test("returns are matched to their own publish: same key, one routed and one returned, each reported right")
+    func returnsMatchedByTag() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("retkey")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        // A headers exchange routes on a header, so two publishes with the same message id, exchange and routing key
+        // (the same "key") can be one routed, one returned. Interleaved in one pipeline, acks arrive multiple.
+        try await c.withChannel { try $0.declareExchange("ex.h", type: "headers") }
+        try await declareTestQueue(c, "q.h")
+        try await c.withChannel { try $0.bindQueue("q.h", exchange: "ex.h", routingKey: "", arguments: ["x-match": "all", "route": "yes"]) }
+        let outcomes = await withTaskGroup(of: (Int, String).self) { group -> [Int: String] in
+            for i in 0..<400 {
+                group.addTask {
+                    let routed = i % 2 == 0
+                    do {
+                        try await c.publish(
+                            exchange: "ex.h", routingKey: "", body: [UInt8(i % 256)],
+                            properties: MessageProperties(messageId: "same", headers: ["route": .string(routed ? "yes" : "no")]))
+                        return (i, "confirmed")
+                    } catch let e as AMQPError where e.code == .unroutable && e.replyCode == 312 {
+                        return (i, "no_route")
+                    } catch {
+                        return (i, "\(error)")
+                    }
+                }
+            }
+            var out: [Int: String] = [:]
+            for await (i, outcome) in group { out[i] = outcome }
+            return out
+        }
+        let wrong = outcomes.filter { $0.value != ($0.key % 2 == 0 ? "confirmed" : "no_route") }
+        #expect(wrong.isEmpty, "\(wrong.count) publishes reported wrongly, e.g. \(wrong.prefix(3))")
+        #expect(try await c.queueCounts("q.h").messages == 200)
+    }
+
     @Test("publish properties and headers arrive intact")
     func propertiesRoundTrip() async throws {
         let broker = try TestBroker.shared()

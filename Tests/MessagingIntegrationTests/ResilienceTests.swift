@@ -112,6 +112,30 @@ struct ResilienceTests {
         }
     }
 
+    @Test("a return left by a publish whose caller timed out does not fail a later publish with the same key")
+    func staleReturnAfterTimeout() async throws {
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("stale-return")
+            let c = try await broker.connect(vhost: vhost, name: "pub")
+            defer { Task { await c.close() } }
+            // Frozen broker: the publish to a queue that does not exist yet times out before its return and ack.
+            try broker.freeze()
+            await #expect {
+                try await c.publish(
+                    exchange: "", routingKey: "q.late", body: [1], properties: MessageProperties(messageId: "same"),
+                    timeout: .milliseconds(500))
+            } throws: { ($0 as? AMQPError)?.code == .confirmTimeout }
+            try broker.thaw()
+            // Thawed, the broker returns that publish (no queue) and acks it. Then the queue appears, and a confirmed
+            // marker proves the earlier return and ack have been read.
+            try await declareTestQueue(c, "q.late")
+            try await c.publish(exchange: "", routingKey: "q.late", body: [0], properties: MessageProperties(messageId: "marker"))
+            // The same message id, exchange and routing key again: routable now, so confirmed (not "unroutable").
+            try await c.publish(exchange: "", routingKey: "q.late", body: [2], properties: MessageProperties(messageId: "same"))
+            #expect(try await c.queueCounts("q.late").messages == 2)
+        }
+    }
+
     @Test("a memory alarm blocks the publisher: publishes fail fast as blocked, and resume when it clears")
     func blockedConnection() async throws {
         try await TestBroker.withPrivate { broker in

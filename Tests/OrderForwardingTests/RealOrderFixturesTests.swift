@@ -1,0 +1,186 @@
+import BridgeCore
+import ERP
+import Foundation
+import OrderForwarding
+import Sandbox
+import Shopify
+import Testing
+
+/// Real Shopify order payloads (Tests/Fixtures/shopify-real-orders.json, each with its public source) against ERP
+/// documents written by hand from Shopify's field meanings (`price` per unit, `discount_allocations` per line,
+/// `tax_lines` added on top when `taxes_included` is false, `total_price` the amount charged), not from the mapper.
+@Suite("Real Shopify payloads map to hand-written ERP documents; generated orders total by an independent oracle")
+struct RealOrderFixturesTests {
+    static var fixtures: [String: Any] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/shopify-real-orders.json")
+        let object = (try? JSONSerialization.jsonObject(with: Data(contentsOf: url))) as? [String: Any]
+        return object?["orders"] as? [String: Any] ?? [:]
+    }
+
+    /// What the ERP must receive, written by hand.
+    struct Expected: Sendable, CustomTestStringConvertible {
+        struct Line: Sendable {
+            var sku: String
+            var quantity: Int
+            var unitPrice: String
+            var discount: String
+            var tax: String
+            var net: String
+        }
+        var name: String
+        var currency: String
+        var status: String
+        var financialStatus: String
+        var lines: [Line]
+        var shipping: [(price: String, discount: String, tax: String)]
+        var subtotal: String
+        var totalDiscounts: String
+        var totalShipping: String
+        var totalTax: String
+        var totalTip: String
+        var total: String
+        var discountCodes: [String] = []
+        var testDescription: String { name }
+    }
+
+    /// The Hong Kong store's lines carry no SKU (as on many real stores): mapped by variant id.
+    static let mapping = OrderMappingSettings(variantMap: [
+        50_398_373_085_484: "HK-SERUM", 50_451_770_802_476: "HK-CREAM", 50_460_159_541_548: "HK-TONER",
+    ])
+
+    static let cases: [Expected] = [
+        // Two iPods at 199.00, the second with a 5.00 manual discount; 10.00 shipping; no tax; cancelled (voided).
+        Expected(
+            name: "shopify-docs-orders-create", currency: "USD", status: "cancelled", financialStatus: "voided",
+            lines: [
+                .init(sku: "IPOD2008PINK", quantity: 1, unitPrice: "199.00", discount: "0", tax: "0", net: "199.00"),
+                .init(sku: "IPOD2008PINK", quantity: 1, unitPrice: "199.00", discount: "5.00", tax: "0", net: "194.00"),
+            ],
+            shipping: [("10.00", "0", "0")], subtotal: "393.00", totalDiscounts: "5.00", totalShipping: "10.00",
+            totalTax: "0", totalTip: "0", total: "403.00"),
+        // A fixed 5.00 off the first line; 10.00 shipping; HKD without tax.
+        Expected(
+            name: "hkd-line-fixed-discount", currency: "HKD", status: "open", financialStatus: "paid",
+            lines: [
+                .init(sku: "HK-SERUM", quantity: 1, unitPrice: "99.00", discount: "5.00", tax: "0", net: "94.00"),
+                .init(sku: "HK-CREAM", quantity: 1, unitPrice: "100.00", discount: "0", tax: "0", net: "100.00"),
+                .init(sku: "HK-TONER", quantity: 1, unitPrice: "100.00", discount: "0", tax: "0", net: "100.00"),
+            ],
+            shipping: [("10.00", "0", "0")], subtotal: "294.00", totalDiscounts: "5.00", totalShipping: "10.00",
+            totalTax: "0", totalTip: "0", total: "304.00"),
+        // A percentage code (14.10 and 15.00) plus a fixed 5.00 on the first line: two allocations on one line.
+        Expected(
+            name: "hkd-percentage-and-fixed", currency: "HKD", status: "open", financialStatus: "paid",
+            lines: [
+                .init(sku: "HK-SERUM", quantity: 1, unitPrice: "99.00", discount: "19.10", tax: "0", net: "79.90"),
+                .init(sku: "HK-CREAM", quantity: 1, unitPrice: "100.00", discount: "15.00", tax: "0", net: "85.00"),
+            ],
+            shipping: [("22.00", "0", "0")], subtotal: "164.90", totalDiscounts: "34.10", totalShipping: "22.00",
+            totalTax: "0", totalTip: "0", total: "186.90", discountCodes: ["0124D"]),
+        // 2 x 123.00 and 3 x 500.00 with 23% VAT added on top (56.58 and 345.00); no shipping line.
+        Expected(
+            name: "pln-taxes-excluded-a", currency: "PLN", status: "open", financialStatus: "paid",
+            lines: [
+                .init(sku: "gtp3-ref-2", quantity: 2, unitPrice: "123.00", discount: "0", tax: "56.58", net: "246.00"),
+                .init(sku: "guit1-sku-bl", quantity: 3, unitPrice: "500.00", discount: "0", tax: "345.00", net: "1500.00"),
+            ],
+            shipping: [], subtotal: "1746.00", totalDiscounts: "0", totalShipping: "0", totalTax: "401.58", totalTip: "0",
+            total: "2147.58"),
+        Expected(
+            name: "pln-taxes-excluded-b", currency: "PLN", status: "open", financialStatus: "paid",
+            lines: [
+                .init(sku: "guitar-cl-shopify-test-1", quantity: 1, unitPrice: "1723.00", discount: "0", tax: "396.29", net: "1723.00")
+            ],
+            shipping: [], subtotal: "1723.00", totalDiscounts: "0", totalShipping: "0", totalTax: "396.29", totalTip: "0",
+            total: "2119.29"),
+        // Yen has no minor unit: amounts are whole numbers as strings; only the second line is taxed (229).
+        Expected(
+            name: "jpy-line-tax", currency: "JPY", status: "open", financialStatus: "paid",
+            lines: [
+                .init(sku: "7801P1XS000000", quantity: 2, unitPrice: "5900", discount: "0", tax: "0", net: "11800"),
+                .init(sku: "6401MI1S000000", quantity: 1, unitPrice: "2290", discount: "0", tax: "229", net: "2290"),
+            ],
+            shipping: [], subtotal: "14090", totalDiscounts: "0", totalShipping: "0", totalTax: "229", totalTip: "0",
+            total: "14319"),
+        Expected(
+            name: "jpy-single-line", currency: "JPY", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "7801P1XS000000", quantity: 1, unitPrice: "5900", discount: "0", tax: "0", net: "5900")],
+            shipping: [], subtotal: "5900", totalDiscounts: "0", totalShipping: "0", totalTax: "0", totalTip: "0",
+            total: "5900"),
+    ]
+
+    static func d(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX"))! }
+
+    @Test("each real payload maps to its hand-written ERP document", arguments: cases)
+    func realPayload(expected e: Expected) throws {
+        let payload = try #require(Self.fixtures[e.name], "fixture \(e.name) missing from Tests/Fixtures/shopify-real-orders.json")
+        let body = try JSONSerialization.data(withJSONObject: payload)
+        let so = try OrderMapper(settings: Self.mapping).map(ShopifyOrder.decode(Array(body)), shop: "real", triggeredAtMs: 0).salesOrder
+        #expect(so.currency == e.currency)
+        #expect(so.status == e.status)
+        #expect(so.financialStatus == e.financialStatus)
+        #expect(so.lines.count == e.lines.count)
+        for (line, want) in zip(so.lines, e.lines) {
+            #expect(line.sku == want.sku)
+            #expect(line.quantity == want.quantity)
+            #expect(line.unitPrice.value == Self.d(want.unitPrice), "\(want.sku) unit price")
+            #expect(line.discount.value == Self.d(want.discount), "\(want.sku) discount")
+            #expect(line.tax.value == Self.d(want.tax), "\(want.sku) tax")
+            #expect(line.netAmount.value == Self.d(want.net), "\(want.sku) net")
+        }
+        #expect(so.shipping.count == e.shipping.count)
+        for (s, want) in zip(so.shipping, e.shipping) {
+            #expect(s.price.value == Self.d(want.price))
+            #expect(s.discount.value == Self.d(want.discount))
+            #expect(s.tax.value == Self.d(want.tax))
+        }
+        #expect(so.subtotal.value == Self.d(e.subtotal))
+        #expect(so.totalDiscounts.value == Self.d(e.totalDiscounts))
+        #expect(so.totalShipping.value == Self.d(e.totalShipping))
+        #expect(so.totalTax.value == Self.d(e.totalTax))
+        #expect(so.totalTip.value == Self.d(e.totalTip))
+        #expect(so.total.value == Self.d(e.total))
+        #expect(so.discountCodes == e.discountCodes)
+    }
+
+    /// Shopify's definition of `total_price`, read from the payload's own fields with no code from the mapper or the
+    /// generator: Σ line price x quantity − every discount allocation (lines and shipping) + Σ shipping price
+    /// + Σ tax lines when prices exclude tax + tip.
+    static func shopifyTotal(_ order: [String: Any]) -> Decimal {
+        func money(_ v: Any?) -> Decimal { (v as? String).map(d) ?? 0 }
+        func allocations(_ o: [String: Any]) -> Decimal {
+            ((o["discount_allocations"] as? [[String: Any]]) ?? []).reduce(0) { $0 + money($1["amount"]) }
+        }
+        func taxes(_ o: [String: Any]) -> Decimal { ((o["tax_lines"] as? [[String: Any]]) ?? []).reduce(0) { $0 + money($1["price"]) } }
+        let excluded = (order["taxes_included"] as? Bool) == false
+        var total: Decimal = 0
+        for l in (order["line_items"] as? [[String: Any]]) ?? [] {
+            total += money(l["price"]) * Decimal((l["quantity"] as? Int) ?? 0) - allocations(l) + (excluded ? taxes(l) : 0)
+        }
+        for s in (order["shipping_lines"] as? [[String: Any]]) ?? [] {
+            total += money(s["price"]) - allocations(s) + (excluded ? taxes(s) : 0)
+        }
+        return total + money(order["total_tip_received"])
+    }
+
+    @Test("the oracle agrees with Shopify's own total_price on every real payload")
+    func oracleOnRealPayloads() {
+        for (name, payload) in Self.fixtures {
+            let order = payload as? [String: Any] ?? [:]
+            #expect(Self.shopifyTotal(order) == Self.d(order["total_price"] as? String ?? "-1"), "\(name)")
+        }
+    }
+
+    @Test("500 generated orders: payload total_price and the mapped total both equal the independent oracle")
+    func generatedAgainstOracle() throws {
+        let mapper = OrderMapper(settings: .init())
+        for f in OrderGenerator(seed: 11).orders(500) {
+            let body = f.json()
+            let order = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+            let oracle = Self.shopifyTotal(order)
+            #expect(Self.d(order["total_price"] as? String ?? "-1") == oracle, "generator's total_price for \(f.id)")
+            #expect(try mapper.map(ShopifyOrder.decode(Array(body)), shop: "g", triggeredAtMs: 0).salesOrder.total.value == oracle)
+        }
+    }
+}
