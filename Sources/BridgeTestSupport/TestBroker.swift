@@ -172,7 +172,8 @@ public struct TestBroker: Sendable {
         logger.logLevel = .warning
         let c = AMQPConnection(configuration: config, logger: logger, onConnect: onConnect)
         c.start()
-        try await c.waitUntilReady(timeout: .seconds(20))
+        // Generous: declaring the whole topology in a fresh vhost takes seconds when private brokers start beside it.
+        try await c.waitUntilReady(timeout: .seconds(60))
         return c
     }
 }

@@ -192,7 +192,14 @@ public final class AMQPConnection: Sendable {
             (inbox.started, inbox.exited)
         }
         if !started {
-            inbox.withLock { $0.closed = true }
+            // Never started: nothing will run the commands already queued, so fail them now instead of leaving their
+            // callers waiting forever.
+            let queued = inbox.withLock { inbox -> [Command] in
+                inbox.closed = true
+                defer { inbox.commands = [] }
+                return inbox.commands
+            }
+            for command in queued { command.fail(AMQPError(.closed, "connection \(configuration.connectionName) closed before it started")) }
             return
         }
         if alreadyExited { return }

@@ -50,6 +50,8 @@ final class ConnectionLoop {
         var consumerTag: String
     }
     private var consumers: [ConsumerID: ActiveConsumer] = [:]
+    /// `consume` calls made while disconnected: answered when the consumer starts (or is refused) on the next connect.
+    private var consumeWaiters: [ConsumerID: CheckedContinuation<Void, Error>] = [:]
     private var consumerByChannel: [amqp_channel_t: ConsumerID] = [:]
 
     private var blocked = false
@@ -149,12 +151,14 @@ final class ConnectionLoop {
             for (id, consumer) in consumers {
                 do {
                     try startConsumer(s, consumer.registration)
+                    consumeWaiters.removeValue(forKey: id)?.resume()
                 } catch let error as AMQPError where error.code == .channelClosed {
                     logger.error(
                         "consumer could not resume",
                         metadata: ["queue": "\(consumer.registration.queue)", "error": "\(error)"])
                     consumers[id] = nil
                     consumer.registration.continuation.finish(throwing: error)
+                    consumeWaiters.removeValue(forKey: id)?.resume(throwing: error)
                 }
             }
             reconnectDelay = config.reconnectInitialDelay
@@ -259,7 +263,13 @@ final class ConnectionLoop {
     }
 
     private func check(_ s: amqp_connection_state_t, _ ch: amqp_channel_t, _ what: String) throws {
-        if let e = AMQPChannelOperations.error(from: amqp_get_rpc_reply(s), what: what, state: s, channel: ch) {
+        try check(amqp_get_rpc_reply(s), s, ch, what)
+    }
+
+    /// Checks the reply a synchronous rabbitmq-c call returned (not `amqp_get_rpc_reply`, which may still hold an
+    /// earlier call's reply).
+    private func check(_ reply: amqp_rpc_reply_t, _ s: amqp_connection_state_t, _ ch: amqp_channel_t, _ what: String) throws {
+        if let e = AMQPChannelOperations.error(from: reply, what: what, state: s, channel: ch) {
             throw e
         }
     }
@@ -275,8 +285,7 @@ final class ConnectionLoop {
         let result: Result<T, Error> = Result { try body(ops) }
         if let broken = ops.connectionBroken { throw broken }
         if !ops.channelClosedByBroker {
-            amqp_channel_close(s, ch, AMQP_REPLY_SUCCESS)
-            try check(s, ch, "channel.close (operations)")
+            try check(amqp_channel_close(s, ch, AMQP_REPLY_SUCCESS), s, ch, "channel.close (operations)")
         }
         return try result.get()
     }
@@ -375,9 +384,10 @@ final class ConnectionLoop {
 
         case .consume(let registration, let continuation):
             guard let s = state else {
-                // Registered now, started on the next connect.
+                // Registered now and started on the next connect; the caller hears then whether the broker accepted
+                // it (a missing queue throws, as documented), not before.
                 consumers[registration.id] = ActiveConsumer(registration: registration, channel: 0, consumerTag: "")
-                continuation.resume()
+                consumeWaiters[registration.id] = continuation
                 return
             }
             do {
@@ -394,12 +404,13 @@ final class ConnectionLoop {
         case .cancelConsumer(let id):
             guard let consumer = consumers.removeValue(forKey: id) else { return }
             consumer.registration.continuation.finish()
+            consumeWaiters.removeValue(forKey: id)?.resume(throwing: AMQPError(.closed, "consumer cancelled before it started"))
             if let s = state, consumer.channel != 0 {
                 consumerByChannel[consumer.channel] = nil
                 // Closing the channel cancels the consumer and returns its unacknowledged deliveries.
-                amqp_channel_close(s, consumer.channel, AMQP_REPLY_SUCCESS)
+                let reply = amqp_channel_close(s, consumer.channel, AMQP_REPLY_SUCCESS)
                 if let e = AMQPChannelOperations.error(
-                    from: amqp_get_rpc_reply(s), what: "channel.close (consumer)", state: s, channel: consumer.channel),
+                    from: reply, what: "channel.close (consumer)", state: s, channel: consumer.channel),
                     e.code == .connectionLost
                 {
                     teardown(reason: e)
@@ -437,6 +448,8 @@ final class ConnectionLoop {
             }
             consumers = [:]
             consumerByChannel = [:]
+            for (_, w) in consumeWaiters { w.resume(throwing: AMQPError(.closed, "connection closed")) }
+            consumeWaiters = [:]
         }
     }
 
@@ -561,8 +574,16 @@ final class ConnectionLoop {
             logger.error("consumer cancelled by broker", metadata: ["queue": "\(consumer.registration.queue)"])
             consumer.registration.continuation.finish(
                 throwing: AMQPError(.consumerCancelled, "broker cancelled the consumer of '\(consumer.registration.queue)'"))
-            amqp_channel_close(s, frame.channel, AMQP_REPLY_SUCCESS)
-            _ = amqp_get_rpc_reply(s)
+            // The channel goes back to the pool (once frames still queued for it are drained), like a channel whose
+            // consumer the application cancelled.
+            let reply = amqp_channel_close(s, frame.channel, AMQP_REPLY_SUCCESS)
+            if let e = AMQPChannelOperations.error(from: reply, what: "channel.close (cancelled consumer)", state: s, channel: frame.channel),
+                e.code == .connectionLost
+            {
+                teardown(reason: e)
+            } else {
+                closingConsumerChannels.append(frame.channel)
+            }
         case BRIDGE_CONNECTION_BLOCKED_METHOD:
             blocked = true
             blockedGauge.record(1)
@@ -683,6 +704,8 @@ final class ConnectionLoop {
         }
         for (_, c) in consumers { c.registration.continuation.finish() }
         consumers = [:]
+        for (_, w) in consumeWaiters { w.resume(throwing: closedError) }
+        consumeWaiters = [:]
         connectedGauge.record(0)
         connection.updateStatus {
             $0.connected = false
