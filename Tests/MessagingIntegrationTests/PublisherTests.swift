@@ -59,22 +59,14 @@ struct PublisherTests {
         try await c.publish(exchange: "ex.topic", routingKey: "nobody.listens", body: [1], mandatory: false)
     }
 
-    @Test("unroutable and routable publishes interleaved in one pipeline are each reported correctly")
-    func interleavedReturns() async throws {
-        let broker = try TestBroker.shared()
-        let vhost = try await broker.makeVhost("interleave")
-        defer { Task { await broker.deleteVhost(vhost) } }
-        let c = try await broker.connect(vhost: vhost)
-        defer { Task { await c.close() } }
-        try await declareTestQueue(c, "q.good")
-        // "confirmed", "no_route" (312 NO_ROUTE, the expected failure) or the unexpected error.
-        let outcomes = await withTaskGroup(of: (Int, String).self) { group -> [Int: String] in
-            for i in 0..<400 {
+    /// Runs `count` publishes concurrently (one pipeline) and reports each one's outcome: "confirmed", "no_route" (312
+    /// NO_ROUTE, the expected failure) or the unexpected error.
+    static func publishOutcomes(_ count: Int, _ publish: @escaping @Sendable (Int) async throws -> Void) async -> [Int: String] {
+        await withTaskGroup(of: (Int, String).self) { group -> [Int: String] in
+            for i in 0..<count {
                 group.addTask {
-                    let key = i % 4 == 0 ? "q.missing" : "q.good"
                     do {
-                        try await c.publish(exchange: "", routingKey: key, body: [UInt8(i % 256)],
-                                            properties: MessageProperties(messageId: "i-\(i)"))
+                        try await publish(i)
                         return (i, "confirmed")
                     } catch let e as AMQPError where e.code == .unroutable && e.replyCode == 312 {
                         return (i, "no_route")
@@ -86,6 +78,21 @@ struct PublisherTests {
             var out: [Int: String] = [:]
             for await (i, outcome) in group { out[i] = outcome }
             return out
+        }
+    }
+
+    @Test("unroutable and routable publishes interleaved in one pipeline are each reported correctly")
+    func interleavedReturns() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("interleave")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        try await declareTestQueue(c, "q.good")
+        let outcomes = await Self.publishOutcomes(400) { i in
+            try await c.publish(
+                exchange: "", routingKey: i % 4 == 0 ? "q.missing" : "q.good", body: [UInt8(i % 256)],
+                properties: MessageProperties(messageId: "i-\(i)"))
         }
         for (i, outcome) in outcomes { #expect(outcome == (i % 4 == 0 ? "no_route" : "confirmed"), "message \(i)") }
         #expect(try await c.queueCounts("q.good").messages == 300)
@@ -103,25 +110,10 @@ struct PublisherTests {
         try await c.withChannel { try $0.declareExchange("ex.h", type: "headers") }
         try await declareTestQueue(c, "q.h")
         try await c.withChannel { try $0.bindQueue("q.h", exchange: "ex.h", routingKey: "", arguments: ["x-match": "all", "route": "yes"]) }
-        let outcomes = await withTaskGroup(of: (Int, String).self) { group -> [Int: String] in
-            for i in 0..<400 {
-                group.addTask {
-                    let routed = i % 2 == 0
-                    do {
-                        try await c.publish(
-                            exchange: "ex.h", routingKey: "", body: [UInt8(i % 256)],
-                            properties: MessageProperties(messageId: "same", headers: ["route": .string(routed ? "yes" : "no")]))
-                        return (i, "confirmed")
-                    } catch let e as AMQPError where e.code == .unroutable && e.replyCode == 312 {
-                        return (i, "no_route")
-                    } catch {
-                        return (i, "\(error)")
-                    }
-                }
-            }
-            var out: [Int: String] = [:]
-            for await (i, outcome) in group { out[i] = outcome }
-            return out
+        let outcomes = await Self.publishOutcomes(400) { i in
+            try await c.publish(
+                exchange: "ex.h", routingKey: "", body: [UInt8(i % 256)],
+                properties: MessageProperties(messageId: "same", headers: ["route": .string(i % 2 == 0 ? "yes" : "no")]))
         }
         let wrong = outcomes.filter { $0.value != ($0.key % 2 == 0 ? "confirmed" : "no_route") }
         #expect(wrong.isEmpty, "\(wrong.count) publishes reported wrongly, e.g. \(wrong.prefix(3))")
