@@ -249,7 +249,10 @@ let package = Package(
         // Needs a real broker: `./dev test` starts one and exports BRIDGE_TEST_* variables.
         .testTarget(
             name: "MessagingIntegrationTests",
-            dependencies: ["Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport", "Ingest"],
+            dependencies: [
+                "Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport", "Ingest",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Mapping and circuit breaker (pure), ledgers (SQLite always; PostgreSQL when BRIDGE_TEST_POSTGRES_URL is set).

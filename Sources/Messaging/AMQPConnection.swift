@@ -180,8 +180,8 @@ public final class AMQPConnection: Sendable {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
             submit(
                 .settle(
-                    generation: delivery.generation, channel: delivery.channel, tag: delivery.deliveryTag, kind: kind,
-                    c))
+                    generation: delivery.generation, channel: delivery.channel, consumer: delivery.consumer,
+                    tag: delivery.deliveryTag, kind: kind, c))
         }
     }
 
@@ -249,7 +249,8 @@ struct ConsumerRegistration: Sendable {
 
 enum Command: Sendable {
     case publish(PublishRequest, CheckedContinuation<Void, Error>)
-    case settle(generation: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind, CheckedContinuation<Void, Error>)
+    case settle(
+        generation: UInt64, channel: UInt16, consumer: ConsumerID, tag: UInt64, kind: SettleKind, CheckedContinuation<Void, Error>)
     case consume(ConsumerRegistration, CheckedContinuation<Void, Error>)
     case cancelConsumer(ConsumerID)
     case run(@Sendable (AMQPChannelOperations) -> Void, fail: @Sendable (Error) -> Void)
@@ -266,7 +267,7 @@ enum Command: Sendable {
     func fail(_ error: Error) {
         switch self {
         case .publish(_, let c): c.resume(throwing: error)
-        case .settle(_, _, _, _, let c): c.resume(throwing: error)
+        case .settle(_, _, _, _, _, let c): c.resume(throwing: error)
         case .consume(let r, let c):
             r.continuation.finish(throwing: error)
             c.resume(throwing: error)
@@ -301,6 +302,9 @@ public struct AMQPDelivery: Sendable {
     public let queue: String
     let channel: UInt16
     let generation: UInt64
+    /// The consumer that received it: a settle is refused once that consumer is gone, even if a new consumer got
+    /// the same channel number (its delivery tags restart at 1, so the old tag would settle the new one's message).
+    let consumer: ConsumerID
     let connection: AMQPConnection
 
     /// Quorum queues count redeliveries in `x-delivery-count` (absent on the first delivery).

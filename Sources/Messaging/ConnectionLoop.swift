@@ -357,13 +357,15 @@ final class ConnectionLoop {
             }
             publish(s, request, continuation)
 
-        case .settle(let gen, let channel, let tag, let kind, let continuation):
+        case .settle(let gen, let channel, let consumer, let tag, let kind, let continuation):
             guard let s = state, gen == generation else {
                 continuation.resume(
                     throwing: AMQPError(.staleDelivery, "delivery belongs to a closed connection; the broker redelivers it"))
                 return
             }
-            guard consumerByChannel[channel] != nil else {
+            // The channel must still belong to the consumer that received the delivery: a new consumer on a reused
+            // channel number counts its delivery tags from 1 again.
+            guard consumerByChannel[channel] == consumer else {
                 continuation.resume(
                     throwing: AMQPError(.staleDelivery, "the consumer of this delivery was cancelled; the broker requeued it"))
                 return
@@ -562,7 +564,7 @@ final class ConnectionLoop {
                 body: CDecode.bytes(message.body), properties: CDecode.properties(message.properties),
                 exchange: CDecode.string(deliver.exchange), routingKey: CDecode.string(deliver.routing_key),
                 redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag,
-                queue: consumer.registration.queue, channel: frame.channel, generation: generation,
+                queue: consumer.registration.queue, channel: frame.channel, generation: generation, consumer: id,
                 connection: connection)
             consumer.registration.continuation.yield(delivery)
         case BRIDGE_BASIC_CANCEL_METHOD:

@@ -71,7 +71,6 @@ struct SaleEndToEndTests {
                     bad.append("\(id): missing")
                     continue
                 }
-                let shopify = try ShopifyOrder.decode(Array(o.json()))
                 if erp.status != (o.cancelled ? "cancelled" : "open") { bad.append("\(id): status \(erp.status)") }
                 let written = (try? JSONSerialization.jsonObject(with: erp.document)) as? [String: Any]
                 if written?["financial_status"] as? String != o.financialStatus {

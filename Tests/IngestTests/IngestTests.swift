@@ -24,7 +24,13 @@ struct IngestHarness {
     static let newSecret = "new-secret-bbbbbbbbbbbbbbbbbbbb"
     static let erpSecret = "erp-secret-cccccccccccccccccccc"
 
-    static func make(broker: TestBroker, yaml extra: String = "") async throws -> IngestHarness {
+    static func make(broker: TestBroker, yaml given: String = "") async throws -> IngestHarness {
+        // Tests that expect 200 get the longest confirm timeout the configuration allows (4.5 s, under Shopify's
+        // 5 s): on a loaded CI machine a confirm can take seconds. The frozen-broker test sets its own.
+        var extra = given
+        if !extra.contains("confirm_timeout") {
+            extra = extra.isEmpty ? "ingest: {confirm_timeout: 4500ms}" : extra.replacingOccurrences(of: "ingest: {", with: "ingest: {confirm_timeout: 4500ms, ")
+        }
         let vhost = try await broker.makeVhost("ingest")
         let yaml = """
             broker: {url: '\(broker.url(vhost: vhost))'}

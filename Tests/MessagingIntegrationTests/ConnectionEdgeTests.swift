@@ -1,39 +1,13 @@
 import BridgeTestSupport
 import Foundation
 import Logging
-import Messaging
+@testable import Messaging
 import Testing
 
-/// Edges of the connection's command handling: what a caller hears when the connection is down, or never started.
-@Suite("Connection edges: consume while disconnected, commands before start", .serialized)
+/// Edges of the connection's command handling: what a caller hears when its consumer is gone, or the connection was
+/// never started. (consume() while disconnected needs a private broker: `ResilienceTests`, one private node at a time.)
+@Suite("Connection edges: settles after a channel is reused, commands before start", .serialized)
 struct ConnectionEdgeTests {
-    @Test("consume() while disconnected answers when the broker does: a missing queue throws, an existing one consumes")
-    func consumeWhileDisconnected() async throws {
-        try await TestBroker.withPrivate { broker in
-            let vhost = try await broker.makeVhost("offline-consume")
-            let c = try await broker.connect(vhost: vhost, name: "offline")
-            defer { Task { await c.close() } }
-            try await declareTestQueue(c, "q.there")
-            try await broker.stop()
-            #expect(await eventually(timeout: .seconds(30)) { !c.isConnected })
-            let missing = Task { try await c.consume(queue: "q.nope") }
-            let existing = Task { try await c.consume(queue: "q.there") }
-            try await broker.start()
-            // Both are answered by the broker after the reconnect, not optimistically before it.
-            await #expect { _ = try await missing.value } throws: { ($0 as? AMQPError)?.code == .channelClosed }
-            let consumer = try await existing.value
-            try await c.publish(exchange: "", routingKey: "q.there", body: Array("after".utf8))
-            var received: String?
-            for try await d in consumer.deliveries {
-                received = String(decoding: d.body, as: UTF8.self)
-                try await d.ack()
-                break
-            }
-            #expect(received == "after")
-            consumer.cancel()
-        }
-    }
-
     @Test("commands queued on a connection that was never started fail when it is closed, instead of hanging")
     func commandsBeforeStart() async throws {
         var logger = Logger(label: "test.never-started")
@@ -56,5 +30,51 @@ struct ConnectionEdgeTests {
         await c.close()
         #expect(await eventually(timeout: .seconds(10)) { answers.value.count == 2 }, "a caller was left waiting: \(answers.value)")
         #expect(answers.value == ["publish": AMQPError.Code.closed.rawValue, "counts": AMQPError.Code.closed.rawValue])
+    }
+
+    @Test("an ack for a cancelled consumer's delivery never settles the next consumer's message on the reused channel")
+    func ackAfterChannelReuse() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("reuse")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        defer { Task { await c.close() } }
+        try await declareTestQueue(c, "q.old")
+        try await declareTestQueue(c, "q.new")
+        try await c.publish(exchange: "", routingKey: "q.old", body: Array("old".utf8))
+        try await c.publish(exchange: "", routingKey: "q.new", body: Array("new".utf8))
+
+        let first = try await c.consume(queue: "q.old", prefetch: 1)
+        var old: AMQPDelivery?
+        for try await d in first.deliveries {
+            old = d
+            break
+        }
+        let oldDelivery = try #require(old)
+        first.cancel()
+        // The next consumer gets the freed channel number (as a DLQ replay's consumer does); its tags start at 1.
+        var newDelivery: AMQPDelivery?
+        var second: AMQPConsumer?
+        #expect(try await eventually(timeout: .seconds(10)) {
+            let consumer = try await c.consume(queue: "q.new", prefetch: 1)
+            for try await d in consumer.deliveries {
+                newDelivery = d
+                break
+            }
+            if newDelivery?.channel == oldDelivery.channel {
+                second = consumer
+                return true
+            }
+            consumer.cancel()
+            newDelivery = nil
+            return false
+        }, "precondition: a new consumer reuses the channel number")
+        let reused = try #require(newDelivery)
+        #expect(reused.deliveryTag == oldDelivery.deliveryTag)
+        // The late ack of the old delivery is refused; it must not settle the new consumer's message.
+        await #expect { try await oldDelivery.ack() } throws: { ($0 as? AMQPError)?.code == .staleDelivery }
+        second?.cancel()
+        #expect(try await eventually { try await c.queueCounts("q.new").messages == 1 }, "the new consumer's message was settled by the old ack")
+        #expect(try await c.queueCounts("q.old").messages == 1, "the cancelled consumer's delivery went back to its queue")
     }
 }

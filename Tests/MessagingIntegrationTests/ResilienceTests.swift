@@ -2,6 +2,8 @@ import BridgeTestSupport
 import Foundation
 import Logging
 import Messaging
+import Metrics
+import MetricsTestKit
 import Synchronization
 import Testing
 
@@ -55,7 +57,8 @@ struct ResilienceTests {
                     }
                 }
             }
-            #expect(await eventually { state.confirmed.withLock { $0.count } >= 3000 })
+            // Some traffic first (a loaded CI machine needs longer than 20 s for it).
+            #expect(await eventually(timeout: .seconds(120)) { state.confirmed.withLock { $0.count } >= 3000 })
             try await broker.stop()
             #expect(await eventually { !pub.isConnected })
             try await broker.start()
@@ -112,6 +115,33 @@ struct ResilienceTests {
         }
     }
 
+    @Test("consume() while disconnected answers when the broker does: a missing queue throws, an existing one consumes")
+    func consumeWhileDisconnected() async throws {
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("offline-consume")
+            let c = try await broker.connect(vhost: vhost, name: "offline")
+            defer { Task { await c.close() } }
+            try await declareTestQueue(c, "q.there")
+            try await broker.stop()
+            #expect(await eventually(timeout: .seconds(30)) { !c.isConnected })
+            let missing = Task { try await c.consume(queue: "q.nope") }
+            let existing = Task { try await c.consume(queue: "q.there") }
+            try await broker.start()
+            // Both are answered by the broker after the reconnect, not optimistically before it.
+            await #expect { _ = try await missing.value } throws: { ($0 as? AMQPError)?.code == .channelClosed }
+            let consumer = try await existing.value
+            try await c.publish(exchange: "", routingKey: "q.there", body: Array("after".utf8))
+            var received: String?
+            for try await d in consumer.deliveries {
+                received = String(decoding: d.body, as: UTF8.self)
+                try await d.ack()
+                break
+            }
+            #expect(received == "after")
+            consumer.cancel()
+        }
+    }
+
     @Test("a return left by a publish whose caller timed out does not fail a later publish with the same key")
     func staleReturnAfterTimeout() async throws {
         try await TestBroker.withPrivate { broker in
@@ -136,8 +166,16 @@ struct ResilienceTests {
         }
     }
 
+    /// A metrics backend to read gauges from, bootstrapped once for this test process (no other test bootstraps one).
+    static let metrics: TestMetrics = {
+        let m = TestMetrics()
+        MetricsSystem.bootstrap(m)
+        return m
+    }()
+
     @Test("a memory alarm blocks the publisher: publishes fail fast as blocked, and resume when it clears")
     func blockedConnection() async throws {
+        _ = Self.metrics  // before the connection creates its gauges
         try await TestBroker.withPrivate { broker in
             let vhost = try await broker.makeVhost("blocked")
             let pub = try await broker.connect(vhost: vhost, name: "pub")
@@ -145,15 +183,19 @@ struct ResilienceTests {
             try await declareTestQueue(pub, "q.b")
             try await pub.publish(exchange: "", routingKey: "q.b", body: [1])
 
+            let blockedGauge = try Self.metrics.expectGauge("bridge_amqp_blocked", [("connection", pub.configuration.connectionName)])
             try await broker.ctl(["set_vm_memory_high_watermark", "0.0000001"])
             // The broker sends connection.blocked when the next publish arrives while the alarm is on.
             _ = try? await pub.publish(exchange: "", routingKey: "q.b", body: [2], timeout: .seconds(2))
             #expect(await eventually { pub.isBlocked })
+            // Visible as a metric too, not only as state.
+            #expect(await eventually { blockedGauge.lastValue == 1 })
             await #expect { try await pub.publish(exchange: "", routingKey: "q.b", body: [3]) } throws: {
                 ($0 as? AMQPError)?.code == .blocked
             }
             try await broker.ctl(["set_vm_memory_high_watermark", "0.6"])
             #expect(await eventually { !pub.isBlocked })
+            #expect(await eventually { blockedGauge.lastValue == 0 })
             try await pub.publish(exchange: "", routingKey: "q.b", body: [4])
         }
     }
