@@ -52,28 +52,23 @@ struct ConnectionEdgeTests {
         }
         let oldDelivery = try #require(old)
         first.cancel()
-        // The next consumer gets the freed channel number (as a DLQ replay's consumer does); its tags start at 1.
+        // Two round trips on the connection thread: by then it has drained the cancelled channel's frames and put
+        // its number back in the pool (reused last-in first-out), so the next consumer gets it, as a DLQ replay's
+        // consumer does. Its delivery tags start at 1 again.
+        _ = try await c.queueCounts("q.old")
+        _ = try await c.queueCounts("q.new")
+        let second = try await c.consume(queue: "q.new", prefetch: 1)
         var newDelivery: AMQPDelivery?
-        var second: AMQPConsumer?
-        #expect(try await eventually(timeout: .seconds(10)) {
-            let consumer = try await c.consume(queue: "q.new", prefetch: 1)
-            for try await d in consumer.deliveries {
-                newDelivery = d
-                break
-            }
-            if newDelivery?.channel == oldDelivery.channel {
-                second = consumer
-                return true
-            }
-            consumer.cancel()
-            newDelivery = nil
-            return false
-        }, "precondition: a new consumer reuses the channel number")
+        for try await d in second.deliveries {
+            newDelivery = d
+            break
+        }
+        #expect(newDelivery?.channel == oldDelivery.channel, "precondition: the new consumer reuses the channel number")
         let reused = try #require(newDelivery)
         #expect(reused.deliveryTag == oldDelivery.deliveryTag)
         // The late ack of the old delivery is refused; it must not settle the new consumer's message.
         await #expect { try await oldDelivery.ack() } throws: { ($0 as? AMQPError)?.code == .staleDelivery }
-        second?.cancel()
+        second.cancel()
         #expect(try await eventually { try await c.queueCounts("q.new").messages == 1 }, "the new consumer's message was settled by the old ack")
         #expect(try await c.queueCounts("q.old").messages == 1, "the cancelled consumer's delivery went back to its queue")
     }
