@@ -89,6 +89,20 @@ public struct TestBroker: Sendable {
             throw CocoaError(.fileReadCorruptFile)
         }
     }
+    /// A silent partition: every packet to and from this node's AMQP port is dropped (no RST, no FIN), so a client
+    /// only notices by its own timeouts. Needs root and iptables (`TestDependency.iptables`); `heal()` undoes it.
+    public func partition() async throws {
+        for rule in partitionRules { _ = try await Self.run(TestDependency.iptablesPath, ["-w", "-I", "INPUT"] + rule) }
+    }
+
+    public func heal() async {
+        for rule in partitionRules { _ = try? await Self.run(TestDependency.iptablesPath, ["-w", "-D", "INPUT"] + rule) }
+    }
+
+    private var partitionRules: [[String]] {
+        [["-p", "tcp", "--dport", "\(amqpPort)", "-j", "DROP"], ["-p", "tcp", "--sport", "\(amqpPort)", "-j", "DROP"]]
+    }
+
     public func ctl(_ args: [String]) async throws { try await Self.run(Self.script, ["ctl", runDir] + args) }
 
     public func destroy() async {

@@ -21,6 +21,23 @@ public enum TestDependency {
         try Test.cancel(Comment(rawValue: "skipped: \(reason)"), sourceLocation: sourceLocation)
     }
 
+    public static var iptablesPath: String {
+        ["/usr/sbin/iptables", "/sbin/iptables"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/iptables"
+    }
+
+    /// Whether this process may add and remove iptables rules (root, iptables installed, a kernel that has it).
+    public static var iptables: Bool {
+        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: iptablesPath) else { return false }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: iptablesPath)
+        p.arguments = ["-w", "-L", "INPUT", "-n"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
     /// Whether `python3 -c "import <module>"` succeeds.
     public static func pythonModule(_ module: String) -> Bool {
         let p = Process()

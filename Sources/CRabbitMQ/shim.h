@@ -7,9 +7,35 @@
 #include <amqp_tcp_socket.h>
 #include <amqp_ssl_socket.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/sockios.h>
 
 // eventfd wakes a connection thread out of poll().
 static inline int bridge_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+// Bytes in a TCP socket's send queue (sent but not acknowledged by the peer, plus not yet sent); -1 on error.
+// The connection thread writes only while this leaves room in the send buffer, so a broker that stops reading (resource
+// alarm, frozen, partitioned) can never block it inside a send.
+static inline int bridge_socket_outq(int fd) {
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+// The send buffer's size in bytes (the kernel's figure, which includes its bookkeeping); -1 on error.
+static inline int bridge_socket_sndbuf(int fd) {
+    int n = 0;
+    socklen_t len = sizeof(n);
+    return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, &len) == 0 ? n : -1;
+}
+
+// TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long (a silent
+// partition), instead of retransmitting for ~15 minutes.
+static inline int bridge_socket_set_user_timeout(int fd, unsigned int ms) {
+    return setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+}
 
 // amqp_login_with_properties is variadic: Swift cannot call it, so it is wrapped here.
 // Always SASL PLAIN with user and password.

@@ -22,6 +22,7 @@ public final class AMQPConnection: Sendable {
     let inbox: Mutex<Inbox>
     let wake: WakeSignal
     let onConnect: (@Sendable (AMQPChannelOperations) throws -> Void)?
+    let watchdog: PublishWatchdog
     private let status = Mutex(Status())
 
     public struct Status: Sendable, Equatable {
@@ -56,6 +57,7 @@ public final class AMQPConnection: Sendable {
         self.inbox = Mutex(Inbox())
         self.wake = WakeSignal()
         self.onConnect = onConnect
+        self.watchdog = PublishWatchdog(connectionName: configuration.connectionName)
     }
 
     /// Starts the owning thread. Idempotent.
@@ -71,7 +73,16 @@ public final class AMQPConnection: Sendable {
         let thread = Thread { loop.run() }
         thread.name = "amqp-\(configuration.connectionName)"
         thread.start()
+        let watchdogThread = Thread { [self] in
+            watchdog.run(connection: self) { inbox.withLock { $0.exited } }
+        }
+        watchdogThread.name = "amqp-watchdog-\(configuration.connectionName)"
+        watchdogThread.start()
     }
+
+    /// How often the connection thread was found stuck in a blocking call for longer than 250 ms
+    /// (`bridge_amqp_thread_stalls_total`). Publishes still answer by their deadline when it is.
+    public var threadStalls: Int { watchdog.stallCount }
 
     public var currentStatus: Status { status.withLock { $0 } }
     public var isConnected: Bool { status.withLock { $0.connected } }
@@ -105,6 +116,7 @@ public final class AMQPConnection: Sendable {
             return (true, wasEmpty)
         }
         if !accepted {
+            if case .publish(_, let waiter) = command { watchdog.forget(waiter) }
             command.fail(AMQPError(.closed, "connection \(configuration.connectionName) is closed"))
         } else if wasEmpty {
             wake.signal()
@@ -115,7 +127,9 @@ public final class AMQPConnection: Sendable {
     ///
     /// Throws `unroutable` (mandatory and no queue bound), `nacked`, `blocked`, `notConnected`, `connectionLost`
     /// (outcome unknown) or `confirmTimeout` (outcome unknown). Many calls may be in flight at once on one connection:
-    /// each returns when its own confirm (single or multiple) arrives.
+    /// each returns when its own confirm (single or multiple) arrives. It always returns by its deadline (`timeout`,
+    /// else the configuration's `confirmTimeout`, plus at most the watchdog's 50 ms tick), even while the connection
+    /// thread is stuck in a blocking call (a partition, a connect attempt, a broker that stopped reading).
     public func publish(
         exchange: String,
         routingKey: String,
@@ -128,8 +142,11 @@ public final class AMQPConnection: Sendable {
         let request = PublishRequest(
             exchange: exchange, routingKey: routingKey, body: body, properties: properties,
             mandatory: mandatory, deadline: deadline)
+        let watchdog = self.watchdog
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            submit(.publish(request, continuation))
+            let waiter = PublishWaiter(id: watchdog.makeID(), deadline: deadline, continuation: continuation)
+            watchdog.register(waiter)
+            submit(.publish(request, waiter))
         }
     }
 
@@ -248,13 +265,29 @@ struct ConsumerRegistration: Sendable {
 }
 
 enum Command: Sendable {
-    case publish(PublishRequest, CheckedContinuation<Void, Error>)
+    case publish(PublishRequest, PublishWaiter)
     case settle(
         generation: UInt64, channel: UInt16, consumer: ConsumerID, tag: UInt64, kind: SettleKind, CheckedContinuation<Void, Error>)
     case consume(ConsumerRegistration, CheckedContinuation<Void, Error>)
     case cancelConsumer(ConsumerID)
     case run(@Sendable (AMQPChannelOperations) -> Void, fail: @Sendable (Error) -> Void)
     case shutdown(drain: Duration)
+
+    var isPublish: Bool {
+        if case .publish = self { true } else { false }
+    }
+
+    /// About how many bytes the command writes to the socket (frames, method and property fields included).
+    var estimatedBytes: Int {
+        switch self {
+        case .publish(let r, _):
+            let headers = r.properties.headers.reduce(0) { $0 + $1.key.utf8.count + 32 }
+            return r.body.count + r.exchange.utf8.count + r.routingKey.utf8.count + (r.properties.messageId?.utf8.count ?? 0)
+                + headers + 256
+        case .settle: return 32
+        case .consume, .cancelConsumer, .run, .shutdown: return 256
+        }
+    }
 
     /// Sent without waiting for a reply from the broker (a publish's confirm comes later, asynchronously).
     var isOneWay: Bool {
@@ -266,7 +299,7 @@ enum Command: Sendable {
 
     func fail(_ error: Error) {
         switch self {
-        case .publish(_, let c): c.resume(throwing: error)
+        case .publish(_, let w): w.resume(.failure(error))
         case .settle(_, _, _, _, _, let c): c.resume(throwing: error)
         case .consume(let r, let c):
             r.continuation.finish(throwing: error)

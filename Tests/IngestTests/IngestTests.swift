@@ -24,7 +24,7 @@ struct IngestHarness {
     static let newSecret = "new-secret-bbbbbbbbbbbbbbbbbbbb"
     static let erpSecret = "erp-secret-cccccccccccccccccccc"
 
-    static func make(broker: TestBroker, yaml given: String = "") async throws -> IngestHarness {
+    static func make(broker: TestBroker, yaml given: String = "", heartbeat: String = "10s") async throws -> IngestHarness {
         // Tests that expect 200 get the longest confirm timeout the configuration allows (4.5 s, under Shopify's
         // 5 s): on a loaded CI machine a confirm can take seconds. The frozen-broker test sets its own.
         var extra = given
@@ -33,7 +33,7 @@ struct IngestHarness {
         }
         let vhost = try await broker.makeVhost("ingest")
         let yaml = """
-            broker: {url: '\(broker.url(vhost: vhost))'}
+            broker: {url: '\(broker.url(vhost: vhost))', heartbeat: \(heartbeat)}
             shops: [acme, beta]
             shop:
               acme: {domain: acme.myshopify.com, webhook_secrets: [\(newSecret), \(oldSecret)], admin_token: t}
@@ -346,6 +346,12 @@ struct IngestWithSimulatorsTests {
     }
 }
 
+final class PartitionFlags: Sendable {
+    let stop = Atomic<Bool>(false)
+    let healed = Atomic<Bool>(false)
+    let acceptedAfterHeal = Atomic<Int>(0)
+}
+
 @Suite("ingest when the broker fails", .serialized)
 struct IngestBrokerFailureTests {
     @Test("broker stopped -> 503 with Retry-After and nothing claimed; broker back -> 200 again")
@@ -398,6 +404,69 @@ struct IngestBrokerFailureTests {
                     body: ByteBuffer(bytes: body))
                 #expect(r.status == .ok)
             }
+            await h.close()
+        }
+    }
+
+    @Test("a silent partition under webhook load: every answer (200 or 503) within confirm_timeout + a margin, every 200 enqueued")
+    func silentPartition() async throws {
+        try TestDependency.require(TestDependency.iptables, "root with iptables", install: "run as root; apt-get install iptables")
+        try await TestBroker.withPrivate { broker in
+            // Heartbeat 2 s: the partition is noticed after ~4 s; reconnect attempts then block in connect for 5 s.
+            let h = try await IngestHarness.make(broker: broker, yaml: "ingest: {confirm_timeout: 1s}", heartbeat: "2s")
+            try await Task.sleep(for: .seconds(2))
+            let accepted = Shared<Set<String>>([])
+            let statuses = Shared<[UInt: Int]>([:])
+            let slowest = Shared<Duration>(.zero)
+            let flags = PartitionFlags()
+            let body = IngestHarness.orderBody(size: 2000)
+            try await h.app.test(.router) { (client) async throws in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<8 {
+                        group.addTask {
+                            var i = 0
+                            while !flags.stop.load(ordering: .relaxed) {
+                                let id = "partition-\(worker)-\(i)"
+                                i += 1
+                                let started = ContinuousClock.now
+                                let r = try await client.execute(
+                                    uri: "/webhooks/shopify", method: .post,
+                                    headers: IngestHarness.shopifyHeaders(body: body, webhookId: id), body: ByteBuffer(bytes: body))
+                                let took = ContinuousClock.now - started
+                                slowest.withLock { $0 = max($0, took) }
+                                statuses.withLock { $0[UInt(r.status.code), default: 0] += 1 }
+                                if r.status == .ok {
+                                    accepted.withLock { _ = $0.insert(id) }
+                                    if flags.healed.load(ordering: .relaxed) { flags.acceptedAfterHeal.add(1, ordering: .relaxed) }
+                                } else {
+                                    try await Task.sleep(for: .milliseconds(20))
+                                }
+                            }
+                        }
+                    }
+                    group.addTask {
+                        defer { flags.stop.store(true, ordering: .relaxed) }
+                        guard await eventually(timeout: .seconds(60), { accepted.value.count >= 200 }) else { return }
+                        try await broker.partition()
+                        _ = await eventually(timeout: .seconds(30)) { !h.publisher.isConnected }
+                        try? await Task.sleep(for: .seconds(6))
+                        await broker.heal()
+                        flags.healed.store(true, ordering: .relaxed)
+                        _ = await eventually(timeout: .seconds(60)) { flags.acceptedAfterHeal.load(ordering: .relaxed) >= 200 }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            await broker.heal()
+            let seen = statuses.value
+            #expect(Set(seen.keys).isSubset(of: [200, 503]), "\(seen)")
+            #expect((seen[503] ?? 0) > 0, "the partition should have produced 503s: \(seen)")
+            #expect(flags.acceptedAfterHeal.load(ordering: .relaxed) >= 200, "ingest did not recover after the heal: \(seen)")
+            #expect(slowest.value <= .milliseconds(1000 + 750), "slowest answer \(slowest.value), confirm_timeout 1 s")
+            try await h.admin.waitUntilReady(timeout: .seconds(60))
+            let present = Set(try await consumeAllIds(h.admin, BridgeTopology.orders.name, timeout: .seconds(120)))
+            let missing = accepted.value.subtracting(present)
+            #expect(missing.isEmpty, "\(missing.count) of \(accepted.value.count) deliveries answered 200 are missing")
             await h.close()
         }
     }

@@ -72,4 +72,41 @@ struct ConnectionEdgeTests {
         #expect(try await eventually { try await c.queueCounts("q.new").messages == 1 }, "the new consumer's message was settled by the old ack")
         #expect(try await c.queueCounts("q.old").messages == 1, "the cancelled consumer's delivery went back to its queue")
     }
+
+    @Test("a consumer the broker cancels (its queue deleted) gives its channel back, and its late ack is refused")
+    func brokerCancelledConsumerReturnsChannel() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("cancelled")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let c = try await broker.connect(vhost: vhost)
+        let admin = try await broker.connect(vhost: vhost, name: "admin")
+        defer { Task { await c.close(); await admin.close() } }
+        try await declareTestQueue(c, "q.doomed")
+        try await declareTestQueue(c, "q.next")
+        try await c.publish(exchange: "", routingKey: "q.doomed", body: Array("doomed".utf8))
+        try await c.publish(exchange: "", routingKey: "q.next", body: Array("next".utf8))
+
+        let doomed = try await c.consume(queue: "q.doomed", prefetch: 1)
+        var iterator = doomed.deliveries.makeAsyncIterator()
+        let old = try #require(try await iterator.next())
+        // Deleted from another connection: the broker sends basic.cancel (consumer_cancel_notify) and the stream ends
+        // with consumerCancelled.
+        _ = try await admin.withChannel { try $0.deleteQueue("q.doomed") }
+        await #expect { while try await iterator.next() != nil {} } throws: { ($0 as? AMQPError)?.code == .consumerCancelled }
+        // Two round trips: the thread has closed the cancelled channel and drained its frames; the number is free.
+        _ = try await c.queueCounts("q.next")
+        _ = try await c.queueCounts("q.next")
+        let next = try await c.consume(queue: "q.next", prefetch: 1)
+        var fresh: AMQPDelivery?
+        for try await d in next.deliveries {
+            fresh = d
+            break
+        }
+        let reused = try #require(fresh)
+        #expect(reused.channel == old.channel, "the broker-cancelled consumer's channel was not given back to the pool")
+        await #expect { try await old.ack() } throws: { ($0 as? AMQPError)?.code == .staleDelivery }
+        try await reused.ack()
+        #expect(try await eventually { try await c.queueCounts("q.next").messages == 0 })
+        next.cancel()
+    }
 }

@@ -199,6 +199,81 @@ struct ResilienceTests {
             try await pub.publish(exchange: "", routingKey: "q.b", body: [4])
         }
     }
+
+    @Test("a silent partition under load: every answer by its deadline, nothing confirmed is lost, recovery after the heal")
+    func silentPartition() async throws {
+        try TestDependency.require(TestDependency.iptables, "root with iptables", install: "run as root; apt-get install iptables")
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("partition")
+            // Heartbeat 2 s: the connection notices the partition after ~4 s (rabbitmq-c's heartbeat check, and
+            // TCP_USER_TIMEOUT for data left unacknowledged), then reconnect attempts block in connect for up to 5 s.
+            let pub = try await broker.connect(vhost: vhost, name: "pub", query: "heartbeat=2")
+            defer { Task { await pub.close() } }
+            try await declareTestQueue(pub, "q.p")
+            let timeout = Duration.seconds(1)
+            let load = LoadRecorder()
+            let publishing = load.start(pub, queue: "q.p", workers: 8, bodySize: 512, timeout: timeout)
+            #expect(await eventually(timeout: .seconds(60)) { load.confirmed.count >= 200 })
+            try await broker.partition()
+            do {
+                #expect(await eventually(timeout: .seconds(30)) { !pub.isConnected }, "the partition was never noticed")
+                try await Task.sleep(for: .seconds(6))
+            } catch {}
+            await broker.heal()
+            let healed = ContinuousClock.now
+            #expect(await eventually(timeout: .seconds(60)) { load.confirmed(after: healed) >= 200 }, "no recovery after the heal")
+            load.stop()
+            await publishing.value
+
+            // The caller-side deadline: nobody waited past it (plus a margin for a loaded machine).
+            let slowest = load.slowest
+            #expect(slowest.map { $0.took <= timeout + .milliseconds(600) } ?? false,
+                    "slowest answer \(slowest.map { "\($0.took) (\($0.error?.rawValue ?? "confirmed"))" } ?? "none"), deadline \(timeout)")
+            let failures = load.failures()
+            #expect(!failures.isEmpty, "the partition should have failed publishes to their callers")
+            #expect(Set(failures.keys).isSubset(of: [.notConnected, .connectionLost, .confirmTimeout]), "\(failures)")
+            let present = Set(try await consumeAllIds(pub, "q.p"))
+            let missing = load.confirmed.subtracting(present)
+            #expect(missing.isEmpty, "\(missing.count) confirmed publishes are missing, e.g. \(missing.prefix(5))")
+        }
+    }
+
+    @Test("a memory alarm with the socket buffer full: the thread never blocks in a send, every answer by its deadline")
+    func alarmWithFullSocketBuffer() async throws {
+        try await TestBroker.withPrivate { broker in
+            let vhost = try await broker.makeVhost("alarm-full")
+            let pub = try await broker.connect(vhost: vhost, name: "pub")
+            defer { Task { await pub.close() } }
+            try await declareTestQueue(pub, "q.big")
+            try await pub.publish(exchange: "", routingKey: "q.big", body: [1], properties: MessageProperties(messageId: "first"))
+            let stallsBefore = pub.threadStalls
+
+            try await broker.ctl(["set_vm_memory_high_watermark", "0.0000001"])
+            // 1 MB messages from 32 publishers: far more than the kernel's socket buffers hold once the broker stops
+            // reading the connection.
+            let timeout = Duration.seconds(2)
+            let load = LoadRecorder()
+            let publishing = load.start(pub, queue: "q.big", workers: 32, bodySize: 1 << 20, timeout: timeout)
+            #expect(await eventually(timeout: .seconds(30)) { pub.isBlocked }, "the broker never blocked the connection")
+            try await Task.sleep(for: .seconds(4))
+            // While blocked: the thread kept coming round its loop (it read connection.blocked, answered deadlines).
+            let stallsBlocked = pub.threadStalls - stallsBefore
+            try await broker.ctl(["set_vm_memory_high_watermark", "0.6"])
+            let cleared = ContinuousClock.now
+            #expect(await eventually(timeout: .seconds(60)) { load.confirmed(after: cleared) >= 20 }, "no recovery after the alarm")
+            load.stop()
+            await publishing.value
+
+            #expect(stallsBlocked == 0, "the connection thread was stuck \(stallsBlocked) time(s) while the broker was not reading")
+            let slowest = load.slowest
+            #expect(slowest.map { $0.took <= timeout + .milliseconds(600) } ?? false,
+                    "slowest answer \(slowest.map { "\($0.took) (\($0.error?.rawValue ?? "confirmed"))" } ?? "none"), deadline \(timeout)")
+            #expect(load.failures()[.blocked, default: 0] > 0, "\(load.failures())")
+            let present = Set(try await consumeAllIds(pub, "q.big"))
+            let missing = load.confirmed.subtracting(present)
+            #expect(missing.isEmpty, "\(missing.count) confirmed publishes are missing, e.g. \(missing.prefix(5))")
+        }
+    }
 }
 
 @Suite("TLS: amqps:// with a CA file")
