@@ -77,11 +77,16 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
         public var tax: Amount
         /// quantity x unit price - discount (tax excluded, or included when the order's taxes are included).
         public var netAmount: Amount
+        /// Units of `quantity` removed since the order was placed (an order edit, or a refund that cancelled them):
+        /// not to be shipped. Their money comes back as a credit note; `quantity` and the amounts stay as ordered, so
+        /// the document still adds up to the order's total.
+        public var removedQuantity: Int
 
         public init(
             lineRef: String, sku: String, description: String?, quantity: Int, unitPrice: Amount, discount: Amount,
-            tax: Amount, netAmount: Amount
+            tax: Amount, netAmount: Amount, removedQuantity: Int = 0
         ) {
+            self.removedQuantity = removedQuantity
             self.lineRef = lineRef
             self.sku = sku
             self.description = description
@@ -101,6 +106,20 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             case discount
             case tax
             case netAmount = "net_amount"
+            case removedQuantity = "removed_quantity"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            lineRef = try c.decode(String.self, forKey: .lineRef)
+            sku = try c.decode(String.self, forKey: .sku)
+            description = try c.decodeIfPresent(String.self, forKey: .description)
+            quantity = try c.decode(Int.self, forKey: .quantity)
+            unitPrice = try c.decode(Amount.self, forKey: .unitPrice)
+            discount = try c.decode(Amount.self, forKey: .discount)
+            tax = try c.decode(Amount.self, forKey: .tax)
+            netAmount = try c.decode(Amount.self, forKey: .netAmount)
+            removedQuantity = try c.decodeIfPresent(Int.self, forKey: .removedQuantity) ?? 0
         }
     }
 

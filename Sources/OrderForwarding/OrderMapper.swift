@@ -29,6 +29,11 @@ public struct MappedOrder: Sendable, Equatable {
 /// Totals: Σ(line price x quantity - line discount allocations) + Σ(shipping price - shipping discounts)
 /// + taxes (only when prices exclude tax) + tip must equal Shopify's `total_price` to the cent; otherwise the order
 /// is refused with the difference in the reason rather than booked wrong.
+///
+/// Lines keep the quantity ordered (so the document adds up to `total_price`) and carry `removed_quantity`: units an
+/// order edit or a cancelling refund took off (`quantity - current_quantity` since API 2024-01, else the refunds'
+/// line quantities), which the ERP must not ship. A tip arrives as a line with a `tip` object and no product: it is
+/// the order's tip (`total_tip_received`), not an item.
 public struct OrderMapper: Sendable {
     public let settings: OrderMappingSettings
 
@@ -48,7 +53,16 @@ public struct OrderMapper: Sendable {
         }
         let taxesIncluded = order.taxesIncluded ?? false
         var lines: [ERPSalesOrder.Line] = []
+        var tipLines = Decimal(0)
+        var refundedUnits: [Int64: Int] = [:]
+        for refund in order.refunds ?? [] {
+            for r in refund.refundLineItems ?? [] { refundedUnits[r.lineItemId, default: 0] += r.quantity }
+        }
         for item in order.lineItems {
+            if item.tip != nil {
+                tipLines += item.price.value * Decimal(item.quantity)
+                continue
+            }
             guard item.quantity > 0 else {
                 throw MappingError(code: .invalidQuantity, message: "line \(item.id) has quantity \(item.quantity)")
             }
@@ -56,10 +70,12 @@ public struct OrderMapper: Sendable {
             let gross = item.price.value * Decimal(item.quantity)
             let discount = Money.sum((item.discountAllocations ?? []).map(\.amount.value))
             let tax = Money.sum((item.taxLines ?? []).map(\.price.value))
+            let removed = item.currentQuantity.map { item.quantity - $0 } ?? refundedUnits[item.id] ?? 0
             lines.append(
                 ERPSalesOrder.Line(
                     lineRef: String(item.id), sku: sku, description: item.title, quantity: item.quantity,
-                    unitPrice: item.price, discount: Amount(discount), tax: Amount(tax), netAmount: Amount(gross - discount)))
+                    unitPrice: item.price, discount: Amount(discount), tax: Amount(tax), netAmount: Amount(gross - discount),
+                    removedQuantity: min(max(removed, 0), item.quantity)))
         }
         let shipping = (order.shippingLines ?? []).map { s in
             ERPSalesOrder.ShippingCharge(
@@ -72,7 +88,8 @@ public struct OrderMapper: Sendable {
         let lineDiscounts = Money.sum(lines.map(\.discount.value))
         let shippingNet = Money.sum(shipping.map { $0.price.value - $0.discount.value })
         let tax = Money.sum(lines.map(\.tax.value)) + Money.sum(shipping.map(\.tax.value))
-        let tip = order.totalTipReceived?.value ?? 0
+        // The tip line and total_tip_received are the same money: counted once.
+        let tip = order.totalTipReceived.map(\.value).flatMap { $0 == 0 ? nil : $0 } ?? tipLines
         let computed = subtotal + shippingNet + (taxesIncluded ? 0 : tax) + tip
         let expected = order.totalPrice.value
         guard computed == expected else {

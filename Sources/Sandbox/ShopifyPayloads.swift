@@ -178,7 +178,8 @@ public struct ShopifyOrderFixture: Sendable {
     public func refundJSON(id refundId: Int64, amount: Decimal) -> Data {
         let r: [String: Any] = [
             "id": refundId, "order_id": id, "created_at": Self.iso(updatedAt), "note": NSNull(),
-            "refund_line_items": [["line_item_id": lines.first?.id ?? 0, "quantity": 1, "subtotal": Self.money(amount)]],
+            // Shopify sends a refund line's subtotal as a JSON number (not a string like other amounts): so does this.
+            "refund_line_items": [["line_item_id": lines.first?.id ?? 0, "quantity": 1, "subtotal": NSDecimalNumber(decimal: amount)]],
             "transactions": [["amount": Self.money(amount), "kind": "refund", "status": "success", "gateway": "bogus"]],
         ]
         return (try? JSONSerialization.data(withJSONObject: r, options: [])) ?? Data()

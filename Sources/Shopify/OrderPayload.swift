@@ -48,6 +48,15 @@ public struct ShopifyOrder: Decodable, Sendable {
         public var discountAllocations: [DiscountAllocation]?
         public var taxLines: [TaxLine]?
         public var giftCard: Bool?
+        /// Present on the line Shopify adds for a tip (no product, no SKU): the tip is money of the order, not an item.
+        public var tip: Tip?
+
+        public struct Tip: Decodable, Sendable {
+            public var paymentGateway: String?
+            enum CodingKeys: String, CodingKey {
+                case paymentGateway = "payment_gateway"
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
             case id
@@ -62,6 +71,7 @@ public struct ShopifyOrder: Decodable, Sendable {
             case discountAllocations = "discount_allocations"
             case taxLines = "tax_lines"
             case giftCard = "gift_card"
+            case tip
         }
     }
 
@@ -162,6 +172,7 @@ public struct ShopifyOrder: Decodable, Sendable {
         public var id: Int64
         public var orderId: Int64?
         public var createdAt: String?
+        public var refundLineItems: [ShopifyRefund.RefundLineItem]?
         public var transactions: [Transaction]?
 
         public var refundedAmount: Decimal { Transaction.refunded(transactions) }
@@ -170,6 +181,7 @@ public struct ShopifyOrder: Decodable, Sendable {
             case id
             case orderId = "order_id"
             case createdAt = "created_at"
+            case refundLineItems = "refund_line_items"
             case transactions
         }
     }
@@ -240,17 +252,16 @@ public struct ShopifyRefund: Decodable, Sendable {
     public var refundLineItems: [RefundLineItem]?
     public var transactions: [ShopifyOrder.Transaction]?
 
+    /// Only which line and how many units: the money is in the refund's transactions. (Shopify sends this item's
+    /// `subtotal` and `total_tax` as JSON numbers, unlike every other amount; decoding them as money would refuse
+    /// real payloads, so they are not read.)
     public struct RefundLineItem: Decodable, Sendable {
         public var lineItemId: Int64
         public var quantity: Int
-        public var subtotal: ShopifyMoney?
-        public var totalTax: ShopifyMoney?
 
         enum CodingKeys: String, CodingKey {
             case lineItemId = "line_item_id"
             case quantity
-            case subtotal
-            case totalTax = "total_tax"
         }
     }
 

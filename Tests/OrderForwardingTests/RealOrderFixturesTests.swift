@@ -27,6 +27,8 @@ struct RealOrderFixturesTests {
             var discount: String
             var tax: String
             var net: String
+            /// Units removed after the order was placed (not to be shipped).
+            var removed: Int = 0
         }
         var name: String
         var currency: String
@@ -41,12 +43,14 @@ struct RealOrderFixturesTests {
         var totalTip: String
         var total: String
         var discountCodes: [String] = []
+        var refunded: String = "0"
         var testDescription: String { name }
     }
 
     /// The Hong Kong store's lines carry no SKU (as on many real stores): mapped by variant id.
     static let mapping = OrderMappingSettings(variantMap: [
         50_398_373_085_484: "HK-SERUM", 50_451_770_802_476: "HK-CREAM", 50_460_159_541_548: "HK-TONER",
+        41_383_274_741_953: "CA-MUG",
     ])
 
     static let cases: [Expected] = [
@@ -108,6 +112,27 @@ struct RealOrderFixturesTests {
             lines: [.init(sku: "7801P1XS000000", quantity: 1, unitPrice: "5900", discount: "0", tax: "0", net: "5900")],
             shipping: [], subtotal: "5900", totalDiscounts: "0", totalShipping: "0", totalTax: "0", totalTip: "0",
             total: "5900"),
+        // Two mugs at 15.00 (no SKU: by variant), 14.90 shipping, and a 4.50 tip. Shopify puts the tip in
+        // total_tip_received AND as a line ("Tip", a tip object, no product): it is the order's tip, once, not an item
+        // (total_line_items_price is 30.00). 30.00 + 14.90 + 4.50 = 49.40.
+        Expected(
+            name: "cad-tip-line", currency: "CAD", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "CA-MUG", quantity: 2, unitPrice: "15.00", discount: "0", tax: "0", net: "30.00")],
+            shipping: [("14.90", "0", "0")], subtotal: "30.00", totalDiscounts: "0", totalShipping: "14.90", totalTax: "0",
+            totalTip: "4.50", total: "49.40"),
+        // Two boards at 199.00 with HST 13% on top (51.74), 8.00 untaxed shipping: 398.00 + 8.00 + 51.74 = 457.74.
+        Expected(
+            name: "usd-before-refund", currency: "USD", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "GD802-025", quantity: 2, unitPrice: "199.00", discount: "0", tax: "51.74", net: "398.00")],
+            shipping: [("8.00", "0", "0")], subtotal: "398.00", totalDiscounts: "0", totalShipping: "8.00", totalTax: "51.74",
+            totalTip: "0", total: "457.74"),
+        // The same order after one board was cancelled and refunded (199.00 + 25.87 HST = 224.87): the document still
+        // adds up to what was charged, one unit is marked removed (not to be shipped), the refund is 224.87.
+        Expected(
+            name: "usd-partial-refund-cancel", currency: "USD", status: "open", financialStatus: "partially_refunded",
+            lines: [.init(sku: "GD802-025", quantity: 2, unitPrice: "199.00", discount: "0", tax: "51.74", net: "398.00", removed: 1)],
+            shipping: [("8.00", "0", "0")], subtotal: "398.00", totalDiscounts: "0", totalShipping: "8.00", totalTax: "51.74",
+            totalTip: "0", total: "457.74", refunded: "224.87"),
     ]
 
     static func d(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX"))! }
@@ -128,6 +153,7 @@ struct RealOrderFixturesTests {
             #expect(line.discount.value == Self.d(want.discount), "\(want.sku) discount")
             #expect(line.tax.value == Self.d(want.tax), "\(want.sku) tax")
             #expect(line.netAmount.value == Self.d(want.net), "\(want.sku) net")
+            #expect(line.removedQuantity == want.removed, "\(want.sku) removed quantity")
         }
         #expect(so.shipping.count == e.shipping.count)
         for (s, want) in zip(so.shipping, e.shipping) {
@@ -142,11 +168,28 @@ struct RealOrderFixturesTests {
         #expect(so.totalTip.value == Self.d(e.totalTip))
         #expect(so.total.value == Self.d(e.total))
         #expect(so.discountCodes == e.discountCodes)
+        #expect(so.refundedAmount.value == Self.d(e.refunded))
+    }
+
+    @Test("an order edit's current_quantity (REST 2024-01+) marks the removed units, and wins over refund lines")
+    func editedOrderCurrentQuantity() throws {
+        // A real payload with the field set the way Shopify documents it after an edit took 2 of 3 units off a line.
+        var payload = try #require(Self.fixtures["pln-taxes-excluded-a"] as? [String: Any])
+        var items = try #require(payload["line_items"] as? [[String: Any]])
+        items[1]["current_quantity"] = 1
+        items[0]["current_quantity"] = 2
+        payload["line_items"] = items
+        let body = try JSONSerialization.data(withJSONObject: payload)
+        let so = try OrderMapper(settings: Self.mapping).map(ShopifyOrder.decode(Array(body)), shop: "real", triggeredAtMs: 0).salesOrder
+        #expect(so.lines.map(\.removedQuantity) == [0, 2])
+        #expect(so.lines.map(\.quantity) == [2, 3], "quantity stays as ordered, so the document adds up to total_price")
+        #expect(so.total.value == Self.d("2147.58"))
     }
 
     /// Shopify's definition of `total_price`, read from the payload's own fields with no code from the mapper or the
     /// generator: Σ line price x quantity − every discount allocation (lines and shipping) + Σ shipping price
-    /// + Σ tax lines when prices exclude tax + tip.
+    /// + Σ tax lines when prices exclude tax + tip. A tip also appears as a line with a `tip` object; that line is not
+    /// an item (Shopify's `total_line_items_price` leaves it out), so it is not counted twice.
     static func shopifyTotal(_ order: [String: Any]) -> Decimal {
         func money(_ v: Any?) -> Decimal { (v as? String).map(d) ?? 0 }
         func allocations(_ o: [String: Any]) -> Decimal {
@@ -155,7 +198,7 @@ struct RealOrderFixturesTests {
         func taxes(_ o: [String: Any]) -> Decimal { ((o["tax_lines"] as? [[String: Any]]) ?? []).reduce(0) { $0 + money($1["price"]) } }
         let excluded = (order["taxes_included"] as? Bool) == false
         var total: Decimal = 0
-        for l in (order["line_items"] as? [[String: Any]]) ?? [] {
+        for l in (order["line_items"] as? [[String: Any]]) ?? [] where l["tip"] == nil {
             total += money(l["price"]) * Decimal((l["quantity"] as? Int) ?? 0) - allocations(l) + (excluded ? taxes(l) : 0)
         }
         for s in (order["shipping_lines"] as? [[String: Any]]) ?? [] {
