@@ -113,11 +113,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // order-forwarder's logic: mapping, version-ordered exactly-once-in-effect forwarding, circuit breaker.
+        // The consumer runtime every queue uses (QueueWorker): prefetch, ack after the effect, retries and the DLQ,
+        // the circuit breaker, per-key serialization, draining, the same metrics for every queue.
+        .target(
+            name: "Worker",
+            dependencies: [
+                "BridgeCore", "Messaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // order-forwarder's logic: mapping, version-ordered exactly-once-in-effect forwarding (a QueueWorker handler).
         .target(
             name: "OrderForwarding",
             dependencies: [
-                "BridgeCore", "Messaging", "Shopify", "ERP", "Ledger",
+                "BridgeCore", "Messaging", "Shopify", "ERP", "Ledger", "Worker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -256,6 +268,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Mapping and circuit breaker (pure), ledgers (SQLite always; PostgreSQL when BRIDGE_TEST_POSTGRES_URL is set).
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: [
+                "Worker", "BridgeCore", "Messaging", "BridgeTestSupport",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "OrderForwardingTests",
             dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Sandbox", "Messaging", "BridgeTestSupport"],

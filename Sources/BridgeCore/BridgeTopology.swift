@@ -139,6 +139,9 @@ public enum EnvelopeHeader {
     public static let errorMessage = "x-bridge-error-message"
     /// The work queue a dead letter or retry came from.
     public static let originQueue = "x-bridge-origin-queue"
+    /// How often the message was replayed from its dead-letter queue, and when last.
+    public static let replays = "x-bridge-replays"
+    public static let replayedAt = "x-bridge-replayed-at"
 
     /// Headers the broker adds on dead-lettering and redelivery: not ours to carry into a republished message.
     public static let brokerBookkeeping = [

@@ -149,8 +149,8 @@ public enum DeadLetters {
             } else {
                 var properties = d.properties
                 for key in EnvelopeHeader.brokerBookkeeping + [EnvelopeHeader.attempt] { properties.headers[key] = nil }
-                properties.headers["x-bridge-replayed-at"] = .string(now.formatted(.iso8601))
-                properties.headers["x-bridge-replays"] = .int((d.properties.headers["x-bridge-replays"]?.intValue ?? 0) + 1)
+                properties.headers[EnvelopeHeader.replayedAt] = .string(now.formatted(.iso8601))
+                properties.headers[EnvelopeHeader.replays] = .int((d.properties.headers[EnvelopeHeader.replays]?.intValue ?? 0) + 1)
                 properties.expiration = nil
                 properties.persistent = true
                 let target = d.properties.headers[EnvelopeHeader.originQueue]?.stringValue ?? workQueue

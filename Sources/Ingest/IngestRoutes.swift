@@ -102,19 +102,10 @@ public struct IngestService: Sendable {
             return Self.text(.ok, "duplicate")
         }
 
-        var headers: AMQPTable = [
-            EnvelopeHeader.source: "shopify",
-            EnvelopeHeader.shop: .string(shop.domain),
-            EnvelopeHeader.topic: .string(topic),
-            EnvelopeHeader.webhookId: .string(webhookId),
-            EnvelopeHeader.apiVersion: .string(apiVersion),
-            EnvelopeHeader.receivedAt: .string(Self.now()),
-        ]
-        if let v = h[.shopifyEventId] { headers[EnvelopeHeader.eventId] = .string(v) }
-        if let v = h[.shopifyTriggeredAt] { headers[EnvelopeHeader.triggeredAt] = .string(v) }
-        let properties = MessageProperties(
-            messageId: webhookId, correlationId: webhookId, contentType: "application/json", type: topic,
-            appId: "shopify-erp-bridge/ingest", timestamp: Date(), headers: headers)
+        let properties = InboundEnvelope(
+            source: .shopify, shopDomain: shop.domain, topic: topic, deliveryId: webhookId, eventId: h[.shopifyEventId],
+            triggeredAt: h[.shopifyTriggeredAt], apiVersion: apiVersion, receivedAt: Self.now()
+        ).properties()
         let routingKey = BridgeTopology.routingKey(forShopifyTopic: topic)
         let status = await publish(
             source: "shopify", exchange: BridgeTopology.shopifyInbound, routingKey: routingKey, body: Array(bytes),
@@ -165,16 +156,10 @@ public struct IngestService: Sendable {
             metrics.request(source: "erp", topic: "erp", status: 200)
             return Self.text(.ok, "duplicate")
         }
-        var headers: AMQPTable = [
-            EnvelopeHeader.source: "erp",
-            EnvelopeHeader.topic: .string(event),
-            EnvelopeHeader.eventId: .string(eventId),
-            EnvelopeHeader.receivedAt: .string(Self.now()),
-        ]
-        if let v = h[.erpTriggeredAt] { headers[EnvelopeHeader.triggeredAt] = .string(v) }
-        let properties = MessageProperties(
-            messageId: eventId, correlationId: eventId, contentType: "application/json", type: event,
-            appId: "shopify-erp-bridge/ingest", timestamp: Date(), headers: headers)
+        let properties = InboundEnvelope(
+            source: .erp, shopDomain: nil, topic: event, deliveryId: eventId, eventId: eventId,
+            triggeredAt: h[.erpTriggeredAt], receivedAt: Self.now()
+        ).properties()
         let status = await publish(
             source: "erp", exchange: BridgeTopology.erpInbound, routingKey: event, body: Array(bytes),
             properties: properties, logMetadata: ["topic": "\(event)", "event_id": "\(eventId)"])

@@ -2,12 +2,10 @@ import BridgeCore
 import Messaging
 import Metrics
 
-/// The order-forwarder's metrics (label values are bounded: outcomes, error classes, ERP operations).
+/// The order-forwarder's own metrics (label values are bounded: outcomes, ERP operations). Consuming, retries, dead
+/// letters, the circuit and in-flight are the worker's, the same for every queue (`QueueWorker`).
 public final class ForwarderMetrics: Sendable {
     private let cache = MetricCache()
-    public let circuitState = Gauge(label: "forwarder_circuit_state")
-    public let circuitTransitions = Counter(label: "forwarder_circuit_transitions_total")
-    public let inFlight = Gauge(label: "forwarder_in_flight")
 
     public init() {}
 
@@ -15,12 +13,6 @@ public final class ForwarderMetrics: Sendable {
     public func order(_ outcome: String) { cache.counter("forwarder_orders_total", [("outcome", outcome)]).increment() }
     /// recorded | duplicate_skipped
     public func refund(_ outcome: String) { cache.counter("forwarder_refunds_total", [("outcome", outcome)]).increment() }
-    public func retried(_ errorClass: String) {
-        cache.counter("forwarder_retried_total", [("error_class", errorClass)]).increment()
-    }
-    public func deadLettered(_ errorClass: String) {
-        cache.counter("forwarder_dead_lettered_total", [("reason", errorClass)]).increment()
-    }
     /// The ERP answered `stale_ignored` to a version the ledger considered newer than anything applied.
     /// kind: same_version (a crash between the ERP write and the ledger record: already applied),
     /// erp_newer (the ERP holds a later version than the ledger knows), erp_disagrees (the ERP orders versions
@@ -33,10 +25,6 @@ public final class ForwarderMetrics: Sendable {
     }
     /// A worker's lease was taken over while it worked (renewal failed, or the record was fenced).
     public func leaseLost() { cache.counter("forwarder_lease_lost_total").increment() }
-    /// The effect was committed but the ack failed (connection lost): the broker redelivers, the ledger skips it.
-    public func ackFailed() { cache.counter("forwarder_ack_failed_total").increment() }
-    /// Messages held (not settled) while the circuit was open.
-    public func held() { cache.counter("forwarder_held_for_circuit_total").increment() }
     public func erpCall(_ operation: String, _ d: Duration, ok: Bool) {
         cache.timer("forwarder_erp_call_seconds", [("operation", operation), ("result", ok ? "ok" : "error")])
             .recordNanoseconds(d.wholeNanoseconds)

@@ -5,19 +5,57 @@ import Ledger
 import Logging
 import Messaging
 import ServiceLifecycle
+import Worker
 import Shopify
 import Synchronization
 
-/// Consumes `q.orders` and makes each ERP sales order match the latest Shopify state, exactly once in effect.
+/// The order-forwarder: `q.orders` consumed by the shared `QueueWorker` with `OrderForwardingHandler` as its logic.
+/// The worker owns consuming, acking after the effect, retries and the dead-letter queue, the ERP circuit breaker
+/// and draining; this type only wires them together.
+public final class OrderForwarder: Service, Sendable {
+    public typealias Settings = OrderForwardingHandler.Settings
+
+    public let worker: QueueWorker<OrderForwardingHandler>
+    public var settings: Settings { worker.handler.settings }
+    public var metrics: ForwarderMetrics { worker.handler.metrics }
+    /// How many deliveries this forwarder settled, by outcome (created, updated, unchanged, stale_skipped,
+    /// refund_recorded, refund_duplicate, ignored_topic, retried, dead_lettered, requeued): the end state a test waits
+    /// for before it checks the ERP, instead of sleeping.
+    public var settledCounts: [String: Int] { worker.settledCounts }
+    public var settledTotal: Int { worker.settledTotal }
+
+    /// - Parameters:
+    ///   - shops: shop domain -> shop id (from configuration).
+    ///   - consumer: the connection to consume on; `publisher` republishes to retry/DLQ with confirms.
+    ///   - erp: the ERP adapter; for `erpProfile: .plain` it must also be a `PlainERPPort`.
+    public init(
+        settings: Settings, shops: [String: String], consumer: AMQPConnection, publisher: AMQPConnection, erp: any ERPPort,
+        ledger: any OrderLedger, metrics: ForwarderMetrics = ForwarderMetrics(), logger: Logger
+    ) throws {
+        let handler = try OrderForwardingHandler(settings: settings, shops: shops, erp: erp, ledger: ledger, metrics: metrics, logger: logger)
+        worker = QueueWorker(
+            settings: .init(
+                queue: settings.queue, prefetch: settings.forwarder.prefetch, retryDelays: settings.retryDelays,
+                circuit: (settings.forwarder.breakerThreshold, settings.forwarder.breakerProbeInterval),
+                consumerTagPrefix: "order-forwarder"),
+            handler: handler, consumer: consumer, publisher: publisher, logger: logger)
+    }
+
+    /// Consumes until graceful shutdown (stop taking deliveries, finish the ones in flight, then cancel the consumer
+    /// so undelivered prefetch returns to the queue) or cancellation.
+    public func run() async throws { try await worker.run() }
+}
+
+/// Makes each ERP sales order match the latest Shopify state, exactly once in effect.
 ///
 /// Per delivery: resolve the shop, take the order's lease in the ledger, skip versions not newer than the one
 /// applied, map (exact `Decimal` totals), write the customer (only where the source-of-truth policy lets Shopify own
-/// customers) and the sales order by external reference, record the version and ERP document, release the lease,
-/// ack. Every write is idempotent: a crash anywhere repeats at most an upsert the ERP already holds.
+/// customers) and the sales order by external reference, record the version and ERP document, release the lease.
+/// Every write is idempotent: a crash anywhere repeats at most an upsert the ERP already holds.
 ///
 /// Failures: permanent (mapping, invalid JSON, ERP validation) -> dead-letter queue at once; transient -> the retry
-/// levels; an ERP outage opens the circuit breaker and the message is held (not settled) until a probe succeeds.
-public final class OrderForwarder: Service, Sendable {
+/// levels; an ERP outage opens the worker's circuit breaker and the message is held until a probe succeeds.
+public final class OrderForwardingHandler: QueueHandler, Sendable {
     public struct Settings: Sendable {
         public var queue: String
         public var forwarder: OrderForwarderSettings
@@ -54,37 +92,20 @@ public final class OrderForwarder: Service, Sendable {
     ]
 
     public let settings: Settings
+    public var subject: String { "order" }
     let shops: [String: String]
-    let consumer: AMQPConnection
-    let router: FailureRouter
     let erp: any ERPPort
     /// Set for the plain profile (the same adapter, seen through its create/find/update port).
     let plainERP: (any PlainERPPort)?
     let ledger: any OrderLedger
     let mapper: OrderMapper
-    let breaker: CircuitBreaker
     public let metrics: ForwarderMetrics
     let logger: Logger
     let instance = UUID().uuidString.prefix(8)
-    private let inFlight = Atomic<Int>(0)
-    private let localLocks = KeyedLock()
-    private let draining = Atomic<Bool>(false)
-    private let settled = Mutex<[String: Int]>([:])
 
-    /// How many deliveries this forwarder settled, by outcome (created, updated, unchanged, stale_skipped,
-    /// refund_recorded, refund_duplicate, ignored_topic, retried, dead_lettered, requeued): the end state a test waits
-    /// for before it checks the ERP, instead of sleeping.
-    public var settledCounts: [String: Int] { settled.withLock { $0 } }
-    public var settledTotal: Int { settled.withLock { $0.values.reduce(0, +) } }
-    private func tally(_ outcome: String) { settled.withLock { $0[outcome, default: 0] += 1 } }
-
-    /// - Parameters:
-    ///   - shops: shop domain -> shop id (from configuration).
-    ///   - consumer: the connection to consume on; `publisher` republishes to retry/DLQ with confirms.
-    ///   - erp: the ERP adapter; for `erpProfile: .plain` it must also be a `PlainERPPort`.
     public init(
-        settings: Settings, shops: [String: String], consumer: AMQPConnection, publisher: AMQPConnection, erp: any ERPPort,
-        ledger: any OrderLedger, metrics: ForwarderMetrics = ForwarderMetrics(), logger: Logger
+        settings: Settings, shops: [String: String], erp: any ERPPort, ledger: any OrderLedger,
+        metrics: ForwarderMetrics = ForwarderMetrics(), logger: Logger
     ) throws {
         if settings.erpProfile == .plain {
             guard let plain = erp as? any PlainERPPort else {
@@ -98,73 +119,18 @@ public final class OrderForwarder: Service, Sendable {
         }
         self.settings = settings
         self.shops = shops
-        self.consumer = consumer
-        self.router = FailureRouter(publisher: publisher, queue: settings.queue, retryDelays: settings.retryDelays)
         self.erp = erp
         self.ledger = ledger
         self.mapper = OrderMapper(settings: settings.forwarder.mapping)
         self.metrics = metrics
-        self.breaker = CircuitBreaker(
-            threshold: settings.forwarder.breakerThreshold, probeInterval: settings.forwarder.breakerProbeInterval,
-            gauge: metrics.circuitState, transitions: metrics.circuitTransitions)
         self.logger = logger
     }
 
-    /// Consumes until graceful shutdown (stop taking deliveries, finish the ones in flight, then cancel the consumer
-    /// so undelivered prefetch returns to the queue) or cancellation.
-    public func run() async throws {
-        try await ledger.migrate()
-        try await consumer.waitUntilReady(timeout: .seconds(60))
-        let stream = try await consumer.consume(
-            queue: settings.queue, prefetch: UInt16(settings.forwarder.prefetch), consumerTagPrefix: "order-forwarder")
-        logger.info("consuming", metadata: ["queue": "\(settings.queue)", "prefetch": "\(settings.forwarder.prefetch)"])
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                // Graceful shutdown: stop starting work, release messages held for the circuit, let the rest finish.
-                try? await gracefulShutdown()
-                self.draining.store(true, ordering: .relaxed)
-                await self.breaker.stop()
-                while self.inFlight.load(ordering: .relaxed) > 0, !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-                stream.cancel()
-            }
-            do {
-                for try await delivery in stream.deliveries {
-                    // While draining, new deliveries stay unsettled: they return to the queue with the consumer.
-                    if draining.load(ordering: .relaxed) { continue }
-                    metrics.inFlight.record(inFlight.add(1, ordering: .relaxed).newValue)
-                    group.addTask {
-                        await self.handle(delivery)
-                        self.metrics.inFlight.record(self.inFlight.subtract(1, ordering: .relaxed).newValue)
-                    }
-                }
-            } catch {
-                logger.error("consumer stopped", metadata: ["queue": "\(settings.queue)", "error": "\(error)"])
-            }
-            group.cancelAll()
-        }
-        logger.info("stopped consuming", metadata: ["queue": "\(settings.queue)"])
-    }
+    public func prepare() async throws { try await ledger.migrate() }
 
     // MARK: One delivery
 
-    struct Envelope {
-        var shopDomain: String?
-        var topic: String
-        var webhookId: String
-        var triggeredAtMs: Int64?
-
-        init(_ d: AMQPDelivery) {
-            let h = d.properties.headers
-            shopDomain = h[EnvelopeHeader.shop]?.stringValue
-            topic = h[EnvelopeHeader.topic]?.stringValue ?? d.properties.type ?? d.routingKey.replacingOccurrences(of: ".", with: "/")
-            webhookId = h[EnvelopeHeader.webhookId]?.stringValue ?? d.properties.messageId ?? "-"
-            triggeredAtMs = h[EnvelopeHeader.triggeredAt]?.stringValue.flatMap(Timestamp.milliseconds)
-        }
-    }
-
-    /// What processing did, for the ack path's metrics and log.
+    /// What processing did, for the metrics and the log line.
     enum Outcome: Sendable {
         case forwarded(ERPUpsertResult.Outcome, document: String)
         case staleSkipped(applied: OrderVersion, document: String)
@@ -187,87 +153,45 @@ public final class OrderForwarder: Service, Sendable {
         }
     }
 
-    func handle(_ delivery: AMQPDelivery) async {
-        let env = Envelope(delivery)
-        var logger = self.logger
-        logger[metadataKey: "shop"] = "\(env.shopDomain ?? "-")"
-        logger[metadataKey: "topic"] = "\(env.topic)"
-        logger[metadataKey: "webhook_id"] = "\(env.webhookId)"
-        var heldLogged = false
-        while true {
-            do {
-                try await breaker.acquire()
-            } catch {
-                // Shutting down with the circuit open: the message stays unsettled and returns to the queue.
-                return
-            }
-            do {
-                let outcome = try await process(delivery, env, logger: &logger)
-                if outcome.calledERP { await breaker.recordSuccess() } else { await breaker.releaseProbe() }
-                record(outcome, env: env, logger: logger)
-                do {
-                    try await delivery.ack()
-                } catch {
-                    // The effect is committed and recorded; only the ack was lost (the connection dropped). The broker
-                    // redelivers the message and the ledger skips it: no copy to the retry queue on top of that.
-                    metrics.ackFailed()
-                    logger.warning("order applied but the ack failed; the broker will redeliver it", metadata: ["error": "\(error)"])
-                }
-                return
-            } catch let e as ERPError where e.indicatesOutage {
-                let open = await breaker.recordOutage(retryAfter: e.retryAfter)
-                if open {
-                    // Hold the message (unsettled) until the probe succeeds, instead of cycling through retries.
-                    if !heldLogged {
-                        logger.warning("ERP unavailable, holding message until the circuit closes", metadata: ["error": "\(e)"])
-                        metrics.held()
-                        heldLogged = true
-                    }
-                    continue
-                }
-                await fail(delivery, ProcessingFailure(errorClass: e.code.rawValue, message: e.message, retryable: true), logger: logger)
-                return
-            } catch let e as ERPError {
-                await breaker.recordSuccess()
-                await fail(delivery, ProcessingFailure(errorClass: e.code.rawValue, message: e.message, retryable: e.isRetryable), logger: logger)
-                return
-            } catch let f as ProcessingFailure {
-                await breaker.releaseProbe()
-                await fail(delivery, f, logger: logger)
-                return
-            } catch let e as LedgerError {
-                await breaker.releaseProbe()
-                await fail(delivery, ProcessingFailure(errorClass: "lease_lost", message: "\(e)", retryable: true), logger: logger)
-                return
-            } catch is CancellationError {
-                await breaker.releaseProbe()
-                return
-            } catch {
-                await breaker.releaseProbe()
-                // The ledger (database) failed: transient.
-                await fail(delivery, ProcessingFailure(errorClass: "ledger_unavailable", message: "\(error)", retryable: true), logger: logger)
-                return
-            }
+    public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
+        let outcome = try await process(message, context: &context)
+        return WorkOutcome(record(outcome, env: message.envelope, logger: context.logger), calledDependency: outcome.calledERP)
+    }
+
+    public func classify(_ error: any Error) -> WorkFailure {
+        switch error {
+        case let e as ERPError where e.indicatesOutage:
+            return .outage(ProcessingFailure(errorClass: e.code.rawValue, message: e.message, retryable: true), retryAfter: e.retryAfter)
+        case let e as ERPError:
+            return .failed(ProcessingFailure(errorClass: e.code.rawValue, message: e.message, retryable: e.isRetryable), dependencyAnswered: true)
+        case let f as ProcessingFailure:
+            return .failed(f)
+        case let e as LedgerError:
+            return .failed(ProcessingFailure(errorClass: "lease_lost", message: "\(e)", retryable: true))
+        default:
+            // The ledger (database) failed: transient.
+            return .failed(ProcessingFailure(errorClass: "ledger_unavailable", message: "\(error)", retryable: true))
         }
     }
 
-    func process(_ d: AMQPDelivery, _ env: Envelope, logger: inout Logger) async throws -> Outcome {
+    func process(_ message: InboundMessage, context: inout WorkContext) async throws -> Outcome {
+        let env = message.envelope
         guard let domain = env.shopDomain, let shop = shops[domain] else {
             throw ProcessingFailure(
                 errorClass: "unknown_shop", message: "shop '\(env.shopDomain ?? "none")' is not configured (shops, shop.<id>.domain)",
                 retryable: false)
         }
         if env.topic == "refunds/create" {
-            return try await processRefund(d, shop: shop, logger: &logger)
+            return try await processRefund(message.body, shop: shop, context: &context)
         }
         guard Self.orderTopics.contains(env.topic) else { return .ignored }
         let order: ShopifyOrder
         do {
-            order = try ShopifyOrder.decode(d.body)
+            order = try ShopifyOrder.decode(message.body)
         } catch {
             throw ProcessingFailure(errorClass: "invalid_json", message: "not a Shopify order: \(Self.describe(error))", retryable: false)
         }
-        logger[metadataKey: "order_id"] = "\(order.id)"
+        context.logger[metadataKey: "order_id"] = "\(order.id)"
         guard let updatedMs = Timestamp.milliseconds(order.updatedAt) else {
             throw ProcessingFailure(errorClass: "invalid_timestamp", message: "updated_at '\(order.updatedAt)' is not ISO-8601", retryable: false)
         }
@@ -275,11 +199,11 @@ public final class OrderForwarder: Service, Sendable {
 
         // Workers of this process queue behind each other per order without touching the database; the ledger's
         // lease then guards against workers of other processes.
-        let log = logger
-        let outcome = try await localLocks.withLock("\(shop)/\(order.id)") {
+        let log = context.logger
+        let outcome = try await context.serialized("\(shop)/\(order.id)") {
             try await self.applyLeased(order, version: version, shop: shop, logger: log)
         }
-        if let document = outcome.erpDocument { logger[metadataKey: "erp_document"] = "\(document)" }
+        if let document = outcome.erpDocument { context.logger[metadataKey: "erp_document"] = "\(document)" }
         return outcome
     }
 
@@ -430,21 +354,21 @@ public final class OrderForwarder: Service, Sendable {
         }
     }
 
-    private func processRefund(_ d: AMQPDelivery, shop: String, logger: inout Logger) async throws -> Outcome {
+    private func processRefund(_ body: [UInt8], shop: String, context: inout WorkContext) async throws -> Outcome {
         let refund: ShopifyRefund
         do {
-            refund = try ShopifyRefund.decode(d.body)
+            refund = try ShopifyRefund.decode(body)
         } catch {
             throw ProcessingFailure(errorClass: "invalid_json", message: "not a Shopify refund: \(Self.describe(error))", retryable: false)
         }
-        logger[metadataKey: "order_id"] = "\(refund.orderId)"
-        logger[metadataKey: "refund_id"] = "\(refund.id)"
+        context.logger[metadataKey: "order_id"] = "\(refund.orderId)"
+        context.logger[metadataKey: "refund_id"] = "\(refund.id)"
         if let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
             return .refundDuplicate(document: doc)
         }
-        let log = logger
+        let log = context.logger
         // Under the order's lease: two deliveries of one refund never create two credit notes.
-        return try await localLocks.withLock("\(shop)/\(refund.orderId)") {
+        return try await context.serialized("\(shop)/\(refund.orderId)") {
             try await self.recordRefundLeased(refund, shop: shop, logger: log)
         }
     }
@@ -536,56 +460,33 @@ public final class OrderForwarder: Service, Sendable {
 
     // MARK: Settling
 
-    private func record(_ outcome: Outcome, env: Envelope, logger: Logger) {
+    /// Counts and logs what happened; returns the outcome's label (for the worker's metrics and tallies).
+    private func record(_ outcome: Outcome, env: InboundEnvelope, logger: Logger) -> String {
         switch outcome {
         case .forwarded(let result, let document):
-            metrics.order(result == .staleIgnored ? "unchanged" : result.rawValue)
-            tally(result == .staleIgnored ? "unchanged" : result.rawValue)
+            let label = result == .staleIgnored ? "unchanged" : result.rawValue
+            metrics.order(label)
             if let t = env.triggeredAtMs {
                 metrics.endToEnd(.milliseconds(Timestamp.milliseconds(Date()) - t))
             }
             logger.info("order forwarded", metadata: ["result": "\(result.rawValue)", "erp_document": "\(document)"])
+            return label
         case .staleSkipped(let applied, _):
             metrics.order("stale_skipped")
-            tally("stale_skipped")
             logger.debug("stale order version skipped", metadata: ["applied_version": "\(applied)"])
+            return "stale_skipped"
         case .refundRecorded(let document):
             metrics.refund("recorded")
-            tally("refund_recorded")
             logger.info("refund recorded", metadata: ["erp_document": "\(document)"])
+            return "refund_recorded"
         case .refundDuplicate:
             metrics.refund("duplicate_skipped")
-            tally("refund_duplicate")
             logger.debug("refund already recorded")
+            return "refund_duplicate"
         case .ignored:
             metrics.order("ignored_topic")
-            tally("ignored_topic")
             logger.debug("topic not forwarded")
-        }
-    }
-
-    private func fail(_ d: AMQPDelivery, _ failure: ProcessingFailure, logger: Logger) async {
-        do {
-            switch try await router.route(d, failure: failure) {
-            case .retried(let level, let delay):
-                metrics.retried(failure.errorClass)
-                tally("retried")
-                logger.warning(
-                    "order sync failed, retrying later",
-                    metadata: ["error_class": "\(failure.errorClass)", "error": "\(failure.message)", "retry_level": "\(level)", "retry_in": "\(delay)"])
-            case .deadLettered:
-                metrics.deadLettered(failure.errorClass)
-                tally("dead_lettered")
-                logger.error(
-                    "order sync failed, dead-lettered",
-                    metadata: ["error_class": "\(failure.errorClass)", "error": "\(failure.message)", "dlq": "\(BridgeTopology.deadLetterQueue(of: settings.queue))"])
-            }
-        } catch {
-            // Could not hand it to retry/DLQ (broker trouble): return it to the queue; nothing is lost.
-            metrics.retried("requeued")
-            tally("requeued")
-            logger.error("could not route failed message, requeueing", metadata: ["error_class": "\(failure.errorClass)", "route_error": "\(error)"])
-            try? await d.nack(requeue: true)
+            return "ignored_topic"
         }
     }
 

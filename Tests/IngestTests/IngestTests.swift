@@ -130,6 +130,16 @@ struct IngestTests {
         #expect(hd[EnvelopeHeader.triggeredAt] == "2026-11-27T10:00:00.000Z")
         #expect(hd[EnvelopeHeader.apiVersion] == "2026-07")
         #expect(hd[EnvelopeHeader.receivedAt] != nil)
+        // What every consumer reads (QueueWorker parses each delivery with this same type) is what ingest sent.
+        let envelope = InboundEnvelope(properties: m.properties, routingKey: m.routingKey)
+        #expect(
+            envelope
+                == InboundEnvelope(
+                    source: .shopify, shopDomain: "acme.myshopify.com", topic: "orders/create", deliveryId: "wh-valid-1",
+                    eventId: "evt-wh-valid-1", triggeredAt: "2026-11-27T10:00:00.000Z", apiVersion: "2026-07",
+                    receivedAt: hd[EnvelopeHeader.receivedAt]?.stringValue))
+        #expect(envelope.triggeredAtMs == 1_795_773_600_000)
+        #expect(envelope.attempt == 0 && envelope.replays == 0)
         await h.close()
     }
 
@@ -305,6 +315,11 @@ struct IngestTests {
         #expect(m.body == body)
         #expect(m.properties.headers[EnvelopeHeader.source] == "erp")
         #expect(m.properties.headers[EnvelopeHeader.eventId] == "e1")
+        let envelope = InboundEnvelope(properties: m.properties, routingKey: m.routingKey)
+        #expect(envelope.source == .erp)
+        #expect(envelope.shopDomain == nil)
+        #expect(envelope.topic == "inventory.changed")
+        #expect(envelope.deliveryId == "e1" && envelope.eventId == "e1")
         await h.close()
     }
 }

@@ -1,4 +1,4 @@
-@testable import OrderForwarding
+@testable import Worker
 import BridgeTestSupport
 import Testing
 

@@ -1,7 +1,7 @@
 import Foundation
 import Metrics
 
-/// Pauses ERP calls while the ERP is down, so messages wait (unsettled, in the work queue) instead of cycling
+/// Pauses calls to a dependency (the ERP, Shopify) while it is down, so messages wait (unsettled, in the work queue) instead of cycling
 /// through the retry levels.
 ///
 /// closed --`threshold` consecutive outage failures--> open --`probeInterval`--> half-open (one probe call)
@@ -14,7 +14,7 @@ public actor CircuitBreaker {
         case closed, open
         case halfOpen = "half_open"
 
-        /// For the `bridge_forwarder_circuit_state` gauge: 0 closed, 1 half-open, 2 open.
+        /// For the `worker_circuit_state{queue}` gauge: 0 closed, 1 half-open, 2 open.
         var gaugeValue: Int {
             switch self {
             case .closed: return 0

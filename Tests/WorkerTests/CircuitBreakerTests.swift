@@ -1,7 +1,7 @@
 import Foundation
 import Metrics
 import BridgeTestSupport
-import OrderForwarding
+import Worker
 import Testing
 
 @Suite("Circuit breaker: open after consecutive outages, one probe, close on success")

@@ -1,18 +1,19 @@
-/// In-process mutual exclusion per key (an order), without polling: the second message for an order that a worker
+/// In-process mutual exclusion per key (an order, an inventory item), without polling: the second message for an order that a worker
 /// of this process is already applying waits on a continuation until the first is done. The ledger's lease still
 /// guards across processes; this keeps a process's own workers from polling the database for each other (an order's
 /// orders/create and orders/paid usually arrive together).
-actor KeyedLock {
+public actor KeyedLock {
+    public init() {}
     private var held: Set<String> = []
     private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
 
-    func lock(_ key: String) async {
+    public func lock(_ key: String) async {
         if held.insert(key).inserted { return }
         await withCheckedContinuation { waiters[key, default: []].append($0) }
         // Ownership was handed over by `unlock`.
     }
 
-    func unlock(_ key: String) {
+    public func unlock(_ key: String) {
         if var queue = waiters[key], !queue.isEmpty {
             let next = queue.removeFirst()
             waiters[key] = queue.isEmpty ? nil : queue
@@ -26,7 +27,7 @@ actor KeyedLock {
     func waiting(_ key: String) -> Int { waiters[key]?.count ?? 0 }
 
     /// Runs `body` holding `key`.
-    func withLock<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
+    public func withLock<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
         await lock(key)
         do {
             let v = try await body()

@@ -1,0 +1,280 @@
+import BridgeCore
+import Foundation
+import Logging
+import Messaging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// One delivered message as a handler sees it: the untouched body and the typed envelope.
+public struct InboundMessage: Sendable {
+    public let delivery: AMQPDelivery
+    public let envelope: InboundEnvelope
+    public var body: [UInt8] { delivery.body }
+    /// The broker redelivered it (a consumer died or a connection dropped before its ack).
+    public var redelivered: Bool { delivery.redelivered }
+}
+
+/// What handling a message did, for the worker's metrics and tallies.
+public struct WorkOutcome: Sendable {
+    /// A short stable label (`created`, `stale_skipped`, `ignored_topic`...): `worker_messages_total{outcome}`.
+    public var label: String
+    /// The dependency the circuit guards was called and answered (closes a half-open circuit).
+    public var calledDependency: Bool
+
+    public init(_ label: String, calledDependency: Bool = false) {
+        self.label = label
+        self.calledDependency = calledDependency
+    }
+}
+
+/// How a thrown error is routed, decided by the handler that knows its errors.
+public enum WorkFailure: Sendable {
+    /// The guarded dependency is unreachable: counts toward opening the circuit; while it is open the message is
+    /// held unsettled (not cycled through the retry levels) and retried when a probe succeeds.
+    case outage(ProcessingFailure, retryAfter: Duration?)
+    /// Anything else: retried (`failure.retryable`) or dead-lettered. `dependencyAnswered`: the dependency did answer
+    /// (e.g. a validation error), which counts as a success for the circuit.
+    case failed(ProcessingFailure, dependencyAnswered: Bool = false)
+}
+
+/// The per-message context a handler gets: a logger carrying the message's ids, and per-key serialization.
+public struct WorkContext: Sendable {
+    public var logger: Logger
+    let locks: KeyedLock
+
+    /// Runs `body` while no other message of this process with the same `key` is being handled (FIFO hand-over).
+    public func serialized<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        try await locks.withLock(key, body)
+    }
+}
+
+/// A queue's logic: everything but consuming, settling, retrying, the circuit and draining, which `QueueWorker` owns.
+public protocol QueueHandler: Sendable {
+    /// For log lines: "order", "compliance request".
+    var subject: String { get }
+    /// Runs once before consuming (migrations, warm-up). A throw stops the worker.
+    func prepare() async throws
+    /// Applies the message's effect. Return only once the effect is committed: the worker acks right after.
+    func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome
+    /// Classifies an error `handle` threw (never a `CancellationError`: the worker leaves those unsettled).
+    func classify(_ error: any Error) -> WorkFailure
+}
+
+extension QueueHandler {
+    public func prepare() async throws {}
+}
+
+/// The consumer runtime every queue uses: consume with a prefetch (at most that many messages in flight), hand each
+/// message to the handler, ack after its effect, route failures through `FailureRouter` (retry levels, then the
+/// dead-letter queue, each with the reason in headers), hold messages while the circuit is open, and drain on
+/// graceful shutdown: stop taking messages, let the ones in flight finish, release the held ones (they return to
+/// the queue with the consumer).
+///
+/// Metrics, the same for every queue: `worker_messages_total{queue,outcome}`, `worker_handle_seconds{queue}`,
+/// `worker_in_flight{queue}`, `worker_retried_total{queue,error_class}`, `worker_dead_lettered_total{queue,reason}`,
+/// `worker_requeued_total{queue}`, `worker_held_for_circuit_total{queue}`, `worker_ack_failed_total{queue}`,
+/// `worker_circuit_state{queue}` (0 closed, 1 half-open, 2 open), `worker_circuit_transitions_total{queue}`.
+/// Log lines carry `queue`, `shop`, `topic` and `delivery_id`, plus what the handler adds.
+public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
+    public struct Settings: Sendable {
+        public var queue: String
+        public var prefetch: Int
+        public var retryDelays: [Duration]
+        /// Consecutive outages that open the circuit, and how long it stays open before a probe; nil: no circuit.
+        public var circuit: (threshold: Int, probeInterval: Duration)?
+        public var consumerTagPrefix: String
+
+        public init(
+            queue: String, prefetch: Int, retryDelays: [Duration], circuit: (threshold: Int, probeInterval: Duration)? = nil,
+            consumerTagPrefix: String? = nil
+        ) {
+            self.queue = queue
+            self.prefetch = max(1, prefetch)
+            self.retryDelays = retryDelays
+            self.circuit = circuit
+            self.consumerTagPrefix = consumerTagPrefix ?? queue
+        }
+    }
+
+    public let settings: Settings
+    public let handler: Handler
+    let consumer: AMQPConnection
+    let router: FailureRouter
+    let breaker: CircuitBreaker?
+    let logger: Logger
+    private let locks = KeyedLock()
+    private let inFlight = Atomic<Int>(0)
+    private let draining = Atomic<Bool>(false)
+    private let settled = Mutex<[String: Int]>([:])
+    private let cache = MetricCache()
+    private let inFlightGauge: Gauge
+    private let handleTimer: Metrics.Timer
+
+    /// - Parameters:
+    ///   - consumer: the connection to consume on; `publisher` republishes to retry and DLQ with confirms.
+    public init(
+        settings: Settings, handler: Handler, consumer: AMQPConnection, publisher: AMQPConnection, logger: Logger
+    ) {
+        self.settings = settings
+        self.handler = handler
+        self.consumer = consumer
+        self.router = FailureRouter(publisher: publisher, queue: settings.queue, retryDelays: settings.retryDelays)
+        var logger = logger
+        logger[metadataKey: "queue"] = "\(settings.queue)"
+        self.logger = logger
+        let queue = [("queue", settings.queue)]
+        inFlightGauge = Gauge(label: "worker_in_flight", dimensions: queue)
+        handleTimer = Metrics.Timer(label: "worker_handle_seconds", dimensions: queue, preferredDisplayUnit: .seconds)
+        breaker = settings.circuit.map {
+            CircuitBreaker(
+                threshold: $0.threshold, probeInterval: $0.probeInterval,
+                gauge: Gauge(label: "worker_circuit_state", dimensions: queue),
+                transitions: Counter(label: "worker_circuit_transitions_total", dimensions: queue))
+        }
+    }
+
+    /// Messages settled so far, by outcome label (the handler's, plus `retried`, `dead_lettered`, `requeued`): the
+    /// end state a test waits for instead of sleeping.
+    public var settledCounts: [String: Int] { settled.withLock { $0 } }
+    public var settledTotal: Int { settled.withLock { $0.values.reduce(0, +) } }
+    private func tally(_ outcome: String) { settled.withLock { $0[outcome, default: 0] += 1 } }
+
+    private func count(_ name: String, _ labels: [(String, String)] = []) {
+        cache.counter(name, [("queue", settings.queue)] + labels).increment()
+    }
+
+    /// Consumes until graceful shutdown or cancellation.
+    public func run() async throws {
+        try await handler.prepare()
+        try await consumer.waitUntilReady(timeout: .seconds(60))
+        let stream = try await consumer.consume(
+            queue: settings.queue, prefetch: UInt16(min(settings.prefetch, Int(UInt16.max))),
+            consumerTagPrefix: settings.consumerTagPrefix)
+        logger.info("consuming", metadata: ["prefetch": "\(settings.prefetch)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                // Graceful shutdown: stop starting work, release messages held for the circuit, let the rest finish.
+                try? await gracefulShutdown()
+                self.draining.store(true, ordering: .relaxed)
+                await self.breaker?.stop()
+                while self.inFlight.load(ordering: .relaxed) > 0, !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                stream.cancel()
+            }
+            do {
+                for try await delivery in stream.deliveries {
+                    // While draining, new deliveries stay unsettled: they return to the queue with the consumer.
+                    if draining.load(ordering: .relaxed) { continue }
+                    inFlightGauge.record(inFlight.add(1, ordering: .relaxed).newValue)
+                    group.addTask {
+                        await self.process(delivery)
+                        self.inFlightGauge.record(self.inFlight.subtract(1, ordering: .relaxed).newValue)
+                    }
+                }
+            } catch {
+                logger.error("consumer stopped", metadata: ["error": "\(error)"])
+            }
+            group.cancelAll()
+        }
+        logger.info("stopped consuming")
+    }
+
+    // MARK: One message
+
+    func process(_ delivery: AMQPDelivery) async {
+        let message = InboundMessage(delivery: delivery, envelope: InboundEnvelope(delivery))
+        var logger = self.logger
+        logger[metadataKey: "shop"] = "\(message.envelope.shopDomain ?? "-")"
+        logger[metadataKey: "topic"] = "\(message.envelope.topic)"
+        logger[metadataKey: "delivery_id"] = "\(message.envelope.deliveryId)"
+        var heldLogged = false
+        while true {
+            do {
+                try await breaker?.acquire()
+            } catch {
+                // Shutting down with the circuit open: the message stays unsettled and returns to the queue.
+                return
+            }
+            var context = WorkContext(logger: logger, locks: locks)
+            let started = ContinuousClock.now
+            do {
+                let outcome = try await handler.handle(message, context: &context)
+                handleTimer.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
+                if outcome.calledDependency { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
+                count("worker_messages_total", [("outcome", outcome.label)])
+                tally(outcome.label)
+                do {
+                    try await delivery.ack()
+                } catch {
+                    // The effect is committed; only the ack was lost (the connection dropped). The broker redelivers
+                    // the message and the handler's idempotency skips it: no copy to the retry queue on top of that.
+                    count("worker_ack_failed_total")
+                    context.logger.warning(
+                        "\(handler.subject) applied but the ack failed; the broker will redeliver it",
+                        metadata: ["error": "\(error)"])
+                }
+                return
+            } catch is CancellationError {
+                await breaker?.releaseProbe()
+                return
+            } catch {
+                handleTimer.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
+                switch handler.classify(error) {
+                case .outage(let failure, let retryAfter):
+                    if let breaker, await breaker.recordOutage(retryAfter: retryAfter) {
+                        // Hold the message (unsettled) until the probe succeeds, instead of cycling through retries.
+                        if !heldLogged {
+                            context.logger.warning(
+                                "dependency unavailable, holding \(handler.subject) until the circuit closes",
+                                metadata: ["error_class": "\(failure.errorClass)", "error": "\(failure.message)"])
+                            count("worker_held_for_circuit_total")
+                            heldLogged = true
+                        }
+                        continue
+                    }
+                    await fail(delivery, failure, logger: context.logger)
+                    return
+                case .failed(let failure, let answered):
+                    if answered { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
+                    await fail(delivery, failure, logger: context.logger)
+                    return
+                }
+            }
+        }
+    }
+
+    private func fail(_ d: AMQPDelivery, _ failure: ProcessingFailure, logger: Logger) async {
+        do {
+            switch try await router.route(d, failure: failure) {
+            case .retried(let level, let delay):
+                count("worker_retried_total", [("error_class", failure.errorClass)])
+                tally("retried")
+                logger.warning(
+                    "\(handler.subject) failed, retrying later",
+                    metadata: [
+                        "error_class": "\(failure.errorClass)", "error": "\(failure.message)", "retry_level": "\(level)",
+                        "retry_in": "\(delay)",
+                    ])
+            case .deadLettered:
+                count("worker_dead_lettered_total", [("reason", failure.errorClass)])
+                tally("dead_lettered")
+                logger.error(
+                    "\(handler.subject) failed, dead-lettered",
+                    metadata: [
+                        "error_class": "\(failure.errorClass)", "error": "\(failure.message)",
+                        "dlq": "\(BridgeTopology.deadLetterQueue(of: settings.queue))",
+                    ])
+            }
+        } catch {
+            // Could not hand it to retry/DLQ (broker trouble): return it to the queue; nothing is lost.
+            count("worker_requeued_total")
+            tally("requeued")
+            logger.error(
+                "could not route failed \(handler.subject), requeueing",
+                metadata: ["error_class": "\(failure.errorClass)", "route_error": "\(error)"])
+            try? await d.nack(requeue: true)
+        }
+    }
+}
