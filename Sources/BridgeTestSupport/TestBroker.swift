@@ -250,27 +250,36 @@ public func drainIds(_ c: AMQPConnection, _ queue: String) async throws -> [Stri
     }
 }
 
-/// Waits until the queue's message count holds still for a second (a quorum queue recovering after a crash reports
-/// a growing count for a few seconds), then consumes exactly that many and returns their ids (acking each).
+/// Consumes everything in `queue` and returns the ids (acking each). A quorum queue recovering after a crash or
+/// restart reports a growing count for a few seconds (longer on a loaded machine), so this drains in rounds: wait
+/// until the count holds still for a second, consume that many, and repeat until the queue reads 0 twice in a row.
 public func consumeAllIds(_ c: AMQPConnection, _ queue: String, timeout: Duration = .seconds(60)) async throws -> [String] {
-    var total = try await c.queueCounts(queue).messages
-    while true {
-        try await Task.sleep(for: .seconds(1))
-        let again = try await c.queueCounts(queue).messages
-        if again == total { break }
-        total = again
-    }
-    if total == 0 { return [] }
-    let consumer = try await c.consume(queue: queue, prefetch: 1000)
-    var ids: [String] = []
-    ids.reserveCapacity(total)
     let deadline = ContinuousClock.now + timeout
-    for try await d in consumer.deliveries {
-        ids.append(d.properties.messageId ?? "")
-        try await d.ack()
-        if ids.count >= total || ContinuousClock.now > deadline { break }
+    var ids: [String] = []
+    var emptyReads = 0
+    while emptyReads < 2, ContinuousClock.now < deadline {
+        var total = try await c.queueCounts(queue).messages
+        while true {
+            try await Task.sleep(for: .seconds(1))
+            let again = try await c.queueCounts(queue).messages
+            if again == total { break }
+            total = again
+        }
+        if total == 0 {
+            emptyReads += 1
+            continue
+        }
+        emptyReads = 0
+        let consumer = try await c.consume(queue: queue, prefetch: 1000)
+        var taken = 0
+        for try await d in consumer.deliveries {
+            ids.append(d.properties.messageId ?? "")
+            try await d.ack()
+            taken += 1
+            if taken >= total || ContinuousClock.now > deadline { break }
+        }
+        consumer.cancel()
     }
-    consumer.cancel()
     return ids
 }
 

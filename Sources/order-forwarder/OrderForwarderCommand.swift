@@ -31,8 +31,14 @@ struct OrderForwarderCommand: AsyncParsableCommand {
                 "erp_profile": "\(config.erp.profile.rawValue)",
                 "write_customers": "\(forwarder.settings.writeCustomers)",
             ])
-        // The ledger runs first and stops last; the forwarder drains before the connections close.
-        try await runtime.run(services: [LedgerService(ledger: ledger), forwarder])
+        // The ledger runs first and stops last; the forwarder drains before the connections close. The ERP client is
+        // shut down on every path (async-http-client requires it), also when the run throws.
+        do {
+            try await runtime.run(services: [LedgerService(ledger: ledger), forwarder])
+        } catch {
+            await erp.shutdown()
+            throw error
+        }
         await erp.shutdown()
     }
 
