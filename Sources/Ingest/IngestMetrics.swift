@@ -9,14 +9,7 @@ final class IngestMetrics: Sendable {
     private let inFlightCount = Atomic<Int>(0)
     private let inFlightGauge = Gauge(label: "ingest_in_flight")
 
-    static let knownShopifyTopics: Set<String> = [
-        "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/edited",
-        "orders/delete", "orders/partially_fulfilled", "refunds/create", "inventory_levels/update",
-        "inventory_levels/connect", "inventory_levels/disconnect", "inventory_items/create", "inventory_items/update",
-        "inventory_items/delete", "products/create", "products/update", "products/delete", "customers/create",
-        "customers/update", "customers/delete", "customers/data_request", "customers/redact", "shop/redact",
-        "app/uninstalled", "fulfillments/create", "fulfillments/update",
-    ]
+    static let knownShopifyTopics: Set<String> = Set(TopicCatalogue.shopify.map(\.name))
 
     static func topicLabel(_ topic: String?) -> String {
         guard let topic else { return "none" }

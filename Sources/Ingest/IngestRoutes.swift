@@ -34,7 +34,7 @@ public struct IngestService: Sendable {
         self.dedup = DeduplicationWindow(window: settings.dedupWindow, capacity: settings.dedupCapacity)
     }
 
-    static let complianceTopics: Set<String> = ["customers/data_request", "customers/redact", "shop/redact"]
+    static let complianceTopics: Set<String> = TopicCatalogue.shopifyNames(.compliance)
 
     public func addRoutes(to router: Router<BasicRequestContext>) {
         router.post("/webhooks/shopify") { request, _ in

@@ -86,10 +86,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         }
     }
 
-    static let orderTopics: Set<String> = [
-        "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled",
-        "orders/partially_fulfilled",
-    ]
+    /// The topics whose body is the order resource (from the topic catalogue).
+    static let orderTopics = TopicCatalogue.shopifyNames(.order)
+    static let refundTopics = TopicCatalogue.shopifyNames(.refund)
 
     public let settings: Settings
     public var subject: String { "order" }
@@ -181,7 +180,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                 errorClass: "unknown_shop", message: "shop '\(env.shopDomain ?? "none")' is not configured (shops, shop.<id>.domain)",
                 retryable: false)
         }
-        if env.topic == "refunds/create" {
+        if Self.refundTopics.contains(env.topic) {
             return try await processRefund(message.body, shop: shop, context: &context)
         }
         guard Self.orderTopics.contains(env.topic) else { return .ignored }

@@ -33,6 +33,31 @@ struct TopologyTests {
         return Snapshot(queues: queues, exchanges: exchanges, bindings: bindings)
     }
 
+    @Test("every topic in the catalogue lands, through the broker's own routing, in the queue the catalogue names (or q.unrouted)")
+    func catalogueRouting() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("catalogue")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let topology = BridgeTopology.topology(.init())
+        let c = try await broker.connect(vhost: vhost, name: "catalogue", onConnect: { try topology.declare(using: $0) })
+        defer { Task { await c.close() } }
+        #expect(Set(TopicCatalogue.all.map(\.name)).count == TopicCatalogue.all.count, "a topic is listed twice")
+        for topic in TopicCatalogue.all {
+            let exchange = topic.source == .shopify ? BridgeTopology.shopifyInbound : BridgeTopology.erpInbound
+            try await c.publish(
+                exchange: exchange, routingKey: topic.routingKey, body: [1], properties: MessageProperties(messageId: topic.name))
+        }
+        var expected: [String: Set<String>] = [:]
+        for topic in TopicCatalogue.all {
+            expected[topic.queue?.name ?? BridgeTopology.unroutedQueue, default: []].insert(topic.name)
+        }
+        for queue in BridgeTopology.workQueues.map(\.name) + [BridgeTopology.unroutedQueue] {
+            let got = try await drainIds(c, queue)
+            #expect(got.count == Set(got).count, "\(queue) got a topic twice: \(got.sorted())")
+            #expect(Set(got) == expected[queue] ?? [], "\(queue)")
+        }
+    }
+
     @Test("definitions.json imported into a fresh vhost equals what the code declares, and re-declaring is accepted")
     func importedEqualsDeclared() async throws {
         let broker = try TestBroker.shared()
