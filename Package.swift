@@ -49,22 +49,24 @@ let package = Package(
         .target(
             name: "Messaging",
             dependencies: [
+                "BridgeDomain",
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
-        // Configuration, shops, source-of-truth policy, envelope headers.
+        // The domain, free of any library: money, timestamps, the source-of-truth policy, shops and every process's
+        // settings (each parses its own keys; `BridgeConfig` composes them). `Shopify` and `ERP` need only this.
+        .target(name: "BridgeDomain", swiftSettings: swiftSettings),
+        // The bridge's use of the broker: the topology, its definitions export, the message contract (envelope, topic
+        // catalogue), failure routing to retries and the DLQ, and the dead-letter tooling.
         .target(
-            name: "BridgeCore",
+            name: "BridgeMessaging",
             dependencies: [
+                "BridgeDomain",
                 "Messaging",
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -72,31 +74,37 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "BridgeCore", "Messaging",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "BridgeDomain",
+                "BridgeMessaging",
+                "Messaging",
+                "Observability",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         // Shopify: webhook payload models (REST JSON, money as Decimal), later the Admin GraphQL client.
         .target(
             name: "Shopify",
-            dependencies: ["BridgeCore"],
+            dependencies: [
+                "BridgeDomain",
+            ],
             swiftSettings: swiftSettings
         ),
         // The ERP port (protocol) and the generic REST adapter for the contract in docs/erp-api.yaml.
         .target(
             name: "ERP",
             dependencies: [
-                "BridgeCore",
+                "BridgeDomain",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -105,10 +113,11 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "BridgeCore", "Messaging",
+                "BridgeDomain",
+                "Messaging",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -118,7 +127,10 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "BridgeCore", "Messaging",
+                "BridgeDomain",
+                "BridgeMessaging",
+                "Messaging",
+                "Observability",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -129,29 +141,59 @@ let package = Package(
         .target(
             name: "OrderForwarding",
             dependencies: [
-                "BridgeCore", "Messaging", "Shopify", "ERP", "Ledger", "Worker",
+                "BridgeDomain",
+                "BridgeMessaging",
+                "ERP",
+                "Ledger",
+                "Messaging",
+                "Observability",
+                "Shopify",
+                "Worker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
-        // The sandbox: simulators for demos, tests and benchmarks (erp-sim; shopify-sim's Admin GraphQL, webhooks
-        // and traffic).
+        // What both simulators share: the seeded random source, the catalogue's SKU names, a TCP gate for outages.
         .target(
-            name: "Sandbox",
+            name: "SimulatorKit",
             dependencies: [
-                .product(name: "GraphQL", package: "GraphQL"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // erp-sim: the ERP contract of docs/erp-api.yaml (both profiles), stock, price lists, change feed, faults,
+        // pushed events.
+        .target(
+            name: "ERPSimulator",
+            dependencies: [
+                "SimulatorKit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // The Admin GraphQL subset as a file (checked against the real schema by SandboxTests); the simulator
+            swiftSettings: swiftSettings
+        ),
+        // shopify-sim: a seeded shop, webhook delivery (headers, HMAC, retries, faults), sale traffic, the Admin
+        // GraphQL API (cost, throttling, inventory mutations, bulk operations), order payload fixtures.
+        .target(
+            name: "ShopifySimulator",
+            dependencies: [
+                "SimulatorKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GraphQL", package: "GraphQL"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            // The Admin GraphQL subset as a file (checked against the real schema by SimulatorTests); the simulator
             // serves the same text, embedded by scripts/graphql-subset.py in GraphQL/AdminSchemaSubset.swift.
             exclude: ["GraphQL/shopify-admin-subset.graphql"],
             swiftSettings: swiftSettings
@@ -159,9 +201,9 @@ let package = Package(
         .executableTarget(
             name: "shopify-sim",
             dependencies: [
-                "Sandbox",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "ShopifySimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -169,11 +211,12 @@ let package = Package(
         .executableTarget(
             name: "erp-sim",
             dependencies: [
-                "Sandbox",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "ERPSimulator",
+                "ShopifySimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -181,11 +224,10 @@ let package = Package(
         .target(
             name: "Observability",
             dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -193,24 +235,53 @@ let package = Package(
         .target(
             name: "BridgeRuntime",
             dependencies: [
-                "Messaging", "BridgeCore", "Observability",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "BridgeDomain",
+                "BridgeMessaging",
+                "Messaging",
+                "Observability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "ingest", dependencies: ["BridgeRuntime", "Ingest"], swiftSettings: swiftSettings),
+        .executableTarget(name: "ingest", dependencies: [
+                "BridgeRuntime",
+                "Ingest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], swiftSettings: swiftSettings),
         .executableTarget(
-            name: "order-forwarder", dependencies: ["BridgeRuntime", "OrderForwarding", "ERP", "Ledger"],
+            name: "order-forwarder", dependencies: [
+                "BridgeRuntime",
+                "OrderForwarding",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings),
-        .executableTarget(name: "inventory-syncer", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
-        .executableTarget(name: "reconciler", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
-        .executableTarget(name: "alerter", dependencies: ["BridgeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "inventory-syncer", dependencies: [
+                "BridgeRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], swiftSettings: swiftSettings),
+        .executableTarget(name: "reconciler", dependencies: [
+                "BridgeRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], swiftSettings: swiftSettings),
+        .executableTarget(name: "alerter", dependencies: [
+                "BridgeRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], swiftSettings: swiftSettings),
         .executableTarget(
             name: "bridgectl",
             dependencies: [
-                "BridgeRuntime", "Messaging", "BridgeCore",
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeRuntime",
+                "Messaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -221,8 +292,11 @@ let package = Package(
         .executableTarget(
             name: "messaging-bench",
             dependencies: [
-                "Messaging", "CRawAMQPBench",
+                "BridgeDomain",
+                "CRawAMQPBench",
+                "Messaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -230,8 +304,11 @@ let package = Package(
         .target(
             name: "BridgeTestSupport",
             dependencies: [
-                "Messaging", "BridgeCore", .product(name: "Logging", package: "swift-log"),
+                "BridgeDomain",
+                "BridgeRuntime",
+                "Messaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -248,21 +325,37 @@ let package = Package(
         .executableTarget(
             name: "ingest-bench",
             dependencies: [
-                "Ingest", "Sandbox", "CRawAMQPBench", "CHTTPLoad",
+                "CHTTPLoad",
+                "CRawAMQPBench",
+                "Ingest",
+                "ShopifySimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", "Messaging"],
+            name: "BridgeDomainTests",
+            dependencies: [
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeRuntime",
+                "BridgeTestSupport",
+                "Messaging",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Needs a real broker: `./dev test` starts one and exports BRIDGE_TEST_* variables.
         .testTarget(
             name: "MessagingIntegrationTests",
             dependencies: [
-                "Messaging", "BridgeCore", "BridgeRuntime", "Observability", "BridgeTestSupport", "Ingest",
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeTestSupport",
+                "Ingest",
+                "Messaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
@@ -271,34 +364,66 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Worker", "BridgeCore", "Messaging", "BridgeTestSupport",
-                .product(name: "Metrics", package: "swift-metrics"),
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeTestSupport",
+                "Messaging",
+                "Worker",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OrderForwardingTests",
-            dependencies: ["OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Sandbox", "Messaging", "BridgeTestSupport"],
+            dependencies: [
+                "BridgeDomain",
+                "BridgeTestSupport",
+                "ERP",
+                "Ledger",
+                "OrderForwarding",
+                "Shopify",
+                "ShopifySimulator",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The forwarder end to end: real broker, in-process erp-sim, spawned forwarder processes.
         .testTarget(
             name: "ForwarderIntegrationTests",
             dependencies: [
-                "OrderForwarding", "Shopify", "ERP", "Ledger", "BridgeCore", "Messaging", "BridgeTestSupport", "Sandbox",
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeRuntime",
+                "BridgeTestSupport",
+                "ERP",
+                "ERPSimulator",
                 "Ingest",
+                "Ledger",
+                "Messaging",
+                "OrderForwarding",
+                "Shopify",
+                "ShopifySimulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "SandboxTests",
+            name: "SimulatorTests",
             dependencies: [
-                "Sandbox", "Shopify", "BridgeTestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "BridgeTestSupport",
+                "ERPSimulator",
+                "Shopify",
+                "ShopifySimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GraphQL", package: "GraphQL"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -306,9 +431,18 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "Messaging", "BridgeCore", "BridgeRuntime", "BridgeTestSupport", "Sandbox",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeRuntime",
+                "BridgeTestSupport",
+                "ERPSimulator",
+                "Ingest",
+                "Messaging",
+                "ShopifySimulator",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,8 +1,7 @@
-import BridgeCore
 import Foundation
 import Logging
-import Synchronization
 import Messaging
+import Synchronization
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking

@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import BridgeCore
+import BridgeDomain
 import Foundation
 import Logging
 import NIOCore

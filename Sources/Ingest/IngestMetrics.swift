@@ -1,6 +1,8 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import Messaging
 import Metrics
+import Observability
 import Synchronization
 
 /// Ingest metrics, created once per label set (the label values are bounded: known topics, statuses, reasons).

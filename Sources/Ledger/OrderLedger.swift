@@ -1,5 +1,6 @@
-import BridgeCore
+import BridgeDomain
 import Foundation
+import ServiceLifecycle
 
 /// The version of a Shopify order state: payload `updated_at`, then `X-Shopify-Triggered-At` as the tie-break
 /// (both milliseconds since the epoch). Later compares greater.
@@ -153,7 +154,6 @@ public protocol OrderLedger: Sendable {
 }
 
 
-import ServiceLifecycle
 
 /// Runs a ledger's background work as a lifecycle service.
 public struct LedgerService: Service {

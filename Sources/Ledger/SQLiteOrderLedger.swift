@@ -1,3 +1,4 @@
+import BridgeDomain
 import Messaging
 import Foundation
 import GRDB

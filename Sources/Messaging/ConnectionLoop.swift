@@ -1,3 +1,4 @@
+import BridgeDomain
 import CRabbitMQ
 import Foundation
 import Logging

@@ -1,6 +1,7 @@
-import BridgeCore
+import BridgeDomain
 import Messaging
 import Metrics
+import Observability
 
 /// The order-forwarder's own metrics (label values are bounded: outcomes, ERP operations). Consuming, retries, dead
 /// letters, the circuit and in-flight are the worker's, the same for every queue (`QueueWorker`).

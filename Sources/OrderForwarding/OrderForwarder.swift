@@ -1,13 +1,14 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import ERP
 import Foundation
 import Ledger
 import Logging
 import Messaging
 import ServiceLifecycle
-import Worker
 import Shopify
 import Synchronization
+import Worker
 
 /// The order-forwarder: `q.orders` consumed by the shared `QueueWorker` with `OrderForwardingHandler` as its logic.
 /// The worker owns consuming, acking after the effect, retries and the dead-letter queue, the ERP circuit breaker
@@ -81,7 +82,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         public init(config: BridgeConfig) {
             self.init(
                 forwarder: config.orderForwarder, retryDelays: config.topology.retryDelays,
-                writeCustomers: config.processes.orderForwarderSyncCustomers && config.policy.mayWrite(.customers, into: .erp),
+                writeCustomers: config.orderForwarder.syncCustomers && config.policy.mayWrite(.customers, into: .erp),
                 erpProfile: config.erp.profile)
         }
     }

@@ -1,4 +1,4 @@
-import BridgeCore
+import BridgeDomain
 import ERP
 import Foundation
 import Ledger

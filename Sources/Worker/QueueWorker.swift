@@ -1,8 +1,10 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import Foundation
 import Logging
 import Messaging
 import Metrics
+import Observability
 import ServiceLifecycle
 import Synchronization
 

@@ -1,5 +1,6 @@
 import ArgumentParser
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import BridgeRuntime
 import Foundation
 import Logging

@@ -1,9 +1,10 @@
-import Foundation
 import ArgumentParser
+import ERPSimulator
+import Foundation
 import Hummingbird
 import Logging
-import Sandbox
 import ServiceLifecycle
+import ShopifySimulator
 
 /// A simulated ERP speaking the generic contract in docs/erp-api.yaml, with runtime fault injection.
 extension ERPStore.Profile: ExpressibleByArgument {}

@@ -3,7 +3,7 @@ import CHTTPLoad
 import CRawAMQPBench
 import Foundation
 import Ingest
-import Sandbox
+import ShopifySimulator
 import Synchronization
 
 /// Load generator for ingest: shopify-sim's signed orders/create webhooks (REST payloads from its seeded shop,

@@ -1,3 +1,4 @@
+import BridgeDomain
 import ArgumentParser
 import CRawAMQPBench
 import Foundation

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import Sandbox
+import ShopifySimulator
 
 /// A simulated Shopify shop: seeded catalogue and stock, orders from a traffic generator, webhooks delivered with
 /// Shopify's headers, HMAC, deadline and retry schedule, injectable faults, the Admin GraphQL API (cost, throttling,

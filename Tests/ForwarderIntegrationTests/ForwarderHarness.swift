@@ -1,13 +1,17 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
+import BridgeRuntime
 import BridgeTestSupport
 import ERP
+import ERPSimulator
 import Foundation
 import Hummingbird
 import Ledger
 import Logging
 import Messaging
 import OrderForwarding
-import Sandbox
+import ServiceLifecycle
+import ShopifySimulator
 
 /// One test's world: a private vhost with the bridge topology (short retry levels), an in-process erp-sim on a free
 /// port, a temporary ledger directory, and a publisher that plays ingest.
@@ -63,32 +67,54 @@ final class ForwarderHarness: Sendable {
 
     var ledgerPath: String { dir.appendingPathComponent("ledger.sqlite").path }
 
-    /// An in-process forwarder with its own connections (as a separate process would have), sharing the SQLite
-    /// ledger file with the other forwarders of this harness.
+    /// An in-process forwarder wired exactly as the executable wires it: configuration from environment keys
+    /// (`BridgeConfig.load`), `BridgeRuntime` (its own broker connections, topology, ops listener) and
+    /// `OrderForwarderProcess.build` (ledger, ERP client, forwarder) in one `ServiceGroup`. Forwarders of one harness
+    /// share the SQLite ledger file, as processes on one host do.
     func startForwarder(
         mapping: OrderMappingSettings = .init(), prefetch: Int = 32, writeCustomers: Bool = false,
         breakerThreshold: Int = 3, probeInterval: Duration = .milliseconds(500), erpURL: String? = nil
     ) async throws -> RunningForwarder {
-        let topology = BridgeTopology.topology(Self.settings)
-        let consumer = try await broker.connect(vhost: vhost, name: "fwd-consume", onConnect: { try topology.declare(using: $0) })
-        let pub = try await broker.connect(vhost: vhost, name: "fwd-publish", onConnect: { try topology.declare(using: $0) })
-        let ledger = try SQLiteOrderLedger(path: ledgerPath)
-        // A patient client: on a loaded machine a 5 s timeout made the forwarder repeat writes the ERP had committed
-        // (legitimate, but it hides what the strict call-log checks look for). Timeouts are tested on their own.
-        let erp = RESTERPClient(configuration: .init(baseURL: erpURL ?? self.erpURL, apiKey: Self.apiKey, timeout: .seconds(30)))
+        var env = [
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
+            "TOPOLOGY_RETRY_DELAYS": Self.settings.retryDelays.map(BridgeTopology.label).joined(separator: ","),
+            "SHOPS": Self.shopId, "SHOP_ACME_DOMAIN": Self.shopDomain,
+            "SHOP_ACME_WEBHOOK_SECRETS": "unused-in-forwarder-tests-0123", "SHOP_ACME_ADMIN_TOKEN": "t",
+            "ERP_BASE_URL": erpURL ?? self.erpURL, "ERP_API_KEY": Self.apiKey,
+            "ERP_PROFILE": profile == .plain ? "plain" : "upsert",
+            // A patient client: on a loaded machine a 5 s timeout made the forwarder repeat writes the ERP had
+            // committed (legitimate, but it hides what the strict call-log checks look for). Timeouts are tested on
+            // their own.
+            "ERP_TIMEOUT": "30s",
+            "ORDER_FORWARDER_LEDGER": "sqlite:\(ledgerPath)", "ORDER_FORWARDER_PREFETCH": "\(prefetch)",
+            "ORDER_FORWARDER_LOCK_TTL": "10s", "ORDER_FORWARDER_LOCK_WAIT": "5s",
+            "ORDER_FORWARDER_BREAKER_THRESHOLD": "\(breakerThreshold)",
+            "ORDER_FORWARDER_BREAKER_PROBE_INTERVAL": "\(probeInterval.wholeMilliseconds)ms",
+            "ORDER_FORWARDER_MISSING_SKU": mapping.missingSKU.rawValue,
+            "ORDER_FORWARDER_CATCH_ALL_ITEM": mapping.catchAllItem,
+            "INVENTORY_SYNCER_ENABLED": "false",
+        ]
+        if !mapping.skuMap.isEmpty {
+            env["ORDER_FORWARDER_SKU_MAP"] = mapping.skuMap.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+        if !mapping.variantMap.isEmpty {
+            env["ORDER_FORWARDER_VARIANT_MAP"] = mapping.variantMap.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+        if writeCustomers {
+            env["ORDER_FORWARDER_SYNC_CUSTOMERS"] = "true"
+            env["SOURCE_OF_TRUTH_CUSTOMERS"] = "shopify"
+        }
+        let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)
         var logger = Logger(label: "order-forwarder")
         logger.logLevel = .warning
-        let settings = OrderForwarder.Settings(
-            forwarder: OrderForwarderSettings(
-                prefetch: prefetch, ledger: .sqlite(path: ledgerPath), lockTTL: .seconds(10), lockWait: .seconds(5),
-                breakerThreshold: breakerThreshold, breakerProbeInterval: probeInterval, mapping: mapping),
-            retryDelays: Self.settings.retryDelays, writeCustomers: writeCustomers,
-            erpProfile: profile == .plain ? .plain : .upsert)
-        let forwarder = try OrderForwarder(
-            settings: settings, shops: [Self.shopDomain: Self.shopId], consumer: consumer, publisher: pub, erp: erp,
-            ledger: ledger, logger: logger)
-        let task = Task { try await forwarder.run() }
-        return RunningForwarder(forwarder: forwarder, task: task, connections: [consumer, pub], erp: erp)
+        let runtime = try BridgeRuntime.make(.orderForwarder, config: config, logger: logger)
+        let process = try OrderForwarderProcess.build(
+            config: config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: logger)
+        let group = runtime.serviceGroup(services: process.services, handlesSignals: false)
+        let task = Task { try await group.run() }
+        // Started when its consumer is up (the executable's readiness), as a test expects of a running forwarder.
+        _ = await eventually(timeout: .seconds(30)) { runtime.consumer!.isReady && runtime.publisher!.isReady }
+        return RunningForwarder(forwarder: process.forwarder, group: group, task: task)
     }
 
     /// Publishes like ingest does: untouched body, envelope headers, persistent, confirmed.
@@ -147,21 +173,18 @@ final class ForwarderHarness: Sendable {
 
 final class RunningForwarder: Sendable {
     let forwarder: OrderForwarder
+    let group: ServiceGroup
     let task: Task<Void, any Error>
-    let connections: [AMQPConnection]
-    let erp: RESTERPClient
 
-    init(forwarder: OrderForwarder, task: Task<Void, any Error>, connections: [AMQPConnection], erp: RESTERPClient) {
+    init(forwarder: OrderForwarder, group: ServiceGroup, task: Task<Void, any Error>) {
         self.forwarder = forwarder
+        self.group = group
         self.task = task
-        self.connections = connections
-        self.erp = erp
     }
 
+    /// Stops it as SIGTERM does: the forwarder drains, then the ERP client, ledger and connections shut down.
     func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = await task.result
-        for c in connections { await c.close() }
-        await erp.shutdown()
     }
 }

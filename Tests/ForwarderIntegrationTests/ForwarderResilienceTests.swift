@@ -1,10 +1,12 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import BridgeTestSupport
+import ERPSimulator
 import Foundation
 import Logging
 import Messaging
 import OrderForwarding
-import Sandbox
+import ShopifySimulator
 import Testing
 
 /// Scale and failure: several forwarders, an ERP outage, a forwarder killed with SIGKILL. Counted afterwards in

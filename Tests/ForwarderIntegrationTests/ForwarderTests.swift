@@ -1,11 +1,13 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import BridgeTestSupport
 import ERP
+import ERPSimulator
 import Foundation
 import Messaging
 import OrderForwarding
-import Sandbox
 import Shopify
+import ShopifySimulator
 import Testing
 
 /// The order-forwarder against a real broker and erp-sim: exactly once in effect, in version order, through
@@ -240,7 +242,7 @@ struct ForwarderTests {
         #expect(try await eventually(timeout: .seconds(30)) {
             let connections = try await h.broker.management("GET", "/api/vhosts/\(h.vhost)/connections", body: nil) as? [[String: Any]] ?? []
             consuming = connections.filter {
-                (($0["client_properties"] as? [String: Any])?["connection_name"] as? String)?.hasPrefix("fwd-consume") == true
+                (($0["client_properties"] as? [String: Any])?["connection_name"] as? String)?.hasPrefix("order-forwarder.consume") == true
             }.compactMap { $0["name"] as? String }
             return consuming.count == 1
         })

@@ -1,5 +1,7 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import BridgeTestSupport
+import ERPSimulator
 import Foundation
 import Hummingbird
 import Ingest
@@ -7,8 +9,8 @@ import Ledger
 import Logging
 import Messaging
 import OrderForwarding
-import Sandbox
 import Shopify
+import ShopifySimulator
 import Testing
 
 /// The whole order path with both simulators: shopify-sim's sale (creates, updates, cancellations, refunds) with

@@ -1,5 +1,8 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
+import BridgeRuntime
 import BridgeTestSupport
+import ERPSimulator
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -7,7 +10,7 @@ import HummingbirdTesting
 import Ingest
 import Logging
 import Messaging
-import Sandbox
+import ShopifySimulator
 import Synchronization
 import Testing
 
@@ -41,10 +44,7 @@ struct IngestHarness {
             erp: {webhook_secret: \(erpSecret)}
             \(extra)
             """
-        let path = NSTemporaryDirectory() + "ingest-\(UUID().uuidString).yaml"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let config = try await BridgeConfig.load(filePath: path, environment: [:], defaultHTTPPort: 0)
+        let config = try await loadConfig(yaml: yaml, defaultHTTPPort: 0)
         let topology = BridgeTopology.topology(config.topology)
         var logger = Logger(label: "test.ingest")
         logger.logLevel = .critical

@@ -1,4 +1,5 @@
-import BridgeCore
+import BridgeDomain
+import BridgeMessaging
 import BridgeTestSupport
 import Foundation
 import Messaging

@@ -1,7 +1,7 @@
-import BridgeCore
-import Ingest
+import BridgeMessaging
 import BridgeTestSupport
 import Foundation
+import Ingest
 import Messaging
 import Testing
 

@@ -1,4 +1,4 @@
-import BridgeCore
+import BridgeDomain
 import BridgeTestSupport
 import Foundation
 import Ledger

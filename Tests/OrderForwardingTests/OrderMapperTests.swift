@@ -1,10 +1,10 @@
-import BridgeCore
+import BridgeDomain
 import ERP
 import Foundation
 import Ledger
 import OrderForwarding
-import Sandbox
 import Shopify
+import ShopifySimulator
 import Testing
 
 @Suite("Order mapping: exact Decimal money, SKUs, taxes both ways, discounts, shipping, refunds")

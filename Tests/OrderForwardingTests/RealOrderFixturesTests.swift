@@ -1,9 +1,9 @@
-import BridgeCore
+import BridgeDomain
 import ERP
 import Foundation
 import OrderForwarding
-import Sandbox
 import Shopify
+import ShopifySimulator
 import Testing
 
 /// Real Shopify order payloads (Tests/Fixtures/shopify-real-orders.json, each with its public source) against ERP

@@ -1,0 +1,110 @@
+import Foundation
+
+/// Settings of the order-forwarder (`order_forwarder.*`).
+public struct OrderForwarderSettings: Sendable, Equatable {
+    /// The forwarder writes orders into the ERP; the source-of-truth policy must let it.
+    public var enabled: Bool
+    /// Shopify's customers are written into the ERP too; allowed only when `source_of_truth.customers` is shopify.
+    public var syncCustomers: Bool
+    /// Unacked deliveries per forwarder process: its parallelism.
+    public var prefetch: Int
+    /// Where the idempotency/version ledger lives.
+    public var ledger: LedgerLocation
+    /// How long a worker holds an order's lease before it expires on its own (a killed holder).
+    public var lockTTL: Duration
+    /// How long a worker waits for another worker's lease on the same order before retrying later.
+    public var lockWait: Duration
+    /// Consecutive ERP outage failures that open the circuit.
+    public var breakerThreshold: Int
+    /// How long the circuit stays open before one probe call.
+    public var breakerProbeInterval: Duration
+    public var mapping: OrderMappingSettings
+
+    public init(
+        enabled: Bool = true, syncCustomers: Bool = false, prefetch: Int = 32, ledger: LedgerLocation = .sqlite(path: "data/order-ledger.sqlite"),
+        lockTTL: Duration = .seconds(60), lockWait: Duration = .seconds(10), breakerThreshold: Int = 5,
+        breakerProbeInterval: Duration = .seconds(5), mapping: OrderMappingSettings = .init()
+    ) {
+        self.enabled = enabled
+        self.syncCustomers = syncCustomers
+        self.prefetch = prefetch
+        self.ledger = ledger
+        self.lockTTL = lockTTL
+        self.lockWait = lockWait
+        self.breakerThreshold = breakerThreshold
+        self.breakerProbeInterval = breakerProbeInterval
+        self.mapping = mapping
+    }
+}
+
+extension OrderForwarderSettings {
+    /// Parses `order_forwarder.*`.
+    public static func parse(_ p: inout SettingsParser) -> OrderForwarderSettings {
+        let ledgerRaw = p.string("order_forwarder.ledger", default: "sqlite:data/order-ledger.sqlite", secret: true)
+        let ledger = LedgerLocation(ledgerRaw)
+        if ledger == nil {
+            p.fail(
+                "order_forwarder.ledger", "'\(LedgerLocation.redact(ledgerRaw))' is not a ledger location",
+                fix: "use sqlite:PATH (one host) or postgres://USER:PASSWORD@HOST:PORT/DATABASE (several hosts)")
+        }
+        var skuMap: [String: String] = [:]
+        for pair in p.stringList("order_forwarder.sku_map", default: []) {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                p.fail("order_forwarder.sku_map", "'\(pair)' is not SHOPIFY_SKU=ERP_ITEM", fix: "list entries like \"TSHIRT-RED-M=100234\"")
+                continue
+            }
+            skuMap[parts[0]] = parts[1]
+        }
+        var variantMap: [Int64: String] = [:]
+        for pair in p.stringList("order_forwarder.variant_map", default: []) {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let id = Int64(parts[0]), !parts[1].isEmpty else {
+                p.fail("order_forwarder.variant_map", "'\(pair)' is not VARIANT_ID=ERP_ITEM", fix: "list entries like \"40123456789=100234\"")
+                continue
+            }
+            variantMap[id] = parts[1]
+        }
+        return OrderForwarderSettings(
+            enabled: p.bool("order_forwarder.enabled", default: true),
+            syncCustomers: p.bool("order_forwarder.sync_customers", default: false),
+            prefetch: p.int("order_forwarder.prefetch", default: 32, range: 1...1000),
+            ledger: ledger ?? .sqlite(path: "data/order-ledger.sqlite"),
+            lockTTL: p.duration("order_forwarder.lock_ttl", default: .seconds(60), range: .seconds(1) ... .seconds(3600)),
+            lockWait: p.duration("order_forwarder.lock_wait", default: .seconds(10), range: .zero ... .seconds(600)),
+            breakerThreshold: p.int("order_forwarder.breaker_threshold", default: 5, range: 1...1000),
+            breakerProbeInterval: p.duration(
+                "order_forwarder.breaker_probe_interval", default: .seconds(5), range: .milliseconds(100) ... .seconds(600)),
+            mapping: OrderMappingSettings(
+                skuMap: skuMap, variantMap: variantMap,
+                missingSKU: p.choice("order_forwarder.missing_sku", default: .deadLetter),
+                catchAllItem: p.string("order_forwarder.catch_all_item", default: "MISC")))
+    }
+}
+
+/// How Shopify line items become ERP items.
+public struct OrderMappingSettings: Sendable, Equatable {
+    public enum MissingSKU: String, Sendable, CaseIterable {
+        /// A line without SKU (custom item, tip product) dead-letters the order with a clear reason.
+        case deadLetter = "dead_letter"
+        /// A line without SKU is booked on `catchAllItem`.
+        case catchAll = "catch_all"
+    }
+
+    /// Shopify SKU -> ERP item number, where they differ. Unmapped SKUs pass through unchanged.
+    public var skuMap: [String: String]
+    /// Shopify variant id -> ERP item number; wins over the SKU (useful for lines without SKU).
+    public var variantMap: [Int64: String]
+    public var missingSKU: MissingSKU
+    public var catchAllItem: String
+
+    public init(
+        skuMap: [String: String] = [:], variantMap: [Int64: String] = [:], missingSKU: MissingSKU = .deadLetter,
+        catchAllItem: String = "MISC"
+    ) {
+        self.skuMap = skuMap
+        self.variantMap = variantMap
+        self.missingSKU = missingSKU
+        self.catchAllItem = catchAllItem
+    }
+}

@@ -1,0 +1,26 @@
+/// Header names of the message envelope (body = the untouched source payload).
+public enum EnvelopeHeader {
+    public static let source = "x-bridge-source"
+    public static let shop = "x-bridge-shop"
+    public static let topic = "x-bridge-topic"
+    public static let eventId = "x-bridge-event-id"
+    public static let webhookId = "x-bridge-webhook-id"
+    public static let triggeredAt = "x-bridge-triggered-at"
+    public static let apiVersion = "x-bridge-api-version"
+    public static let receivedAt = "x-bridge-received-at"
+    /// Our own attempt counter (RabbitMQ 4 ignores a republished `x-death`).
+    public static let attempt = "x-bridge-attempt"
+    public static let firstFailureAt = "x-bridge-first-failure-at"
+    public static let errorClass = "x-bridge-error-class"
+    public static let errorMessage = "x-bridge-error-message"
+    /// The work queue a dead letter or retry came from.
+    public static let originQueue = "x-bridge-origin-queue"
+    /// How often the message was replayed from its dead-letter queue, and when last.
+    public static let replays = "x-bridge-replays"
+    public static let replayedAt = "x-bridge-replayed-at"
+
+    /// Headers the broker adds on dead-lettering and redelivery: not ours to carry into a republished message.
+    public static let brokerBookkeeping = [
+        "x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange", "x-delivery-count",
+    ]
+}

@@ -1,0 +1,121 @@
+import Foundation
+import SimulatorKit
+
+/// The ERP's stock and B2B prices: a snapshot per SKU and warehouse (paged), an append-only change feed read by
+/// cursor, and price lists per customer group. Seeded; stock moves through `move` (the admin API, or
+/// `randomMovements`), and every movement can be pushed as a signed event (`ERPPusher`).
+public actor ERPInventory {
+    public struct Level: Sendable, Equatable {
+        public var sku: String
+        public var warehouse: String
+        public var available: Int
+        public var updatedAt: Date
+    }
+
+    public struct Change: Sendable, Equatable {
+        public var seq: Int64
+        public var sku: String
+        public var warehouse: String
+        public var available: Int
+        public var changedAt: Date
+    }
+
+    public struct PriceList: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var currency: String
+        public var customerGroup: String
+        /// sku -> (unit price, minimum quantity)
+        public var prices: [(sku: String, unitPrice: Decimal, minQuantity: Int)]
+
+        public static func == (a: PriceList, b: PriceList) -> Bool {
+            a.id == b.id && a.prices.map(\.sku) == b.prices.map(\.sku) && a.prices.map(\.unitPrice) == b.prices.map(\.unitPrice)
+        }
+    }
+
+    public nonisolated let warehouses: [String]
+    private var levels: [String: Level] = [:]  // "sku|warehouse"
+    private var sortedKeys: [String] = []
+    public private(set) var changes: [Change] = []
+    public private(set) var priceLists: [PriceList] = []
+    private var rng: SplitMix64
+    private var listeners: [@Sendable (Change) async -> Void] = []
+
+    public init(skus: Int = 1000, warehouses: Int = 2, seed: UInt64 = 42, initialStock: ClosedRange<Int> = 0...500) {
+        self.warehouses = (1...max(1, warehouses)).map { "WH-\($0)" }
+        var rng = SplitMix64(seed: seed)
+        let now = Date()
+        var levels: [String: Level] = [:]
+        for n in 1...max(1, skus) {
+            for w in self.warehouses {
+                let span = UInt64(initialStock.upperBound - initialStock.lowerBound + 1)
+                let qty = initialStock.lowerBound + Int(rng.next() % span)
+                levels["\(SimulatedCatalogue.sku(n))|\(w)"] = Level(sku: SimulatedCatalogue.sku(n), warehouse: w, available: qty, updatedAt: now)
+            }
+        }
+        self.levels = levels
+        sortedKeys = levels.keys.sorted()
+        // Two B2B price lists: wholesale at 60% and distributors at 50% of a seeded list price, from 10 units.
+        var wholesale: [(String, Decimal, Int)] = []
+        var distributor: [(String, Decimal, Int)] = []
+        for n in 1...max(1, skus) {
+            let cents = 500 + Int(rng.next() % 9500)
+            wholesale.append((SimulatedCatalogue.sku(n), (Decimal(cents) * 60 / 10000).roundedToCents, 10))
+            distributor.append((SimulatedCatalogue.sku(n), (Decimal(cents) * 50 / 10000).roundedToCents, 50))
+        }
+        priceLists = [
+            PriceList(id: "PL-WHOLESALE", name: "Wholesale", currency: "EUR", customerGroup: "wholesale", prices: wholesale.map { (sku: $0.0, unitPrice: $0.1, minQuantity: $0.2) }),
+            PriceList(id: "PL-DISTRIBUTOR", name: "Distributors", currency: "EUR", customerGroup: "distributor", prices: distributor.map { (sku: $0.0, unitPrice: $0.1, minQuantity: $0.2) }),
+        ]
+        self.rng = rng
+    }
+
+    /// Calls `listener` for every change from now on (push mode).
+    public func onChange(_ listener: @escaping @Sendable (Change) async -> Void) { listeners.append(listener) }
+
+    public func level(sku: String, warehouse: String) -> Level? { levels["\(sku)|\(warehouse)"] }
+
+    /// A page of the snapshot, ordered by SKU then warehouse; `offset` is the page token.
+    public func snapshot(offset: Int, limit: Int) -> (levels: [Level], next: Int?) {
+        let end = min(sortedKeys.count, offset + limit)
+        guard offset < end else { return ([], nil) }
+        return (sortedKeys[offset..<end].compactMap { levels[$0] }, end < sortedKeys.count ? end : nil)
+    }
+
+    /// Changes after `cursor` (a sequence number), oldest first.
+    public func changes(after cursor: Int64, limit: Int) -> [Change] {
+        // seq n is at index n - 1.
+        let start = Int(max(0, cursor))
+        guard start < changes.count else { return [] }
+        return Array(changes[start..<min(changes.count, start + limit)])
+    }
+
+    /// Sets a level (a goods receipt, a pick, a count) and records the change.
+    @discardableResult
+    public func move(sku: String, warehouse: String, available: Int, at date: Date = Date()) async -> Change? {
+        let key = "\(sku)|\(warehouse)"
+        guard var level = levels[key] else { return nil }
+        level.available = available
+        level.updatedAt = date
+        levels[key] = level
+        let change = Change(seq: Int64(changes.count + 1), sku: sku, warehouse: warehouse, available: available, changedAt: date)
+        changes.append(change)
+        for l in listeners { await l(change) }
+        return change
+    }
+
+    /// `count` seeded random movements (receipts and picks) over the first `skuRange` SKUs.
+    public func randomMovements(_ count: Int, skuRange: Int = 100) async -> [Change] {
+        var out: [Change] = []
+        for _ in 0..<count {
+            let n = 1 + Int(rng.next() % UInt64(max(1, skuRange)))
+            let w = warehouses[Int(rng.next() % UInt64(warehouses.count))]
+            let current = levels["\(SimulatedCatalogue.sku(n))|\(w)"]?.available ?? 0
+            let delta = Int(rng.next() % 41) - 20
+            if let c = await move(sku: SimulatedCatalogue.sku(n), warehouse: w, available: max(0, current + delta)) { out.append(c) }
+        }
+        return out
+    }
+
+    public var levelCount: Int { levels.count }
+}
