@@ -137,12 +137,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The consumer of q.compliance (Shopify's privacy webhooks): a QueueWorker handler.
+        .target(
+            name: "Compliance",
+            dependencies: [
+                "BridgeMessaging",
+                "Worker",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // order-forwarder's logic: mapping, version-ordered exactly-once-in-effect forwarding (a QueueWorker handler).
         .target(
             name: "OrderForwarding",
             dependencies: [
                 "BridgeDomain",
                 "BridgeMessaging",
+                "Compliance",
                 "ERP",
                 "Ledger",
                 "Messaging",
@@ -397,6 +408,7 @@ let package = Package(
                 "BridgeMessaging",
                 "BridgeRuntime",
                 "BridgeTestSupport",
+                "Compliance",
                 "ERP",
                 "ERPSimulator",
                 "Ingest",
@@ -405,6 +417,7 @@ let package = Package(
                 "OrderForwarding",
                 "Shopify",
                 "ShopifySimulator",
+                "Worker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,9 +1,12 @@
 import BridgeDomain
+import BridgeMessaging
+import Compliance
 import ERP
 import Ledger
 import Logging
 import Messaging
 import ServiceLifecycle
+import Worker
 
 /// The order-forwarder's wiring, from configuration to services, in one place: the executable runs it, and the
 /// integration tests build the same thing from the same configuration keys.
@@ -11,10 +14,14 @@ public struct OrderForwarderProcess: Sendable {
     public let forwarder: OrderForwarder
     public let ledger: any OrderLedger
     public let erp: RESTERPClient
+    /// The consumer of `q.compliance` (Shopify's privacy webhooks), hosted by this process as the topology says.
+    public let compliance: QueueWorker<ComplianceHandler>
 
-    /// In start order; the `ServiceGroup` stops them in reverse: the forwarder drains (in-flight deliveries finish,
+    /// In start order; the `ServiceGroup` stops them in reverse: the workers drain (in-flight deliveries finish,
     /// held ones return to the queue), then the ERP client and the ledger shut down.
-    public var services: [any Service] { [LedgerService(ledger: ledger), ERPClientService(client: erp), forwarder] }
+    public var services: [any Service] {
+        [LedgerService(ledger: ledger), ERPClientService(client: erp), forwarder, compliance]
+    }
 
     /// Builds the ledger (SQLite or PostgreSQL, `order_forwarder.ledger`), the ERP client (`erp.*`) and the
     /// forwarder (a `QueueWorker` on `q.orders`) from the configuration. Nothing runs until `services` do.
@@ -49,6 +56,9 @@ public struct OrderForwarderProcess: Sendable {
                 "erp_profile": "\(config.erp.profile.rawValue)",
                 "write_customers": "\(forwarder.settings.writeCustomers)",
             ])
-        return OrderForwarderProcess(forwarder: forwarder, ledger: ledger, erp: erp)
+        let compliance = QueueWorker(
+            settings: .init(queue: BridgeTopology.compliance.name, prefetch: 4, retryDelays: config.topology.retryDelays),
+            handler: ComplianceHandler(), consumer: consumer, publisher: publisher, logger: logger)
+        return OrderForwarderProcess(forwarder: forwarder, ledger: ledger, erp: erp, compliance: compliance)
     }
 }

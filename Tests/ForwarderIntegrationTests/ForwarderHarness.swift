@@ -2,6 +2,7 @@ import BridgeDomain
 import BridgeMessaging
 import BridgeRuntime
 import BridgeTestSupport
+import Compliance
 import ERP
 import ERPSimulator
 import Foundation
@@ -12,6 +13,7 @@ import Messaging
 import OrderForwarding
 import ServiceLifecycle
 import ShopifySimulator
+import Worker
 
 /// One test's world: a private vhost with the bridge topology (short retry levels), an in-process erp-sim on a free
 /// port, a temporary ledger directory, and a publisher that plays ingest.
@@ -114,7 +116,7 @@ final class ForwarderHarness: Sendable {
         let task = Task { try await group.run() }
         // Started when its consumer is up (the executable's readiness), as a test expects of a running forwarder.
         _ = await eventually(timeout: .seconds(30)) { runtime.consumer!.isReady && runtime.publisher!.isReady }
-        return RunningForwarder(forwarder: process.forwarder, group: group, task: task)
+        return RunningForwarder(forwarder: process.forwarder, compliance: process.compliance, group: group, task: task)
     }
 
     /// Publishes like ingest does: untouched body, envelope headers, persistent, confirmed.
@@ -173,11 +175,13 @@ final class ForwarderHarness: Sendable {
 
 final class RunningForwarder: Sendable {
     let forwarder: OrderForwarder
+    let compliance: QueueWorker<ComplianceHandler>
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    init(forwarder: OrderForwarder, group: ServiceGroup, task: Task<Void, any Error>) {
+    init(forwarder: OrderForwarder, compliance: QueueWorker<ComplianceHandler>, group: ServiceGroup, task: Task<Void, any Error>) {
         self.forwarder = forwarder
+        self.compliance = compliance
         self.group = group
         self.task = task
     }

@@ -1,3 +1,4 @@
+import BridgeTestSupport
 import ERPSimulator
 import Foundation
 import Hummingbird

@@ -42,25 +42,6 @@ final class Receiver: Sendable {
     func stop() { task.cancel() }
 }
 
-/// base64(HMAC-SHA256(secret, body)) computed by Python's `hmac`: an implementation independent of ours.
-func pythonHMAC(secret: String, body: Data) throws -> String {
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("body-\(UUID().uuidString)")
-    try body.write(to: file)
-    defer { try? FileManager.default.removeItem(at: file) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [
-        "python3", "-c",
-        "import hmac,hashlib,base64,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), open(sys.argv[2],'rb').read(), hashlib.sha256).digest()).decode())",
-        secret, file.path,
-    ]
-    let out = Pipe()
-    p.standardOutput = out
-    try p.run()
-    p.waitUntilExit()
-    return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-}
-
 @Suite("shopify-sim: webhooks as Shopify sends them, retries, faults, deterministic sale traffic")
 struct ShopifySimulatorTests {
     static let secret = "shpss_test_secret_0123456789"
