@@ -14,11 +14,13 @@ let package = Package(
         .executable(name: "reconciler", targets: ["reconciler"]),
         .executable(name: "alerter", targets: ["alerter"]),
         .executable(name: "bridgectl", targets: ["bridgectl"]),
-        .executable(name: "messaging-bench", targets: ["messaging-bench"]),
-        .executable(name: "ingest-bench", targets: ["ingest-bench"]),
-        .executable(name: "forwarder-bench", targets: ["forwarder-bench"]),
         .executable(name: "erp-sim", targets: ["erp-sim"]),
         .executable(name: "shopify-sim", targets: ["shopify-sim"]),
+        // Libraries for the benchmarks package (Benchmarks/Package.swift) and for embedding.
+        .library(name: "BridgeDomain", targets: ["BridgeDomain"]),
+        .library(name: "Messaging", targets: ["Messaging"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "ShopifySimulator", targets: ["ShopifySimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -260,51 +262,54 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "ingest", dependencies: [
+        .executableTarget(
+            name: "ingest",
+            dependencies: [
                 "BridgeRuntime",
                 "Ingest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ], swiftSettings: swiftSettings),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
-            name: "order-forwarder", dependencies: [
+            name: "order-forwarder",
+            dependencies: [
                 "BridgeRuntime",
                 "OrderForwarding",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: swiftSettings),
-        .executableTarget(name: "inventory-syncer", dependencies: [
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "inventory-syncer",
+            dependencies: [
                 "BridgeRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ], swiftSettings: swiftSettings),
-        .executableTarget(name: "reconciler", dependencies: [
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "reconciler",
+            dependencies: [
                 "BridgeRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ], swiftSettings: swiftSettings),
-        .executableTarget(name: "alerter", dependencies: [
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "alerter",
+            dependencies: [
                 "BridgeRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ], swiftSettings: swiftSettings),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "bridgectl",
             dependencies: [
                 "BridgeDomain",
                 "BridgeMessaging",
                 "BridgeRuntime",
-                "Messaging",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        // Benchmark only: a raw rabbitmq-c publish loop in C, the baseline the Swift publisher is measured against.
-        .target(name: "CRawAMQPBench", dependencies: ["CRabbitMQ"]),
-        // Benchmark only: a single-threaded epoll HTTP load generator that signs every request (ingest-bench).
-        .target(name: "CHTTPLoad"),
-        .executableTarget(
-            name: "messaging-bench",
-            dependencies: [
-                "BridgeDomain",
-                "CRawAMQPBench",
                 "Messaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -320,27 +325,6 @@ let package = Package(
                 "Messaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        // Benchmark only: a blocking HTTP/1.1 client for the load generators.
-        .target(name: "BenchSupport", swiftSettings: swiftSettings),
-        .executableTarget(
-            name: "forwarder-bench",
-            dependencies: [
-                "BenchSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "ingest-bench",
-            dependencies: [
-                "CHTTPLoad",
-                "CRawAMQPBench",
-                "Ingest",
-                "ShopifySimulator",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
