@@ -413,6 +413,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Shopify Admin GraphQL client against shopify-sim over HTTP.
+        .testTarget(
+            name: "ShopifyTests",
+            dependencies: [
+                "BridgeTestSupport",
+                "Shopify",
+                "ShopifySimulator",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SimulatorTests",
             dependencies: [

@@ -41,11 +41,13 @@ actor GraphQLCostBudget {
         at = now
     }
 
-    /// Reserves `cost` points and says how long to wait before sending (zero when the points are there now).
+    /// Reserves `cost` points and says how long to wait before sending (zero when the points are there now). A cost
+    /// above the bucket's size is reserved as the whole bucket: waiting longer could never make it fit.
     func reserve(_ cost: Int) -> Duration {
         refill()
-        available -= Double(cost)
-        outstanding += Double(cost)
+        let points = min(Double(cost), maximum)
+        available -= points
+        outstanding += points
         guard available < 0 else { return .zero }
         return .milliseconds(Int64((-available / restoreRate * 1000).rounded(.up)))
     }
@@ -53,14 +55,15 @@ actor GraphQLCostBudget {
     /// A request reserved `reserved` points and got an answer reporting `status` (nil: no answer, e.g. a network
     /// failure, and the points are given back).
     func settle(reserved: Int, status: ThrottleStatus?) {
-        outstanding = max(0, outstanding - Double(reserved))
+        let points = min(Double(reserved), maximum)
+        outstanding = max(0, outstanding - points)
         refill()
         if let status {
             maximum = status.maximumAvailable
             restoreRate = max(1, status.restoreRate)
             available = min(maximum, status.currentlyAvailable - outstanding)
         } else {
-            available = min(maximum, available + Double(reserved))
+            available = min(maximum, available + points)
         }
     }
 

@@ -195,14 +195,15 @@ public final class ShopifyAdminClient: Sendable {
             let reported = envelope.extensions?.cost
             await budget.settle(reserved: cost, status: reported?.throttleStatus)
             bucketGauge.record(await budget.estimate)
-            if let requested = reported?.requestedQueryCost, requested > 0 {
-                knownCosts.withLock { $0[key] = requested }
-            }
             let errors = envelope.errors ?? []
             if let e = errors.first(where: { $0.extensions?.code == "MAX_COST_EXCEEDED" }) {
                 count(outcome: "max_cost_exceeded")
                 throw .maxCostExceeded(
                     requested: e.extensions?.cost ?? reported?.requestedQueryCost ?? cost, limit: e.extensions?.maxCost ?? 1000)
+            }
+            // Learnt only from a query Shopify accepted to price (one over the limit is never sent again anyway).
+            if let requested = reported?.requestedQueryCost, requested > 0 {
+                knownCosts.withLock { $0[key] = requested }
             }
             if errors.contains(where: { $0.extensions?.code == "THROTTLED" }) {
                 count(outcome: "throttled")

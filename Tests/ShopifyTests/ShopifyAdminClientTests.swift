@@ -1,0 +1,139 @@
+import BridgeTestSupport
+import Foundation
+import Hummingbird
+import Logging
+import Shopify
+import ShopifySimulator
+import Testing
+
+/// The cost-aware Admin GraphQL client against shopify-sim's Admin API over HTTP (the simulator prices every
+/// request and throttles from its own leaky bucket, as Shopify does; it does not pace the client).
+@Suite("Shopify Admin GraphQL client: paced by the bucket, throttling absorbed, cost bugs loud")
+struct ShopifyAdminClientTests {
+    static let token = "shpat_client_test"
+
+    /// shopify-sim's Admin API on a free port with a bucket of its own.
+    final class Sim: Sendable {
+        let api: ShopifyAdminAPI
+        let deliverer: WebhookDeliverer
+        let port: Int
+        let task: Task<Void, any Error>
+
+        init(bucket: ThrottleBucket) async throws {
+            let store = ShopifyStore(domain: "acme.myshopify.com", seed: 3, skus: 20, locations: 2, initialStock: 50)
+            deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: "s")
+            api = try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: ShopifyAdminClientTests.token, bucket: bucket)
+            let router = Router()
+            api.addRoutes(to: router)
+            (port, task) = await TestHTTPServer.start(router, label: "shopify-sim")
+        }
+
+        func client(token: String = ShopifyAdminClientTests.token, restoreRate: Double, bucketSize: Double) -> ShopifyAdminClient {
+            var logger = Logger(label: "shopify-client")
+            logger.logLevel = .warning
+            return ShopifyAdminClient(
+                configuration: .init(
+                    shopId: "acme", adminURL: "http://127.0.0.1:\(port)", apiVersion: "2026-07", accessToken: token,
+                    restoreRate: restoreRate, bucketSize: bucketSize),
+                logger: logger)
+        }
+
+        func stop() async {
+            task.cancel()
+            await deliverer.shutdown()
+        }
+    }
+
+    struct Locations: Decodable, Sendable {
+        struct Connection: Decodable, Sendable {
+            struct Node: Decodable, Sendable { let id: String }
+            let nodes: [Node]
+        }
+        let locations: Connection
+    }
+
+    /// Cost 2 + 8 = 10 in Shopify's cost model (a connection of 8 nodes with one scalar each).
+    static let smallQuery = "query Small { locations(first: 8) { nodes { id } } }"
+
+    @Test("100 concurrent calls of cost 10 against a bucket of 100 restoring 200/s: every call answered, at most 1 THROTTLED")
+    func burstIsPaced() async throws {
+        let sim = try await Sim(bucket: ThrottleBucket(restoreRate: 200, maximumAvailable: 100))
+        // The client starts from the plan's figures, larger than the simulator's: its first answers correct it.
+        let client = sim.client(restoreRate: 200, bucketSize: 100)
+        let started = ContinuousClock.now
+        // Failures are counted, not thrown: the client must be shut down on every path.
+        let answered = await withTaskGroup(of: Int?.self) { group in
+            for _ in 0..<100 {
+                group.addTask {
+                    try? await client.execute(Self.smallQuery, variables: [String: String](), as: Locations.self).locations.nodes.count
+                }
+            }
+            var n = 0
+            for await count in group where count == 2 { n += 1 }
+            return n
+        }
+        let elapsed = ContinuousClock.now - started
+        let stats = client.stats
+        print("burst: 100 calls in \(elapsed), throttled \(stats.throttled), points \(stats.pointsUsed), waited \(stats.waited)")
+        #expect(answered == 100, "every call got its data")
+        #expect(stats.throttled <= 1, "the client waits for points instead of being throttled")
+        #expect(stats.requests == 100 + stats.throttled)
+        await client.shutdown()
+        await sim.stop()
+    }
+
+    @Test("another app drains the bucket: THROTTLED answers are retried after the time the bucket needs, and succeed")
+    func throttledIsRetried() async throws {
+        let bucket = ThrottleBucket(restoreRate: 50, maximumAvailable: 100)
+        let sim = try await Sim(bucket: bucket)
+        let client = sim.client(restoreRate: 50, bucketSize: 100)
+        _ = try? await client.execute(Self.smallQuery, variables: [String: String](), as: Locations.self)
+        // Someone else takes what is left; the client's picture says there is plenty.
+        _ = bucket.take(Int(bucket.current.currentlyAvailable))
+        let started = ContinuousClock.now
+        let r = try? await client.execute(Self.smallQuery, variables: [String: String](), as: Locations.self)
+        #expect(r?.locations.nodes.count == 2)
+        #expect(client.stats.throttled >= 1)
+        #expect(ContinuousClock.now - started >= .milliseconds(150), "it waited for the bucket (10 points at 50/s)")
+        await client.shutdown()
+        await sim.stop()
+    }
+
+    @Test("a query over the single-query limit is thrown at once as the caller's bug; a wrong token is not retryable")
+    func loudFailures() async throws {
+        let sim = try await Sim(bucket: ThrottleBucket(restoreRate: 1000))
+        let client = sim.client(restoreRate: 1000, bucketSize: 20000)
+        let huge = """
+            query Huge { inventoryItems(first: 250) { nodes { id inventoryLevels(first: 250) { nodes { id } } } } }
+            """
+        await #expect(throws: ShopifyAdminError.self) {
+            _ = try await client.execute(huge, variables: [String: String](), as: Locations.self)
+        }
+        do {
+            _ = try await client.execute(huge, variables: [String: String](), as: Locations.self)
+        } catch {
+            guard case .maxCostExceeded(let requested, let limit) = error else {
+                Issue.record("expected maxCostExceeded, got \(error)")
+                return
+            }
+            #expect(requested > limit)
+            #expect(!error.retryable)
+        }
+        #expect(client.stats.requests == 2, "not retried")
+        let wrong = sim.client(token: "shpat_wrong", restoreRate: 1000, bucketSize: 20000)
+        do {
+            _ = try await wrong.execute(Self.smallQuery, variables: [String: String](), as: Locations.self)
+            Issue.record("a wrong token succeeded")
+        } catch {
+            guard case .unauthorized(let status, _) = error else {
+                Issue.record("expected unauthorized, got \(error)")
+                return
+            }
+            #expect(status == 401)
+            #expect(!error.retryable)
+        }
+        await client.shutdown()
+        await wrong.shutdown()
+        await sim.stop()
+    }
+}
