@@ -154,6 +154,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // inventory-syncer's logic: the stock rule and the compare-and-set level writer (the handlers come next).
+        .target(
+            name: "InventorySync",
+            dependencies: [
+                "BridgeDomain",
+                "Shopify",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // order-forwarder's logic: mapping, version-ordered exactly-once-in-effect forwarding (a QueueWorker handler).
         .target(
             name: "OrderForwarding",
@@ -328,6 +340,8 @@ let package = Package(
                 "BridgeDomain",
                 "BridgeRuntime",
                 "Messaging",
+                "Shopify",
+                "ShopifySimulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -413,6 +427,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The stock rule and the level writer against shopify-sim over HTTP.
+        .testTarget(
+            name: "InventorySyncTests",
+            dependencies: [
+                "BridgeTestSupport",
+                "InventorySync",
+                "Shopify",
+                "ShopifySimulator",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The Shopify Admin GraphQL client against shopify-sim over HTTP.
         .testTarget(
             name: "ShopifyTests",
@@ -420,7 +446,6 @@ let package = Package(
                 "BridgeTestSupport",
                 "Shopify",
                 "ShopifySimulator",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

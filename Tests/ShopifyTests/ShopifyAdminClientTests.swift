@@ -1,6 +1,5 @@
 import BridgeTestSupport
 import Foundation
-import Hummingbird
 import Logging
 import Shopify
 import ShopifySimulator
@@ -10,39 +9,7 @@ import Testing
 /// request and throttles from its own leaky bucket, as Shopify does; it does not pace the client).
 @Suite("Shopify Admin GraphQL client: paced by the bucket, throttling absorbed, cost bugs loud")
 struct ShopifyAdminClientTests {
-    static let token = "shpat_client_test"
-
-    /// shopify-sim's Admin API on a free port with a bucket of its own.
-    final class Sim: Sendable {
-        let api: ShopifyAdminAPI
-        let deliverer: WebhookDeliverer
-        let port: Int
-        let task: Task<Void, any Error>
-
-        init(bucket: ThrottleBucket) async throws {
-            let store = ShopifyStore(domain: "acme.myshopify.com", seed: 3, skus: 20, locations: 2, initialStock: 50)
-            deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: "s")
-            api = try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: ShopifyAdminClientTests.token, bucket: bucket)
-            let router = Router()
-            api.addRoutes(to: router)
-            (port, task) = await TestHTTPServer.start(router, label: "shopify-sim")
-        }
-
-        func client(token: String = ShopifyAdminClientTests.token, restoreRate: Double, bucketSize: Double) -> ShopifyAdminClient {
-            var logger = Logger(label: "shopify-client")
-            logger.logLevel = .warning
-            return ShopifyAdminClient(
-                configuration: .init(
-                    shopId: "acme", adminURL: "http://127.0.0.1:\(port)", apiVersion: "2026-07", accessToken: token,
-                    restoreRate: restoreRate, bucketSize: bucketSize),
-                logger: logger)
-        }
-
-        func stop() async {
-            task.cancel()
-            await deliverer.shutdown()
-        }
-    }
+    typealias Sim = TestShopifyAdmin
 
     struct Locations: Decodable, Sendable {
         struct Connection: Decodable, Sendable {
@@ -57,7 +24,7 @@ struct ShopifyAdminClientTests {
 
     @Test("100 concurrent calls of cost 10 against a bucket of 100 restoring 200/s: every call answered, at most 1 THROTTLED")
     func burstIsPaced() async throws {
-        let sim = try await Sim(bucket: ThrottleBucket(restoreRate: 200, maximumAvailable: 100))
+        let sim = try await Sim.start(bucket: ThrottleBucket(restoreRate: 200, maximumAvailable: 100))
         // The client starts from the plan's figures, larger than the simulator's: its first answers correct it.
         let client = sim.client(restoreRate: 200, bucketSize: 100)
         let started = ContinuousClock.now
@@ -85,7 +52,7 @@ struct ShopifyAdminClientTests {
     @Test("another app drains the bucket: THROTTLED answers are retried after the time the bucket needs, and succeed")
     func throttledIsRetried() async throws {
         let bucket = ThrottleBucket(restoreRate: 50, maximumAvailable: 100)
-        let sim = try await Sim(bucket: bucket)
+        let sim = try await Sim.start(bucket: bucket)
         let client = sim.client(restoreRate: 50, bucketSize: 100)
         _ = try? await client.execute(Self.smallQuery, variables: [String: String](), as: Locations.self)
         // Someone else takes what is left; the client's picture says there is plenty.
@@ -101,7 +68,7 @@ struct ShopifyAdminClientTests {
 
     @Test("a query over the single-query limit is thrown at once as the caller's bug; a wrong token is not retryable")
     func loudFailures() async throws {
-        let sim = try await Sim(bucket: ThrottleBucket(restoreRate: 1000))
+        let sim = try await Sim.start(bucket: ThrottleBucket(restoreRate: 1000))
         let client = sim.client(restoreRate: 1000, bucketSize: 20000)
         let huge = """
             query Huge { inventoryItems(first: 250) { nodes { id inventoryLevels(first: 250) { nodes { id } } } } }

@@ -1,0 +1,231 @@
+import BridgeDomain
+import Crypto
+import Foundation
+import Logging
+import Metrics
+import Shopify
+
+/// One inventory level in Shopify: an inventory item at a location (Admin API global ids).
+public struct LevelKey: Hashable, Sendable, CustomStringConvertible {
+    public var inventoryItemId: String
+    public var locationId: String
+
+    public init(inventoryItemId: String, locationId: String) {
+        self.inventoryItemId = inventoryItemId
+        self.locationId = locationId
+    }
+
+    public var description: String { "\(inventoryItemId)@\(locationId)" }
+}
+
+/// What the writer did with one batch of desired levels.
+public struct LevelWriteReport: Sendable, Equatable {
+    /// Written, with the quantity read before and the one set.
+    public var written: [LevelKey: (from: Int, to: Int)] = [:]
+    /// Already at the desired figure: nothing sent.
+    public var unchanged: Set<LevelKey> = []
+    /// Refused by Shopify for a reason of their own (unknown item, not stocked at the location...), with the code:
+    /// dead-lettered or reported by the caller; they never block the other rows.
+    public var rejected: [LevelKey: String] = [:]
+    /// Compare-and-set conflicts (a sale or a manual edit moved a level between read and write), each re-read.
+    public var staleConflicts = 0
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.unchanged == b.unchanged && a.rejected == b.rejected && a.staleConflicts == b.staleConflicts
+            && a.written.mapValues { [$0.from, $0.to] } == b.written.mapValues { [$0.from, $0.to] }
+    }
+}
+
+/// Sets Shopify's `available` to desired figures, never blindly: each row carries `changeFromQuantity` = the
+/// quantity just read (compare-and-set), each call a deterministic `@idempotent` key derived from its rows (a call
+/// retried after a timeout changes nothing twice), at most 250 rows per call.
+///
+/// `CHANGE_FROM_QUANTITY_STALE` (Shopify rejects the whole call): the rows are read again and the call rebuilt from
+/// the fresh figures. A row Shopify refuses for a reason of its own is taken out and reported; the other rows are
+/// sent again without it, so one bad row never blocks 249 good ones.
+public final class InventoryLevelWriter: Sendable {
+    public let client: ShopifyAdminClient
+    let shopId: String
+    let maxRounds: Int
+    let logger: Logger
+    /// A test seam: runs after the levels were read and before they are written (a sale "between" the two).
+    let afterRead: (@Sendable () async -> Void)?
+
+    public init(
+        client: ShopifyAdminClient, logger: Logger, maxRounds: Int = 8, afterRead: (@Sendable () async -> Void)? = nil
+    ) {
+        self.client = client
+        self.shopId = client.configuration.shopId
+        self.maxRounds = maxRounds
+        self.logger = logger
+        self.afterRead = afterRead
+    }
+
+    /// Writes `desired` (the last figure per key wins), 250 rows per call.
+    public func write(_ desired: [LevelKey: Int], reason: String = "correction") async throws(ShopifyAdminError) -> LevelWriteReport {
+        var report = LevelWriteReport()
+        let keys = desired.keys.sorted { $0.description < $1.description }
+        var start = 0
+        while start < keys.count {
+            let chunk = Array(keys[start..<min(start + 250, keys.count)])
+            try await writeChunk(chunk, desired: desired, reason: reason, into: &report)
+            start += 250
+        }
+        return report
+    }
+
+    private func writeChunk(
+        _ chunk: [LevelKey], desired: [LevelKey: Int], reason: String, into report: inout LevelWriteReport
+    ) async throws(ShopifyAdminError) {
+        var pending = chunk
+        for _ in 0..<maxRounds where !pending.isEmpty {
+            let current = try await read(pending)
+            await afterRead?()
+            var rows: [Row] = []
+            for key in pending {
+                guard let quantity = desired[key] else { continue }
+                guard let now = current[key] else {
+                    report.rejected[key] = "ITEM_NOT_STOCKED_AT_LOCATION"
+                    continue
+                }
+                if now == quantity {
+                    report.unchanged.insert(key)
+                } else {
+                    rows.append(Row(key: key, quantity: quantity, changeFrom: now))
+                }
+            }
+            guard !rows.isEmpty else { return }
+            let errors = try await set(rows, reason: reason)
+            if errors.isEmpty {
+                for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
+                return
+            }
+            let stale = errors.filter { $0.code == "CHANGE_FROM_QUANTITY_STALE" }
+            var refused: Set<LevelKey> = []
+            for e in errors where e.code != "CHANGE_FROM_QUANTITY_STALE" {
+                guard let i = e.rowIndex, i < rows.count else {
+                    // Not about a row (the reason, the name): nothing can be written until the code is fixed.
+                    throw .graphQL(["inventorySetQuantities: \(e.code ?? "?"): \(e.message)"])
+                }
+                report.rejected[rows[i].key] = e.code ?? "UNKNOWN"
+                refused.insert(rows[i].key)
+                logger.warning(
+                    "inventory row refused",
+                    metadata: ["level": "\(rows[i].key)", "code": "\(e.code ?? "?")", "reason": "\(e.message)"])
+            }
+            if !stale.isEmpty {
+                report.staleConflicts += stale.count
+                Counter(label: "inventory_cas_conflicts_total", dimensions: [("shop", shopId)]).increment(by: stale.count)
+                logger.info("levels moved between read and write; reading them again", metadata: ["rows": "\(stale.count)"])
+            }
+            pending = rows.map(\.key).filter { !refused.contains($0) }
+        }
+        if !pending.isEmpty {
+            throw .unavailable("inventory levels kept moving: \(pending.count) rows not written after \(maxRounds) rounds")
+        }
+    }
+
+    struct Row {
+        var key: LevelKey
+        var quantity: Int
+        var changeFrom: Int
+    }
+
+    struct UserError: Decodable, Sendable {
+        var code: String?
+        var field: [String]?
+        var message: String
+        /// `["input", "quantities", "3", ...]` -> 3.
+        var rowIndex: Int? {
+            guard let f = field, f.count >= 3, f[1] == "quantities" else { return nil }
+            return Int(f[2])
+        }
+    }
+
+    /// The idempotency key of a call: the same rows (quantity and compare value) give the same key, so a call
+    /// repeated after a timeout is recognised by Shopify; a call rebuilt from fresh figures gets a new one.
+    static func idempotencyKey(shop: String, reason: String, rows: [Row]) -> String {
+        let text = "\(shop)|available|\(reason)|" + rows.map { "\($0.key)=\($0.quantity)/\($0.changeFrom)" }.joined(separator: ",")
+        return SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    private func set(_ rows: [Row], reason: String) async throws(ShopifyAdminError) -> [UserError] {
+        struct Quantity: Encodable, Sendable {
+            var inventoryItemId: String
+            var locationId: String
+            var quantity: Int
+            var changeFromQuantity: Int
+        }
+        struct Input: Encodable, Sendable {
+            var name = "available"
+            var reason: String
+            var referenceDocumentUri: String
+            var quantities: [Quantity]
+        }
+        struct Variables: Encodable, Sendable {
+            var input: Input
+            var idempotencyKey: String
+        }
+        struct Answer: Decodable, Sendable {
+            struct Payload: Decodable, Sendable { var userErrors: [UserError] }
+            var inventorySetQuantities: Payload?
+        }
+        let key = Self.idempotencyKey(shop: shopId, reason: reason, rows: rows)
+        let variables = Variables(
+            input: Input(
+                reason: reason, referenceDocumentUri: "gid://shopify-erp-bridge/InventorySync/\(key)",
+                quantities: rows.map {
+                    Quantity(
+                        inventoryItemId: $0.key.inventoryItemId, locationId: $0.key.locationId, quantity: $0.quantity,
+                        changeFromQuantity: $0.changeFrom)
+                }),
+            idempotencyKey: key)
+        for _ in 0..<5 {
+            let answer = try await client.execute(
+                ShopifyAdminDocuments.setQuantities, variables: variables, expectedCost: 10, as: Answer.self)
+            let errors = answer.inventorySetQuantities?.userErrors ?? []
+            // Another call with this key is still running (a retry overtook the first): wait and ask again.
+            if errors.contains(where: { $0.code == "IDEMPOTENCY_CONCURRENT_REQUEST" }) {
+                try? await Task.sleep(for: .milliseconds(500))
+                continue
+            }
+            return errors
+        }
+        throw .unavailable("inventorySetQuantities: the same idempotency key stayed in use")
+    }
+
+    /// Reads `available` for each level, up to 50 levels a call (cost about 4 each).
+    func read(_ keys: [LevelKey]) async throws(ShopifyAdminError) -> [LevelKey: Int] {
+        var out: [LevelKey: Int] = [:]
+        var start = 0
+        while start < keys.count {
+            let chunk = Array(keys[start..<min(start + 50, keys.count)])
+            let document = ShopifyAdminDocuments.levels(count: chunk.count)
+            var variables: [String: String] = [:]
+            for (i, k) in chunk.enumerated() {
+                variables["i\(i)"] = k.inventoryItemId
+                variables["l\(i)"] = k.locationId
+            }
+            let answer = try await client.execute(
+                document, variables: variables, expectedCost: 4 * chunk.count, as: [String: LevelAnswer?].self)
+            for (i, k) in chunk.enumerated() {
+                if let q = answer["r\(i)"]??.inventoryLevel?.quantities.first(where: { $0.name == "available" }) {
+                    out[k] = q.quantity
+                }
+            }
+            start += 50
+        }
+        return out
+    }
+
+    struct LevelAnswer: Decodable, Sendable {
+        struct Level: Decodable, Sendable {
+            struct Quantity: Decodable, Sendable {
+                var name: String
+                var quantity: Int
+            }
+            var quantities: [Quantity]
+        }
+        var inventoryLevel: Level?
+    }
+}

@@ -1,0 +1,86 @@
+import BridgeTestSupport
+import Foundation
+import InventorySync
+import Logging
+import Shopify
+import ShopifySimulator
+import Synchronization
+import Testing
+
+@Suite("The stock rule: ERP available minus safety stock minus pending units, never negative")
+struct StockRuleTests {
+    @Test("the README's worked example, and a negative figure clamped to zero and flagged")
+    func rule() {
+        let rule = StockRule(safetyStock: 2)
+        #expect(rule.target(erpAvailable: 10, pendingUnits: 3) == .init(quantity: 5, clamped: false))
+        #expect(rule.target(erpAvailable: 7, pendingUnits: 0) == .init(quantity: 5, clamped: false))
+        #expect(rule.target(erpAvailable: 3, pendingUnits: 4) == .init(quantity: 0, clamped: true))
+        #expect(rule.target(erpAvailable: 2) == .init(quantity: 0, clamped: false))
+    }
+}
+
+/// The compare-and-set writer against shopify-sim's Admin API over HTTP (the simulator checks `changeFromQuantity`
+/// and idempotency keys as Shopify does, and rejects a whole call for any user error).
+@Suite("inventory levels are written compare-and-set: conflicts re-read, bad rows taken out, 250 rows a call")
+struct InventoryLevelWriterTests {
+    static func key(_ item: Int64, _ location: Int64) -> LevelKey {
+        LevelKey(inventoryItemId: "gid://shopify/InventoryItem/\(item)", locationId: "gid://shopify/Location/\(location)")
+    }
+
+    static var logger: Logger {
+        var l = Logger(label: "inventory-writer")
+        l.logLevel = .warning
+        return l
+    }
+
+    @Test("a sale between read and write: Shopify refuses the stale write, the writer reads again and writes once")
+    func conflictReRead() async throws {
+        let sim = try await TestShopifyAdmin.start(skus: 5, locations: 1, initialStock: 50)
+        let client = sim.client()
+        let item = await sim.store.variants[0].inventoryItemId
+        let location = sim.store.locations[0]
+        let store = sim.store
+        let once = Atomic<Bool>(false)
+        // A sale of 3 lands after the writer read 50 and before its write.
+        let writer = InventoryLevelWriter(client: client, logger: Self.logger) {
+            guard !once.exchange(true, ordering: .relaxed) else { return }
+            _ = await store.setQuantities(
+                name: "available", reason: "correction", reference: nil,
+                rows: [.init(item: item, location: location, quantity: 47, changeFrom: nil)], idempotencyKey: "sale")
+        }
+        let report = try? await writer.write([Self.key(item, location): 40])
+        #expect(report?.staleConflicts == 1, "the first write was refused as stale")
+        #expect(report?.written[Self.key(item, location)]?.from == 47, "the second write compared against the re-read figure")
+        #expect(await store.available(item: item, location: location) == 40)
+        await client.shutdown()
+        await sim.stop()
+    }
+
+    @Test("one row Shopify refuses among 250: it is reported with its code, the 249 others are written in the next call")
+    func badRowDoesNotBlock() async throws {
+        let sim = try await TestShopifyAdmin.start(skus: 125, locations: 2, initialStock: 50)
+        let client = sim.client()
+        let variants = await sim.store.variants
+        let locations = sim.store.locations
+        var desired: [LevelKey: Int] = [:]
+        for v in variants { for l in locations { desired[Self.key(v.inventoryItemId, l)] = 30 } }
+        let bad = Self.key(variants[7].inventoryItemId, locations[1])
+        desired[bad] = -2_000_000_000
+        #expect(desired.count == 250)
+        let report = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(desired)
+        #expect(report?.rejected == [bad: "INVALID_QUANTITY_TOO_LOW"])
+        #expect(report?.written.count == 249)
+        for v in variants {
+            for l in locations where Self.key(v.inventoryItemId, l) != bad {
+                #expect(await sim.store.available(item: v.inventoryItemId, location: l) == 30)
+            }
+        }
+        #expect(await sim.store.available(item: variants[7].inventoryItemId, location: locations[1]) == 50, "the bad row changed nothing")
+        // Written again: nothing left to do, nothing sent twice.
+        let again = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(desired.filter { $0.key != bad })
+        #expect(again?.unchanged.count == 249)
+        #expect(again?.written.isEmpty == true)
+        await client.shutdown()
+        await sim.stop()
+    }
+}
