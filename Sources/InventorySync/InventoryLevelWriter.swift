@@ -37,8 +37,10 @@ public struct LevelWriteReport: Sendable, Equatable {
 }
 
 /// Sets Shopify's `available` to desired figures, never blindly: each row carries `changeFromQuantity` = the
-/// quantity just read (compare-and-set), each call a deterministic `@idempotent` key derived from its rows (a call
-/// retried after a timeout changes nothing twice), at most 250 rows per call.
+/// quantity just read (compare-and-set), each call a deterministic `@idempotent` key derived from the decision that
+/// asked for it (an ERP event, a sync run) and its rows, so a call retried after a timeout changes nothing twice,
+/// while the same change asked for again later by another decision (a level back at 50 and set to 40 again) is a
+/// new call and not answered from Shopify's memory of the first. At most 250 rows per call.
 ///
 /// `CHANGE_FROM_QUANTITY_STALE` (Shopify rejects the whole call): the rows are read again and the call rebuilt from
 /// the fresh figures. A row Shopify refuses for a reason of its own is taken out and reported; the other rows are
@@ -62,20 +64,25 @@ public final class InventoryLevelWriter: Sendable {
     }
 
     /// Writes `desired` (the last figure per key wins), 250 rows per call.
-    public func write(_ desired: [LevelKey: Int], reason: String = "correction") async throws(ShopifyAdminError) -> LevelWriteReport {
+    ///
+    /// - Parameter decision: what asked for these figures, stable across retries of the same request (the ERP
+    ///   event's id, the full sync's run id): part of every idempotency key.
+    public func write(
+        _ desired: [LevelKey: Int], decision: String, reason: String = "correction"
+    ) async throws(ShopifyAdminError) -> LevelWriteReport {
         var report = LevelWriteReport()
         let keys = desired.keys.sorted { $0.description < $1.description }
         var start = 0
         while start < keys.count {
             let chunk = Array(keys[start..<min(start + 250, keys.count)])
-            try await writeChunk(chunk, desired: desired, reason: reason, into: &report)
+            try await writeChunk(chunk, desired: desired, decision: decision, reason: reason, into: &report)
             start += 250
         }
         return report
     }
 
     private func writeChunk(
-        _ chunk: [LevelKey], desired: [LevelKey: Int], reason: String, into report: inout LevelWriteReport
+        _ chunk: [LevelKey], desired: [LevelKey: Int], decision: String, reason: String, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
         var pending = chunk
         for _ in 0..<maxRounds where !pending.isEmpty {
@@ -95,7 +102,7 @@ public final class InventoryLevelWriter: Sendable {
                 }
             }
             guard !rows.isEmpty else { return }
-            let errors = try await set(rows, reason: reason)
+            let errors = try await set(rows, decision: decision, reason: reason)
             if errors.isEmpty {
                 for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
                 return
@@ -142,14 +149,17 @@ public final class InventoryLevelWriter: Sendable {
         }
     }
 
-    /// The idempotency key of a call: the same rows (quantity and compare value) give the same key, so a call
-    /// repeated after a timeout is recognised by Shopify; a call rebuilt from fresh figures gets a new one.
-    static func idempotencyKey(shop: String, reason: String, rows: [Row]) -> String {
-        let text = "\(shop)|available|\(reason)|" + rows.map { "\($0.key)=\($0.quantity)/\($0.changeFrom)" }.joined(separator: ",")
+    /// The idempotency key of a call: the same decision with the same rows (quantity and compare value) gives the
+    /// same key, so a call repeated after a timeout is recognised by Shopify; a call rebuilt from fresh figures, or
+    /// asked for by another decision, gets a new one. `attempt` > 0 after `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`
+    /// (Shopify: retry with a new key).
+    static func idempotencyKey(shop: String, decision: String, reason: String, rows: [Row], attempt: Int = 0) -> String {
+        let text = "\(shop)|\(decision)|\(attempt)|available|\(reason)|"
+            + rows.map { "\($0.key)=\($0.quantity)/\($0.changeFrom)" }.joined(separator: ",")
         return SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
-    private func set(_ rows: [Row], reason: String) async throws(ShopifyAdminError) -> [UserError] {
+    private func set(_ rows: [Row], decision: String, reason: String) async throws(ShopifyAdminError) -> [UserError] {
         struct Quantity: Encodable, Sendable {
             var inventoryItemId: String
             var locationId: String
@@ -170,23 +180,30 @@ public final class InventoryLevelWriter: Sendable {
             struct Payload: Decodable, Sendable { var userErrors: [UserError] }
             var inventorySetQuantities: Payload?
         }
-        let key = Self.idempotencyKey(shop: shopId, reason: reason, rows: rows)
-        let variables = Variables(
-            input: Input(
-                reason: reason, referenceDocumentUri: "gid://shopify-erp-bridge/InventorySync/\(key)",
-                quantities: rows.map {
-                    Quantity(
-                        inventoryItemId: $0.key.inventoryItemId, locationId: $0.key.locationId, quantity: $0.quantity,
-                        changeFromQuantity: $0.changeFrom)
-                }),
-            idempotencyKey: key)
+        let quantities = rows.map {
+            Quantity(
+                inventoryItemId: $0.key.inventoryItemId, locationId: $0.key.locationId, quantity: $0.quantity,
+                changeFromQuantity: $0.changeFrom)
+        }
+        var attempt = 0
         for _ in 0..<5 {
+            let key = Self.idempotencyKey(shop: shopId, decision: decision, reason: reason, rows: rows, attempt: attempt)
+            let variables = Variables(
+                input: Input(
+                    reason: reason, referenceDocumentUri: "gid://shopify-erp-bridge/InventorySync/\(key)",
+                    quantities: quantities),
+                idempotencyKey: key)
             let answer = try await client.execute(
                 ShopifyAdminDocuments.setQuantities, variables: variables, expectedCost: 10, as: Answer.self)
             let errors = answer.inventorySetQuantities?.userErrors ?? []
             // Another call with this key is still running (a retry overtook the first): wait and ask again.
             if errors.contains(where: { $0.code == "IDEMPOTENCY_CONCURRENT_REQUEST" }) {
                 try? await Task.sleep(for: .milliseconds(500))
+                continue
+            }
+            // The first call with this key failed on Shopify's side: Shopify asks for a new key.
+            if errors.contains(where: { $0.code == "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED" }) {
+                attempt += 1
                 continue
             }
             return errors

@@ -48,7 +48,7 @@ struct InventoryLevelWriterTests {
                 name: "available", reason: "correction", reference: nil,
                 rows: [.init(item: item, location: location, quantity: 47, changeFrom: nil)], idempotencyKey: "sale")
         }
-        let report = try? await writer.write([Self.key(item, location): 40])
+        let report = try? await writer.write([Self.key(item, location): 40], decision: "erp-event-1")
         #expect(report?.staleConflicts == 1, "the first write was refused as stale")
         #expect(report?.written[Self.key(item, location)]?.from == 47, "the second write compared against the re-read figure")
         #expect(await store.available(item: item, location: location) == 40)
@@ -67,7 +67,7 @@ struct InventoryLevelWriterTests {
         let bad = Self.key(variants[7].inventoryItemId, locations[1])
         desired[bad] = -2_000_000_000
         #expect(desired.count == 250)
-        let report = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(desired)
+        let report = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(desired, decision: "sync-run-1")
         #expect(report?.rejected == [bad: "INVALID_QUANTITY_TOO_LOW"])
         #expect(report?.written.count == 249)
         for v in variants {
@@ -77,9 +77,31 @@ struct InventoryLevelWriterTests {
         }
         #expect(await sim.store.available(item: variants[7].inventoryItemId, location: locations[1]) == 50, "the bad row changed nothing")
         // Written again: nothing left to do, nothing sent twice.
-        let again = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(desired.filter { $0.key != bad })
+        let again = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(
+            desired.filter { $0.key != bad }, decision: "sync-run-2")
         #expect(again?.unchanged.count == 249)
         #expect(again?.written.isEmpty == true)
+        await client.shutdown()
+        await sim.stop()
+    }
+
+    @Test("the same change asked for again by a later decision is applied, not answered from Shopify's memory of the first")
+    func sameChangeLater() async throws {
+        let sim = try await TestShopifyAdmin.start(skus: 2, locations: 1, initialStock: 50)
+        let client = sim.client()
+        let item = await sim.store.variants[0].inventoryItemId
+        let location = sim.store.locations[0]
+        let writer = InventoryLevelWriter(client: client, logger: Self.logger)
+        let first = try? await writer.write([Self.key(item, location): 40], decision: "erp-event-1")
+        #expect(first?.written[Self.key(item, location)]?.from == 50)
+        #expect(await sim.store.available(item: item, location: location) == 40)
+        // A restock brings it back to 50; a later ERP event asks for 40 again: the same rows (50 -> 40).
+        _ = await sim.store.setQuantities(
+            name: "available", reason: "received", reference: nil,
+            rows: [.init(item: item, location: location, quantity: 50, changeFrom: nil)], idempotencyKey: "restock")
+        let second = try? await writer.write([Self.key(item, location): 40], decision: "erp-event-2")
+        #expect(second?.written[Self.key(item, location)]?.from == 50)
+        #expect(await sim.store.available(item: item, location: location) == 40, "applied, not replayed from the first call")
         await client.shutdown()
         await sim.stop()
     }
