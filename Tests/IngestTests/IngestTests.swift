@@ -361,10 +361,73 @@ struct IngestWithSimulatorsTests {
     }
 }
 
-final class PartitionFlags: Sendable {
+/// What a webhook load saw: the ids answered 200, every status with its count, the slowest answer, and how many
+/// were accepted after the fault was lifted.
+struct WebhookLoadResult {
+    var accepted: Set<String>
+    var statuses: [UInt: Int]
+    var slowest: Duration
+    var acceptedAfterRecovery: Int
+}
+
+/// The load's shared switches (one object, so the sender tasks can capture it).
+final class WebhookLoadFlags: Sendable {
     let stop = Atomic<Bool>(false)
-    let healed = Atomic<Bool>(false)
-    let acceptedAfterHeal = Atomic<Int>(0)
+    let recovered = Atomic<Bool>(false)
+    let acceptedAfterRecovery = Atomic<Int>(0)
+}
+
+extension IngestHarness {
+    /// `senders` clients post signed webhooks (ids `<idPrefix>-<sender>-<n>`) in a loop while a fault plays out:
+    /// once `warmup` deliveries were accepted, `fault` runs (it breaks the broker and waits while broken), then
+    /// `recover`, and the load stops when `afterRecovery` more deliveries were accepted (or a wait times out).
+    func webhookLoad(
+        senders: Int, body: [UInt8], idPrefix: String, warmup: Int, afterRecovery: Int,
+        fault: @escaping @Sendable () async throws -> Void, recover: @escaping @Sendable () async throws -> Void
+    ) async throws -> WebhookLoadResult {
+        let accepted = Shared<Set<String>>([])
+        let statuses = Shared<[UInt: Int]>([:])
+        let slowest = Shared<Duration>(.zero)
+        let flags = WebhookLoadFlags()
+        try await app.test(.router) { (client) async throws in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for sender in 0..<senders {
+                    group.addTask {
+                        var i = 0
+                        while !flags.stop.load(ordering: .relaxed) {
+                            let id = "\(idPrefix)-\(sender)-\(i)"
+                            i += 1
+                            let started = ContinuousClock.now
+                            let r = try await client.execute(
+                                uri: "/webhooks/shopify", method: .post,
+                                headers: IngestHarness.shopifyHeaders(body: body, webhookId: id), body: ByteBuffer(bytes: body))
+                            let took = ContinuousClock.now - started
+                            slowest.withLock { $0 = max($0, took) }
+                            statuses.withLock { $0[UInt(r.status.code), default: 0] += 1 }
+                            if r.status == .ok {
+                                accepted.withLock { _ = $0.insert(id) }
+                                if flags.recovered.load(ordering: .relaxed) { flags.acceptedAfterRecovery.add(1, ordering: .relaxed) }
+                            } else {
+                                try await Task.sleep(for: .milliseconds(20))
+                            }
+                        }
+                    }
+                }
+                group.addTask {
+                    defer { flags.stop.store(true, ordering: .relaxed) }
+                    guard await eventually(timeout: .seconds(60), { accepted.value.count >= warmup }) else { return }
+                    try await fault()
+                    try await recover()
+                    flags.recovered.store(true, ordering: .relaxed)
+                    _ = await eventually(timeout: .seconds(60)) { flags.acceptedAfterRecovery.load(ordering: .relaxed) >= afterRecovery }
+                }
+                try await group.waitForAll()
+            }
+        }
+        return WebhookLoadResult(
+            accepted: accepted.value, statuses: statuses.value, slowest: slowest.value,
+            acceptedAfterRecovery: flags.acceptedAfterRecovery.load(ordering: .relaxed))
+    }
 }
 
 @Suite("ingest when the broker fails", .serialized)
@@ -430,58 +493,24 @@ struct IngestBrokerFailureTests {
             // Heartbeat 2 s: the partition is noticed after ~4 s; reconnect attempts then block in connect for 5 s.
             let h = try await IngestHarness.make(broker: broker, yaml: "ingest: {confirm_timeout: 1s}", heartbeat: "2s")
             try await Task.sleep(for: .seconds(2))
-            let accepted = Shared<Set<String>>([])
-            let statuses = Shared<[UInt: Int]>([:])
-            let slowest = Shared<Duration>(.zero)
-            let flags = PartitionFlags()
-            let body = IngestHarness.orderBody(size: 2000)
-            try await h.app.test(.router) { (client) async throws in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for worker in 0..<8 {
-                        group.addTask {
-                            var i = 0
-                            while !flags.stop.load(ordering: .relaxed) {
-                                let id = "partition-\(worker)-\(i)"
-                                i += 1
-                                let started = ContinuousClock.now
-                                let r = try await client.execute(
-                                    uri: "/webhooks/shopify", method: .post,
-                                    headers: IngestHarness.shopifyHeaders(body: body, webhookId: id), body: ByteBuffer(bytes: body))
-                                let took = ContinuousClock.now - started
-                                slowest.withLock { $0 = max($0, took) }
-                                statuses.withLock { $0[UInt(r.status.code), default: 0] += 1 }
-                                if r.status == .ok {
-                                    accepted.withLock { _ = $0.insert(id) }
-                                    if flags.healed.load(ordering: .relaxed) { flags.acceptedAfterHeal.add(1, ordering: .relaxed) }
-                                } else {
-                                    try await Task.sleep(for: .milliseconds(20))
-                                }
-                            }
-                        }
-                    }
-                    group.addTask {
-                        defer { flags.stop.store(true, ordering: .relaxed) }
-                        guard await eventually(timeout: .seconds(60), { accepted.value.count >= 200 }) else { return }
-                        try await broker.partition()
-                        _ = await eventually(timeout: .seconds(30)) { !h.publisher.isConnected }
-                        try? await Task.sleep(for: .seconds(6))
-                        await broker.heal()
-                        flags.healed.store(true, ordering: .relaxed)
-                        _ = await eventually(timeout: .seconds(60)) { flags.acceptedAfterHeal.load(ordering: .relaxed) >= 200 }
-                    }
-                    try await group.waitForAll()
-                }
-            }
+            let load = try await h.webhookLoad(
+                senders: 8, body: IngestHarness.orderBody(size: 2000), idPrefix: "partition", warmup: 200, afterRecovery: 200,
+                fault: {
+                    try await broker.partition()
+                    _ = await eventually(timeout: .seconds(30)) { !h.publisher.isConnected }
+                    try? await Task.sleep(for: .seconds(6))
+                },
+                recover: { await broker.heal() })
             await broker.heal()
-            let seen = statuses.value
+            let seen = load.statuses
             #expect(Set(seen.keys).isSubset(of: [200, 503]), "\(seen)")
             #expect((seen[503] ?? 0) > 0, "the partition should have produced 503s: \(seen)")
-            #expect(flags.acceptedAfterHeal.load(ordering: .relaxed) >= 200, "ingest did not recover after the heal: \(seen)")
-            #expect(slowest.value <= .milliseconds(1000 + 750), "slowest answer \(slowest.value), confirm_timeout 1 s")
+            #expect(load.acceptedAfterRecovery >= 200, "ingest did not recover after the heal: \(seen)")
+            #expect(load.slowest <= .milliseconds(1000 + 750), "slowest answer \(load.slowest), confirm_timeout 1 s")
             try await h.admin.waitUntilReady(timeout: .seconds(60))
             let present = Set(try await consumeAllIds(h.admin, BridgeTopology.orders.name, timeout: .seconds(120)))
-            let missing = accepted.value.subtracting(present)
-            #expect(missing.isEmpty, "\(missing.count) of \(accepted.value.count) deliveries answered 200 are missing")
+            let missing = load.accepted.subtracting(present)
+            #expect(missing.isEmpty, "\(missing.count) of \(load.accepted.count) deliveries answered 200 are missing")
             await h.close()
         }
     }
@@ -491,62 +520,28 @@ struct IngestBrokerFailureTests {
         try await TestBroker.withPrivate { broker in
             let h = try await IngestHarness.make(broker: broker, yaml: "ingest: {confirm_timeout: 2s}")
             try await Task.sleep(for: .seconds(2))
-            let accepted = Shared<Set<String>>([])
-            let statuses = Shared<[UInt: Int]>([:])
-            let slowest = Shared<Duration>(.zero)
-            let flags = PartitionFlags()
             // 1 MB bodies: once the broker stops reading, far more than the socket buffers hold.
-            let body = IngestHarness.orderBody(size: 1 << 20)
-            try await h.app.test(.router) { (client) async throws in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for worker in 0..<16 {
-                        group.addTask {
-                            var i = 0
-                            while !flags.stop.load(ordering: .relaxed) {
-                                let id = "alarm-\(worker)-\(i)"
-                                i += 1
-                                let started = ContinuousClock.now
-                                let r = try await client.execute(
-                                    uri: "/webhooks/shopify", method: .post,
-                                    headers: IngestHarness.shopifyHeaders(body: body, webhookId: id), body: ByteBuffer(bytes: body))
-                                let took = ContinuousClock.now - started
-                                slowest.withLock { $0 = max($0, took) }
-                                statuses.withLock { $0[UInt(r.status.code), default: 0] += 1 }
-                                if r.status == .ok {
-                                    accepted.withLock { _ = $0.insert(id) }
-                                    if flags.healed.load(ordering: .relaxed) { flags.acceptedAfterHeal.add(1, ordering: .relaxed) }
-                                } else {
-                                    try await Task.sleep(for: .milliseconds(20))
-                                }
-                            }
-                        }
-                    }
-                    group.addTask {
-                        defer { flags.stop.store(true, ordering: .relaxed) }
-                        guard await eventually(timeout: .seconds(60), { accepted.value.count >= 20 }) else { return }
-                        try await broker.ctl(["set_vm_memory_high_watermark", "0.0000001"])
-                        _ = await eventually(timeout: .seconds(30)) { h.publisher.isBlocked }
-                        try? await Task.sleep(for: .seconds(5))
-                        try await broker.ctl(["set_vm_memory_high_watermark", "0.6"])
-                        flags.healed.store(true, ordering: .relaxed)
-                        _ = await eventually(timeout: .seconds(60)) { flags.acceptedAfterHeal.load(ordering: .relaxed) >= 20 }
-                    }
-                    try await group.waitForAll()
-                }
-            }
-            let seen = statuses.value
+            let load = try await h.webhookLoad(
+                senders: 16, body: IngestHarness.orderBody(size: 1 << 20), idPrefix: "alarm", warmup: 20, afterRecovery: 20,
+                fault: {
+                    try await broker.ctl(["set_vm_memory_high_watermark", "0.0000001"])
+                    _ = await eventually(timeout: .seconds(30)) { h.publisher.isBlocked }
+                    try? await Task.sleep(for: .seconds(5))
+                },
+                recover: { try await broker.ctl(["set_vm_memory_high_watermark", "0.6"]) })
+            let seen = load.statuses
             #expect(Set(seen.keys).isSubset(of: [200, 503]), "\(seen)")
             #expect((seen[503] ?? 0) > 0, "the alarm should have produced 503s: \(seen)")
-            #expect(flags.acceptedAfterHeal.load(ordering: .relaxed) >= 20, "ingest did not recover after the alarm: \(seen)")
+            #expect(load.acceptedAfterRecovery >= 20, "ingest did not recover after the alarm: \(seen)")
             // Not asserted here: threadStalls == 0. Through ingest (1 MB bodies, a 5 MB body limit) one stall over 250 ms
             // was seen in a parallel run, not yet explained; the answers stayed within their deadline (the watchdog).
             // The send budget itself is proven at the connection level (ResilienceTests "a memory alarm with the socket
             // buffer full...").
-            #expect(slowest.value <= .milliseconds(2000 + 750), "slowest answer \(slowest.value), confirm_timeout 2 s")
+            #expect(load.slowest <= .milliseconds(2000 + 750), "slowest answer \(load.slowest), confirm_timeout 2 s")
             try await h.admin.waitUntilReady(timeout: .seconds(60))
             let present = Set(try await consumeAllIds(h.admin, BridgeTopology.orders.name, timeout: .seconds(120)))
-            let missing = accepted.value.subtracting(present)
-            #expect(missing.isEmpty, "\(missing.count) of \(accepted.value.count) deliveries answered 200 are missing")
+            let missing = load.accepted.subtracting(present)
+            #expect(missing.isEmpty, "\(missing.count) of \(load.accepted.count) deliveries answered 200 are missing")
             await h.close()
         }
     }
