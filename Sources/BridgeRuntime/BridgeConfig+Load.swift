@@ -42,10 +42,10 @@ extension BridgeConfig {
             config, p in
             do {
                 _ = try config.broker.connection(name: "config-check")
-            } catch let error as AMQPError {
-                p.fail("broker.url", error.message, fix: "use amqp://USER:PASSWORD@HOST:PORT/VHOST (amqps:// with broker.ca_file)")
             } catch {
-                p.fail("broker.url", "\(error)", fix: "use amqp://USER:PASSWORD@HOST:PORT/VHOST (amqps:// with broker.ca_file)")
+                p.fail(
+                    "broker.url", (error as? AMQPError)?.message ?? "\(error)",
+                    fix: "use amqp://USER:PASSWORD@HOST:PORT/VHOST (amqps:// with broker.ca_file)")
             }
         }
     }

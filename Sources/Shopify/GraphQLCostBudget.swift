@@ -53,8 +53,9 @@ actor GraphQLCostBudget {
     }
 
     /// A request reserved `reserved` points and got an answer reporting `status` (nil: no answer, e.g. a network
-    /// failure, and the points are given back).
-    func settle(reserved: Int, status: ThrottleStatus?) {
+    /// failure, and the points are given back). Returns the estimate afterwards.
+    @discardableResult
+    func settle(reserved: Int, status: ThrottleStatus?) -> Double {
         let points = min(Double(reserved), maximum)
         outstanding = max(0, outstanding - points)
         refill()
@@ -65,6 +66,7 @@ actor GraphQLCostBudget {
         } else {
             available = min(maximum, available + points)
         }
+        return available
     }
 
     /// The estimate now (for the `shopify_api_bucket_available` gauge and tests).

@@ -193,8 +193,7 @@ public final class ShopifyAdminClient: Sendable {
                 throw error
             }
             let reported = envelope.extensions?.cost
-            await budget.settle(reserved: cost, status: reported?.throttleStatus)
-            bucketGauge.record(await budget.estimate)
+            bucketGauge.record(await budget.settle(reserved: cost, status: reported?.throttleStatus))
             let errors = envelope.errors ?? []
             if let e = errors.first(where: { $0.extensions?.code == "MAX_COST_EXCEEDED" }) {
                 count(outcome: "max_cost_exceeded")
