@@ -154,15 +154,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // inventory-syncer's logic: the stock rule and the compare-and-set level writer (the handlers come next).
+        // inventory-syncer's logic: the stock rule, the picture of ERP stock and pending orders, the coalesced
+        // compare-and-set writer, the queue handlers, the full sync, the ERP feed poller and the lease.
         .target(
             name: "InventorySync",
             dependencies: [
                 "BridgeDomain",
+                "BridgeMessaging",
+                "ERP",
+                "Messaging",
                 "Shopify",
+                "Worker",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -301,6 +307,7 @@ let package = Package(
             name: "inventory-syncer",
             dependencies: [
                 "BridgeRuntime",
+                "InventorySync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -431,11 +438,20 @@ let package = Package(
         .testTarget(
             name: "InventorySyncTests",
             dependencies: [
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeRuntime",
                 "BridgeTestSupport",
+                "ERPSimulator",
+                "Ingest",
                 "InventorySync",
+                "Messaging",
+                "OrderForwarding",
                 "Shopify",
                 "ShopifySimulator",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -108,10 +108,23 @@ extension BridgeConfig.Shop {
             }
             let adminURL = p.string("\(k).admin_url", default: "https://\(domain)")
             p.checkHTTPURL("\(k).admin_url", adminURL)
+            var locations: [String: String] = [:]
+            for entry in p.stringList("\(k).locations", default: []) {
+                let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                let location = parts.count == 2 ? parts[1].replacingOccurrences(of: "gid://shopify/Location/", with: "") : ""
+                guard parts.count == 2, !parts[0].isEmpty, Int64(location) != nil else {
+                    p.fail("\(k).locations", "'\(entry)' is not WAREHOUSE=LOCATION_ID", fix: "list each ERP warehouse with the numeric id of the Shopify location it stocks, e.g. WH-1=70000000001")
+                    continue
+                }
+                if locations.values.contains(location) {
+                    p.fail("\(k).locations", "location \(location) is listed for two warehouses", fix: "map each Shopify location from one ERP warehouse (Shopify reflects one figure per location)")
+                }
+                locations[parts[0]] = location
+            }
             shops.append(
                 BridgeConfig.Shop(
                     id: id, domain: domain, webhookSecrets: secrets, adminToken: token, apiVersion: version,
-                    adminURL: adminURL, plan: p.choice("\(k).plan", default: .standard)))
+                    adminURL: adminURL, plan: p.choice("\(k).plan", default: .standard), locations: locations))
         }
         return shops
     }

@@ -69,6 +69,9 @@ public struct BridgeConfig: Sendable {
         /// Admin API base URL; defaults to `https://<domain>`; a simulator URL in the sandbox.
         public var adminURL: String
         public var plan: ShopPlan
+        /// ERP warehouse -> the Shopify location it stocks (numeric location id), `shop.<id>.locations:
+        /// ["WH-1=70000000001"]`. A warehouse not listed is not synced to this shop.
+        public var locations: [String: String] = [:]
     }
 
     public struct ERP: Sendable, Equatable {

@@ -35,7 +35,8 @@ public enum BridgeDefinitions {
                 name: "order-forwarder", tags: [], configure: "^$", write: alt(failurePaths),
                 read: alt(consumed(by: "order-forwarder"))),
             BrokerUser(
-                name: "inventory-syncer", tags: [], configure: "^$", write: alt(failurePaths),
+                name: "inventory-syncer", tags: [], configure: alt([BridgeTopology.inventorySyncerLease]),
+                write: alt(failurePaths + [BridgeTopology.work]),
                 read: alt(consumed(by: "inventory-syncer"))),
             BrokerUser(
                 name: "reconciler", tags: [], configure: "^$",

@@ -10,6 +10,7 @@ import Messaging
 ///                    --compliance topics, app.uninstalled---> q.compliance
 /// erp.in (topic)     --inventory.#-------------------------> q.erp-inventory      (inventory-syncer)
 ///                    --shipment.#--------------------------> q.erp-shipments
+///                    --orders.create orders.cancelled (copies)--> q.inventory-orders (inventory-syncer)
 /// bridge.events (topic) --#--------------------------------> q.alerter            (alerter)
 /// bridge.retry (direct) --<queue>.<delay>--> <queue>.retry.<delay> --TTL--> bridge.work --<queue>--> <queue>
 /// bridge.work (direct)  --<queue>--> <queue>   (retry returns, DLQ replays, reconciler commands)
@@ -33,11 +34,26 @@ public enum BridgeTopology {
         public let name: String
         public let consumer: String
         public let exchange: String
+        /// Topics another queue owns that this one gets a copy of (routing keys on `exchange`).
+        public let copies: [String]
+        /// A queue of information that goes stale (a copy for another process's bookkeeping): messages older than
+        /// this expire and, when it is full, the oldest are dropped instead of refusing ingest's publishes, so a
+        /// deployment that does not run its consumer never blocks webhooks. Nil: a work queue that keeps everything.
+        public let maxAge: Duration?
+
+        public init(name: String, consumer: String, exchange: String, copies: [String] = [], maxAge: Duration? = nil) {
+            self.name = name
+            self.consumer = consumer
+            self.exchange = exchange
+            self.copies = copies
+            self.maxAge = maxAge
+        }
 
         /// The queue's bindings on its exchange: the routing key of every catalogued topic routed to it (so a topic
-        /// is added in one place, `TopicCatalogue`), or every event for the bridge's own event exchange.
+        /// is added in one place, `TopicCatalogue`) and its copies, or every event for the bridge's own event exchange.
         public var routingKeys: [String] {
-            exchange == BridgeTopology.events ? ["#"] : TopicCatalogue.all.filter { $0.queue == self }.map(\.routingKey)
+            exchange == BridgeTopology.events
+                ? ["#"] : TopicCatalogue.all.filter { $0.queue == self }.map(\.routingKey) + copies
         }
     }
 
@@ -48,8 +64,19 @@ public enum BridgeTopology {
     public static let erpInventory = WorkQueue(name: "q.erp-inventory", consumer: "inventory-syncer", exchange: erpInbound)
     public static let erpShipments = WorkQueue(name: "q.erp-shipments", consumer: "order-forwarder", exchange: erpInbound)
     public static let alerter = WorkQueue(name: "q.alerter", consumer: "alerter", exchange: events)
+    /// Copies of new and cancelled orders for the inventory-syncer, which holds their units back until the ERP
+    /// counts them. Kept an hour at most: an older copy has nothing left to hold back.
+    public static let inventoryOrders = WorkQueue(
+        name: "q.inventory-orders", consumer: "inventory-syncer", exchange: shopifyInbound,
+        copies: ["orders/create", "orders/cancelled"].map { routingKey(forShopifyTopic: $0) }, maxAge: .seconds(3600))
 
-    public static let workQueues: [WorkQueue] = [orders, shopifyInventory, compliance, erpInventory, erpShipments, alerter]
+    public static let workQueues: [WorkQueue] = [
+        orders, shopifyInventory, compliance, erpInventory, erpShipments, alerter, inventoryOrders,
+    ]
+
+    /// The exclusive queue whose holder is the active inventory-syncer (`SyncerLease`).
+    public static let inventorySyncerLease = "lease.inventory-syncer"
+
 
     public static func deadLetterQueue(of queue: String) -> String { "\(queue).dlq" }
 
@@ -88,9 +115,16 @@ public enum BridgeTopology {
         for q in workQueues {
             var args = common
             args["x-delivery-limit"] = .int(Int64(settings.deliveryLimit))
-            args["x-dead-letter-exchange"] = .string(deadLetter)
-            args["x-dead-letter-routing-key"] = .string(q.name)
-            args["x-dead-letter-strategy"] = "at-least-once"
+            if let maxAge = q.maxAge {
+                // Stale information expires and is dropped, never dead-lettered (at-least-once dead lettering
+                // needs reject-publish); the worker still dead-letters what it cannot handle, explicitly.
+                args["x-overflow"] = "drop-head"
+                args["x-message-ttl"] = .int(maxAge.wholeMilliseconds)
+            } else {
+                args["x-dead-letter-exchange"] = .string(deadLetter)
+                args["x-dead-letter-routing-key"] = .string(q.name)
+                args["x-dead-letter-strategy"] = "at-least-once"
+            }
             t.queues.append(.init(name: q.name, arguments: args))
             for key in q.routingKeys {
                 t.bindings.append(.init(exchange: q.exchange, queue: q.name, routingKey: key))

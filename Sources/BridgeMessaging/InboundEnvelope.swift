@@ -12,6 +12,9 @@ public struct InboundEnvelope: Sendable, Equatable {
         case shopify, erp
         /// Re-sent by the reconciler (its current state from the owning system, marked as a replay).
         case reconciler
+        /// The bridge's own events on `bridge.events` (a sync's result, a failure) and the commands it sends itself
+        /// (the ERP feed poller's changes).
+        case bridge
     }
 
     public var source: Source

@@ -14,10 +14,11 @@ public final class TestShopifyAdmin: Sendable {
     let task: Task<Void, any Error>
 
     public static func start(
-        bucket: ThrottleBucket = ThrottleBucket(restoreRate: 1000), skus: Int = 20, locations: Int = 2, initialStock: Int = 50
+        bucket: ThrottleBucket = ThrottleBucket(restoreRate: 1000), skus: Int = 20, locations: Int = 2, initialStock: Int = 50,
+        webhookSecret: String = "s", deliveryPolicy: WebhookDeliverer.Policy = .init(), seed: UInt64 = 3
     ) async throws -> TestShopifyAdmin {
-        let store = ShopifyStore(domain: "acme.myshopify.com", seed: 3, skus: skus, locations: locations, initialStock: initialStock)
-        let deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: "s")
+        let store = ShopifyStore(domain: "acme.myshopify.com", seed: seed, skus: skus, locations: locations, initialStock: initialStock)
+        let deliverer = WebhookDeliverer(domain: "acme.myshopify.com", secret: webhookSecret, policy: deliveryPolicy)
         let api = try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: token, bucket: bucket)
         let router = Router()
         api.addRoutes(to: router)

@@ -163,6 +163,11 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
         try await call(.PUT, path, body, Answer.self, what: what)
     }
 
+    /// GET `path`; a 2xx answer decoded as `Answer`, anything else classified.
+    func get<Answer: Decodable>(_ path: String, _: Answer.Type, what: String) async throws(ERPError) -> Answer {
+        try await call(.GET, path, Optional<String>.none, Answer.self, what: what)
+    }
+
     /// Sends `body` (if any) as JSON; a 2xx answer decoded as `Answer`, anything else classified.
     private func call<Body: Encodable, Answer: Decodable>(
         _ method: HTTPMethod, _ path: String, _ body: Body?, _: Answer.Type, what: String

@@ -18,6 +18,8 @@ public actor ERPInventory {
         public var warehouse: String
         public var available: Int
         public var changedAt: Date
+        /// The sales order whose allocation moved the stock (its external reference); nil for other movements.
+        public var orderRef: String? = nil
     }
 
     public struct PriceList: Sendable, Equatable {
@@ -39,10 +41,20 @@ public actor ERPInventory {
     public private(set) var changes: [Change] = []
     public private(set) var priceLists: [PriceList] = []
     private var rng: SplitMix64
+    /// Units taken from stock per sales-order document and SKU (what a cancellation or an edit gives back).
+    private var allocations: [String: [String: Int]] = [:]
+    /// The warehouse sales orders are allocated from (the ERP's default fulfilment warehouse).
+    public nonisolated let allocationWarehouse: String
+    /// Units ordered that the warehouse did not have when the order arrived: the oversell counter. A bridge that
+    /// keeps Shopify at or below the ERP's figure keeps it at 0.
+    public private(set) var oversoldUnits = 0
+    /// Orders (documents) with at least one unit short.
+    public private(set) var oversoldOrders: Set<String> = []
     private var listeners: [@Sendable (Change) async -> Void] = []
 
     public init(skus: Int = 1000, warehouses: Int = 2, seed: UInt64 = 42, initialStock: ClosedRange<Int> = 0...500) {
         self.warehouses = (1...max(1, warehouses)).map { "WH-\($0)" }
+        self.allocationWarehouse = self.warehouses[0]
         var rng = SplitMix64(seed: seed)
         let now = Date()
         var levels: [String: Level] = [:]
@@ -92,16 +104,52 @@ public actor ERPInventory {
 
     /// Sets a level (a goods receipt, a pick, a count) and records the change.
     @discardableResult
-    public func move(sku: String, warehouse: String, available: Int, at date: Date = Date()) async -> Change? {
+    public func move(sku: String, warehouse: String, available: Int, at date: Date = Date(), orderRef: String? = nil) async -> Change? {
         let key = "\(sku)|\(warehouse)"
         guard var level = levels[key] else { return nil }
         level.available = available
         level.updatedAt = date
         levels[key] = level
-        let change = Change(seq: Int64(changes.count + 1), sku: sku, warehouse: warehouse, available: available, changedAt: date)
+        let change = Change(
+            seq: Int64(changes.count + 1), sku: sku, warehouse: warehouse, available: available, changedAt: date, orderRef: orderRef)
         changes.append(change)
         for l in listeners { await l(change) }
         return change
+    }
+
+    /// A sales order arrived, changed or was cancelled (document `document`, external reference `orderRef`):
+    /// allocates its lines from the allocation warehouse, as an ERP commits stock to a confirmed order. An edit
+    /// allocates or gives back the difference; a cancellation gives back what was taken. Units the warehouse does
+    /// not have are counted as oversold (the order is backordered) and never taken below zero. A duplicate
+    /// document (a second ERP order for one Shopify order) allocates again, as it would in a real ERP. SKUs this
+    /// ERP keeps no stock for (a catch-all item) are ignored.
+    public func allocate(document: String, orderRef: String, lines: [(sku: String, quantity: Int)], cancelled: Bool) async {
+        var wanted: [String: Int] = [:]
+        if !cancelled { for l in lines { wanted[l.sku, default: 0] += l.quantity } }
+        let held = allocations[document] ?? [:]
+        var now = held
+        for sku in Set(wanted.keys).union(held.keys).sorted() {
+            let key = "\(sku)|\(allocationWarehouse)"
+            guard let level = levels[key] else { continue }
+            let want = wanted[sku] ?? 0
+            let have = held[sku] ?? 0
+            if want > have {
+                let taken = min(want - have, level.available)
+                if taken < want - have {
+                    oversoldUnits += want - have - taken
+                    oversoldOrders.insert(document)
+                }
+                // A short allocation still records the whole line: the backorder is what was promised.
+                now[sku] = want
+                if taken > 0 {
+                    await move(sku: sku, warehouse: allocationWarehouse, available: level.available - taken, orderRef: orderRef)
+                }
+            } else if want < have {
+                now[sku] = want
+                await move(sku: sku, warehouse: allocationWarehouse, available: level.available + (have - want), orderRef: orderRef)
+            }
+        }
+        allocations[document] = now.filter { $0.value > 0 }
     }
 
     /// `count` seeded random movements (receipts and picks) over the first `skuRange` SKUs.

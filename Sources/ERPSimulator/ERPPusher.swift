@@ -63,10 +63,11 @@ public actor ERPPusher {
 
     /// The body of an `inventory.changed` event.
     public static func inventoryChanged(_ c: ERPInventory.Change) -> Data {
-        let o: [String: Any] = [
+        var o: [String: Any] = [
             "seq": c.seq, "sku": c.sku, "warehouse": c.warehouse, "available": c.available,
             "changed_at": c.changedAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
         ]
+        if let ref = c.orderRef { o["order_ref"] = ref }
         return (try? JSONSerialization.data(withJSONObject: o)) ?? Data()
     }
 }

@@ -41,8 +41,12 @@ public struct ERPSimulatorRoutes: Sendable {
             return Self.json(
                 .ok,
                 [
-                    "changes": changes.map {
-                        ["seq": $0.seq, "sku": $0.sku, "warehouse": $0.warehouse, "available": $0.available, "changed_at": Self.iso($0.changedAt)] as [String: Any]
+                    "changes": changes.map { c -> [String: Any] in
+                        var o: [String: Any] = [
+                            "seq": c.seq, "sku": c.sku, "warehouse": c.warehouse, "available": c.available, "changed_at": Self.iso(c.changedAt),
+                        ]
+                        if let ref = c.orderRef { o["order_ref"] = ref }
+                        return o
                     },
                     "cursor": String(changes.last?.seq ?? cursor),
                 ])
@@ -133,6 +137,14 @@ public struct ERPSimulatorRoutes: Sendable {
             let ok = await pusher.push(event: "shipment.created", eventId: id, body: body)
             return Self.json(ok ? .ok : .badGateway, ["shipment_id": id, "pushed": ok])
         }
+        router.get("/_inspect/oversold") { _, _ in
+            Self.json(
+                .ok,
+                [
+                    "units": await self.inventory.oversoldUnits, "orders": await self.inventory.oversoldOrders.sorted(),
+                    "allocation_warehouse": self.inventory.allocationWarehouse,
+                ])
+        }
         router.get("/_inspect/push") { _, _ in
             Self.json(.ok, ["delivered": await self.pusher?.delivered ?? 0, "failed": await self.pusher?.failed ?? 0])
         }
@@ -193,6 +205,13 @@ public struct ERPSimulatorRoutes: Sendable {
                 total: total, lines: lines, raw: raw))
     }
 
+    /// Commits the order's stock, as an ERP does when a sales order is confirmed (or gives it back when cancelled).
+    func allocate(_ o: ERPStore.SalesOrder) async {
+        await inventory.allocate(
+            document: o.documentNumber, orderRef: o.externalRef, lines: o.lines.map { (sku: $0.sku, quantity: $0.quantity) },
+            cancelled: o.status == "cancelled")
+    }
+
     static func notInProfile(_ profile: ERPStore.Profile, _ operation: String) -> Response {
         json(.methodNotAllowed, ["error": "not_in_profile", "message": "this ERP (\(profile.rawValue) profile) offers no \(operation)"])
     }
@@ -219,8 +238,12 @@ public struct ERPSimulatorRoutes: Sendable {
                 ref: ref, version: body.version, status: body.status, currency: body.currency, total: body.total,
                 lines: body.lines, document: body.raw)
             {
-            case .created(let o): return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
-            case .updated(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
+            case .created(let o):
+                await self.allocate(o)
+                return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
+            case .updated(let o):
+                await self.allocate(o)
+                return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
             case .stale(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "stale_ignored"]))
             case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
             }
@@ -238,7 +261,9 @@ public struct ERPSimulatorRoutes: Sendable {
                 ref: ref, version: body.version, status: body.status, currency: body.currency, total: body.total,
                 lines: body.lines, document: body.raw)
             {
-            case .written(let o): return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
+            case .written(let o):
+                await self.allocate(o)
+                return Self.json(.created, Self.orderJSON(o, extra: ["result": "created"]))
             case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
             case .notFound: return Self.json(.notFound, ["error": "not_found"])
             }
@@ -252,7 +277,9 @@ public struct ERPSimulatorRoutes: Sendable {
                 number: context.parameters.get("number") ?? "", version: body.version, status: body.status,
                 currency: body.currency, total: body.total, lines: body.lines, document: body.raw)
             {
-            case .written(let o): return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
+            case .written(let o):
+                await self.allocate(o)
+                return Self.json(.ok, Self.orderJSON(o, extra: ["result": "updated"]))
             case .unknownSKU(let sku): return Self.json(.unprocessableContent, ["error": "unknown_sku", "sku": sku])
             case .notFound: return Self.json(.notFound, ["error": "not_found"])
             }

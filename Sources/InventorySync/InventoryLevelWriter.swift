@@ -65,28 +65,38 @@ public final class InventoryLevelWriter: Sendable {
 
     /// Writes `desired` (the last figure per key wins), 250 rows per call.
     ///
-    /// - Parameter decision: what asked for these figures, stable across retries of the same request (the ERP
-    ///   event's id, the full sync's run id): part of every idempotency key.
+    /// - Parameters:
+    ///   - decision: what asked for these figures, stable across retries of the same request (the ERP event's id,
+    ///     the full sync's run id): part of every idempotency key.
+    ///   - knownCurrent: figures just read by other means (the full sync's bulk read): the first round compares
+    ///     against them instead of reading each level again; a conflict re-reads as usual.
     public func write(
-        _ desired: [LevelKey: Int], decision: String, reason: String = "correction"
+        _ desired: [LevelKey: Int], decision: String, reason: String = "correction", knownCurrent: [LevelKey: Int]? = nil
     ) async throws(ShopifyAdminError) -> LevelWriteReport {
         var report = LevelWriteReport()
         let keys = desired.keys.sorted { $0.description < $1.description }
         var start = 0
         while start < keys.count {
             let chunk = Array(keys[start..<min(start + 250, keys.count)])
-            try await writeChunk(chunk, desired: desired, decision: decision, reason: reason, into: &report)
+            try await writeChunk(
+                chunk, desired: desired, decision: decision, reason: reason, knownCurrent: knownCurrent, into: &report)
             start += 250
         }
         return report
     }
 
     private func writeChunk(
-        _ chunk: [LevelKey], desired: [LevelKey: Int], decision: String, reason: String, into report: inout LevelWriteReport
+        _ chunk: [LevelKey], desired: [LevelKey: Int], decision: String, reason: String, knownCurrent: [LevelKey: Int]?,
+        into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
         var pending = chunk
-        for _ in 0..<maxRounds where !pending.isEmpty {
-            let current = try await read(pending)
+        for round in 0..<maxRounds where !pending.isEmpty {
+            let current: [LevelKey: Int]
+            if round == 0, let knownCurrent {
+                current = knownCurrent
+            } else {
+                current = try await read(pending)
+            }
             await afterRead?()
             var rows: [Row] = []
             for key in pending {

@@ -41,9 +41,9 @@ public struct OrderMapper: Sendable {
         self.settings = settings
     }
 
-    public static func externalRef(shop: String, orderId: Int64) -> String { "shopify.\(shop).\(orderId)" }
-    public static func customerRef(shop: String, customerId: Int64) -> String { "shopify.\(shop).customer.\(customerId)" }
-    public static func refundRef(shop: String, refundId: Int64) -> String { "shopify.\(shop).refund.\(refundId)" }
+    public static func externalRef(shop: String, orderId: Int64) -> String { ERPReference.salesOrder(shop: shop, orderId: orderId) }
+    public static func customerRef(shop: String, customerId: Int64) -> String { ERPReference.customer(shop: shop, customerId: customerId) }
+    public static func refundRef(shop: String, refundId: Int64) -> String { ERPReference.refund(shop: shop, refundId: refundId) }
 
     /// - Parameter triggeredAtMs: the webhook's `X-Shopify-Triggered-At` (ms): the version's tie-break, sent to the ERP
     ///   inside the version (`OrderVersion.erpVersion`) so the ERP orders two changes within one second as the ledger does.

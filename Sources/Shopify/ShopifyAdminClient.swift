@@ -100,7 +100,7 @@ public final class ShopifyAdminClient: Sendable {
     }
 
     public let configuration: Configuration
-    private let client: HTTPClient
+    let client: HTTPClient
     private let budget: GraphQLCostBudget
     private let knownCosts = Mutex<[Int: Int]>([:])
     private let counters = Mutex(Stats())

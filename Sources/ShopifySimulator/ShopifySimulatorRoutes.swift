@@ -89,7 +89,7 @@ public struct ShopifySimulatorRoutes: Sendable {
             let (running, last) = self.traffic.state.withLock { ($0.running, $0.last) }
             var d: [String: Any] = ["running": running]
             if let last {
-                d["last"] = ["placed": last.placed, "updated": last.updated, "cancelled": last.cancelled, "refunded": last.refunded, "events": last.events]
+                d["last"] = ["placed": last.placed, "refused": last.refused, "updated": last.updated, "cancelled": last.cancelled, "refunded": last.refunded, "events": last.events]
             }
             return Self.json(.ok, d)
         }
@@ -120,12 +120,53 @@ public struct ShopifySimulatorRoutes: Sendable {
                 for (location, available) in levels.sorted(by: { $0.key < $1.key }) {
                     let committed = snapshot.committed[item]?[location] ?? 0
                     out.append([
-                        "inventory_item_id": item, "location_id": location, "available": available, "committed": committed,
-                        "on_hand": available + committed,
+                        "inventory_item_id": item, "sku": snapshot.variant(item: item)?.sku ?? "", "location_id": location,
+                        "available": available, "committed": committed, "on_hand": available + committed,
                     ])
                 }
             }
-            return Self.json(.ok, ["levels": out])
+            return Self.json(
+                .ok,
+                [
+                    "levels": out, "allow_overselling": await self.store.allowOverselling,
+                    "refused_checkouts": await self.store.refusedCheckouts, "refused_lines": await self.store.refusedLines,
+                ])
+        }
+        // Staff edit a level by hand (Shopify admin): the level changes and inventory_levels/update is sent.
+        router.put("/_sim/stock") { request, _ in
+            struct Body: Decodable {
+                var inventoryItemId: Int64?
+                var sku: String?
+                var locationId: Int64?
+                var available: Int
+                enum CodingKeys: String, CodingKey {
+                    case sku, available
+                    case inventoryItemId = "inventory_item_id"
+                    case locationId = "location_id"
+                }
+            }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)) else {
+                return Self.json(.badRequest, ["error": "expected {\"sku\" or \"inventory_item_id\", \"location_id\" (optional: the first), \"available\"}"])
+            }
+            var item = b.inventoryItemId
+            if item == nil, let sku = b.sku { item = await self.store.inventoryItem(sku: sku) }
+            let location = b.locationId ?? self.store.locations[0]
+            guard let item, let event = await self.store.setAvailable(item: item, location: location, available: b.available) else {
+                return Self.json(.notFound, ["error": "unknown item or location"])
+            }
+            let deliverer = self.deliverer
+            Task { await deliverer.deliver([event]) }
+            return Self.json(.ok, ["inventory_item_id": item, "location_id": location, "available": b.available])
+        }
+        router.put("/_sim/overselling") { request, _ in
+            struct Body: Decodable { var allow: Bool }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)) else {
+                return Self.json(.badRequest, ["error": "expected {\"allow\": true|false}"])
+            }
+            await self.store.setAllowOverselling(b.allow)
+            return Self.json(.ok, ["allow_overselling": b.allow])
         }
         router.get("/_sim/deliveries") { request, _ in
             let log = await self.deliverer.log

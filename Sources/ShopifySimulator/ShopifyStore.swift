@@ -45,6 +45,18 @@ public actor ShopifyStore {
     public private(set) var levelUpdatedAt: [Int64: [Int64: Date]] = [:]
     public private(set) var orders: [Int64: ShopifyOrderFixture] = [:]
     private var idempotency = IdempotencyRecords()
+    /// Answers for the next `inventorySetQuantities` calls, set by a test (`IDEMPOTENCY_CONCURRENT_REQUEST`,
+    /// `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`): each is answered once, in order, with nothing applied.
+    public private(set) var idempotencyFaults: [String] = []
+    /// inventory item -> location -> how many `inventorySetQuantities` calls changed the level (what tests count).
+    public private(set) var levelWrites: [Int64: [Int64: Int]] = [:]
+    /// Checkout sells beyond `available` (a shop that lets customers buy out-of-stock items); off: as Shopify does
+    /// for tracked items that deny overselling, a line without enough stock is refused.
+    public private(set) var allowOverselling = false
+    /// Checkouts refused because nothing in the cart was in stock.
+    public private(set) var refusedCheckouts = 0
+    /// Lines left out of orders because their item was out of stock.
+    public private(set) var refusedLines = 0
     private var nextAdjustmentGroup: Int64 = 1
     private var nextOrderId: Int64
     private var nextRefundId: Int64 = 900_000_000_001
@@ -101,7 +113,29 @@ public actor ShopifyStore {
         return event("inventory_levels/update", (try? JSONSerialization.data(withJSONObject: body)) ?? Data(), orderId: nil, at: date)
     }
 
+    public func setAllowOverselling(_ allow: Bool) { allowOverselling = allow }
+
+    public func injectIdempotencyFaults(_ codes: [String]) { idempotencyFaults += codes }
+
+    /// Levels changed by `inventorySetQuantities` so far, counted per call that changed them.
+    public var totalLevelWrites: Int { levelWrites.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+
+    /// Staff edit a level by hand in the admin (or another app does): `available` set at `location`, with the
+    /// `inventory_levels/update` webhook Shopify sends. Nil for an unknown item or location.
+    public func setAvailable(item: Int64, location: Int64, available: Int, at date: Date = Date()) -> WebhookEvent? {
+        guard stock[item]?[location] != nil else { return nil }
+        stock[item]![location] = available
+        levelUpdatedAt[item, default: [:]][location] = date
+        return levelUpdate(item: item, location: location, at: date)
+    }
+
+    /// The inventory item of a SKU.
+    public func inventoryItem(sku: String) -> Int64? { variants.first { $0.sku == sku }?.inventoryItemId }
+
     /// A customer places an order: 1-`maxLines` lines, SKUs skewed towards the first ones (a sale's bestsellers).
+    /// A line whose item has less `available` than its quantity at the first location is left out (Shopify's
+    /// checkout refuses it) unless `allowOverselling`; with no line left the checkout is refused and nothing is
+    /// emitted.
     public func placeOrder(maxLines: Int = 4, skew: Double = 2, at date: Date = Date()) -> [WebhookEvent] {
         let id = nextOrderId
         nextOrderId += 1
@@ -115,11 +149,20 @@ public actor ShopifyStore {
             used.insert(index)
             let v = variants[index]
             let qty = 1 + Int(rng.next() % 3)
+            if !allowOverselling, (stock[v.inventoryItemId]?[locations[0]] ?? 0) < qty {
+                refusedLines += 1
+                continue
+            }
             let discount = rng.next() % 5 == 0 ? (v.price * Decimal(qty) / 10).roundedToCents : 0
             let tax = ((v.price * Decimal(qty) - discount) * Decimal(19) / 100).roundedToCents
             lines.append(
                 .init(id: (id % 1_000_000_000) * 100 + Int64(j), sku: v.sku, variantId: v.variantId, quantity: qty, price: v.price,
                     discount: discount, tax: tax))
+        }
+        guard !lines.isEmpty else {
+            refusedCheckouts += 1
+            nextOrderId -= 1
+            return []
         }
         // Now and then a custom line without SKU (gift wrap), as real shops have.
         if rng.next() % 50 == 0 {
@@ -299,6 +342,13 @@ public actor ShopifyStore {
         name: String, reason: String, reference: String?, rows: [QuantityRow], idempotencyKey: String, at date: Date = Date()
     ) -> (SetQuantitiesOutcome, [WebhookEvent]) {
         let fingerprint = "\(name)|\(reason)|\(reference ?? "")|" + rows.map { "\($0.item):\($0.location)=\($0.quantity)/\($0.changeFrom.map(String.init) ?? "null")" }.joined(separator: ",")
+        if let fault = idempotencyFaults.first {
+            // A fault the test asked for, answered as Shopify does, and nothing applied.
+            idempotencyFaults.removeFirst()
+            let message = fault == "IDEMPOTENCY_CONCURRENT_REQUEST"
+                ? "A request with this idempotency key is already in progress." : "The previous attempt with this idempotency key failed."
+            return (.rejected([UserError(code: fault, field: ["input"], message: message)]), [])
+        }
         if let previous = idempotency.lookup(idempotencyKey) {
             guard previous.fingerprint == fingerprint else {
                 return (.rejected([UserError(code: "IDEMPOTENCY_KEY_PARAMETER_MISMATCH", field: ["input"],
@@ -365,6 +415,7 @@ public actor ShopifyStore {
             let onHand = available + (committed[row.item]?[row.location] ?? 0)
             let delta = row.quantity - (name == "on_hand" ? onHand : available)
             guard delta != 0 else { continue }
+            levelWrites[row.item, default: [:]][row.location, default: 0] += 1
             stock[row.item]![row.location] = available + delta
             levelUpdatedAt[row.item, default: [:]][row.location] = date
             let first = Change(name: name, delta: delta, quantityAfterChange: row.quantity, item: row.item, location: row.location)

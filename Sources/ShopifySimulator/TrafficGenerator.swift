@@ -67,6 +67,8 @@ public struct SaleProfile: Codable, Sendable, Equatable {
 /// What a traffic run did.
 public struct TrafficResult: Sendable, Equatable, Codable {
     public var placed = 0
+    /// Checkouts refused: nothing in the cart was in stock.
+    public var refused = 0
     public var updated = 0
     public var cancelled = 0
     public var refunded = 0
@@ -100,7 +102,11 @@ public struct TrafficGenerator: Sendable {
                 }
                 let now = Date()
                 var events = await store.placeOrder(maxLines: profile.maxLines, skew: profile.skuSkew, at: now)
-                result.placed += 1
+                if events.isEmpty {
+                    result.refused += 1
+                } else {
+                    result.placed += 1
+                }
                 if chance(profile.sameSecondShare), let id = events.first?.orderId {
                     // Staff tag the new order at once; now and then it is cancelled in the same second too.
                     events += await store.updateOrder(id, at: now.addingTimeInterval(0.3))

@@ -105,4 +105,23 @@ struct InventoryLevelWriterTests {
         await client.shutdown()
         await sim.stop()
     }
+
+    @Test(
+        "IDEMPOTENCY_CONCURRENT_REQUEST: the same call is asked again after a pause; IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED: again with a new key",
+        arguments: ["IDEMPOTENCY_CONCURRENT_REQUEST", "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"])
+    func idempotencyAnswers(code: String) async throws {
+        let sim = try await TestShopifyAdmin.start(skus: 2, locations: 1, initialStock: 50)
+        let client = sim.client()
+        let item = await sim.store.variants[0].inventoryItemId
+        let location = sim.store.locations[0]
+        await sim.store.injectIdempotencyFaults([code, code])
+        let report = try? await InventoryLevelWriter(client: client, logger: Self.logger).write(
+            [Self.key(item, location): 30], decision: "erp-event-7")
+        #expect(report?.written[Self.key(item, location)]?.to == 30, "written once Shopify stopped answering \(code)")
+        #expect(await sim.store.available(item: item, location: location) == 30)
+        #expect(await sim.store.idempotencyFaults.isEmpty, "both answers were met")
+        #expect(await sim.store.totalLevelWrites == 1)
+        await client.shutdown()
+        await sim.stop()
+    }
 }

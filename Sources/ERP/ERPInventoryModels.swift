@@ -1,0 +1,81 @@
+import Foundation
+
+/// One stock figure of the ERP: what it can sell of a SKU in a warehouse (available-to-sell, after its own
+/// allocations), at a point of its change sequence. The same shape arrives pushed (`inventory.changed`) and polled
+/// (`GET /api/v1/inventory/changes`), so the syncer can apply either and recognise the other's copy by `seq`.
+public struct ERPStockChange: Codable, Sendable, Equatable {
+    /// The ERP's change sequence number: increases with every movement; the feed's cursor.
+    public var seq: Int64
+    public var sku: String
+    public var warehouse: String
+    public var available: Int
+    /// When the ERP recorded it (ISO 8601), as the ERP's clock says.
+    public var changedAt: String?
+    /// The ERP document that moved the stock (a sales order's external reference), when the ERP says so.
+    public var orderRef: String?
+
+    public init(seq: Int64, sku: String, warehouse: String, available: Int, changedAt: String? = nil, orderRef: String? = nil) {
+        self.seq = seq
+        self.sku = sku
+        self.warehouse = warehouse
+        self.available = available
+        self.changedAt = changedAt
+        self.orderRef = orderRef
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case seq, sku, warehouse, available
+        case changedAt = "changed_at"
+        case orderRef = "order_ref"
+    }
+}
+
+/// One page of the ERP's stock snapshot (`GET /api/v1/inventory`).
+public struct ERPStockPage: Decodable, Sendable {
+    public struct Level: Decodable, Sendable, Equatable {
+        public var sku: String
+        public var warehouse: String
+        public var available: Int
+    }
+    public var items: [Level]
+    public var nextPageToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case items
+        case nextPageToken = "next_page_token"
+    }
+}
+
+/// Changes after a cursor (`GET /api/v1/inventory/changes`), oldest first, and the cursor to ask from next.
+public struct ERPStockChanges: Decodable, Sendable {
+    public var changes: [ERPStockChange]
+    public var cursor: String
+}
+
+extension RESTERPClient {
+    /// One page of the stock snapshot, `pageSize` levels (the ERP caps it at 1,000).
+    public func inventorySnapshot(pageToken: String?, pageSize: Int = 1000) async throws(ERPError) -> ERPStockPage {
+        var path = "/api/v1/inventory?page_size=\(pageSize)"
+        if let pageToken { path += "&page_token=\(Self.escapeQuery(pageToken))" }
+        return try await get(path, ERPStockPage.self, what: "inventory snapshot")
+    }
+
+    /// The whole snapshot, page by page.
+    public func inventorySnapshot() async throws(ERPError) -> [ERPStockPage.Level] {
+        var all: [ERPStockPage.Level] = []
+        var token: String?
+        repeat {
+            let page = try await inventorySnapshot(pageToken: token)
+            all += page.items
+            token = page.nextPageToken
+        } while token != nil
+        return all
+    }
+
+    /// Stock changes after `cursor` (the feed, for ERPs that cannot push), at most `limit`.
+    public func inventoryChanges(after cursor: String, limit: Int = 500) async throws(ERPError) -> ERPStockChanges {
+        try await get(
+            "/api/v1/inventory/changes?cursor=\(Self.escapeQuery(cursor))&limit=\(limit)", ERPStockChanges.self,
+            what: "inventory change feed")
+    }
+}

@@ -1,0 +1,7 @@
+/// The external references the bridge gives its documents in the ERP, defined once: the forwarder writes them,
+/// the inventory-syncer recognises an order in the ERP's stock movements by them, the reconciler looks them up.
+public enum ERPReference {
+    public static func salesOrder(shop: String, orderId: Int64) -> String { "shopify.\(shop).\(orderId)" }
+    public static func customer(shop: String, customerId: Int64) -> String { "shopify.\(shop).customer.\(customerId)" }
+    public static func refund(shop: String, refundId: Int64) -> String { "shopify.\(shop).refund.\(refundId)" }
+}

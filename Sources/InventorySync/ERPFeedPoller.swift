@@ -1,0 +1,92 @@
+import BridgeDomain
+import BridgeMessaging
+import ERP
+import Foundation
+import Logging
+import Messaging
+import Metrics
+import ServiceLifecycle
+
+/// For ERPs that cannot push: polls `GET /api/v1/inventory/changes?cursor=` and enqueues each change on
+/// `q.erp-inventory` (through `bridge.work`, publisher-confirmed), where it is handled exactly like a pushed one;
+/// with push on as well, the second copy of a change is recognised by its sequence and changes nothing. The cursor
+/// is saved to `inventory_syncer.state_path` only after the broker confirmed every change before it, so a crash
+/// re-polls (and re-enqueues harmlessly) instead of skipping. Runs only while this process holds the lease.
+public struct ERPFeedPoller: Service {
+    let erp: RESTERPClient
+    let publisher: AMQPConnection
+    let interval: Duration
+    let cursorFile: CursorFile
+    let lease: SyncerLease?
+    let logger: Logger
+
+    public init(
+        erp: RESTERPClient, publisher: AMQPConnection, interval: Duration, statePath: String, lease: SyncerLease?, logger: Logger
+    ) {
+        self.erp = erp
+        self.publisher = publisher
+        self.interval = interval
+        self.cursorFile = CursorFile(path: statePath)
+        self.lease = lease
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await lease?.waitUntilActive()
+            var cursor = cursorFile.load() ?? "0"
+            logger.info("polling the ERP's stock change feed", metadata: ["cursor": "\(cursor)", "interval": "\(interval)"])
+            let polls = Counter(label: "inventory_feed_polls_total")
+            let enqueued = Counter(label: "inventory_feed_changes_total")
+            let failures = Counter(label: "inventory_feed_failures_total")
+            while !Task.isCancelled {
+                var full = false
+                do {
+                    let page = try await erp.inventoryChanges(after: cursor, limit: 500)
+                    polls.increment()
+                    for change in page.changes { try await enqueue(change) }
+                    enqueued.increment(by: page.changes.count)
+                    if page.cursor != cursor, !page.changes.isEmpty {
+                        cursor = page.cursor
+                        try cursorFile.save(cursor)
+                    }
+                    full = page.changes.count == 500
+                } catch is CancellationError {
+                    return
+                } catch {
+                    failures.increment()
+                    logger.warning("ERP change feed poll failed; trying again", metadata: ["error": "\(error)", "cursor": "\(cursor)"])
+                }
+                if !full { try? await Task.sleep(for: interval) }
+            }
+        }
+    }
+
+    func enqueue(_ change: ERPStockChange) async throws {
+        let id = "erp-feed-\(change.seq)"
+        let envelope = InboundEnvelope(
+            source: .erp, shopDomain: nil, topic: "inventory.changed", deliveryId: id, eventId: id,
+            triggeredAt: change.changedAt, receivedAt: Timestamp.string(milliseconds: Timestamp.milliseconds(Date())))
+        try await publisher.publish(
+            exchange: BridgeTopology.work, routingKey: BridgeTopology.erpInventory.name,
+            body: Array(try JSONEncoder().encode(change)), properties: envelope.properties())
+    }
+}
+
+/// The feed cursor on disk: a small JSON file written atomically (write a temporary file, rename).
+struct CursorFile: Sendable {
+    let path: String
+
+    struct State: Codable { var erp_feed_cursor: String }
+
+    func load() -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return (try? JSONDecoder().decode(State.self, from: data))?.erp_feed_cursor
+    }
+
+    func save(_ cursor: String) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try JSONEncoder().encode(State(erp_feed_cursor: cursor)).write(to: url, options: .atomic)
+    }
+}

@@ -1,0 +1,211 @@
+import BridgeDomain
+import BridgeMessaging
+import ERP
+import Foundation
+import Logging
+import Messaging
+import Metrics
+import ServiceLifecycle
+import Shopify
+
+/// What one full sync of one shop found and did.
+public struct FullSyncReport: Sendable, Codable, Equatable {
+    public var shop: String
+    public var runId: String
+    public var dryRun: Bool
+    /// Levels compared (ERP SKU x mapped warehouse, with the SKU in Shopify).
+    public var compared = 0
+    /// Levels whose Shopify figure differed from the target.
+    public var drifted = 0
+    /// Sum of |Shopify - target| over the drifted levels.
+    public var driftUnits = 0
+    /// Levels written (0 in a dry run).
+    public var corrected = 0
+    /// Rows Shopify refused, with its code (the item is not stocked at the location...).
+    public var rejected: [String: String] = [:]
+    /// ERP SKUs with no variant in Shopify (first 20), and how many in all.
+    public var unknownSKUs: [String] = []
+    public var unknownSKUCount = 0
+    /// Levels the ERP has for a mapped warehouse that Shopify does not stock at the location.
+    public var notStocked = 0
+    /// Levels that already matched the rule.
+    public var inSync = 0
+    public var seconds: Double = 0
+    /// The first drifted levels (for the report and `--dry-run`): SKU@warehouse, Shopify's figure, the target.
+    public var samples: [Sample] = []
+
+    public struct Sample: Sendable, Codable, Equatable {
+        public var sku: String
+        public var warehouse: String
+        public var shopify: Int
+        public var target: Int
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case shop, dryRun = "dry_run", runId = "run_id", compared, drifted, driftUnits = "drift_units", corrected, rejected
+        case unknownSKUs = "unknown_skus", unknownSKUCount = "unknown_sku_count", notStocked = "not_stocked"
+        case inSync = "in_sync", seconds, samples
+    }
+}
+
+/// The periodic correction: the ERP's whole snapshot against Shopify's levels read with one bulk query (JSONL),
+/// every difference written through the same compare-and-set writer (the bulk figures serve as the first compare
+/// value; a level a sale moved since is re-read). The bulk read also (re)loads the shop's SKU map. Drift is
+/// exported per run (`inventory_drift_units` histogram, `inventory_sync_corrected_total`,
+/// `inventory_sync_runs_total{outcome}`) and published on `bridge.events` as `inventory.sync.completed`.
+public struct FullSync: Sendable {
+    public let erp: RESTERPClient
+    public let picture: StockPicture
+    /// Publishes the run's event; nil: no event (bridgectl's dry run).
+    public let publisher: AMQPConnection?
+    let logger: Logger
+
+    public init(erp: RESTERPClient, picture: StockPicture, publisher: AMQPConnection?, logger: Logger) {
+        self.erp = erp
+        self.picture = picture
+        self.publisher = publisher
+        self.logger = logger
+    }
+
+    /// Reads the ERP's snapshot into the picture (figures a change replaced during the read are kept).
+    public func readERP() async throws -> [StockKey: Int] {
+        let since = await picture.currentGeneration
+        var levels: [StockKey: Int] = [:]
+        for l in try await erp.inventorySnapshot() { levels[StockKey(sku: l.sku, warehouse: l.warehouse)] = l.available }
+        await picture.adopt(levels, since: since)
+        return levels
+    }
+
+    /// Reads Shopify's levels with a bulk query and loads the shop's SKU map from it.
+    public func readShopify(_ shop: ShopInventorySync) async throws -> ShopifyInventorySnapshot {
+        let lines = try await shop.client.runBulkQuery(ShopifyAdminDocuments.bulkInventoryQuery)
+        let snapshot = try ShopifyInventorySnapshot(jsonl: lines)
+        await shop.catalogue.load(snapshot.itemsBySKU)
+        return snapshot
+    }
+
+    /// One shop: compare (with `erpLevels` from `readERP`) and, unless `dryRun`, correct.
+    public func run(
+        _ shop: ShopInventorySync, erpLevels: [StockKey: Int], dryRun: Bool, runId: String = UUID().uuidString.lowercased(),
+        catalogueLoaded: (@Sendable () async -> Void)? = nil
+    ) async throws -> FullSyncReport {
+        let started = ContinuousClock.now
+        var report = FullSyncReport(shop: shop.shop.id, runId: runId, dryRun: dryRun)
+        let snapshot = try await readShopify(shop)
+        await catalogueLoaded?()
+        var corrections: [LevelKey: Int] = [:]
+        var current: [LevelKey: Int] = [:]
+        var names: [LevelKey: StockKey] = [:]
+        var unknown: Set<String> = []
+        let drift = Recorder(label: "inventory_drift_units", dimensions: [("shop", shop.shop.id)], aggregate: true)
+        for key in erpLevels.keys.sorted(by: { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }) {
+            guard let location = shop.locations[key.warehouse] else { continue }
+            guard let item = snapshot.itemsBySKU[key.sku] else {
+                unknown.insert(key.sku)
+                continue
+            }
+            let level = LevelKey(inventoryItemId: item, locationId: location)
+            guard let shown = snapshot.available[level] else {
+                report.notStocked += 1
+                continue
+            }
+            guard let target = await shop.targets.target(key) else { continue }
+            report.compared += 1
+            if shown == target.quantity {
+                report.inSync += 1
+                continue
+            }
+            report.drifted += 1
+            report.driftUnits += abs(shown - target.quantity)
+            drift.record(abs(shown - target.quantity))
+            if report.samples.count < 20 {
+                report.samples.append(.init(sku: key.sku, warehouse: key.warehouse, shopify: shown, target: target.quantity))
+            }
+            corrections[level] = target.quantity
+            current[level] = shown
+            names[level] = key
+        }
+        report.unknownSKUCount = unknown.count
+        report.unknownSKUs = Array(unknown.sorted().prefix(20))
+        if !dryRun, !corrections.isEmpty {
+            let written = try await shop.writer.write(
+                corrections, decision: "sync-\(runId)", reason: "correction", knownCurrent: current)
+            report.corrected = written.written.count
+            report.rejected = Dictionary(
+                written.rejected.map { (names[$0.key].map(\.description) ?? $0.key.description, $0.value) },
+                uniquingKeysWith: { a, _ in a })
+            Counter(label: "inventory_sync_corrected_total", dimensions: [("shop", shop.shop.id)]).increment(by: report.corrected)
+        }
+        report.seconds = (ContinuousClock.now - started).seconds
+        Counter(label: "inventory_sync_runs_total", dimensions: [("shop", shop.shop.id), ("outcome", "completed")]).increment()
+        logger.notice(
+            "inventory full sync completed",
+            metadata: [
+                "shop": "\(shop.shop.id)", "run_id": "\(runId)", "dry_run": "\(dryRun)", "compared": "\(report.compared)",
+                "drifted": "\(report.drifted)", "drift_units": "\(report.driftUnits)", "corrected": "\(report.corrected)",
+                "rejected": "\(report.rejected.count)", "unknown_skus": "\(report.unknownSKUCount)",
+                "seconds": "\(String(format: "%.1f", report.seconds))",
+            ])
+        if let publisher, !dryRun { await publish(report, publisher) }
+        return report
+    }
+
+    /// The run's result as an event on `bridge.events` (`inventory.sync.completed`); a failed publish is logged,
+    /// the sync itself stands.
+    func publish(_ report: FullSyncReport, _ publisher: AMQPConnection) async {
+        let envelope = InboundEnvelope(
+            source: .bridge, shopDomain: nil, topic: "inventory.sync.completed", deliveryId: "inventory-sync-\(report.runId)",
+            eventId: "inventory-sync-\(report.runId)", receivedAt: Timestamp.string(milliseconds: Timestamp.milliseconds(Date())))
+        do {
+            let body = try JSONEncoder().encode(report)
+            try await publisher.publish(
+                exchange: BridgeTopology.events, routingKey: "inventory.sync.completed", body: Array(body),
+                properties: envelope.properties(), mandatory: false)
+        } catch {
+            logger.warning("could not publish the sync's event", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Runs the full sync at start (which also loads the SKU maps the deltas need) and every
+/// `inventory_syncer.full_sync_interval`, while this process holds the lease. A failed run is logged, counted
+/// (`inventory_sync_runs_total{outcome="failed"}`) and tried again after a short pause.
+public struct FullSyncService: Service {
+    let sync: FullSync
+    let syncer: InventorySyncer
+    let interval: Duration
+    let logger: Logger
+
+    public init(sync: FullSync, syncer: InventorySyncer, interval: Duration, logger: Logger) {
+        self.sync = sync
+        self.syncer = syncer
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await syncer.lease?.waitUntilActive()
+            while !Task.isCancelled {
+                var failed = false
+                do {
+                    let levels = try await sync.readERP()
+                    for (i, shop) in syncer.shops.enumerated() {
+                        let syncer = self.syncer
+                        let ready: (@Sendable () async -> Void)? =
+                            i == syncer.shops.count - 1 ? { @Sendable in syncer.markCatalogueReady() } : nil
+                        _ = try await sync.run(shop, erpLevels: levels, dryRun: false, catalogueLoaded: ready)
+                    }
+                    if syncer.shops.isEmpty { syncer.markCatalogueReady() }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    failed = true
+                    Counter(label: "inventory_sync_runs_total", dimensions: [("shop", "*"), ("outcome", "failed")]).increment()
+                    logger.error("inventory full sync failed; trying again", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: failed ? min(interval, .seconds(10)) : interval)
+            }
+        }
+    }
+}

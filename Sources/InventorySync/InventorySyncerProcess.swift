@@ -1,0 +1,89 @@
+import BridgeDomain
+import BridgeMessaging
+import ERP
+import Logging
+import Messaging
+import ServiceLifecycle
+import Shopify
+import Worker
+
+/// The inventory-syncer's wiring, from configuration to services, in one place: the executable runs it, and the
+/// integration tests build the same thing from the same configuration keys.
+public struct InventorySyncerProcess: Sendable {
+    public let syncer: InventorySyncer
+    public let erp: RESTERPClient
+    public let lease: SyncerLease
+    public let fullSync: FullSync
+    public let erpStock: QueueWorker<ERPStockHandler>
+    public let shopifyLevels: QueueWorker<ShopifyLevelHandler>
+    public let orders: QueueWorker<OrderActivityHandler>
+    public let feedPoller: ERPFeedPoller?
+    let fullSyncService: FullSyncService
+
+    /// In start order; the `ServiceGroup` stops them in reverse: the workers drain first, then the schedules, the
+    /// lease (its exclusive queue goes with the connection) and the HTTP clients.
+    public var services: [any Service] {
+        var s: [any Service] = [ERPClientService(client: erp)]
+        s += syncer.shops.map { ShopifyAdminClientService(client: $0.client) }
+        s += [lease, fullSyncService]
+        if let feedPoller { s.append(feedPoller) }
+        s += [orders, erpStock, shopifyLevels]
+        return s
+    }
+
+    /// Refuses to build when the policy does not let the ERP's inventory be written into Shopify
+    /// (`source_of_truth.inventory: shopify`, or `inventory_syncer.enabled: false`).
+    public static func build(
+        config: BridgeConfig, consumer: AMQPConnection, publisher: AMQPConnection, logger: Logger,
+        leaseRetry: Duration = .seconds(1), afterRead: (@Sendable () async -> Void)? = nil
+    ) throws -> InventorySyncerProcess {
+        try config.policy.authorize(.inventory, into: .shopify)
+        let settings = config.inventorySyncer
+        guard settings.enabled else {
+            throw ConfigError(
+                key: "inventory_syncer.enabled", problem: "is false: this process has nothing to do",
+                fix: "set inventory_syncer.enabled: true (with source_of_truth.inventory: erp), or do not run the inventory-syncer")
+        }
+        let picture = StockPicture(pendingTTL: settings.pendingTTL)
+        let shops = config.shops.map { shop in
+            ShopInventorySync(
+                shop: shop, client: ShopifyAdminClient(configuration: .init(shop: shop), logger: logger), picture: picture,
+                settings: settings, logger: logger, afterRead: afterRead)
+        }
+        for shop in config.shops where shop.locations.isEmpty {
+            logger.warning(
+                "shop has no warehouse -> location map: nothing is synced to it",
+                metadata: ["shop": "\(shop.id)", "fix": "set shop.\(shop.id).locations: [\"WH-1=<location id>\"]"])
+        }
+        let lease = SyncerLease(
+            name: BridgeTopology.inventorySyncerLease, connection: consumer, retryInterval: leaseRetry, logger: logger)
+        let syncer = InventorySyncer(settings: settings, picture: picture, shops: shops, lease: lease)
+        let erp = RESTERPClient(
+            configuration: .init(baseURL: config.erp.baseURL, apiKey: config.erp.apiKey, timeout: config.erp.timeout))
+        let fullSync = FullSync(erp: erp, picture: picture, publisher: publisher, logger: logger)
+        let retry = config.topology.retryDelays
+        func worker<H: QueueHandler>(_ queue: BridgeTopology.WorkQueue, _ handler: H, circuit: Bool) -> QueueWorker<H> {
+            QueueWorker(
+                settings: .init(
+                    queue: queue.name, prefetch: settings.prefetch, retryDelays: retry,
+                    circuit: circuit ? (threshold: 5, probeInterval: .seconds(5)) : nil),
+                handler: handler, consumer: consumer, publisher: publisher, logger: logger)
+        }
+        logger.info(
+            "inventory-syncer configured",
+            metadata: [
+                "shops": "\(config.shops.map(\.id))", "safety_stock": "\(settings.safetyStock)",
+                "coalesce_window": "\(settings.coalesceWindow)", "feed_poll": "\(settings.feedPollInterval.map { "\($0)" } ?? "off")",
+                "full_sync_interval": "\(settings.fullSyncInterval)",
+            ])
+        return InventorySyncerProcess(
+            syncer: syncer, erp: erp, lease: lease, fullSync: fullSync,
+            erpStock: worker(BridgeTopology.erpInventory, ERPStockHandler(syncer: syncer), circuit: true),
+            shopifyLevels: worker(BridgeTopology.shopifyInventory, ShopifyLevelHandler(syncer: syncer), circuit: true),
+            orders: worker(BridgeTopology.inventoryOrders, OrderActivityHandler(syncer: syncer), circuit: false),
+            feedPoller: settings.feedPollInterval.map {
+                ERPFeedPoller(erp: erp, publisher: publisher, interval: $0, statePath: settings.statePath, lease: lease, logger: logger)
+            },
+            fullSyncService: FullSyncService(sync: fullSync, syncer: syncer, interval: settings.fullSyncInterval, logger: logger))
+    }
+}

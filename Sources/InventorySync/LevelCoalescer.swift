@@ -1,0 +1,94 @@
+import Foundation
+import Shopify
+
+/// Gathers the levels asked for over a short window into one write, per shop: every caller waits for the write
+/// that includes its level and gets its outcome, so a queue message is acknowledged only once its change is in
+/// Shopify. What is written is decided when the window closes (`desired`), so ten changes to one level within the
+/// window make one row with the latest figure. Writes of a shop run one after another (each reads fresh figures
+/// for its compare-and-set); a window closes early at 250 levels, one `inventorySetQuantities` call.
+public actor LevelCoalescer {
+    public typealias Desired = @Sendable (Set<LevelKey>) async -> [LevelKey: Int]
+    public typealias Write = @Sendable ([LevelKey: Int], String) async throws -> LevelWriteReport
+
+    struct Batch {
+        var keys: Set<LevelKey> = []
+        var decisions: [String] = []
+        var waiters: [CheckedContinuation<LevelWriteReport, any Error>] = []
+    }
+
+    let window: Duration
+    let maxRows: Int
+    let desired: Desired
+    let write: Write
+    private var open = Batch()
+    private var scheduled = false
+    private var writing = false
+    /// Batches closed while a write was running, in order.
+    private var closed: [Batch] = []
+    public private(set) var writes = 0
+
+    public init(window: Duration, maxRows: Int = 250, desired: @escaping Desired, write: @escaping Write) {
+        self.window = window
+        self.maxRows = maxRows
+        self.desired = desired
+        self.write = write
+    }
+
+    /// Asks for `keys` to be brought to their desired figures; returns the report of the write that did it.
+    /// `decision` names what asked (an ERP change, an override check); the batch's idempotency key derives from
+    /// every decision in it.
+    public func submit(_ keys: Set<LevelKey>, decision: String) async throws -> LevelWriteReport {
+        try await withCheckedThrowingContinuation { continuation in
+            open.keys.formUnion(keys)
+            open.decisions.append(decision)
+            open.waiters.append(continuation)
+            if open.keys.count >= maxRows {
+                close()
+            } else if !scheduled {
+                scheduled = true
+                let window = self.window
+                Task {
+                    try? await Task.sleep(for: window)
+                    self.windowElapsed()
+                }
+            }
+        }
+    }
+
+    private func windowElapsed() {
+        scheduled = false
+        if !open.waiters.isEmpty { close() }
+    }
+
+    private func close() {
+        closed.append(open)
+        open = Batch()
+        if !writing { drain() }
+    }
+
+    private func drain() {
+        guard !closed.isEmpty else { return }
+        let batch = closed.removeFirst()
+        writing = true
+        writes += 1
+        let desired = self.desired
+        let write = self.write
+        Task {
+            let result: Result<LevelWriteReport, any Error>
+            do {
+                let figures = await desired(batch.keys)
+                let decision = batch.decisions.count == 1 ? batch.decisions[0] : batch.decisions.sorted().joined(separator: ",")
+                result = .success(try await write(figures, decision))
+            } catch {
+                result = .failure(error)
+            }
+            for w in batch.waiters { w.resume(with: result) }
+            self.finished()
+        }
+    }
+
+    private func finished() {
+        writing = false
+        drain()
+    }
+}

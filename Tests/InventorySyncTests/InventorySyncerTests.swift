@@ -1,0 +1,75 @@
+import BridgeTestSupport
+import ERPSimulator
+import Foundation
+import InventorySync
+import ShopifySimulator
+import Testing
+
+/// The inventory-syncer as it runs: erp-sim -> (push through ingest | change feed) -> broker -> syncer -> shopify-sim,
+/// and shopify-sim's webhooks back through ingest.
+@Suite("inventory-syncer: Shopify reflects the ERP's stock", .serialized)
+struct InventorySyncerTests {
+    @Test("at start the full sync sets every level to ERP − safety stock; a pushed ERP change is written once and its echo ignored")
+    func startAndEcho() async throws {
+        let h = try await InventoryHarness.make("inv-echo", skus: 10)
+        let s = try await h.startSyncer(safetyStock: 2)
+        let synced = await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 10, safetyStock: 2).isEmpty }
+        let left = await h.mismatches(skus: 10, safetyStock: 2)
+        #expect(synced, "after the first full sync: \(left.prefix(5))")
+
+        let before = await h.levelWrites(3)
+        let echoesBefore = s.levelCounts["in_sync"] ?? 0
+        await h.inventory.move(sku: OrderGenerator.sku(3), warehouse: "WH-1", available: 17)
+        #expect(await eventually(timeout: .seconds(20)) { await h.shopifyAvailable(3) == 15 }, "17 − 2 reached Shopify")
+        // The write's own inventory_levels/update comes back through ingest and is recognised.
+        #expect(await eventually(timeout: .seconds(20)) { (s.levelCounts["in_sync"] ?? 0) > echoesBefore }, "\(s.levelCounts)")
+        try await Task.sleep(for: .milliseconds(600))  // longer than the override grace
+        #expect(await h.levelWrites(3) == before + 1, "one write for one change; the echo wrote nothing")
+        #expect(s.levelCounts["override_reverted"] == nil, "\(s.levelCounts)")
+        #expect(await h.shopifyAvailable(3) == 15)
+        await s.stop()
+        await h.close()
+    }
+
+    @Test("a manual edit in Shopify's admin is set back to the ERP's figure, counted, after the grace period")
+    func overrideReverted() async throws {
+        let h = try await InventoryHarness.make("inv-override", skus: 5)
+        let s = try await h.startSyncer(safetyStock: 1)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 5, safetyStock: 1).isEmpty })
+        let target = await h.shopifyAvailable(2, location: 1)!
+        // Staff type 999 into Shopify's admin for SKU 2 at the second location.
+        let edit = await h.shopify.store.setAvailable(item: await h.item(2), location: h.locations[1], available: 999)!
+        await h.shopify.deliverer.deliver([edit])
+        #expect(await eventually(timeout: .seconds(20)) { s.levelCounts["override_reverted"] == 1 }, "\(s.levelCounts)")
+        #expect(await h.shopifyAvailable(2, location: 1) == target, "back to ERP − safety stock")
+        await s.stop()
+        await h.close()
+    }
+
+    @Test("push and the change feed on together: every change reaches Shopify, the second copy of each is skipped without a call")
+    func pushAndFeed() async throws {
+        let h = try await InventoryHarness.make("inv-feed", skus: 8)
+        let s = try await h.startSyncer(safetyStock: 0, extra: ["INVENTORY_SYNCER_ERP_FEED_POLL": "1s"])
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 8, safetyStock: 0).isEmpty })
+        let writesBefore = await h.shopify.store.totalLevelWrites
+        // Each level changes once: the feed's copy of a change is then the same change, not an older one.
+        var changes = 0
+        for n in 1...8 {
+            for w in 1...2 {
+                await h.inventory.move(sku: OrderGenerator.sku(n), warehouse: "WH-\(w)", available: 50 + n * 2 + w)
+                changes += 1
+            }
+        }
+        // Every change arrives twice (pushed, then polled); wait for both copies to be settled.
+        let settled = await eventually(timeout: .seconds(60)) { s.process.erpStock.settledTotal >= 2 * changes }
+        #expect(settled, "\(s.process.erpStock.settledTotal) of \(2 * changes): \(s.erpCounts)")
+        let left = await h.mismatches(skus: 8, safetyStock: 0)
+        #expect(left.isEmpty, "\(left)")
+        let counts = s.erpCounts
+        #expect((counts["duplicate_skipped"] ?? 0) >= changes / 2, "the feed's copies were recognised by their sequence: \(counts)")
+        let writes = await h.shopify.store.totalLevelWrites - writesBefore
+        #expect(writes <= changes, "no change written twice (\(writes) writes for \(changes) changes)")
+        await s.stop()
+        await h.close()
+    }
+}
