@@ -449,6 +449,7 @@ let package = Package(
                 "OrderForwarding",
                 "Shopify",
                 "ShopifySimulator",
+                "SimulatorKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

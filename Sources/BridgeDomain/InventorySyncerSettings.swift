@@ -12,6 +12,9 @@ public struct InventorySyncerSettings: Sendable, Equatable {
     /// A Shopify level that differs from the ERP's figure is re-checked after this long before it is reverted: a
     /// sale's level change can arrive before its order does.
     public var overrideGrace: Duration
+    /// A level going up is written this long after the change that raised it, less what Shopify sold meanwhile:
+    /// a sale's order can reach the syncer after Shopify took its units off, and must not be handed back.
+    public var raiseDelay: Duration
     /// Poll the ERP's change feed this often (for ERPs that cannot push); nil: off.
     public var feedPollInterval: Duration?
     /// Where the syncer keeps its feed cursor (a small JSON file).
@@ -28,7 +31,7 @@ public struct InventorySyncerSettings: Sendable, Equatable {
     public init(
         enabled: Bool = true, fullSyncInterval: Duration = .seconds(3600), safetyStock: Int = 0,
         coalesceWindow: Duration = .milliseconds(250), overrideGrace: Duration = .seconds(5),
-        feedPollInterval: Duration? = nil, statePath: String = "inventory-syncer.state.json",
+        raiseDelay: Duration = .seconds(2), feedPollInterval: Duration? = nil, statePath: String = "inventory-syncer.state.json",
         pendingTTL: Duration = .seconds(900), orderWarehouse: String? = nil, prefetch: Int = 500
     ) {
         self.enabled = enabled
@@ -36,6 +39,7 @@ public struct InventorySyncerSettings: Sendable, Equatable {
         self.safetyStock = safetyStock
         self.coalesceWindow = coalesceWindow
         self.overrideGrace = overrideGrace
+        self.raiseDelay = raiseDelay
         self.feedPollInterval = feedPollInterval
         self.statePath = statePath
         self.pendingTTL = pendingTTL
@@ -54,6 +58,7 @@ public struct InventorySyncerSettings: Sendable, Equatable {
             coalesceWindow: p.duration(
                 "inventory_syncer.coalesce_window", default: .milliseconds(250), range: .zero ... .seconds(60)),
             overrideGrace: p.duration("inventory_syncer.override_grace", default: .seconds(5), range: .zero ... .seconds(600)),
+            raiseDelay: p.duration("inventory_syncer.raise_delay", default: .seconds(2), range: .zero ... .seconds(600)),
             feedPollInterval: feed == .zero ? nil : feed,
             statePath: p.string("inventory_syncer.state_path", default: "inventory-syncer.state.json"),
             pendingTTL: p.duration("inventory_syncer.pending_ttl", default: .seconds(900), range: .seconds(1) ... .seconds(86400)),

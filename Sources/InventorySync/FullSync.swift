@@ -128,8 +128,7 @@ public struct FullSync: Sendable {
         report.unknownSKUCount = unknown.count
         report.unknownSKUs = Array(unknown.sorted().prefix(20))
         if !dryRun, !corrections.isEmpty {
-            let written = try await shop.writer.write(
-                corrections, decision: "sync-\(runId)", reason: "correction", knownCurrent: current)
+            let written = try await shop.correct(corrections, current: current, decision: "sync-\(runId)")
             report.corrected = written.written.count
             report.rejected = Dictionary(
                 written.rejected.map { (names[$0.key].map(\.description) ?? $0.key.description, $0.value) },

@@ -56,30 +56,19 @@ public struct ERPStockHandler: QueueHandler {
         var labels: [String] = []
         var called = false
         for shop in syncer.shops {
-            if await picture.isConfirmed(change.seq, key, shop: shop.shop.id) {
+            let id = shop.shop.id
+            guard await picture.claim(change.seq, key, shop: id) else {
                 labels.append("duplicate_skipped")
                 continue
             }
-            switch try await shop.resolve(key) {
-            case .unmappedWarehouse:
-                labels.append("unmapped_warehouse")
-            case .unknownSKU:
-                labels.append("unknown_sku")
-            case .level(let level):
-                let report = try await shop.sync([level], decision: "erp-\(change.seq)")
-                called = true
-                if let code = report.rejected[level] {
-                    throw ProcessingFailure(
-                        errorClass: "shopify_rejected", message: "Shopify refused \(level) for \(shop.shop.id): \(code)",
-                        retryable: false)
-                }
-                await picture.confirm(change.seq, key, shop: shop.shop.id)
-                if let w = report.written[level] {
-                    context.logger.debug("level written", metadata: ["from": "\(w.from)", "to": "\(w.to)", "shop": "\(shop.shop.id)"])
-                    labels.append("written")
-                } else {
-                    labels.append("unchanged")
-                }
+            do {
+                let label = try await write(change, key, to: shop, logger: context.logger)
+                await picture.finish(change.seq, key, shop: id, written: label == "written" || label == "unchanged")
+                if label == "written" || label == "unchanged" { called = true }
+                labels.append(label)
+            } catch {
+                await picture.finish(change.seq, key, shop: id, written: false)
+                throw error
             }
         }
         for label in ["unmapped_warehouse"] where labels.contains(label) {
@@ -88,6 +77,26 @@ public struct ERPStockHandler: QueueHandler {
         // The most telling outcome across shops.
         let label = ["written", "unchanged", "duplicate_skipped", "unknown_sku", "unmapped_warehouse"].first(where: labels.contains)
         return WorkOutcome(label ?? "no_shop", calledDependency: called)
+    }
+
+    /// One shop's side of a change: `written`, `unchanged`, `unmapped_warehouse` or `unknown_sku`.
+    func write(_ change: ERPStockChange, _ key: StockKey, to shop: ShopInventorySync, logger: Logger) async throws -> String {
+        switch try await shop.resolve(key) {
+        case .unmappedWarehouse:
+            return "unmapped_warehouse"
+        case .unknownSKU:
+            return "unknown_sku"
+        case .level(let level):
+            let report = try await shop.sync([level], decision: "erp-\(change.seq)")
+            if let code = report.rejected[level] {
+                throw ProcessingFailure(
+                    errorClass: "shopify_rejected", message: "Shopify refused \(level) for \(shop.shop.id): \(code)",
+                    retryable: false)
+            }
+            guard let w = report.written[level] else { return "unchanged" }
+            logger.debug("level written", metadata: ["from": "\(w.from)", "to": "\(w.to)", "shop": "\(shop.shop.id)"])
+            return "written"
+        }
     }
 
     public func classify(_ error: any Error) -> WorkFailure { InventoryFailures.classify(error) }

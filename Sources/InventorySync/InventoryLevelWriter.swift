@@ -29,9 +29,26 @@ public struct LevelWriteReport: Sendable, Equatable {
     public var rejected: [LevelKey: String] = [:]
     /// Compare-and-set conflicts (a sale or a manual edit moved a level between read and write), each re-read.
     public var staleConflicts = 0
+    /// Raises not written (`Raises.hold`), with the quantity read: the baseline of the later `settle` pass.
+    public var heldRaises: [LevelKey: Int] = [:]
+
+    public init() {}
+
+    /// Folds a later pass over some of the same levels into this report.
+    public mutating func merge(_ later: LevelWriteReport) {
+        for (k, v) in later.written { written[k] = v }
+        for k in later.written.keys { unchanged.remove(k) }
+        unchanged.formUnion(later.unchanged.subtracting(written.keys))
+        for (k, v) in later.rejected { rejected[k] = v }
+        staleConflicts += later.staleConflicts
+        for k in later.written.keys { heldRaises[k] = nil }
+        for k in later.unchanged { heldRaises[k] = nil }
+        for k in later.rejected.keys { heldRaises[k] = nil }
+    }
 
     public static func == (a: Self, b: Self) -> Bool {
         a.unchanged == b.unchanged && a.rejected == b.rejected && a.staleConflicts == b.staleConflicts
+            && a.heldRaises == b.heldRaises
             && a.written.mapValues { [$0.from, $0.to] } == b.written.mapValues { [$0.from, $0.to] }
     }
 }
@@ -46,6 +63,19 @@ public struct LevelWriteReport: Sendable, Equatable {
 /// the fresh figures. A row Shopify refuses for a reason of its own is taken out and reported; the other rows are
 /// sent again without it, so one bad row never blocks 249 good ones.
 public final class InventoryLevelWriter: Sendable {
+    /// What to do with a row that would raise a level above what was read.
+    ///
+    /// Lowering a level is always safe; raising it is safe only once every sale Shopify made before the read is
+    /// known to the syncer (a sale's `orders/create` can arrive after Shopify already took the units off). So the
+    /// syncer writes in two passes: `hold` writes what lowers and reports the raises with the figure read, and after
+    /// `inventory_syncer.raise_delay` `settle` writes them, less whatever Shopify sold meanwhile (baseline − the
+    /// figure read now): a sale whose order is still on its way is never handed back to Shopify.
+    public enum Raises: Sendable {
+        case write
+        case hold
+        case settle(baselines: [LevelKey: Int])
+    }
+
     public let client: ShopifyAdminClient
     let shopId: String
     let maxRounds: Int
@@ -71,7 +101,8 @@ public final class InventoryLevelWriter: Sendable {
     ///   - knownCurrent: figures just read by other means (the full sync's bulk read): the first round compares
     ///     against them instead of reading each level again; a conflict re-reads as usual.
     public func write(
-        _ desired: [LevelKey: Int], decision: String, reason: String = "correction", knownCurrent: [LevelKey: Int]? = nil
+        _ desired: [LevelKey: Int], decision: String, reason: String = "correction", knownCurrent: [LevelKey: Int]? = nil,
+        raises: Raises = .write
     ) async throws(ShopifyAdminError) -> LevelWriteReport {
         var report = LevelWriteReport()
         let keys = desired.keys.sorted { $0.description < $1.description }
@@ -79,7 +110,8 @@ public final class InventoryLevelWriter: Sendable {
         while start < keys.count {
             let chunk = Array(keys[start..<min(start + 250, keys.count)])
             try await writeChunk(
-                chunk, desired: desired, decision: decision, reason: reason, knownCurrent: knownCurrent, into: &report)
+                chunk, desired: desired, decision: decision, reason: reason, knownCurrent: knownCurrent, raises: raises,
+                into: &report)
             start += 250
         }
         return report
@@ -87,7 +119,7 @@ public final class InventoryLevelWriter: Sendable {
 
     private func writeChunk(
         _ chunk: [LevelKey], desired: [LevelKey: Int], decision: String, reason: String, knownCurrent: [LevelKey: Int]?,
-        into report: inout LevelWriteReport
+        raises: Raises, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
         var pending = chunk
         for round in 0..<maxRounds where !pending.isEmpty {
@@ -100,10 +132,21 @@ public final class InventoryLevelWriter: Sendable {
             await afterRead?()
             var rows: [Row] = []
             for key in pending {
-                guard let quantity = desired[key] else { continue }
+                guard var quantity = desired[key] else { continue }
                 guard let now = current[key] else {
                     report.rejected[key] = "ITEM_NOT_STOCKED_AT_LOCATION"
                     continue
+                }
+                switch raises {
+                case .write: break
+                case .hold:
+                    if quantity > now {
+                        report.heldRaises[key] = now
+                        continue
+                    }
+                case .settle(let baselines):
+                    // Units Shopify sold since the first read may belong to orders the syncer has not seen yet.
+                    if let baseline = baselines[key] { quantity = max(0, quantity - max(0, baseline - now)) }
                 }
                 if now == quantity {
                     report.unchanged.insert(key)

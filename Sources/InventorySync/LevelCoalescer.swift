@@ -8,11 +8,14 @@ import Shopify
 /// for its compare-and-set); a window closes early at 250 levels, one `inventorySetQuantities` call.
 public actor LevelCoalescer {
     public typealias Desired = @Sendable (Set<LevelKey>) async -> [LevelKey: Int]
-    public typealias Write = @Sendable ([LevelKey: Int], String) async throws -> LevelWriteReport
+    /// Writes the figures for a decision; the third argument: the figures read when a raise was held (for a
+    /// settling pass), empty otherwise.
+    public typealias Write = @Sendable ([LevelKey: Int], String, [LevelKey: Int]) async throws -> LevelWriteReport
 
     struct Batch {
         var keys: Set<LevelKey> = []
         var decisions: [String] = []
+        var baselines: [LevelKey: Int] = [:]
         var waiters: [CheckedContinuation<LevelWriteReport, any Error>] = []
     }
 
@@ -37,9 +40,11 @@ public actor LevelCoalescer {
     /// Asks for `keys` to be brought to their desired figures; returns the report of the write that did it.
     /// `decision` names what asked (an ERP change, an override check); the batch's idempotency key derives from
     /// every decision in it.
-    public func submit(_ keys: Set<LevelKey>, decision: String) async throws -> LevelWriteReport {
+    public func submit(_ keys: Set<LevelKey>, decision: String, baselines: [LevelKey: Int] = [:]) async throws -> LevelWriteReport {
         try await withCheckedThrowingContinuation { continuation in
             open.keys.formUnion(keys)
+            // Two held raises of one level: the higher baseline holds back more, the safe side.
+            open.baselines.merge(baselines, uniquingKeysWith: max)
             open.decisions.append(decision)
             open.waiters.append(continuation)
             if open.keys.count >= maxRows {
@@ -78,7 +83,7 @@ public actor LevelCoalescer {
             do {
                 let figures = await desired(batch.keys)
                 let decision = batch.decisions.count == 1 ? batch.decisions[0] : batch.decisions.sorted().joined(separator: ",")
-                result = .success(try await write(figures, decision))
+                result = .success(try await write(figures, decision, batch.baselines))
             } catch {
                 result = .failure(error)
             }

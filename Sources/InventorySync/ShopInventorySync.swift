@@ -16,7 +16,10 @@ public final class ShopInventorySync: Sendable {
     /// warehouse -> location gid.
     public var locations: [String: String] { targets.locations }
     let logger: Logger
+    /// First pass: lowers at once, holds raises. Second pass, `raiseDelay` later: settles the held raises.
     private let coalescer: LevelCoalescer
+    private let settler: LevelCoalescer
+    let raiseDelay: Duration
 
     public init(
         shop: BridgeConfig.Shop, client: ShopifyAdminClient, picture: StockPicture, settings: InventorySyncerSettings,
@@ -37,10 +40,19 @@ public final class ShopInventorySync: Sendable {
             locations: locations, orderWarehouse: settings.orderWarehouse ?? shop.locations.keys.sorted().first,
             logger: logger)
         self.targets = targets
+        raiseDelay = settings.raiseDelay
         coalescer = LevelCoalescer(
             window: settings.coalesceWindow,
             desired: { keys in await targets.desired(keys) },
-            write: { figures, decision in try await writer.write(figures, decision: decision, reason: "correction") })
+            write: { figures, decision, _ in
+                try await writer.write(figures, decision: decision, reason: "correction", raises: .hold)
+            })
+        settler = LevelCoalescer(
+            window: settings.coalesceWindow,
+            desired: { keys in await targets.desired(keys) },
+            write: { figures, decision, baselines in
+                try await writer.write(figures, decision: decision, reason: "correction", raises: .settle(baselines: baselines))
+            })
     }
 
     /// The Shopify level an ERP figure feeds; nil with the reason when it feeds none.
@@ -57,12 +69,32 @@ public final class ShopInventorySync: Sendable {
     }
 
     /// Brings `keys` to their targets in the next coalesced write; returns once that write is done.
+    ///
+    /// A level going down is written in the first pass; one going up waits `inventory_syncer.raise_delay` and is
+    /// then written less what Shopify sold in between (`InventoryLevelWriter.Raises`).
     public func sync(_ keys: Set<LevelKey>, decision: String) async throws -> LevelWriteReport {
-        try await coalescer.submit(keys, decision: decision)
+        var report = try await coalescer.submit(keys, decision: decision)
+        if !report.heldRaises.isEmpty {
+            try await Task.sleep(for: raiseDelay)
+            report.merge(try await settler.submit(Set(report.heldRaises.keys), decision: "\(decision)/raise", baselines: report.heldRaises))
+        }
+        return report
+    }
+
+    /// The full sync's corrections: lowers written at once against the figures the bulk read gave, raises settled
+    /// through the same two passes as deltas.
+    public func correct(_ corrections: [LevelKey: Int], current: [LevelKey: Int], decision: String) async throws -> LevelWriteReport {
+        var report = try await writer.write(
+            corrections, decision: decision, reason: "correction", knownCurrent: current, raises: .hold)
+        if !report.heldRaises.isEmpty {
+            try await Task.sleep(for: raiseDelay)
+            report.merge(try await settler.submit(Set(report.heldRaises.keys), decision: "\(decision)/raise", baselines: report.heldRaises))
+        }
+        return report
     }
 
     /// Writes coalesced so far (for tests and the benchmark).
-    public var coalescedWrites: Int { get async { await coalescer.writes } }
+    public var coalescedWrites: Int { get async { await coalescer.writes + settler.writes } }
 }
 
 /// What each Shopify level of a shop should show: `StockRule` over the ERP's figure for the SKU and warehouse it

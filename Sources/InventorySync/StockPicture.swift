@@ -40,8 +40,12 @@ public actor StockPicture {
     private var pending: [String: [String: PendingOrder]] = [:]
     /// "orderRef|sku" -> when the ERP's stock showed it (an allocation that came before its order).
     private var allocatedEarly: [String: ContinuousClock.Instant] = [:]
+    /// "shop|orderRef" -> when it was cancelled (a cancellation that came before its order's creation).
+    private var cancelledEarly: [String: ContinuousClock.Instant] = [:]
     /// shop id -> stock key -> highest change sequence written to (or confirmed in) that shop.
     private var confirmed: [String: [StockKey: Int64]] = [:]
+    /// shop id -> stock key -> the change sequence a message is writing right now.
+    private var inFlight: [String: [StockKey: Int64]] = [:]
     public let pendingTTL: Duration
 
     public init(pendingTTL: Duration = .seconds(900)) { self.pendingTTL = pendingTTL }
@@ -97,6 +101,22 @@ public actor StockPicture {
         (confirmed[shop]?[key] ?? -1) >= seq
     }
 
+    /// Takes `seq` for `key` in `shop` unless it (or a newer one) is confirmed or being written by another
+    /// message right now (the other copy of a change, pushed and polled). A message that cannot claim is the
+    /// twin of one that will be written, retried or redelivered: it has nothing left to do.
+    public func claim(_ seq: Int64, _ key: StockKey, shop: String) -> Bool {
+        if isConfirmed(seq, key, shop: shop) { return false }
+        if let busy = inFlight[shop]?[key], busy >= seq { return false }
+        inFlight[shop, default: [:]][key] = seq
+        return true
+    }
+
+    /// The claimed write is done: `written` confirms it; a failure leaves it to the retry.
+    public func finish(_ seq: Int64, _ key: StockKey, shop: String, written: Bool) {
+        if inFlight[shop]?[key] == seq { inFlight[shop]![key] = nil }
+        if written { confirm(seq, key, shop: shop) }
+    }
+
     public func confirm(_ seq: Int64, _ key: StockKey, shop: String) {
         if (confirmed[shop]?[key] ?? -1) < seq { confirmed[shop, default: [:]][key] = seq }
     }
@@ -107,7 +127,7 @@ public actor StockPicture {
     /// held. The same order twice (a duplicate webhook) holds once.
     public func accept(shop: String, orderRef: String, warehouse: String, lines: [String: Int]) {
         expire()
-        guard pending[shop]?[orderRef] == nil else { return }
+        guard pending[shop]?[orderRef] == nil, cancelledEarly["\(shop)|\(orderRef)"] == nil else { return }
         var held = lines.filter { $0.value > 0 }
         for sku in held.keys where allocatedEarly.removeValue(forKey: "\(orderRef)|\(sku)") != nil { held[sku] = nil }
         guard !held.isEmpty else { return }
@@ -115,7 +135,9 @@ public actor StockPicture {
     }
 
     /// The order was cancelled in Shopify: nothing of it is held back any more.
-    public func cancel(shop: String, orderRef: String) { pending[shop]?[orderRef] = nil }
+    public func cancel(shop: String, orderRef: String) {
+        if pending[shop]?.removeValue(forKey: orderRef) == nil { cancelledEarly["\(shop)|\(orderRef)"] = .now }
+    }
 
     private func release(orderRef: String, sku: String) {
         for shop in pending.keys where pending[shop]?[orderRef] != nil {
@@ -141,5 +163,6 @@ public actor StockPicture {
             pending[shop] = pending[shop]!.filter { $0.value.acceptedAt > cutoff }
         }
         allocatedEarly = allocatedEarly.filter { $0.value > cutoff }
+        cancelledEarly = cancelledEarly.filter { $0.value > cutoff }
     }
 }

@@ -57,7 +57,7 @@ final class InventoryHarness: Sendable {
     ///   Shopify's at `shopifyStock` everywhere (the full sync corrects it); `push`: erp-sim pushes its changes.
     static func make(
         _ prefix: String, skus: Int = 20, erpStock: ClosedRange<Int> = 0...40, shopifyStock: Int = 100, push: Bool = true,
-        webhookDelivery: WebhookDeliverer.Policy = .init(timeScale: 0.01)
+        catchAll: String? = nil, webhookDelivery: WebhookDeliverer.Policy = .init(timeScale: 0.01)
     ) async throws -> InventoryHarness {
         let broker = try TestBroker.shared()
         let vhost = try await broker.makeVhost(prefix)
@@ -82,7 +82,8 @@ final class InventoryHarness: Sendable {
         let (ingestPort, ingestTask) = await TestHTTPServer.start(ingestRouter, label: "ingest")
         let ingestURL = "http://127.0.0.1:\(ingestPort)"
 
-        let erpStore = ERPStore(skus: Set((1...skus).map(OrderGenerator.sku)), profile: .upsert)
+        // The catch-all item (custom lines without SKU) is an ERP item without stock, as a real one is.
+        let erpStore = ERPStore(skus: Set((1...skus).map(OrderGenerator.sku) + (catchAll.map { [$0] } ?? [])), profile: .upsert)
         let inventory = ERPInventory(skus: skus, warehouses: 2, seed: 11, initialStock: erpStock)
         let pusher = ERPPusher(retryDelays: [.milliseconds(100), .milliseconds(500), .seconds(2)])
         if push {
@@ -118,7 +119,7 @@ final class InventoryHarness: Sendable {
             "SHOP_ACME_LOCATIONS": "WH-1=\(locations[0]),WH-2=\(locations[1])",
             "ERP_BASE_URL": erpURL, "ERP_API_KEY": Self.apiKey, "ERP_WEBHOOK_SECRET": Self.erpSecret, "ERP_TIMEOUT": "30s",
             "INVENTORY_SYNCER_SAFETY_STOCK": "\(safetyStock)", "INVENTORY_SYNCER_COALESCE_WINDOW": "50ms",
-            "INVENTORY_SYNCER_OVERRIDE_GRACE": "300ms", "INVENTORY_SYNCER_FULL_SYNC_INTERVAL": "1h",
+            "INVENTORY_SYNCER_OVERRIDE_GRACE": "300ms", "INVENTORY_SYNCER_RAISE_DELAY": "500ms", "INVENTORY_SYNCER_FULL_SYNC_INTERVAL": "1h",
             "INVENTORY_SYNCER_STATE_PATH": dir.appendingPathComponent("syncer-state.json").path,
             "ORDER_FORWARDER_LEDGER": "sqlite:\(dir.appendingPathComponent("ledger.sqlite").path)",
             "ORDER_FORWARDER_LOCK_TTL": "10s", "ORDER_FORWARDER_LOCK_WAIT": "5s",
@@ -159,9 +160,13 @@ final class InventoryHarness: Sendable {
     }
 
     /// An in-process order-forwarder of this harness (for the sale race).
-    func startForwarder() async throws -> (ServiceGroup, Task<Void, any Error>) {
+    func startForwarder(catchAll: String = "MISC") async throws -> (ServiceGroup, Task<Void, any Error>) {
         let config = try await BridgeConfig.load(
-            filePath: nil, environment: environment(extra: ["INVENTORY_SYNCER_ENABLED": "false", "ORDER_FORWARDER_PREFETCH": "32"]),
+            filePath: nil,
+            environment: environment(extra: [
+                "INVENTORY_SYNCER_ENABLED": "false", "ORDER_FORWARDER_PREFETCH": "32",
+                "ORDER_FORWARDER_MISSING_SKU": "catch_all", "ORDER_FORWARDER_CATCH_ALL_ITEM": catchAll,
+            ]),
             defaultHTTPPort: 0)
         var logger = Logger(label: "order-forwarder")
         logger.logLevel = .warning

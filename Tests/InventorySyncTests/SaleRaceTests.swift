@@ -1,0 +1,84 @@
+import BridgeMessaging
+import BridgeTestSupport
+import ERPSimulator
+import Foundation
+import InventorySync
+import ShopifySimulator
+import SimulatorKit
+import Testing
+
+/// The race the syncer exists for: a sale on little stock while the ERP lags (a slow ERP, orders queueing) and
+/// moves stock of its own (receipts, other channels' sales), through ingest, the forwarder and the syncer.
+@Suite("the sale race: Shopify never sells what the ERP does not have", .serialized)
+struct SaleRaceTests {
+    @Test("2,000 orders on 200 SKUs with little stock, the ERP slow and moving stock: nothing oversold, and after the full sync Shopify = ERP − safety stock")
+    func saleRace() async throws {
+        let skus = 200
+        let safety = 2
+        let h = try await InventoryHarness.make("inv-race", skus: skus, erpStock: 0...12, shopifyStock: 50, catchAll: "MISC")
+        let syncer = try await h.startSyncer(safetyStock: safety)
+        #expect(await eventually(timeout: .seconds(60)) { await h.mismatches(skus: skus, safetyStock: safety).isEmpty })
+        let (forwarder, forwarderTask) = try await h.startForwarder()
+        // The ERP lags: every call takes 20-120 ms, so orders queue in front of it during the sale.
+        var faults = ERPStore.Faults()
+        faults.latencyMs = 20
+        faults.latencyJitterMs = 100
+        await h.erpStore.setFaults(faults)
+
+        // The ERP's own movements during the sale: receipts and other channels' sales, a few per second.
+        let inventory = h.inventory
+        let movements = Task {
+            var rng = SplitMix64(seed: 77)
+            var moved = 0
+            while !Task.isCancelled {
+                let n = 1 + Int(rng.next() % UInt64(skus))
+                let warehouse = rng.next() % 3 == 0 ? "WH-2" : "WH-1"
+                let now = await inventory.level(sku: SimulatedCatalogue.sku(n), warehouse: warehouse)?.available ?? 0
+                let receipt = rng.next() % 3 != 0
+                if receipt || now > 0 {
+                    await inventory.move(sku: SimulatedCatalogue.sku(n), warehouse: warehouse, available: receipt ? now + 1 + Int(rng.next() % 5) : now - 1)
+                    moved += 1
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return moved
+        }
+        let result = await TrafficGenerator(store: h.shopify.store, deliverer: h.shopify.deliverer).run(
+            SaleProfile(
+                orders: 2000, ordersPerSecond: 100, maxLines: 3, updateShare: 0.1, cancelShare: 0.03, refundShare: 0.02,
+                sameSecondShare: 0.05, seed: 31, concurrency: 32))
+        movements.cancel()
+        let moved = await movements.value
+        let placed = await h.shopify.store.orderCount
+        #expect(placed > 200, "a real sale happened: \(placed) orders placed, \(result.refused) checkouts refused")
+
+        // Quiet: every order in the ERP and every queue drained.
+        let queues = [BridgeTopology.orders, BridgeTopology.erpInventory, BridgeTopology.shopifyInventory, BridgeTopology.inventoryOrders].map(\.name)
+        let drained = await eventually(timeout: .seconds(240)) {
+            guard await h.erpStore.orderCount == placed else { return false }
+            for q in queues where (try? await h.publisher.queueCounts(q).messages) != 0 { return false }
+            return true
+        }
+        let inERP = await h.erpStore.orderCount
+        #expect(drained, "ERP has \(inERP) of \(placed) orders")
+        try await Task.sleep(for: .seconds(1))
+        let oversold = await h.inventory.oversoldUnits
+        let oversoldOrders = await h.inventory.oversoldOrders.count
+        #expect(oversold == 0, "ERP oversold \(oversold) units in \(oversoldOrders) orders")
+
+        // The full sync settles whatever drift is left; afterwards Shopify equals ERP − safety stock everywhere.
+        let levels = try await syncer.process.fullSync.readERP()
+        let report = try await syncer.process.fullSync.run(syncer.process.syncer.shops[0], erpLevels: levels, dryRun: false)
+        let left = await h.mismatches(skus: skus, safetyStock: safety)
+        #expect(left.isEmpty, "\(left.count) levels differ after the full sync: \(left.prefix(5))")
+        print(
+            "sale race: \(placed) orders, \(result.refused) checkouts refused, \(moved) ERP movements, oversold \(oversold), "
+                + "drift before the full sync \(report.drifted) levels / \(report.driftUnits) units, ERP stock events \(syncer.erpCounts), "
+                + "Shopify level events \(syncer.levelCounts)")
+        await h.erpStore.setFaults(.init())
+        await forwarder.triggerGracefulShutdown()
+        _ = await forwarderTask.result
+        await syncer.stop()
+        await h.close()
+    }
+}
