@@ -185,6 +185,12 @@ public struct FullSyncService: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await syncer.lease?.waitUntilActive()
+            guard !syncer.shops.isEmpty else {
+                logger.warning("no shops configured: the inventory-syncer has nothing to sync (shops, shop.<id>.*)")
+                syncer.markCatalogueReady()
+                try? await gracefulShutdown()
+                return
+            }
             while !Task.isCancelled {
                 var failed = false
                 do {
@@ -195,7 +201,6 @@ public struct FullSyncService: Service {
                             i == syncer.shops.count - 1 ? { @Sendable in syncer.markCatalogueReady() } : nil
                         _ = try await sync.run(shop, erpLevels: levels, dryRun: false, catalogueLoaded: ready)
                     }
-                    if syncer.shops.isEmpty { syncer.markCatalogueReady() }
                 } catch is CancellationError {
                     return
                 } catch {
