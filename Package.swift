@@ -334,6 +334,7 @@ let package = Package(
                 "BridgeDomain",
                 "BridgeMessaging",
                 "BridgeRuntime",
+                "InventorySync",
                 "Messaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -8,6 +8,27 @@ import Metrics
 import ServiceLifecycle
 import Shopify
 
+/// `bridgectl inventory sync`'s request, sent to the active syncer on `q.erp-inventory` (through `bridge.work`).
+public struct FullSyncRequest: Codable, Sendable {
+    public static let topic = "inventory.sync.requested"
+    public static let completedTopic = "inventory.sync.completed"
+    public var shop: String
+    public var dryRun: Bool
+    public var runId: String
+
+    public init(shop: String, dryRun: Bool, runId: String) {
+        self.shop = shop
+        self.dryRun = dryRun
+        self.runId = runId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case shop
+        case dryRun = "dry_run"
+        case runId = "run_id"
+    }
+}
+
 /// What one full sync of one shop found and did.
 public struct FullSyncReport: Sendable, Codable, Equatable {
     public var shop: String
@@ -145,20 +166,20 @@ public struct FullSync: Sendable {
                 "rejected": "\(report.rejected.count)", "unknown_skus": "\(report.unknownSKUCount)",
                 "seconds": "\(String(format: "%.1f", report.seconds))",
             ])
-        if let publisher, !dryRun { await publish(report, publisher) }
+        if let publisher { await publish(report, publisher) }
         return report
     }
 
-    /// The run's result as an event on `bridge.events` (`inventory.sync.completed`); a failed publish is logged,
-    /// the sync itself stands.
+    /// The run's result as an event on `bridge.events` (`inventory.sync.completed`, dry runs too: `bridgectl`
+    /// waits for it); a failed publish is logged, the sync itself stands.
     func publish(_ report: FullSyncReport, _ publisher: AMQPConnection) async {
         let envelope = InboundEnvelope(
-            source: .bridge, shopDomain: nil, topic: "inventory.sync.completed", deliveryId: "inventory-sync-\(report.runId)",
+            source: .bridge, shopDomain: nil, topic: FullSyncRequest.completedTopic, deliveryId: "inventory-sync-\(report.runId)",
             eventId: "inventory-sync-\(report.runId)", receivedAt: Timestamp.string(milliseconds: Timestamp.milliseconds(Date())))
         do {
             let body = try JSONEncoder().encode(report)
             try await publisher.publish(
-                exchange: BridgeTopology.events, routingKey: "inventory.sync.completed", body: Array(body),
+                exchange: BridgeTopology.events, routingKey: FullSyncRequest.completedTopic, body: Array(body),
                 properties: envelope.properties(), mandatory: false)
         } catch {
             logger.warning("could not publish the sync's event", metadata: ["error": "\(error)"])

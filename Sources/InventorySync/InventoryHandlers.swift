@@ -40,6 +40,7 @@ public struct ERPStockHandler: QueueHandler {
     public func prepare() async throws { await syncer.waitUntilReady() }
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
+        if message.envelope.topic == FullSyncRequest.topic { return try await runSync(message, context: context) }
         guard message.envelope.topic == "inventory.changed" else { return WorkOutcome("ignored_topic") }
         let change: ERPStockChange
         do {
@@ -77,6 +78,26 @@ public struct ERPStockHandler: QueueHandler {
         // The most telling outcome across shops.
         let label = ["written", "unchanged", "duplicate_skipped", "unknown_sku", "unmapped_warehouse"].first(where: labels.contains)
         return WorkOutcome(label ?? "no_shop", calledDependency: called)
+    }
+
+    /// `bridgectl inventory sync`: a full sync of one shop, here in the active syncer (which knows the pending
+    /// orders a sync must hold back), its report published on `bridge.events` for the command to print.
+    func runSync(_ message: InboundMessage, context: WorkContext) async throws -> WorkOutcome {
+        let request: FullSyncRequest
+        do {
+            request = try JSONDecoder().decode(FullSyncRequest.self, from: Data(message.body))
+        } catch {
+            throw InventoryFailures.invalid("a sync request", error)
+        }
+        guard let shop = syncer.shops.first(where: { $0.shop.id == request.shop || $0.shop.domain == request.shop }),
+            let fullSync = syncer.fullSync
+        else {
+            throw ProcessingFailure(errorClass: "unknown_shop", message: "no configured shop '\(request.shop)'", retryable: false)
+        }
+        context.logger.notice("full sync requested", metadata: ["run_id": "\(request.runId)", "dry_run": "\(request.dryRun)"])
+        let levels = try await fullSync.readERP()
+        _ = try await fullSync.run(shop, erpLevels: levels, dryRun: request.dryRun, runId: request.runId)
+        return WorkOutcome(request.dryRun ? "sync_dry_run" : "sync_completed", calledDependency: true)
     }
 
     /// One shop's side of a change: `written`, `unchanged`, `unmapped_warehouse` or `unknown_sku`.

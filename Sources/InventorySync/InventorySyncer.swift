@@ -13,11 +13,17 @@ public final class InventorySyncer: Sendable {
     public let picture: StockPicture
     public let shops: [ShopInventorySync]
     public let lease: SyncerLease?
+    /// Runs on-demand syncs (`bridgectl inventory sync`); nil in tests that build a syncer without one.
+    public let fullSync: FullSync?
     let byDomain: [String: ShopInventorySync]
     private let catalogueReady = Mutex<(ready: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    public init(settings: InventorySyncerSettings, picture: StockPicture, shops: [ShopInventorySync], lease: SyncerLease?) {
+    public init(
+        settings: InventorySyncerSettings, picture: StockPicture, shops: [ShopInventorySync], lease: SyncerLease?,
+        fullSync: FullSync? = nil
+    ) {
         self.settings = settings
+        self.fullSync = fullSync
         self.picture = picture
         self.shops = shops
         self.lease = lease

@@ -57,10 +57,10 @@ public struct InventorySyncerProcess: Sendable {
         }
         let lease = SyncerLease(
             name: BridgeTopology.inventorySyncerLease, connection: consumer, retryInterval: leaseRetry, logger: logger)
-        let syncer = InventorySyncer(settings: settings, picture: picture, shops: shops, lease: lease)
         let erp = RESTERPClient(
             configuration: .init(baseURL: config.erp.baseURL, apiKey: config.erp.apiKey, timeout: config.erp.timeout))
         let fullSync = FullSync(erp: erp, picture: picture, publisher: publisher, logger: logger)
+        let syncer = InventorySyncer(settings: settings, picture: picture, shops: shops, lease: lease, fullSync: fullSync)
         let retry = config.topology.retryDelays
         func worker<H: QueueHandler>(_ queue: BridgeTopology.WorkQueue, _ handler: H, circuit: Bool) -> QueueWorker<H> {
             QueueWorker(
