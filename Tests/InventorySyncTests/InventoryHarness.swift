@@ -57,7 +57,8 @@ final class InventoryHarness: Sendable {
     ///   Shopify's at `shopifyStock` everywhere (the full sync corrects it); `push`: erp-sim pushes its changes.
     static func make(
         _ prefix: String, skus: Int = 20, erpStock: ClosedRange<Int> = 0...40, shopifyStock: Int = 100, push: Bool = true,
-        catchAll: String? = nil, webhookDelivery: WebhookDeliverer.Policy = .init(timeScale: 0.01)
+        catchAll: String? = nil, webhookDelivery: WebhookDeliverer.Policy = .init(timeScale: 0.01),
+        bucket: ThrottleBucket = ThrottleBucket(restoreRate: 1000)
     ) async throws -> InventoryHarness {
         let broker = try TestBroker.shared()
         let vhost = try await broker.makeVhost(prefix)
@@ -99,7 +100,7 @@ final class InventoryHarness: Sendable {
         let (erpPort, erpTask) = await TestHTTPServer.start(erpRouter, label: "erp-sim")
 
         let shopify = try await TestShopifyAdmin.start(
-            skus: skus, locations: 2, initialStock: shopifyStock, webhookSecret: webhookSecret, deliveryPolicy: webhookDelivery)
+            bucket: bucket, skus: skus, locations: 2, initialStock: shopifyStock, webhookSecret: webhookSecret, deliveryPolicy: webhookDelivery)
         await shopify.deliverer.subscribe(topic: "*", url: "\(ingestURL)/webhooks/shopify")
         return InventoryHarness(
             broker: broker, vhost: vhost, publisher: publisher, erpStore: erpStore, inventory: inventory, pusher: pusher,
@@ -109,13 +110,13 @@ final class InventoryHarness: Sendable {
     var locations: [Int64] { shopify.store.locations }
 
     /// The configuration keys of a syncer (or forwarder) of this harness, as environment variables.
-    func environment(safetyStock: Int = 2, extra: [String: String] = [:]) -> [String: String] {
+    func environment(safetyStock: Int = 2, plan: String = "plus", extra: [String: String] = [:]) -> [String: String] {
         var env = [
             "BROKER_URL": broker.url(vhost: vhost), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
             "TOPOLOGY_RETRY_DELAYS": Self.settings.retryDelays.map(BridgeTopology.label).joined(separator: ","),
             "SHOPS": Self.shopId, "SHOP_ACME_DOMAIN": Self.shopDomain, "SHOP_ACME_WEBHOOK_SECRETS": Self.webhookSecret,
             "SHOP_ACME_ADMIN_TOKEN": TestShopifyAdmin.token, "SHOP_ACME_ADMIN_URL": "http://127.0.0.1:\(shopify.port)",
-            "SHOP_ACME_PLAN": "plus",
+            "SHOP_ACME_PLAN": plan,
             "SHOP_ACME_LOCATIONS": "WH-1=\(locations[0]),WH-2=\(locations[1])",
             "ERP_BASE_URL": erpURL, "ERP_API_KEY": Self.apiKey, "ERP_WEBHOOK_SECRET": Self.erpSecret, "ERP_TIMEOUT": "30s",
             "INVENTORY_SYNCER_SAFETY_STOCK": "\(safetyStock)", "INVENTORY_SYNCER_COALESCE_WINDOW": "50ms",
@@ -138,10 +139,10 @@ final class InventoryHarness: Sendable {
     /// `InventorySyncerProcess.build`, in one `ServiceGroup`. `waitActive`: returns once it holds the lease and
     /// its first full sync loaded the catalogue.
     func startSyncer(
-        safetyStock: Int = 2, extra: [String: String] = [:], waitActive: Bool = true,
+        safetyStock: Int = 2, plan: String = "plus", extra: [String: String] = [:], waitActive: Bool = true,
         afterRead: (@Sendable () async -> Void)? = nil
     ) async throws -> RunningSyncer {
-        let env = environment(safetyStock: safetyStock, extra: extra)
+        let env = environment(safetyStock: safetyStock, plan: plan, extra: extra)
         let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)
         let runtime = try BridgeRuntime.make(.inventorySyncer, config: config, logger: Self.quietLogger)
         let process = try InventorySyncerProcess.build(

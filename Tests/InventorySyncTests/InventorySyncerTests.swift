@@ -72,4 +72,38 @@ struct InventorySyncerTests {
         await s.stop()
         await h.close()
     }
+
+    @Test("a throttling storm on the Standard plan's bucket: every change written, THROTTLED under 1% of calls")
+    func throttlingStorm() async throws {
+        let skus = 150
+        let h = try await InventoryHarness.make(
+            "inv-storm", skus: skus, shopifyStock: 20, bucket: ThrottleBucket(restoreRate: 100))
+        let s = try await h.startSyncer(safetyStock: 0, plan: "standard")
+        #expect(await eventually(timeout: .seconds(90)) { await h.mismatches(skus: skus, safetyStock: 0).isEmpty })
+        let before = s.process.syncer.shops[0].client.stats
+        let settledBefore = s.process.erpStock.settledTotal
+        // 900 changes at once over 300 levels (three per level): far more reads than one bucket holds.
+        var changes = 0
+        for round in 0..<3 {
+            for n in 1...skus {
+                for w in 1...2 {
+                    await h.inventory.move(sku: OrderGenerator.sku(n), warehouse: "WH-\(w)", available: 30 + round * 7 + (n + w) % 11)
+                    changes += 1
+                }
+            }
+        }
+        let settled = await eventually(timeout: .seconds(240)) { s.process.erpStock.settledTotal - settledBefore >= changes }
+        #expect(settled, "\(s.process.erpStock.settledTotal - settledBefore) of \(changes) settled: \(s.erpCounts)")
+        let left = await h.mismatches(skus: skus, safetyStock: 0)
+        #expect(left.isEmpty, "\(left.count) levels wrong: \(left.prefix(5))")
+        #expect(s.erpCounts["dead_lettered"] == nil && s.erpCounts["retried"] == nil, "nothing lost or retried: \(s.erpCounts)")
+        let after = s.process.syncer.shops[0].client.stats
+        let requests = after.requests - before.requests
+        let throttled = after.throttled - before.throttled
+        #expect(requests > 0)
+        #expect(Double(throttled) <= 0.01 * Double(requests), "\(throttled) THROTTLED of \(requests) calls")
+        print("throttling storm: \(changes) changes, \(requests) calls, \(throttled) THROTTLED, \(after.pointsUsed - before.pointsUsed) points, waited \(after.waited - before.waited), \(s.erpCounts)")
+        await s.stop()
+        await h.close()
+    }
 }
