@@ -91,6 +91,20 @@ struct ConfigTests {
         #expect(c.flows.map(\.domain).contains(.customers))
     }
 
+    @Test("warehouse -> location maps and the inventory-syncer's settings are read; a malformed or doubled entry is refused")
+    func inventoryMaps() async throws {
+        let c = try await loadConfig(
+            yaml: validShop + "\n    locations: [\"WH-1=70000000001\", \"WH-2 = gid://shopify/Location/70000000002\"]\n"
+                + "inventory_syncer:\n  safety_stock: 3\n  raise_delay: 500ms\n  erp_feed_poll: 5s\n")
+        #expect(c.shops[0].locations == ["WH-1": "70000000001", "WH-2": "70000000002"])
+        #expect(c.inventorySyncer.safetyStock == 3)
+        #expect(c.inventorySyncer.raiseDelay == .milliseconds(500))
+        #expect(c.inventorySyncer.feedPollInterval == .seconds(5))
+        #expect(try await loadConfig(yaml: validShop).inventorySyncer.feedPollInterval == nil, "the feed is off by default")
+        await expectConfigError("shop.acme.locations", yaml: validShop + "\n    locations: [\"WH-1\"]")
+        await expectConfigError("shop.acme.locations", yaml: validShop + "\n    locations: [\"WH-1=7\", \"WH-2=7\"]")
+    }
+
     @Test("environment variables override the file, including nested shop keys and lists")
     func environmentOverrides() async throws {
         let c = try await loadConfig(yaml: validShop, env: [

@@ -20,16 +20,22 @@ struct TopologyDefinitionTests {
         #expect(committed == fresh)
     }
 
-    @Test("every work queue is a quorum queue with a delivery limit and at-least-once dead-lettering into its DLQ")
+    @Test("every work queue is a quorum queue with a delivery limit and at-least-once dead-lettering into its DLQ; a copy queue expires and drops its oldest instead of refusing ingest")
     func workQueueArguments() {
         let t = BridgeTopology.topology(BridgeConfig.TopologySettings())
         for w in BridgeTopology.workQueues {
             let q = t.queues.first { $0.name == w.name }!
             #expect(q.arguments["x-queue-type"] == "quorum")
             #expect(q.arguments["x-delivery-limit"] == .int(10))
-            #expect(q.arguments["x-dead-letter-strategy"] == "at-least-once")
-            #expect(q.arguments["x-overflow"] == "reject-publish")
-            #expect(q.arguments["x-dead-letter-exchange"] == .string(BridgeTopology.deadLetter))
+            if let maxAge = w.maxAge {
+                #expect(q.arguments["x-overflow"] == "drop-head")
+                #expect(q.arguments["x-message-ttl"] == .int(maxAge.wholeMilliseconds))
+                #expect(q.arguments["x-dead-letter-exchange"] == nil, "expired copies are dropped, not dead-lettered")
+            } else {
+                #expect(q.arguments["x-dead-letter-strategy"] == "at-least-once")
+                #expect(q.arguments["x-overflow"] == "reject-publish")
+                #expect(q.arguments["x-dead-letter-exchange"] == .string(BridgeTopology.deadLetter))
+            }
             #expect(t.queues.contains { $0.name == BridgeTopology.deadLetterQueue(of: w.name) })
             #expect(t.bindings.contains(.init(exchange: BridgeTopology.deadLetter, queue: w.name + ".dlq", routingKey: w.name)))
             for d in [Duration.seconds(5), .seconds(30), .seconds(300)] {
