@@ -21,6 +21,9 @@ let package = Package(
         .library(name: "Messaging", targets: ["Messaging"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "ShopifySimulator", targets: ["ShopifySimulator"]),
+        .library(name: "InventorySync", targets: ["InventorySync"]),
+        .library(name: "Shopify", targets: ["Shopify"]),
+        .library(name: "ERP", targets: ["ERP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),

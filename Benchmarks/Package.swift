@@ -42,6 +42,17 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "inventory-bench",
+            dependencies: [
+                .product(name: "BridgeDomain", package: bridge),
+                .product(name: "ERP", package: bridge),
+                .product(name: "InventorySync", package: bridge),
+                .product(name: "Shopify", package: bridge),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
             name: "forwarder-bench",
             dependencies: [
                 "BenchSupport",

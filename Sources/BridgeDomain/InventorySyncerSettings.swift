@@ -9,41 +9,29 @@ public struct InventorySyncerSettings: Sendable, Equatable {
     public var safetyStock: Int
     /// How long stock changes are gathered before one write (per shop, item and location the last figure wins).
     public var coalesceWindow: Duration
-    /// A Shopify level that differs from the ERP's figure is re-checked after this long before it is reverted: a
-    /// sale's level change can arrive before its order does.
+    /// A Shopify level that differs from what the syncer wrote is checked again after this long (whatever changed
+    /// it settles first), then set back if it still differs from the rule.
     public var overrideGrace: Duration
-    /// A level going up is written this long after the change that raised it, less what Shopify sold meanwhile:
-    /// a sale's order can reach the syncer after Shopify took its units off, and must not be handed back.
-    public var raiseDelay: Duration
     /// Poll the ERP's change feed this often (for ERPs that cannot push); nil: off.
     public var feedPollInterval: Duration?
     /// Where the syncer keeps its feed cursor (a small JSON file).
     public var statePath: String
-    /// Units of an order Shopify accepted are held back until the ERP's stock shows the order (a stock change
-    /// naming it) or this long has passed.
-    public var pendingTTL: Duration
-    /// The ERP warehouse that allocates Shopify orders (their pending units are held back there); nil: the
-    /// first warehouse of each shop's `locations`.
-    public var orderWarehouse: String?
     /// Deliveries each queue hands the syncer at once (changes waiting in one coalescing window).
     public var prefetch: Int
 
     public init(
         enabled: Bool = true, fullSyncInterval: Duration = .seconds(3600), safetyStock: Int = 0,
         coalesceWindow: Duration = .milliseconds(250), overrideGrace: Duration = .seconds(5),
-        raiseDelay: Duration = .seconds(2), feedPollInterval: Duration? = nil, statePath: String = "inventory-syncer.state.json",
-        pendingTTL: Duration = .seconds(900), orderWarehouse: String? = nil, prefetch: Int = 500
+        feedPollInterval: Duration? = nil, statePath: String = "inventory-syncer.state.json",
+        prefetch: Int = 500
     ) {
         self.enabled = enabled
         self.fullSyncInterval = fullSyncInterval
         self.safetyStock = safetyStock
         self.coalesceWindow = coalesceWindow
         self.overrideGrace = overrideGrace
-        self.raiseDelay = raiseDelay
         self.feedPollInterval = feedPollInterval
         self.statePath = statePath
-        self.pendingTTL = pendingTTL
-        self.orderWarehouse = orderWarehouse
         self.prefetch = prefetch
     }
 
@@ -58,11 +46,8 @@ public struct InventorySyncerSettings: Sendable, Equatable {
             coalesceWindow: p.duration(
                 "inventory_syncer.coalesce_window", default: .milliseconds(250), range: .zero ... .seconds(60)),
             overrideGrace: p.duration("inventory_syncer.override_grace", default: .seconds(5), range: .zero ... .seconds(600)),
-            raiseDelay: p.duration("inventory_syncer.raise_delay", default: .seconds(2), range: .zero ... .seconds(600)),
             feedPollInterval: feed == .zero ? nil : feed,
             statePath: p.string("inventory_syncer.state_path", default: "inventory-syncer.state.json"),
-            pendingTTL: p.duration("inventory_syncer.pending_ttl", default: .seconds(900), range: .seconds(1) ... .seconds(86400)),
-            orderWarehouse: p.optionalString("inventory_syncer.order_warehouse"),
             prefetch: p.int("inventory_syncer.prefetch", default: 500, range: 1...10_000))
     }
 }

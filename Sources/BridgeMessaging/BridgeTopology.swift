@@ -10,7 +10,7 @@ import Messaging
 ///                    --compliance topics, app.uninstalled---> q.compliance
 /// erp.in (topic)     --inventory.#-------------------------> q.erp-inventory      (inventory-syncer)
 ///                    --shipment.#--------------------------> q.erp-shipments
-///                    --orders.create orders.cancelled (copies)--> q.inventory-orders (inventory-syncer)
+///                    --orders.fulfilled (a copy)-----------> q.inventory-orders   (inventory-syncer)
 /// bridge.events (topic) --#--------------------------------> q.alerter            (alerter)
 /// bridge.retry (direct) --<queue>.<delay>--> <queue>.retry.<delay> --TTL--> bridge.work --<queue>--> <queue>
 /// bridge.work (direct)  --<queue>--> <queue>   (retry returns, DLQ replays, reconciler commands)
@@ -64,11 +64,11 @@ public enum BridgeTopology {
     public static let erpInventory = WorkQueue(name: "q.erp-inventory", consumer: "inventory-syncer", exchange: erpInbound)
     public static let erpShipments = WorkQueue(name: "q.erp-shipments", consumer: "order-forwarder", exchange: erpInbound)
     public static let alerter = WorkQueue(name: "q.alerter", consumer: "alerter", exchange: events)
-    /// Copies of new and cancelled orders for the inventory-syncer, which holds their units back until the ERP
-    /// counts them. Kept an hour at most: an older copy has nothing left to hold back.
+    /// Copies of fulfilled orders for the inventory-syncer: a fulfilment takes the order's units out of Shopify's
+    /// `committed`, and out of the syncer's count of what the ERP holds for Shopify orders. Kept an hour at most.
     public static let inventoryOrders = WorkQueue(
         name: "q.inventory-orders", consumer: "inventory-syncer", exchange: shopifyInbound,
-        copies: ["orders/create", "orders/cancelled"].map { routingKey(forShopifyTopic: $0) }, maxAge: .seconds(3600))
+        copies: [routingKey(forShopifyTopic: "orders/fulfilled")], maxAge: .seconds(3600))
 
     public static let workQueues: [WorkQueue] = [
         orders, shopifyInventory, compliance, erpInventory, erpShipments, alerter, inventoryOrders,

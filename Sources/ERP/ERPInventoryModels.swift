@@ -13,8 +13,14 @@ public struct ERPStockChange: Codable, Sendable, Equatable {
     public var changedAt: String?
     /// The ERP document that moved the stock (a sales order's external reference), when the ERP says so.
     public var orderRef: String?
+    /// With `orderRef`: the units the movement took for that order (negative) or gave back (positive).
+    public var quantity: Int?
 
-    public init(seq: Int64, sku: String, warehouse: String, available: Int, changedAt: String? = nil, orderRef: String? = nil) {
+    public init(
+        seq: Int64, sku: String, warehouse: String, available: Int, changedAt: String? = nil, orderRef: String? = nil,
+        quantity: Int? = nil
+    ) {
+        self.quantity = quantity
         self.seq = seq
         self.sku = sku
         self.warehouse = warehouse
@@ -27,6 +33,7 @@ public struct ERPStockChange: Codable, Sendable, Equatable {
         case seq, sku, warehouse, available
         case changedAt = "changed_at"
         case orderRef = "order_ref"
+        case quantity
     }
 }
 

@@ -4,4 +4,11 @@ public enum ERPReference {
     public static func salesOrder(shop: String, orderId: Int64) -> String { "shopify.\(shop).\(orderId)" }
     public static func customer(shop: String, customerId: Int64) -> String { "shopify.\(shop).customer.\(customerId)" }
     public static func refund(shop: String, refundId: Int64) -> String { "shopify.\(shop).refund.\(refundId)" }
+
+    /// The shop id of a sales order's reference (`shopify.<shop>.<order id>`); nil for any other reference.
+    public static func shop(ofSalesOrder ref: String) -> String? {
+        let parts = ref.split(separator: ".")
+        guard parts.count == 3, parts[0] == "shopify", Int64(parts[2]) != nil else { return nil }
+        return String(parts[1])
+    }
 }

@@ -20,6 +20,8 @@ public actor ERPInventory {
         public var changedAt: Date
         /// The sales order whose allocation moved the stock (its external reference); nil for other movements.
         public var orderRef: String? = nil
+        /// The movement's quantity (negative: taken), given with `orderRef`.
+        public var quantity: Int? = nil
     }
 
     public struct PriceList: Sendable, Equatable {
@@ -41,8 +43,9 @@ public actor ERPInventory {
     public private(set) var changes: [Change] = []
     public private(set) var priceLists: [PriceList] = []
     private var rng: SplitMix64
-    /// Units taken from stock per sales-order document and SKU (what a cancellation or an edit gives back).
-    private var allocations: [String: [String: Int]] = [:]
+    /// Per sales-order document and SKU: units promised (the order's lines) and taken from stock (what a
+    /// cancellation or an edit gives back; the difference is backordered).
+    private var allocations: [String: [String: (promised: Int, taken: Int)]] = [:]
     /// The warehouse sales orders are allocated from (the ERP's default fulfilment warehouse).
     public nonisolated let allocationWarehouse: String
     /// Units ordered that the warehouse did not have when the order arrived: the oversell counter. A bridge that
@@ -104,14 +107,17 @@ public actor ERPInventory {
 
     /// Sets a level (a goods receipt, a pick, a count) and records the change.
     @discardableResult
-    public func move(sku: String, warehouse: String, available: Int, at date: Date = Date(), orderRef: String? = nil) async -> Change? {
+    public func move(
+        sku: String, warehouse: String, available: Int, at date: Date = Date(), orderRef: String? = nil, quantity: Int? = nil
+    ) async -> Change? {
         let key = "\(sku)|\(warehouse)"
         guard var level = levels[key] else { return nil }
         level.available = available
         level.updatedAt = date
         levels[key] = level
         let change = Change(
-            seq: Int64(changes.count + 1), sku: sku, warehouse: warehouse, available: available, changedAt: date, orderRef: orderRef)
+            seq: Int64(changes.count + 1), sku: sku, warehouse: warehouse, available: available, changedAt: date, orderRef: orderRef,
+            quantity: quantity)
         changes.append(change)
         for l in listeners { await l(change) }
         return change
@@ -126,30 +132,39 @@ public actor ERPInventory {
     public func allocate(document: String, orderRef: String, lines: [(sku: String, quantity: Int)], cancelled: Bool) async {
         var wanted: [String: Int] = [:]
         if !cancelled { for l in lines { wanted[l.sku, default: 0] += l.quantity } }
-        let held = allocations[document] ?? [:]
-        var now = held
+        var held = allocations[document] ?? [:]
         for sku in Set(wanted.keys).union(held.keys).sorted() {
             let key = "\(sku)|\(allocationWarehouse)"
             guard let level = levels[key] else { continue }
             let want = wanted[sku] ?? 0
-            let have = held[sku] ?? 0
-            if want > have {
-                let taken = min(want - have, level.available)
-                if taken < want - have {
-                    oversoldUnits += want - have - taken
+            var line = held[sku] ?? (promised: 0, taken: 0)
+            if want > line.promised {
+                // Take what the warehouse has; the rest is backordered and counted as oversold.
+                let need = want - line.promised
+                let take = min(need, level.available)
+                if take < need {
+                    oversoldUnits += need - take
                     oversoldOrders.insert(document)
                 }
-                // A short allocation still records the whole line: the backorder is what was promised.
-                now[sku] = want
-                if taken > 0 {
-                    await move(sku: sku, warehouse: allocationWarehouse, available: level.available - taken, orderRef: orderRef)
+                line = (want, line.taken + take)
+                if take > 0 {
+                    await move(
+                        sku: sku, warehouse: allocationWarehouse, available: level.available - take, orderRef: orderRef,
+                        quantity: -take)
                 }
-            } else if want < have {
-                now[sku] = want
-                await move(sku: sku, warehouse: allocationWarehouse, available: level.available + (have - want), orderRef: orderRef)
+            } else if want < line.promised {
+                // A smaller promise cancels the backorder first, then gives back what was taken.
+                let back = max(0, line.taken - want)
+                line = (want, line.taken - back)
+                if back > 0 {
+                    await move(
+                        sku: sku, warehouse: allocationWarehouse, available: level.available + back, orderRef: orderRef,
+                        quantity: back)
+                }
             }
+            held[sku] = line.promised > 0 ? line : nil
         }
-        allocations[document] = now.filter { $0.value > 0 }
+        allocations[document] = held
     }
 
     /// `count` seeded random movements (receipts and picks) over the first `skuRange` SKUs.

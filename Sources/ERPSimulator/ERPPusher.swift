@@ -68,6 +68,7 @@ public actor ERPPusher {
             "changed_at": c.changedAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
         ]
         if let ref = c.orderRef { o["order_ref"] = ref }
+        if let q = c.quantity { o["quantity"] = q }
         return (try? JSONSerialization.data(withJSONObject: o)) ?? Data()
     }
 }

@@ -46,6 +46,7 @@ public struct ERPSimulatorRoutes: Sendable {
                             "seq": c.seq, "sku": c.sku, "warehouse": c.warehouse, "available": c.available, "changed_at": Self.iso(c.changedAt),
                         ]
                         if let ref = c.orderRef { o["order_ref"] = ref }
+                        if let q = c.quantity { o["quantity"] = q }
                         return o
                     },
                     "cursor": String(changes.last?.seq ?? cursor),

@@ -52,6 +52,13 @@ public struct FullSyncReport: Sendable, Codable, Equatable {
     /// Levels that already matched the rule.
     public var inSync = 0
     public var seconds: Double = 0
+    /// Of `seconds`: reading Shopify (the bulk query) and writing the corrections.
+    public var shopifyReadSeconds: Double = 0
+    public var writeSeconds: Double = 0
+    /// Admin API calls and cost points the corrections took, and how many came back THROTTLED.
+    public var writeCalls = 0
+    public var writePoints = 0
+    public var writeThrottled = 0
     /// The first drifted levels (for the report and `--dry-run`): SKU@warehouse, Shopify's figure, the target.
     public var samples: [Sample] = []
 
@@ -65,7 +72,9 @@ public struct FullSyncReport: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case shop, dryRun = "dry_run", runId = "run_id", compared, drifted, driftUnits = "drift_units", corrected, rejected
         case unknownSKUs = "unknown_skus", unknownSKUCount = "unknown_sku_count", notStocked = "not_stocked"
-        case inSync = "in_sync", seconds, samples
+        case inSync = "in_sync", seconds, samples, shopifyReadSeconds = "shopify_read_seconds"
+        case writeSeconds = "write_seconds", writeCalls = "write_calls", writePoints = "write_points"
+        case writeThrottled = "write_throttled"
     }
 }
 
@@ -113,9 +122,9 @@ public struct FullSync: Sendable {
         let started = ContinuousClock.now
         var report = FullSyncReport(shop: shop.shop.id, runId: runId, dryRun: dryRun)
         let snapshot = try await readShopify(shop)
+        report.shopifyReadSeconds = (ContinuousClock.now - started).seconds
         await catalogueLoaded?()
-        var corrections: [LevelKey: Int] = [:]
-        var current: [LevelKey: Int] = [:]
+        var corrections: Set<LevelKey> = []
         var names: [LevelKey: StockKey] = [:]
         var unknown: Set<String> = []
         let drift = Recorder(label: "inventory_drift_units", dimensions: [("shop", shop.shop.id)], aggregate: true)
@@ -126,11 +135,12 @@ public struct FullSync: Sendable {
                 continue
             }
             let level = LevelKey(inventoryItemId: item, locationId: location)
-            guard let shown = snapshot.available[level] else {
+            guard let figures = snapshot.levels[level] else {
                 report.notStocked += 1
                 continue
             }
-            guard let target = await shop.targets.target(key) else { continue }
+            let shown = figures.available
+            guard let target = await shop.targets.target(key, committed: figures.committed) else { continue }
             report.compared += 1
             if shown == target.quantity {
                 report.inSync += 1
@@ -142,14 +152,20 @@ public struct FullSync: Sendable {
             if report.samples.count < 20 {
                 report.samples.append(.init(sku: key.sku, warehouse: key.warehouse, shopify: shown, target: target.quantity))
             }
-            corrections[level] = target.quantity
-            current[level] = shown
+            corrections.insert(level)
             names[level] = key
         }
         report.unknownSKUCount = unknown.count
         report.unknownSKUs = Array(unknown.sorted().prefix(20))
         if !dryRun, !corrections.isEmpty {
-            let written = try await shop.correct(corrections, current: current, decision: "sync-\(runId)")
+            let writeStarted = ContinuousClock.now
+            let before = shop.client.stats
+            let written = try await shop.correct(corrections, known: snapshot.levels, decision: "sync-\(runId)")
+            let after = shop.client.stats
+            report.writeSeconds = (ContinuousClock.now - writeStarted).seconds
+            report.writeCalls = after.requests - before.requests
+            report.writePoints = after.pointsUsed - before.pointsUsed
+            report.writeThrottled = after.throttled - before.throttled
             report.corrected = written.written.count
             report.rejected = Dictionary(
                 written.rejected.map { (names[$0.key].map(\.description) ?? $0.key.description, $0.value) },

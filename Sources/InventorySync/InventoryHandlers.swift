@@ -1,3 +1,4 @@
+import BridgeDomain
 import BridgeMessaging
 import ERP
 import Foundation
@@ -12,6 +13,8 @@ enum InventoryFailures {
         switch error {
         case let f as ProcessingFailure:
             return .failed(f)
+        case let v as PolicyViolation:
+            return .failed(ProcessingFailure(errorClass: "policy_violation", message: "\(v)", retryable: false))
         case let e as ShopifyAdminError where e.retryable:
             return .outage(ProcessingFailure(errorClass: "shopify_unavailable", message: "\(e)", retryable: true), retryAfter: nil)
         case let e as ShopifyAdminError:
@@ -123,11 +126,12 @@ public struct ERPStockHandler: QueueHandler {
     public func classify(_ error: any Error) -> WorkFailure { InventoryFailures.classify(error) }
 }
 
-/// `q.shopify-inventory`: Shopify's `inventory_levels/update`. Most are the echo of the syncer's own writes or of a
-/// sale (the level already equals what the ERP's figure and the pending orders give): ignored. A level that differs
-/// is checked again after `override_grace` (a sale's level change can come before its order) and, if it still
-/// differs, set back to the ERP's figure: the ERP owns inventory, a manual edit in Shopify's admin is reverted,
-/// with `inventory_overrides_reverted_total` and a log line naming the item, the location and both values.
+/// `q.shopify-inventory`: Shopify's `inventory_levels/update`. One that carries the figure the syncer last wrote is
+/// its own echo: ignored (`inventory_echo_total`). Any other (a sale, a cancellation's restock, a manual edit) is
+/// checked after `override_grace` on fresh figures (`available` and `committed`, read together): a sale leaves the
+/// level where the rule puts it (`settled`); a level that still differs is set back to the ERP's figure: the ERP
+/// owns inventory, a manual edit in Shopify's admin is reverted, with `inventory_overrides_reverted_total` and a
+/// log line naming the item, the location and both values.
 public struct ShopifyLevelHandler: QueueHandler {
     public let syncer: InventorySyncer
     public var subject: String { "Shopify inventory level" }
@@ -161,15 +165,14 @@ public struct ShopifyLevelHandler: QueueHandler {
         context.logger[metadataKey: "level"] = "\(level)"
         guard let shown = payload.available else { return WorkOutcome("ignored_untracked") }
         guard let stock = await shop.targets.stockKey(level) else { return WorkOutcome("ignored_unmapped") }
-        guard let target = await shop.targets.target(stock) else { return WorkOutcome("ignored_no_erp_figure") }
-        let echo = Counter(label: "inventory_echo_total", dimensions: [("shop", shop.shop.id)])
-        if shown == target.quantity {
-            echo.increment()
-            return WorkOutcome("in_sync")
+        guard await syncer.picture.available(stock) != nil else { return WorkOutcome("ignored_no_erp_figure") }
+        if await shop.memory.lastWritten(level) == shown {
+            Counter(label: "inventory_echo_total", dimensions: [("shop", shop.shop.id)]).increment()
+            return WorkOutcome("echo")
         }
-        // It differs: give the order that may have caused it time to arrive, then decide on fresh figures.
+        // Not ours: let whatever caused it settle, then decide on fresh figures.
         try await Task.sleep(for: syncer.settings.overrideGrace)
-        let report = try await shop.sync([level], decision: "override-\(message.envelope.deliveryId)")
+        let report = try await shop.sync([level], decision: "level-\(message.envelope.deliveryId)")
         if let code = report.rejected[level] {
             throw ProcessingFailure(errorClass: "shopify_rejected", message: "Shopify refused \(level): \(code)", retryable: false)
         }
@@ -187,10 +190,10 @@ public struct ShopifyLevelHandler: QueueHandler {
     public func classify(_ error: any Error) -> WorkFailure { InventoryFailures.classify(error) }
 }
 
-/// `q.inventory-orders`: copies of Shopify's `orders/create` and `orders/cancelled`, so the syncer holds back the
-/// units of orders Shopify accepted that the ERP does not count yet (the forwarder may be behind, or the ERP down).
-/// Nothing is written here: Shopify already took the units off its own `available`; holding them back keeps the
-/// syncer from putting them back until the ERP's figure shows the order.
+/// `q.inventory-orders`: copies of Shopify's `orders/fulfilled`. A fulfilled order leaves Shopify's `committed`;
+/// the units the ERP held for it leave the syncer's count at the same time, so the two keep describing the same
+/// orders. (A partial fulfilment is counted when the order is fulfilled in full: until then the shipped units are
+/// still counted as held, which can show them in Shopify for that while.)
 public struct OrderActivityHandler: QueueHandler {
     public let syncer: InventorySyncer
     public var subject: String { "order for inventory" }
@@ -199,18 +202,10 @@ public struct OrderActivityHandler: QueueHandler {
 
     public func prepare() async throws { await syncer.lease?.waitUntilActive() }
 
-    struct Payload: Decodable {
-        struct Line: Decodable {
-            var sku: String?
-            var quantity: Int
-        }
-        var id: Int64
-        var line_items: [Line]?
-    }
+    struct Payload: Decodable { var id: Int64 }
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
-        let topic = message.envelope.topic
-        guard topic == "orders/create" || topic == "orders/cancelled" else { return WorkOutcome("ignored_topic") }
+        guard message.envelope.topic == "orders/fulfilled" else { return WorkOutcome("ignored_topic") }
         guard let shop = syncer.shop(domain: message.envelope.shopDomain) else { return WorkOutcome("ignored_unknown_shop") }
         let order: Payload
         do {
@@ -218,19 +213,8 @@ public struct OrderActivityHandler: QueueHandler {
         } catch {
             throw InventoryFailures.invalid("a Shopify order", error)
         }
-        let ref = ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id)
-        if topic == "orders/cancelled" {
-            await syncer.picture.cancel(shop: shop.shop.id, orderRef: ref)
-            return WorkOutcome("released")
-        }
-        guard let warehouse = shop.targets.orderWarehouse else { return WorkOutcome("ignored_no_warehouse") }
-        var lines: [String: Int] = [:]
-        for l in order.line_items ?? [] {
-            guard let sku = l.sku, !sku.isEmpty, l.quantity > 0 else { continue }
-            lines[sku, default: 0] += l.quantity
-        }
-        await syncer.picture.accept(shop: shop.shop.id, orderRef: ref, warehouse: warehouse, lines: lines)
-        return WorkOutcome("held_back")
+        await syncer.picture.fulfilled(shop: shop.shop.id, orderRef: ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id))
+        return WorkOutcome("fulfilled")
     }
 
     public func classify(_ error: any Error) -> WorkFailure { InventoryFailures.classify(error) }

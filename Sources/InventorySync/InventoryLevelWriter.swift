@@ -5,6 +5,17 @@ import Logging
 import Metrics
 import Shopify
 
+/// What Shopify shows of a level, read in one go: `available`, and `committed` (units of unfulfilled orders).
+public struct LevelFigures: Sendable, Equatable {
+    public var available: Int
+    public var committed: Int
+
+    public init(available: Int, committed: Int = 0) {
+        self.available = available
+        self.committed = committed
+    }
+}
+
 /// One inventory level in Shopify: an inventory item at a location (Admin API global ids).
 public struct LevelKey: Hashable, Sendable, CustomStringConvertible {
     public var inventoryItemId: String
@@ -29,26 +40,10 @@ public struct LevelWriteReport: Sendable, Equatable {
     public var rejected: [LevelKey: String] = [:]
     /// Compare-and-set conflicts (a sale or a manual edit moved a level between read and write), each re-read.
     public var staleConflicts = 0
-    /// Raises not written (`Raises.hold`), with the quantity read: the baseline of the later `settle` pass.
-    public var heldRaises: [LevelKey: Int] = [:]
-
     public init() {}
-
-    /// Folds a later pass over some of the same levels into this report.
-    public mutating func merge(_ later: LevelWriteReport) {
-        for (k, v) in later.written { written[k] = v }
-        for k in later.written.keys { unchanged.remove(k) }
-        unchanged.formUnion(later.unchanged.subtracting(written.keys))
-        for (k, v) in later.rejected { rejected[k] = v }
-        staleConflicts += later.staleConflicts
-        for k in later.written.keys { heldRaises[k] = nil }
-        for k in later.unchanged { heldRaises[k] = nil }
-        for k in later.rejected.keys { heldRaises[k] = nil }
-    }
 
     public static func == (a: Self, b: Self) -> Bool {
         a.unchanged == b.unchanged && a.rejected == b.rejected && a.staleConflicts == b.staleConflicts
-            && a.heldRaises == b.heldRaises
             && a.written.mapValues { [$0.from, $0.to] } == b.written.mapValues { [$0.from, $0.to] }
     }
 }
@@ -63,18 +58,8 @@ public struct LevelWriteReport: Sendable, Equatable {
 /// the fresh figures. A row Shopify refuses for a reason of its own is taken out and reported; the other rows are
 /// sent again without it, so one bad row never blocks 249 good ones.
 public final class InventoryLevelWriter: Sendable {
-    /// What to do with a row that would raise a level above what was read.
-    ///
-    /// Lowering a level is always safe; raising it is safe only once every sale Shopify made before the read is
-    /// known to the syncer (a sale's `orders/create` can arrive after Shopify already took the units off). So the
-    /// syncer writes in two passes: `hold` writes what lowers and reports the raises with the figure read, and after
-    /// `inventory_syncer.raise_delay` `settle` writes them, less whatever Shopify sold meanwhile (baseline − the
-    /// figure read now): a sale whose order is still on its way is never handed back to Shopify.
-    public enum Raises: Sendable {
-        case write
-        case hold
-        case settle(baselines: [LevelKey: Int])
-    }
+    /// Decides the figure to write for each level from what was just read (nil: leave it alone).
+    public typealias Decide = @Sendable ([LevelKey: LevelFigures]) async -> [LevelKey: Int]
 
     public let client: ShopifyAdminClient
     let shopId: String
@@ -93,61 +78,55 @@ public final class InventoryLevelWriter: Sendable {
         self.afterRead = afterRead
     }
 
-    /// Writes `desired` (the last figure per key wins), 250 rows per call.
+    /// Writes fixed figures (the last per key wins), 250 rows per call.
     ///
-    /// - Parameters:
-    ///   - decision: what asked for these figures, stable across retries of the same request (the ERP event's id,
-    ///     the full sync's run id): part of every idempotency key.
-    ///   - knownCurrent: figures just read by other means (the full sync's bulk read): the first round compares
-    ///     against them instead of reading each level again; a conflict re-reads as usual.
+    /// - Parameter decision: what asked for these figures, stable across retries of the same request (the ERP
+    ///   event's id, the full sync's run id): part of every idempotency key.
     public func write(
-        _ desired: [LevelKey: Int], decision: String, reason: String = "correction", knownCurrent: [LevelKey: Int]? = nil,
-        raises: Raises = .write
+        _ desired: [LevelKey: Int], decision: String, reason: String = "correction"
+    ) async throws(ShopifyAdminError) -> LevelWriteReport {
+        try await write(Set(desired.keys), decision: decision, reason: reason) { _ in desired }
+    }
+
+    /// Writes what `decide` makes of each level's fresh figures, 250 rows per call: the figures are read (or
+    /// `known`, for the first round: the full sync's bulk read), decided, and written compare-and-set; a conflict
+    /// reads and decides again.
+    public func write(
+        _ keys: Set<LevelKey>, decision: String, reason: String = "correction", known: [LevelKey: LevelFigures]? = nil,
+        decide: Decide
     ) async throws(ShopifyAdminError) -> LevelWriteReport {
         var report = LevelWriteReport()
-        let keys = desired.keys.sorted { $0.description < $1.description }
+        let sorted = keys.sorted { $0.description < $1.description }
         var start = 0
-        while start < keys.count {
-            let chunk = Array(keys[start..<min(start + 250, keys.count)])
-            try await writeChunk(
-                chunk, desired: desired, decision: decision, reason: reason, knownCurrent: knownCurrent, raises: raises,
-                into: &report)
+        while start < sorted.count {
+            let chunk = Array(sorted[start..<min(start + 250, sorted.count)])
+            try await writeChunk(chunk, decision: decision, reason: reason, known: known, decide: decide, into: &report)
             start += 250
         }
         return report
     }
 
     private func writeChunk(
-        _ chunk: [LevelKey], desired: [LevelKey: Int], decision: String, reason: String, knownCurrent: [LevelKey: Int]?,
-        raises: Raises, into report: inout LevelWriteReport
+        _ chunk: [LevelKey], decision: String, reason: String, known: [LevelKey: LevelFigures]?, decide: Decide,
+        into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
         var pending = chunk
         for round in 0..<maxRounds where !pending.isEmpty {
-            let current: [LevelKey: Int]
-            if round == 0, let knownCurrent {
-                current = knownCurrent
+            let current: [LevelKey: LevelFigures]
+            if round == 0, let known {
+                current = known
             } else {
                 current = try await read(pending)
             }
             await afterRead?()
+            let desired = await decide(current.filter { pending.contains($0.key) })
             var rows: [Row] = []
             for key in pending {
-                guard var quantity = desired[key] else { continue }
-                guard let now = current[key] else {
+                guard let now = current[key]?.available else {
                     report.rejected[key] = "ITEM_NOT_STOCKED_AT_LOCATION"
                     continue
                 }
-                switch raises {
-                case .write: break
-                case .hold:
-                    if quantity > now {
-                        report.heldRaises[key] = now
-                        continue
-                    }
-                case .settle(let baselines):
-                    // Units Shopify sold since the first read may belong to orders the syncer has not seen yet.
-                    if let baseline = baselines[key] { quantity = max(0, quantity - max(0, baseline - now)) }
-                }
+                guard let quantity = desired[key] else { continue }
                 if now == quantity {
                     report.unchanged.insert(key)
                 } else {
@@ -264,9 +243,9 @@ public final class InventoryLevelWriter: Sendable {
         throw .unavailable("inventorySetQuantities: the same idempotency key stayed in use")
     }
 
-    /// Reads `available` for each level, up to 50 levels a call (cost about 4 each).
-    func read(_ keys: [LevelKey]) async throws(ShopifyAdminError) -> [LevelKey: Int] {
-        var out: [LevelKey: Int] = [:]
+    /// Reads `available` and `committed` of each level, up to 50 levels a call (cost about 4 each).
+    func read(_ keys: [LevelKey]) async throws(ShopifyAdminError) -> [LevelKey: LevelFigures] {
+        var out: [LevelKey: LevelFigures] = [:]
         var start = 0
         while start < keys.count {
             let chunk = Array(keys[start..<min(start + 50, keys.count)])
@@ -279,9 +258,11 @@ public final class InventoryLevelWriter: Sendable {
             let answer = try await client.execute(
                 document, variables: variables, expectedCost: 4 * chunk.count, as: [String: LevelAnswer?].self)
             for (i, k) in chunk.enumerated() {
-                if let q = answer["r\(i)"]??.inventoryLevel?.quantities.first(where: { $0.name == "available" }) {
-                    out[k] = q.quantity
-                }
+                guard let quantities = answer["r\(i)"]??.inventoryLevel?.quantities,
+                    let available = quantities.first(where: { $0.name == "available" })?.quantity
+                else { continue }
+                out[k] = LevelFigures(
+                    available: available, committed: quantities.first(where: { $0.name == "committed" })?.quantity ?? 0)
             }
             start += 50
         }

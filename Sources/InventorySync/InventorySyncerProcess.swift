@@ -44,11 +44,11 @@ public struct InventorySyncerProcess: Sendable {
                 key: "inventory_syncer.enabled", problem: "is false: this process has nothing to do",
                 fix: "set inventory_syncer.enabled: true (with source_of_truth.inventory: erp), or do not run the inventory-syncer")
         }
-        let picture = StockPicture(pendingTTL: settings.pendingTTL)
+        let picture = StockPicture()
         let shops = config.shops.map { shop in
             ShopInventorySync(
                 shop: shop, client: ShopifyAdminClient(configuration: .init(shop: shop), logger: logger), picture: picture,
-                settings: settings, logger: logger, afterRead: afterRead)
+                settings: settings, policy: config.policy, logger: logger, afterRead: afterRead)
         }
         for shop in config.shops where shop.locations.isEmpty {
             logger.warning(

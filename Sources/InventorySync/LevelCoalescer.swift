@@ -3,25 +3,21 @@ import Shopify
 
 /// Gathers the levels asked for over a short window into one write, per shop: every caller waits for the write
 /// that includes its level and gets its outcome, so a queue message is acknowledged only once its change is in
-/// Shopify. What is written is decided when the window closes (`desired`), so ten changes to one level within the
-/// window make one row with the latest figure. Writes of a shop run one after another (each reads fresh figures
+/// Shopify. What is written is decided by the write from the figures it reads, so ten changes to one level within
+/// the window make one row with the latest figure. Writes of a shop run one after another (each reads fresh figures
 /// for its compare-and-set); a window closes early at 250 levels, one `inventorySetQuantities` call.
 public actor LevelCoalescer {
-    public typealias Desired = @Sendable (Set<LevelKey>) async -> [LevelKey: Int]
-    /// Writes the figures for a decision; the third argument: the figures read when a raise was held (for a
-    /// settling pass), empty otherwise.
-    public typealias Write = @Sendable ([LevelKey: Int], String, [LevelKey: Int]) async throws -> LevelWriteReport
+    /// Brings the levels to their targets for a decision.
+    public typealias Write = @Sendable (Set<LevelKey>, String) async throws -> LevelWriteReport
 
     struct Batch {
         var keys: Set<LevelKey> = []
         var decisions: [String] = []
-        var baselines: [LevelKey: Int] = [:]
         var waiters: [CheckedContinuation<LevelWriteReport, any Error>] = []
     }
 
     let window: Duration
     let maxRows: Int
-    let desired: Desired
     let write: Write
     private var open = Batch()
     private var scheduled = false
@@ -30,21 +26,18 @@ public actor LevelCoalescer {
     private var closed: [Batch] = []
     public private(set) var writes = 0
 
-    public init(window: Duration, maxRows: Int = 250, desired: @escaping Desired, write: @escaping Write) {
+    public init(window: Duration, maxRows: Int = 250, write: @escaping Write) {
         self.window = window
         self.maxRows = maxRows
-        self.desired = desired
         self.write = write
     }
 
     /// Asks for `keys` to be brought to their desired figures; returns the report of the write that did it.
     /// `decision` names what asked (an ERP change, an override check); the batch's idempotency key derives from
     /// every decision in it.
-    public func submit(_ keys: Set<LevelKey>, decision: String, baselines: [LevelKey: Int] = [:]) async throws -> LevelWriteReport {
+    public func submit(_ keys: Set<LevelKey>, decision: String) async throws -> LevelWriteReport {
         try await withCheckedThrowingContinuation { continuation in
             open.keys.formUnion(keys)
-            // Two held raises of one level: the higher baseline holds back more, the safe side.
-            open.baselines.merge(baselines, uniquingKeysWith: max)
             open.decisions.append(decision)
             open.waiters.append(continuation)
             if open.keys.count >= maxRows {
@@ -76,14 +69,12 @@ public actor LevelCoalescer {
         let batch = closed.removeFirst()
         writing = true
         writes += 1
-        let desired = self.desired
         let write = self.write
         Task {
             let result: Result<LevelWriteReport, any Error>
             do {
-                let figures = await desired(batch.keys)
                 let decision = batch.decisions.count == 1 ? batch.decisions[0] : batch.decisions.sorted().joined(separator: ",")
-                result = .success(try await write(figures, decision, batch.baselines))
+                result = .success(try await write(batch.keys, decision))
             } catch {
                 result = .failure(error)
             }

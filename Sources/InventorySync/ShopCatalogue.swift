@@ -4,10 +4,10 @@ import Metrics
 import Shopify
 
 /// One shop's inventory as the full sync reads it with a bulk query: SKU -> inventory item, and each level's
-/// `available` per location.
+/// `available` and `committed` per location.
 public struct ShopifyInventorySnapshot: Sendable {
     public var itemsBySKU: [String: String] = [:]
-    public var available: [LevelKey: Int] = [:]
+    public var levels: [LevelKey: LevelFigures] = [:]
 
     public init() {}
 
@@ -31,7 +31,8 @@ public struct ShopifyInventorySnapshot: Sendable {
             let line = try decoder.decode(Line.self, from: data)
             if let parent = line.__parentId, let location = line.location {
                 if let a = line.quantities?.first(where: { $0.name == "available" }) {
-                    available[LevelKey(inventoryItemId: parent, locationId: location.id)] = a.quantity
+                    levels[LevelKey(inventoryItemId: parent, locationId: location.id)] = LevelFigures(
+                        available: a.quantity, committed: line.quantities?.first(where: { $0.name == "committed" })?.quantity ?? 0)
                 }
             } else if let id = line.id, let sku = line.sku, !sku.isEmpty {
                 itemsBySKU[sku] = id

@@ -16,16 +16,18 @@ public final class ShopInventorySync: Sendable {
     /// warehouse -> location gid.
     public var locations: [String: String] { targets.locations }
     let logger: Logger
-    /// First pass: lowers at once, holds raises. Second pass, `raiseDelay` later: settles the held raises.
     private let coalescer: LevelCoalescer
-    private let settler: LevelCoalescer
-    let raiseDelay: Duration
+    /// What the syncer last wrote per level: an `inventory_levels/update` with that figure is its own echo.
+    public let memory: LevelMemory
+    /// Asked before every write: inventory flows from the ERP into Shopify only.
+    let policy: SourceOfTruthPolicy
 
     public init(
         shop: BridgeConfig.Shop, client: ShopifyAdminClient, picture: StockPicture, settings: InventorySyncerSettings,
-        logger: Logger, afterRead: (@Sendable () async -> Void)? = nil
+        policy: SourceOfTruthPolicy = .defaults, logger: Logger, afterRead: (@Sendable () async -> Void)? = nil
     ) {
         self.shop = shop
+        self.policy = policy
         self.client = client
         var logger = logger
         logger[metadataKey: "shop"] = "\(shop.id)"
@@ -37,22 +39,15 @@ public final class ShopInventorySync: Sendable {
         let locations = shop.locations.mapValues { "gid://shopify/Location/\($0)" }
         let targets = LevelTargets(
             shopId: shop.id, catalogue: catalogue, picture: picture, rule: StockRule(safetyStock: settings.safetyStock),
-            locations: locations, orderWarehouse: settings.orderWarehouse ?? shop.locations.keys.sorted().first,
-            logger: logger)
+            locations: locations, logger: logger)
         self.targets = targets
-        raiseDelay = settings.raiseDelay
-        coalescer = LevelCoalescer(
-            window: settings.coalesceWindow,
-            desired: { keys in await targets.desired(keys) },
-            write: { figures, decision, _ in
-                try await writer.write(figures, decision: decision, reason: "correction", raises: .hold)
-            })
-        settler = LevelCoalescer(
-            window: settings.coalesceWindow,
-            desired: { keys in await targets.desired(keys) },
-            write: { figures, decision, baselines in
-                try await writer.write(figures, decision: decision, reason: "correction", raises: .settle(baselines: baselines))
-            })
+        let memory = LevelMemory()
+        self.memory = memory
+        coalescer = LevelCoalescer(window: settings.coalesceWindow) { keys, decision in
+            let report = try await writer.write(keys, decision: decision, reason: "correction") { await targets.desired($0) }
+            await memory.record(report)
+            return report
+        }
     }
 
     /// The Shopify level an ERP figure feeds; nil with the reason when it feeds none.
@@ -69,37 +64,29 @@ public final class ShopInventorySync: Sendable {
     }
 
     /// Brings `keys` to their targets in the next coalesced write; returns once that write is done.
-    ///
-    /// A level going down is written in the first pass; one going up waits `inventory_syncer.raise_delay` and is
-    /// then written less what Shopify sold in between (`InventoryLevelWriter.Raises`).
     public func sync(_ keys: Set<LevelKey>, decision: String) async throws -> LevelWriteReport {
-        var report = try await coalescer.submit(keys, decision: decision)
-        if !report.heldRaises.isEmpty {
-            try await Task.sleep(for: raiseDelay)
-            report.merge(try await settler.submit(Set(report.heldRaises.keys), decision: "\(decision)/raise", baselines: report.heldRaises))
-        }
-        return report
+        try policy.authorize(.inventory, into: .shopify)
+        return try await coalescer.submit(keys, decision: decision)
     }
 
-    /// The full sync's corrections: lowers written at once against the figures the bulk read gave, raises settled
-    /// through the same two passes as deltas.
-    public func correct(_ corrections: [LevelKey: Int], current: [LevelKey: Int], decision: String) async throws -> LevelWriteReport {
-        var report = try await writer.write(
-            corrections, decision: decision, reason: "correction", knownCurrent: current, raises: .hold)
-        if !report.heldRaises.isEmpty {
-            try await Task.sleep(for: raiseDelay)
-            report.merge(try await settler.submit(Set(report.heldRaises.keys), decision: "\(decision)/raise", baselines: report.heldRaises))
-        }
+    /// The full sync's corrections, decided on the figures its bulk read gave (a level a sale moved since is read
+    /// and decided again).
+    public func correct(_ keys: Set<LevelKey>, known: [LevelKey: LevelFigures], decision: String) async throws -> LevelWriteReport {
+        try policy.authorize(.inventory, into: .shopify)
+        let targets = self.targets
+        let report = try await writer.write(keys, decision: decision, reason: "correction", known: known) { await targets.desired($0) }
+        await memory.record(report)
         return report
     }
 
     /// Writes coalesced so far (for tests and the benchmark).
-    public var coalescedWrites: Int { get async { await coalescer.writes + settler.writes } }
+    public var coalescedWrites: Int { get async { await coalescer.writes } }
 }
 
 /// What each Shopify level of a shop should show: `StockRule` over the ERP's figure for the SKU and warehouse it
-/// reflects and the units of the shop's orders the ERP does not count yet (held back in the warehouse that
-/// allocates them).
+/// reflects, less the units Shopify sold that the ERP does not count yet: Shopify's `committed` at the level (every
+/// unfulfilled order, read in the same call as `available`, so a sale is never half seen) minus the units the ERP
+/// already holds for this shop's orders there (`StockPicture.allocatedUnits`).
 public struct LevelTargets: Sendable {
     public let shopId: String
     let catalogue: ShopCatalogue
@@ -108,13 +95,12 @@ public struct LevelTargets: Sendable {
     /// warehouse -> location gid, and back.
     public let locations: [String: String]
     let warehouses: [String: String]
-    public let orderWarehouse: String?
     let logger: Logger
     let clamped: Counter
 
     init(
         shopId: String, catalogue: ShopCatalogue, picture: StockPicture, rule: StockRule, locations: [String: String],
-        orderWarehouse: String?, logger: Logger
+        logger: Logger
     ) {
         self.shopId = shopId
         self.catalogue = catalogue
@@ -122,7 +108,6 @@ public struct LevelTargets: Sendable {
         self.rule = rule
         self.locations = locations
         self.warehouses = Dictionary(locations.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        self.orderWarehouse = orderWarehouse
         self.logger = logger
         clamped = Counter(label: "inventory_clamped_total", dimensions: [("shop", shopId)])
     }
@@ -135,29 +120,38 @@ public struct LevelTargets: Sendable {
         return StockKey(sku: sku, warehouse: warehouse)
     }
 
-    /// What `level` should show now; nil before the ERP's figure is known.
-    public func target(_ level: LevelKey) async -> StockRule.Target? {
-        guard let key = await stockKey(level) else { return nil }
-        return await target(key)
-    }
-
-    public func target(_ key: StockKey) async -> StockRule.Target? {
+    /// What a level should show, given Shopify's `committed` there; nil before the ERP's figure is known.
+    public func target(_ key: StockKey, committed: Int) async -> StockRule.Target? {
         guard let erp = await picture.available(key) else { return nil }
-        let pending = key.warehouse == orderWarehouse ? await picture.pendingUnits(shop: shopId, key) : 0
+        let pending = max(0, committed - (await picture.allocatedUnits(shop: shopId, key)))
         return rule.target(erpAvailable: erp, pendingUnits: pending)
     }
 
-    /// The figures to write for `keys` (those with a known ERP figure); a rule below zero is pushed as 0 and counted.
-    func desired(_ keys: Set<LevelKey>) async -> [LevelKey: Int] {
+    /// The figures to write for levels just read (those with a known ERP figure); a rule below zero is pushed as 0
+    /// and counted.
+    public func desired(_ figures: [LevelKey: LevelFigures]) async -> [LevelKey: Int] {
         var out: [LevelKey: Int] = [:]
-        for key in keys {
-            guard let t = await target(key) else { continue }
+        for (level, f) in figures {
+            guard let key = await stockKey(level), let t = await target(key, committed: f.committed) else { continue }
             if t.clamped {
                 clamped.increment()
-                logger.info("stock rule below zero; pushing 0", metadata: ["level": "\(key)"])
+                logger.info("stock rule below zero; pushing 0", metadata: ["level": "\(level)"])
             }
-            out[key] = t.quantity
+            out[level] = t.quantity
         }
         return out
     }
+}
+
+/// The figure the syncer last wrote per level, for recognising its own echo.
+public actor LevelMemory {
+    private var written: [LevelKey: Int] = [:]
+
+    public init() {}
+
+    func record(_ report: LevelWriteReport) {
+        for (k, w) in report.written { written[k] = w.to }
+    }
+
+    public func lastWritten(_ level: LevelKey) -> Int? { written[level] }
 }

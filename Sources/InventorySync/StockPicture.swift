@@ -12,14 +12,15 @@ public struct StockKey: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(sku)@\(warehouse)" }
 }
 
-/// What the syncer knows: the ERP's latest figure per SKU and warehouse (with the change sequence it came with),
-/// and the units of Shopify orders the ERP does not count yet. One per process, shared by every shop.
+/// What the syncer knows of the ERP: its latest figure per SKU and warehouse (with the change sequence it came
+/// with), and the units it holds for each Shopify order (allocated, not shipped). One per process, shared by every
+/// shop.
 ///
-/// Pending units: an order Shopify accepted (`orders/create`) holds its lines back in the warehouse that allocates
-/// Shopify orders until the ERP's stock shows it: a stock change naming the order (`order_ref`, the forwarder's
-/// external reference), or `pendingTTL` for ERPs whose movements do not name their document. A cancellation
-/// releases what is still held. A stock change naming an order that arrives before the order itself is
-/// remembered, so the order's lines are then not held at all.
+/// The allocations are what make the stock rule exact: Shopify's `committed` counts every unfulfilled order, read
+/// atomically with `available`; the units of those orders the ERP has already allocated are in the ERP's figure
+/// already; the difference is what Shopify sold that the ERP does not count yet (`LevelTargets`). An allocation is
+/// a stock change naming the order (`order_ref`) with its `quantity`; each change is counted once, whatever order
+/// its copies arrive in. When Shopify fulfils an order its `committed` drops, and so does what is counted here.
 public actor StockPicture {
     struct Figure {
         var available: Int
@@ -28,42 +29,39 @@ public actor StockPicture {
         var generation: Int
     }
 
-    struct PendingOrder {
-        var warehouse: String
-        var lines: [String: Int]
-        var acceptedAt: ContinuousClock.Instant
-    }
-
     private var figures: [StockKey: Figure] = [:]
     private var generation = 0
-    /// shop id -> order ref -> pending lines.
-    private var pending: [String: [String: PendingOrder]] = [:]
-    /// "orderRef|sku" -> when the ERP's stock showed it (an allocation that came before its order).
-    private var allocatedEarly: [String: ContinuousClock.Instant] = [:]
-    /// "shop|orderRef" -> when it was cancelled (a cancellation that came before its order's creation).
-    private var cancelledEarly: [String: ContinuousClock.Instant] = [:]
+    /// shop id -> order ref -> stock key -> units the ERP holds for the order.
+    private var allocations: [String: [String: [StockKey: Int]]] = [:]
+    /// shop id -> stock key -> the sum of `allocations` over the shop's orders.
+    private var allocatedTotals: [String: [StockKey: Int]] = [:]
+    /// Change sequences whose allocation was counted (a change's copies count once).
+    private var countedAllocations: Set<Int64> = []
     /// shop id -> stock key -> highest change sequence written to (or confirmed in) that shop.
     private var confirmed: [String: [StockKey: Int64]] = [:]
     /// shop id -> stock key -> the change sequence a message is writing right now.
     private var inFlight: [String: [StockKey: Int64]] = [:]
-    public let pendingTTL: Duration
 
-    public init(pendingTTL: Duration = .seconds(900)) { self.pendingTTL = pendingTTL }
+    public init() {}
 
     public enum Applied: Sendable, Equatable {
         /// Newer than anything known: the figure was taken.
         case newer
         /// The same change again (the feed's copy of a pushed change, a redelivery): the figure stands.
         case same
-        /// An older change arriving late: ignored (a newer figure is already known).
+        /// An older change arriving late: its figure is ignored (a newer one is known); its allocation still counts.
         case older
     }
 
-    /// Takes an ERP stock change if it is at least as new as the figure held (by the ERP's sequence), and releases
-    /// the pending units of the order it names.
+    /// Takes an ERP stock change if it is at least as new as the figure held (by the ERP's sequence), and counts
+    /// the allocation it carries, once.
     public func apply(_ change: ERPStockChange) -> Applied {
         let key = StockKey(sku: change.sku, warehouse: change.warehouse)
-        if let ref = change.orderRef { release(orderRef: ref, sku: change.sku) }
+        if let ref = change.orderRef, let quantity = change.quantity, let shop = ERPReference.shop(ofSalesOrder: ref),
+            countedAllocations.insert(change.seq).inserted
+        {
+            allocate(shop: shop, orderRef: ref, key, units: -quantity)
+        }
         if let held = figures[key] {
             if change.seq < held.seq { return .older }
             if change.seq == held.seq { return .same }
@@ -72,6 +70,23 @@ public actor StockPicture {
         figures[key] = Figure(available: change.available, seq: change.seq, generation: generation)
         return .newer
     }
+
+    private func allocate(shop: String, orderRef: String, _ key: StockKey, units: Int) {
+        let before = allocations[shop]?[orderRef]?[key] ?? 0
+        let after = max(0, before + units)
+        allocations[shop, default: [:]][orderRef, default: [:]][key] = after == 0 ? nil : after
+        if allocations[shop]?[orderRef]?.isEmpty == true { allocations[shop]![orderRef] = nil }
+        allocatedTotals[shop, default: [:]][key, default: 0] += after - before
+    }
+
+    /// Shopify fulfilled the order: its units leave Shopify's `committed`, so they leave the count here too.
+    public func fulfilled(shop: String, orderRef: String) {
+        guard let lines = allocations[shop]?.removeValue(forKey: orderRef) else { return }
+        for (key, units) in lines { allocatedTotals[shop]![key, default: 0] -= units }
+    }
+
+    /// Units the ERP holds for `shop`'s orders in `key`.
+    public func allocatedUnits(shop: String, _ key: StockKey) -> Int { allocatedTotals[shop]?[key] ?? 0 }
 
     /// The ERP's figure, if known.
     public func available(_ key: StockKey) -> Int? { figures[key]?.available }
@@ -119,50 +134,5 @@ public actor StockPicture {
 
     public func confirm(_ seq: Int64, _ key: StockKey, shop: String) {
         if (confirmed[shop]?[key] ?? -1) < seq { confirmed[shop, default: [:]][key] = seq }
-    }
-
-    // MARK: Pending orders
-
-    /// Holds back an accepted order's lines (SKU -> units) in `warehouse`. Lines the ERP already showed are not
-    /// held. The same order twice (a duplicate webhook) holds once.
-    public func accept(shop: String, orderRef: String, warehouse: String, lines: [String: Int]) {
-        expire()
-        guard pending[shop]?[orderRef] == nil, cancelledEarly["\(shop)|\(orderRef)"] == nil else { return }
-        var held = lines.filter { $0.value > 0 }
-        for sku in held.keys where allocatedEarly.removeValue(forKey: "\(orderRef)|\(sku)") != nil { held[sku] = nil }
-        guard !held.isEmpty else { return }
-        pending[shop, default: [:]][orderRef] = PendingOrder(warehouse: warehouse, lines: held, acceptedAt: .now)
-    }
-
-    /// The order was cancelled in Shopify: nothing of it is held back any more.
-    public func cancel(shop: String, orderRef: String) {
-        if pending[shop]?.removeValue(forKey: orderRef) == nil { cancelledEarly["\(shop)|\(orderRef)"] = .now }
-    }
-
-    private func release(orderRef: String, sku: String) {
-        for shop in pending.keys where pending[shop]?[orderRef] != nil {
-            pending[shop]![orderRef]!.lines[sku] = nil
-            if pending[shop]![orderRef]!.lines.isEmpty { pending[shop]![orderRef] = nil }
-            return
-        }
-        allocatedEarly["\(orderRef)|\(sku)"] = .now
-    }
-
-    /// Units of `shop`'s accepted orders that the ERP's figure for `key` does not count yet.
-    public func pendingUnits(shop: String, _ key: StockKey) -> Int {
-        expire()
-        return pending[shop]?.values.reduce(0) { $0 + ($1.warehouse == key.warehouse ? ($1.lines[key.sku] ?? 0) : 0) } ?? 0
-    }
-
-    /// Orders held back, per shop (for the metrics and `/readyz` details).
-    public func pendingOrders(shop: String) -> Int { pending[shop]?.count ?? 0 }
-
-    private func expire() {
-        let cutoff = ContinuousClock.now - pendingTTL
-        for shop in pending.keys {
-            pending[shop] = pending[shop]!.filter { $0.value.acceptedAt > cutoff }
-        }
-        allocatedEarly = allocatedEarly.filter { $0.value > cutoff }
-        cancelledEarly = cancelledEarly.filter { $0.value > cutoff }
     }
 }

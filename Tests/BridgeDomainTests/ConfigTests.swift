@@ -95,10 +95,10 @@ struct ConfigTests {
     func inventoryMaps() async throws {
         let c = try await loadConfig(
             yaml: validShop + "\n    locations: [\"WH-1=70000000001\", \"WH-2 = gid://shopify/Location/70000000002\"]\n"
-                + "inventory_syncer:\n  safety_stock: 3\n  raise_delay: 500ms\n  erp_feed_poll: 5s\n")
+                + "inventory_syncer:\n  safety_stock: 3\n  override_grace: 500ms\n  erp_feed_poll: 5s\n")
         #expect(c.shops[0].locations == ["WH-1": "70000000001", "WH-2": "70000000002"])
         #expect(c.inventorySyncer.safetyStock == 3)
-        #expect(c.inventorySyncer.raiseDelay == .milliseconds(500))
+        #expect(c.inventorySyncer.overrideGrace == .milliseconds(500))
         #expect(c.inventorySyncer.feedPollInterval == .seconds(5))
         #expect(try await loadConfig(yaml: validShop).inventorySyncer.feedPollInterval == nil, "the feed is off by default")
         await expectConfigError("shop.acme.locations", yaml: validShop + "\n    locations: [\"WH-1\"]")

@@ -120,7 +120,7 @@ final class InventoryHarness: Sendable {
             "SHOP_ACME_LOCATIONS": "WH-1=\(locations[0]),WH-2=\(locations[1])",
             "ERP_BASE_URL": erpURL, "ERP_API_KEY": Self.apiKey, "ERP_WEBHOOK_SECRET": Self.erpSecret, "ERP_TIMEOUT": "30s",
             "INVENTORY_SYNCER_SAFETY_STOCK": "\(safetyStock)", "INVENTORY_SYNCER_COALESCE_WINDOW": "50ms",
-            "INVENTORY_SYNCER_OVERRIDE_GRACE": "300ms", "INVENTORY_SYNCER_RAISE_DELAY": "500ms", "INVENTORY_SYNCER_FULL_SYNC_INTERVAL": "1h",
+            "INVENTORY_SYNCER_OVERRIDE_GRACE": "300ms", "INVENTORY_SYNCER_FULL_SYNC_INTERVAL": "1h",
             "INVENTORY_SYNCER_STATE_PATH": dir.appendingPathComponent("syncer-state.json").path,
             "ORDER_FORWARDER_LEDGER": "sqlite:\(dir.appendingPathComponent("ledger.sqlite").path)",
             "ORDER_FORWARDER_LOCK_TTL": "10s", "ORDER_FORWARDER_LOCK_WAIT": "5s",

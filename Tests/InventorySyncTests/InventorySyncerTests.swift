@@ -18,11 +18,11 @@ struct InventorySyncerTests {
         #expect(synced, "after the first full sync: \(left.prefix(5))")
 
         let before = await h.levelWrites(3)
-        let echoesBefore = s.levelCounts["in_sync"] ?? 0
+        let echoesBefore = s.levelCounts["echo"] ?? 0
         await h.inventory.move(sku: OrderGenerator.sku(3), warehouse: "WH-1", available: 17)
         #expect(await eventually(timeout: .seconds(20)) { await h.shopifyAvailable(3) == 15 }, "17 − 2 reached Shopify")
         // The write's own inventory_levels/update comes back through ingest and is recognised.
-        #expect(await eventually(timeout: .seconds(20)) { (s.levelCounts["in_sync"] ?? 0) > echoesBefore }, "\(s.levelCounts)")
+        #expect(await eventually(timeout: .seconds(20)) { (s.levelCounts["echo"] ?? 0) > echoesBefore }, "\(s.levelCounts)")
         try await Task.sleep(for: .milliseconds(600))  // longer than the override grace
         #expect(await h.levelWrites(3) == before + 1, "one write for one change; the echo wrote nothing")
         #expect(s.levelCounts["override_reverted"] == nil, "\(s.levelCounts)")

@@ -61,7 +61,7 @@ struct SaleRaceTests {
         }
         let inERP = await h.erpStore.orderCount
         #expect(drained, "ERP has \(inERP) of \(placed) orders")
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(1))  // the last override checks
         let oversold = await h.inventory.oversoldUnits
         let oversoldOrders = await h.inventory.oversoldOrders.count
         #expect(oversold == 0, "ERP oversold \(oversold) units in \(oversoldOrders) orders")

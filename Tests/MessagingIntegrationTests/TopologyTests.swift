@@ -51,6 +51,10 @@ struct TopologyTests {
         var expected: [String: Set<String>] = [:]
         for topic in TopicCatalogue.all {
             expected[topic.queue?.name ?? BridgeTopology.unroutedQueue, default: []].insert(topic.name)
+            // Queues that take a copy of a topic another queue owns (q.inventory-orders: new and cancelled orders).
+            for copy in BridgeTopology.workQueues where copy.copies.contains(topic.routingKey) {
+                expected[copy.name, default: []].insert(topic.name)
+            }
         }
         for queue in BridgeTopology.workQueues.map(\.name) + [BridgeTopology.unroutedQueue] {
             let got = try await drainIds(c, queue)
