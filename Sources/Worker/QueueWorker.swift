@@ -140,6 +140,8 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     /// end state a test waits for instead of sleeping.
     public var settledCounts: [String: Int] { settled.withLock { $0 } }
     public var settledTotal: Int { settled.withLock { $0.values.reduce(0, +) } }
+    /// Deliveries being handled right now (what `worker_in_flight` exports).
+    public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
     private func tally(_ outcome: String) { settled.withLock { $0[outcome, default: 0] += 1 } }
 
     private func count(_ name: String, _ labels: [(String, String)] = []) {

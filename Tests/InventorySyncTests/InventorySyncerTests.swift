@@ -20,9 +20,9 @@ struct InventorySyncerTests {
         let before = await h.levelWrites(3)
         let echoesBefore = s.levelCounts["echo"] ?? 0
         await h.inventory.move(sku: OrderGenerator.sku(3), warehouse: "WH-1", available: 17)
-        #expect(await eventually(timeout: .seconds(20)) { await h.shopifyAvailable(3) == 15 }, "17 − 2 reached Shopify")
+        #expect(await eventually(timeout: .seconds(60)) { await h.shopifyAvailable(3) == 15 }, "17 − 2 reached Shopify")
         // The write's own inventory_levels/update comes back through ingest and is recognised.
-        #expect(await eventually(timeout: .seconds(20)) { (s.levelCounts["echo"] ?? 0) > echoesBefore }, "\(s.levelCounts)")
+        #expect(await eventually(timeout: .seconds(60)) { (s.levelCounts["echo"] ?? 0) > echoesBefore }, "\(s.levelCounts)")
         try await Task.sleep(for: .milliseconds(600))  // longer than the override grace
         #expect(await h.levelWrites(3) == before + 1, "one write for one change; the echo wrote nothing")
         #expect(s.levelCounts["override_reverted"] == nil, "\(s.levelCounts)")
@@ -40,7 +40,7 @@ struct InventorySyncerTests {
         // Staff type 999 into Shopify's admin for SKU 2 at the second location.
         let edit = await h.shopify.store.setAvailable(item: await h.item(2), location: h.locations[1], available: 999)!
         await h.shopify.deliverer.deliver([edit])
-        #expect(await eventually(timeout: .seconds(20)) { s.levelCounts["override_reverted"] == 1 }, "\(s.levelCounts)")
+        #expect(await eventually(timeout: .seconds(60)) { s.levelCounts["override_reverted"] == 1 }, "\(s.levelCounts)")
         #expect(await h.shopifyAvailable(2, location: 1) == target, "back to ERP − safety stock")
         await s.stop()
         await h.close()

@@ -16,7 +16,9 @@ struct SaleRaceTests {
         let skus = 200
         let safety = 2
         let h = try await InventoryHarness.make("inv-race", skus: skus, erpStock: 0...12, shopifyStock: 50, catchAll: "MISC")
-        let syncer = try await h.startSyncer(safetyStock: safety)
+        // Push for latency and the change feed as the backstop, as a production setup runs them: a push erp-sim
+        // gives up on (ingest slow under load) is still polled.
+        let syncer = try await h.startSyncer(safetyStock: safety, extra: ["INVENTORY_SYNCER_ERP_FEED_POLL": "1s"])
         #expect(await eventually(timeout: .seconds(60)) { await h.mismatches(skus: skus, safetyStock: safety).isEmpty })
         let (forwarder, forwarderTask) = try await h.startForwarder()
         // The ERP lags: every call takes 20-120 ms, so orders queue in front of it during the sale.
@@ -54,10 +56,12 @@ struct SaleRaceTests {
 
         // Quiet: every order in the ERP and every queue drained.
         let queues = [BridgeTopology.orders, BridgeTopology.erpInventory, BridgeTopology.shopifyInventory, BridgeTopology.inventoryOrders].map(\.name)
+        let p = syncer.process
         let drained = await eventually(timeout: .seconds(240)) {
             guard await h.erpStore.orderCount == placed else { return false }
             for q in queues where (try? await h.publisher.queueCounts(q).messages) != 0 { return false }
-            return true
+            // Ready counts leave out what a consumer holds: the syncer's workers must be idle too.
+            return p.erpStock.inFlightCount + p.shopifyLevels.inFlightCount + p.orders.inFlightCount == 0
         }
         let inERP = await h.erpStore.orderCount
         #expect(drained, "ERP has \(inERP) of \(placed) orders")
@@ -71,8 +75,9 @@ struct SaleRaceTests {
         let report = try await syncer.process.fullSync.run(syncer.process.syncer.shops[0], erpLevels: levels, dryRun: false)
         let left = await h.mismatches(skus: skus, safetyStock: safety)
         #expect(left.isEmpty, "\(left.count) levels differ after the full sync: \(left.prefix(5))")
+        let pushFailed = await h.pusher.failed
         print(
-            "sale race: \(placed) orders, \(result.refused) checkouts refused, \(moved) ERP movements, oversold \(oversold), "
+            "sale race: \(placed) orders, \(pushFailed) ERP pushes given up (the feed caught them), \(result.refused) checkouts refused, \(moved) ERP movements, oversold \(oversold), "
                 + "drift before the full sync \(report.drifted) levels / \(report.driftUnits) units, ERP stock events \(syncer.erpCounts), "
                 + "Shopify level events \(syncer.levelCounts)")
         await h.erpStore.setFaults(.init())
