@@ -30,6 +30,8 @@ struct InventoryBench: AsyncParsableCommand {
     @Option(help: "erp-sim API key.") var apiKey = "bench-erp-key"
     @Option(help: "Plan shopify-sim runs with (standard: 100 points/s, bucket 2,000).") var plan = "standard"
     @Option(help: "Warehouses / locations (WH-n -> 7000000000n).") var locations = 3
+    @Option(help: "A restore rate of its own, points/s, matching shopify-sim's --restore-rate (time-scaling; 0: the plan's).")
+    var restoreRate = 0
     @Option(help: "Delta changes to make.") var deltas = 1000
     @Option(help: "Delta changes per second.") var deltaRate = 100.0
 
@@ -37,12 +39,25 @@ struct InventoryBench: AsyncParsableCommand {
         var logger = Logger(label: "inventory-bench")
         logger.logLevel = .warning
         guard let plan = BridgeConfig.ShopPlan(rawValue: plan) else { throw ValidationError("unknown plan") }
-        let shop = BridgeConfig.Shop(
-            id: "bench", domain: "bench.myshopify.com", webhookSecrets: ["unused"], adminToken: token, apiVersion: "2026-07",
-            adminURL: shopifyURL, plan: plan,
-            locations: Dictionary(uniqueKeysWithValues: (1...locations).map { ("WH-\($0)", "\(70_000_000_000 + $0)") }))
+        // The shop as the bridge's configuration parser builds it from keys.
+        let config = try BridgeConfig.parse(
+            Keys([
+                "shops": "bench", "shop.bench.domain": "bench.myshopify.com", "shop.bench.webhook_secrets": "unused",
+                "shop.bench.admin_token": token, "shop.bench.admin_url": shopifyURL, "shop.bench.plan": plan.rawValue,
+                "shop.bench.locations": (1...locations).map { "WH-\($0)=\(70_000_000_000 + $0)" }.joined(separator: ","),
+                "erp.base_url": erpURL, "erp.api_key": apiKey, "erp.webhook_secret": "unused",
+            ]), defaultHTTPPort: 0)
+        let shop = config.shops[0]
         let settings = InventorySyncerSettings(coalesceWindow: .milliseconds(100))
-        let client = ShopifyAdminClient(configuration: .init(shop: shop), logger: logger)
+        // A patient client: shopify-sim builds a 100,000-item bulk result on this machine's two cores, and its answers to
+        // the polls wait meanwhile (Shopify's own do not; the timeout is the simulator's, not the bridge's).
+        var clientConfig = ShopifyAdminClient.Configuration(shop: shop)
+        clientConfig.timeout = .seconds(600)
+        if restoreRate > 0 {
+            clientConfig.restoreRate = Double(restoreRate)
+            clientConfig.bucketSize = Double(restoreRate * 20)
+        }
+        let client = ShopifyAdminClient(configuration: clientConfig, logger: logger)
         let erp = RESTERPClient(configuration: .init(baseURL: erpURL, apiKey: apiKey, timeout: .seconds(60)))
         let picture = StockPicture()
         let sync = ShopInventorySync(shop: shop, client: client, picture: picture, settings: settings, logger: logger)
@@ -53,18 +68,21 @@ struct InventoryBench: AsyncParsableCommand {
         let levels = try await fullSync.readERP()
         let erpSeconds = (ContinuousClock.now - erpStarted).seconds
         let report = try await fullSync.run(sync, erpLevels: levels, dryRun: false)
-        let restore = Double(plan.restoreRatePerSecond)
-        let shortest = max(0, Double(report.writePoints) - Double(plan.bucketSize)) / restore
+        let restore = clientConfig.restoreRate
+        let bucket = Int(clientConfig.bucketSize)
+        let shortest = max(0, Double(report.writePoints) - Double(bucket)) / restore
         let efficiency = report.writeSeconds > 0 ? shortest / report.writeSeconds : 0
         let perSecond = report.writeSeconds > 0 ? Double(report.corrected) / report.writeSeconds : 0
         let bestPerSecond = shortest > 0 ? Double(report.corrected) / shortest : 0
-        print(
-            "full sync: \(report.compared) levels (\(levels.count / max(1, locations)) SKUs x \(locations) locations), "
-                + "ERP snapshot \(f(erpSeconds)) s, Shopify bulk read \(f(report.shopifyReadSeconds)) s, "
-                + "\(report.corrected) corrected in \(f(report.writeSeconds)) s = \(f(perSecond, 0)) levels/s; "
-                + "the \(plan.rawValue) plan's budget allows \(f(bestPerSecond, 0)) levels/s for these \(report.writeCalls) calls "
-                + "(\(report.writePoints) points, bucket \(plan.bucketSize), \(Int(restore))/s) -> efficiency \(f(efficiency, 3)); "
-                + "THROTTLED \(report.writeThrottled) of \(report.writeCalls) calls (\(f(100 * Double(report.writeThrottled) / Double(max(1, report.writeCalls)), 2))%)")
+        let skus = levels.count / max(1, locations)
+        let throttledShare = 100 * Double(report.writeThrottled) / Double(max(1, report.writeCalls))
+        var line = "full sync: \(report.compared) levels (\(skus) SKUs x \(locations) locations), "
+        line += "ERP snapshot \(f(erpSeconds)) s, Shopify bulk read \(f(report.shopifyReadSeconds)) s, "
+        line += "\(report.corrected) corrected in \(f(report.writeSeconds)) s = \(f(perSecond, 0)) levels/s; "
+        line += "the \(plan.rawValue) plan's budget allows \(f(bestPerSecond, 0)) levels/s for these \(report.writeCalls) calls "
+        line += "(\(report.writePoints) points, bucket \(bucket), \(Int(restore))/s) -> efficiency \(f(efficiency, 3)); "
+        line += "THROTTLED \(report.writeThrottled) of \(report.writeCalls) calls (\(f(throttledShare, 2))%)"
+        print(line)
 
         // 2. Deltas: each change lowers or raises one level (alternately), at a fixed rate.
         let keys = levels.keys.sorted { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }
@@ -81,10 +99,11 @@ struct InventoryBench: AsyncParsableCommand {
                 let figure = raise ? now + 5 : max(0, now - 3)
                 seq += 1
                 _ = await picture.apply(ERPStockChange(seq: seq, sku: key.sku, warehouse: key.warehouse, available: figure))
+                let decision = "bench-\(seq)"
                 group.addTask {
                     let t0 = ContinuousClock.now
                     guard case .level(let level) = try await sync.resolve(key) else { return (raise, -1) }
-                    _ = try await sync.sync([level], decision: "bench-\(seq)")
+                    _ = try await sync.sync([level], decision: decision)
                     return (raise, (ContinuousClock.now - t0).seconds * 1000)
                 }
             }
@@ -93,11 +112,12 @@ struct InventoryBench: AsyncParsableCommand {
             }
         }
         let elapsed = (ContinuousClock.now - started).seconds
-        print(
-            "deltas: \(deltas) changes at \(f(deltaRate, 0))/s (achieved \(f(Double(deltas) / elapsed, 0))/s), ERP figure -> Shopify level: "
-                + "p50 \(pct(down + up, 0.5)) ms p99 \(pct(down + up, 0.99)) ms (n=\(down.count + up.count); down p50 \(pct(down, 0.5)), "
-                + "up p50 \(pct(up, 0.5))); "
-                + "\(await sync.coalescedWrites) coalesced writes")
+        let all = down + up
+        let writes = await sync.coalescedWrites
+        var deltaLine = "deltas: \(deltas) changes at \(f(deltaRate, 0))/s (achieved \(f(Double(deltas) / elapsed, 0))/s), "
+        deltaLine += "ERP figure -> Shopify level: p50 \(pct(all, 0.5)) ms p99 \(pct(all, 0.99)) ms (n=\(all.count); "
+        deltaLine += "down p50 \(pct(down, 0.5)), up p50 \(pct(up, 0.5))); \(writes) coalesced writes"
+        print(deltaLine)
 
         // Every level is right afterwards.
         let check = try await fullSync.run(sync, erpLevels: try await fullSync.readERP(), dryRun: true)
@@ -115,5 +135,15 @@ struct InventoryBench: AsyncParsableCommand {
         guard !xs.isEmpty else { return "-" }
         let s = xs.sorted()
         return String(format: "%.0f", s[min(s.count - 1, Int(Double(s.count - 1) * p))])
+    }
+}
+
+/// Configuration keys from a dictionary (a comma-separated value is a list).
+struct Keys: ConfigValues {
+    let values: [String: String]
+    init(_ values: [String: String]) { self.values = values }
+    func string(forKey key: String, isSecret: Bool) -> String? { values[key] }
+    func stringArray(forKey key: String, isSecret: Bool) -> [String]? {
+        values[key].map { $0.split(separator: ",").map { String($0) } }
     }
 }
