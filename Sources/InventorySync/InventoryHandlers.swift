@@ -75,7 +75,7 @@ public struct ERPStockHandler: QueueHandler {
                 throw error
             }
         }
-        for label in ["unmapped_warehouse"] where labels.contains(label) {
+        if labels.contains("unmapped_warehouse") {
             Counter(label: "inventory_unmapped_warehouse_total", dimensions: [("warehouse", change.warehouse)]).increment()
         }
         // The most telling outcome across shops.
@@ -83,8 +83,8 @@ public struct ERPStockHandler: QueueHandler {
         return WorkOutcome(label ?? "no_shop", calledDependency: called)
     }
 
-    /// `bridgectl inventory sync`: a full sync of one shop, here in the active syncer (which knows the pending
-    /// orders a sync must hold back), its report published on `bridge.events` for the command to print.
+    /// `bridgectl inventory sync`: a full sync of one shop, here in the active syncer (which knows what the ERP
+    /// holds for Shopify's orders), its report published on `bridge.events` for the command to print.
     func runSync(_ message: InboundMessage, context: WorkContext) async throws -> WorkOutcome {
         let request: FullSyncRequest
         do {

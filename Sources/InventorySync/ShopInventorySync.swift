@@ -5,7 +5,7 @@ import Metrics
 import Shopify
 
 /// One shop's side of the syncer: which Shopify level an ERP figure feeds (SKU -> inventory item, warehouse ->
-/// location), what that level should show (`StockRule` over the ERP's figure and the shop's pending orders), and
+/// location), what that level should show (`StockRule` over the ERP's figure and the units Shopify sold that the ERP has not allocated), and
 /// the coalesced compare-and-set writes that put it there.
 public final class ShopInventorySync: Sendable {
     public let shop: BridgeConfig.Shop

@@ -14,7 +14,7 @@ struct InventoryCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Ask the active inventory-syncer for a full sync of one shop and print its report.",
             discussion: """
-                The sync runs in the active inventory-syncer (it knows the orders whose units are held back), \
+                The sync runs in the active inventory-syncer (it knows what the ERP holds for Shopify's orders), \
                 through the same compare-and-set writer as every delta. --dry-run compares and reports without \
                 writing. Needs a running inventory-syncer and a broker user that may publish to bridge.work and \
                 declare a temporary queue (the admin user).
