@@ -59,7 +59,45 @@ public struct ERPStockChanges: Decodable, Sendable {
     public var cursor: String
 }
 
+/// What the ERP holds for open sales orders (allocated, not shipped), per order reference, SKU and warehouse
+/// (`GET /api/v1/inventory/allocations`), current at change sequence `asOfSeq`.
+public struct ERPOpenAllocations: Decodable, Sendable {
+    public struct Allocation: Decodable, Sendable, Equatable {
+        public var orderRef: String
+        public var sku: String
+        public var warehouse: String
+        /// Units held (positive).
+        public var quantity: Int
+        public init(orderRef: String, sku: String, warehouse: String, quantity: Int) {
+            self.orderRef = orderRef
+            self.sku = sku
+            self.warehouse = warehouse
+            self.quantity = quantity
+        }
+        enum CodingKeys: String, CodingKey {
+            case orderRef = "order_ref"
+            case sku, warehouse, quantity
+        }
+    }
+    public var allocations: [Allocation]
+    /// The change sequence the figures include: movements up to it are counted here, later ones are not.
+    public var asOfSeq: Int64
+    public init(allocations: [Allocation], asOfSeq: Int64) {
+        self.allocations = allocations
+        self.asOfSeq = asOfSeq
+    }
+    enum CodingKeys: String, CodingKey {
+        case allocations
+        case asOfSeq = "as_of_seq"
+    }
+}
+
 extension RESTERPClient {
+    /// The units the ERP holds for open sales orders: what the inventory-syncer counts after a restart.
+    public func openAllocations() async throws(ERPError) -> ERPOpenAllocations {
+        try await get("/api/v1/inventory/allocations", ERPOpenAllocations.self, what: "open allocations")
+    }
+
     /// One page of the stock snapshot, `pageSize` levels (the ERP caps it at 1,000).
     public func inventorySnapshot(pageToken: String?, pageSize: Int = 1000) async throws(ERPError) -> ERPStockPage {
         var path = "/api/v1/inventory?page_size=\(pageSize)"

@@ -46,6 +46,8 @@ public actor ERPInventory {
     /// Per sales-order document and SKU: units promised (the order's lines) and taken from stock (what a
     /// cancellation or an edit gives back; the difference is backordered).
     private var allocations: [String: [String: (promised: Int, taken: Int)]] = [:]
+    /// Sales-order document -> the Shopify order's external reference it was created for.
+    private var documentRefs: [String: String] = [:]
     /// The warehouse sales orders are allocated from (the ERP's default fulfilment warehouse).
     public nonisolated let allocationWarehouse: String
     /// Units ordered that the warehouse did not have when the order arrived: the oversell counter. A bridge that
@@ -164,7 +166,23 @@ public actor ERPInventory {
             }
             held[sku] = line.promised > 0 ? line : nil
         }
-        allocations[document] = held
+        allocations[document] = held.isEmpty ? nil : held
+        documentRefs[document] = held.isEmpty ? nil : orderRef
+    }
+
+    /// What the ERP holds for open sales orders: units taken per order reference and SKU (the allocation
+    /// warehouse), summed over documents (a duplicate document holds its own units), and the change sequence the
+    /// figures are current at (`GET /api/v1/inventory/allocations`).
+    public func openAllocations() -> (items: [(orderRef: String, sku: String, warehouse: String, quantity: Int)], asOf: Int64) {
+        var sums: [String: [String: Int]] = [:]
+        for (document, lines) in allocations {
+            guard let ref = documentRefs[document] else { continue }
+            for (sku, line) in lines where line.taken > 0 { sums[ref, default: [:]][sku, default: 0] += line.taken }
+        }
+        let items = sums.keys.sorted().flatMap { ref in
+            sums[ref]!.keys.sorted().map { (orderRef: ref, sku: $0, warehouse: allocationWarehouse, quantity: sums[ref]![$0]!) }
+        }
+        return (items, Int64(changes.count))
     }
 
     /// `count` seeded random movements (receipts and picks) over the first `skuRange` SKUs.

@@ -52,6 +52,18 @@ public struct ERPSimulatorRoutes: Sendable {
                     "cursor": String(changes.last?.seq ?? cursor),
                 ])
         }
+        router.get("/api/v1/inventory/allocations") { request, _ in
+            if let refusal = await self.gate(request) { return refusal }
+            let open = await self.inventory.openAllocations()
+            return Self.json(
+                .ok,
+                [
+                    "allocations": open.items.map {
+                        ["order_ref": $0.orderRef, "sku": $0.sku, "warehouse": $0.warehouse, "quantity": $0.quantity] as [String: Any]
+                    },
+                    "as_of_seq": open.asOf,
+                ])
+        }
         router.get("/api/v1/price-lists") { request, _ in
             if let refusal = await self.gate(request) { return refusal }
             let lists = await self.inventory.priceLists

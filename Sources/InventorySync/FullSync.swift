@@ -106,6 +106,33 @@ public struct FullSync: Sendable {
         return levels
     }
 
+    /// Counts what the ERP holds for open sales orders (the allocation count lives in memory: after a restart or a
+    /// takeover it starts from the ERP's own figures). An ERP without the endpoint (404) leaves the count to the
+    /// stock changes from now on: Shopify then shows less of those orders' SKUs (never more) until they are
+    /// fulfilled.
+    public func loadAllocations() async throws {
+        guard let open = try await openAllocations() else {
+            logger.warning(
+                "the ERP has no open-allocations endpoint: units it holds for orders placed before this start are not counted",
+                metadata: ["endpoint": "/api/v1/inventory/allocations", "effect": "Shopify shows less of those SKUs until the orders are fulfilled"])
+            return
+        }
+        let orders = await picture.adoptAllocations(open)
+        logger.info(
+            "allocations counted from the ERP",
+            metadata: ["orders": "\(orders)", "lines": "\(open.allocations.count)", "as_of_seq": "\(open.asOfSeq)"])
+    }
+
+    /// The ERP's open allocations; nil when it does not offer them (404).
+    private func openAllocations() async throws(ERPError) -> ERPOpenAllocations? {
+        do {
+            return try await erp.openAllocations()
+        } catch {
+            if error.code == .notFound { return nil }
+            throw error
+        }
+    }
+
     /// Reads Shopify's levels with a bulk query and loads the shop's SKU map from it.
     public func readShopify(_ shop: ShopInventorySync) async throws -> ShopifyInventorySnapshot {
         let lines = try await shop.client.runBulkQuery(ShopifyAdminDocuments.bulkInventoryQuery)
@@ -228,9 +255,14 @@ public struct FullSyncService: Service {
                 try? await gracefulShutdown()
                 return
             }
+            var allocationsLoaded = false
             while !Task.isCancelled {
                 var failed = false
                 do {
+                    if !allocationsLoaded {
+                        try await sync.loadAllocations()
+                        allocationsLoaded = true
+                    }
                     let levels = try await sync.readERP()
                     for (i, shop) in syncer.shops.enumerated() {
                         let syncer = self.syncer

@@ -35,8 +35,13 @@ public actor StockPicture {
     private var allocations: [String: [String: [StockKey: Int]]] = [:]
     /// shop id -> stock key -> the sum of `allocations` over the shop's orders.
     private var allocatedTotals: [String: [StockKey: Int]] = [:]
-    /// Change sequences whose allocation was counted (a change's copies count once).
-    private var countedAllocations: Set<Int64> = []
+    /// Order ref -> change sequences whose allocation was counted for it (a change's copies count once); dropped
+    /// with the order when it is fulfilled.
+    private var counted: [String: Set<Int64>] = [:]
+    /// Orders fulfilled recently: a late copy of one of their allocation changes counts nothing. Bounded.
+    private var released = RecentSet(limit: 100_000)
+    /// Allocation movements up to this sequence are in the figures loaded from the ERP (`adoptAllocations`).
+    private var allocationsAsOf: Int64 = 0
     /// shop id -> stock key -> highest change sequence written to (or confirmed in) that shop.
     private var confirmed: [String: [StockKey: Int64]] = [:]
     /// shop id -> stock key -> the change sequence a message is writing right now.
@@ -58,7 +63,7 @@ public actor StockPicture {
     public func apply(_ change: ERPStockChange) -> Applied {
         let key = StockKey(sku: change.sku, warehouse: change.warehouse)
         if let ref = change.orderRef, let quantity = change.quantity, let shop = ERPReference.shop(ofSalesOrder: ref),
-            countedAllocations.insert(change.seq).inserted
+            change.seq > allocationsAsOf, !released.contains(ref), counted[ref, default: []].insert(change.seq).inserted
         {
             allocate(shop: shop, orderRef: ref, key, units: -quantity)
         }
@@ -81,8 +86,27 @@ public actor StockPicture {
 
     /// Shopify fulfilled the order: its units leave Shopify's `committed`, so they leave the count here too.
     public func fulfilled(shop: String, orderRef: String) {
+        counted[orderRef] = nil
+        released.insert(orderRef)
         guard let lines = allocations[shop]?.removeValue(forKey: orderRef) else { return }
         for (key, units) in lines { allocatedTotals[shop]![key, default: 0] -= units }
+    }
+
+    /// Replaces the allocation count with what the ERP says it holds for open sales orders (at start, when this
+    /// process becomes the active syncer: the count lives in memory). Movements up to `asOfSeq` are in these
+    /// figures; later ones count as they arrive. Orders not named by a Shopify shop's reference are skipped.
+    /// Returns the orders counted.
+    @discardableResult
+    public func adoptAllocations(_ open: ERPOpenAllocations) -> Int {
+        allocations = [:]
+        allocatedTotals = [:]
+        counted = [:]
+        allocationsAsOf = open.asOfSeq
+        for a in open.allocations where a.quantity > 0 && !released.contains(a.orderRef) {
+            guard let shop = ERPReference.shop(ofSalesOrder: a.orderRef) else { continue }
+            allocate(shop: shop, orderRef: a.orderRef, StockKey(sku: a.sku, warehouse: a.warehouse), units: a.quantity)
+        }
+        return allocations.values.reduce(0) { $0 + $1.count }
     }
 
     /// Units the ERP holds for `shop`'s orders in `key`.
@@ -134,5 +158,30 @@ public actor StockPicture {
 
     public func confirm(_ seq: Int64, _ key: StockKey, shop: String) {
         if (confirmed[shop]?[key] ?? -1) < seq { confirmed[shop, default: [:]][key] = seq }
+    }
+}
+
+/// A set that forgets its oldest members beyond `limit`.
+struct RecentSet {
+    let limit: Int
+    private var members: Set<String> = []
+    private var order: [String] = []
+    private var head = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    func contains(_ s: String) -> Bool { members.contains(s) }
+
+    mutating func insert(_ s: String) {
+        guard members.insert(s).inserted else { return }
+        order.append(s)
+        if members.count > limit {
+            members.remove(order[head])
+            head += 1
+            if head > limit {
+                order.removeFirst(head)
+                head = 0
+            }
+        }
     }
 }

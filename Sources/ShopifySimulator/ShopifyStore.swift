@@ -129,6 +129,14 @@ public actor ShopifyStore {
         return levelUpdate(item: item, location: location, at: date)
     }
 
+    /// Staff stop stocking an item at a location (`inventoryDeactivate`): its level is gone, and a write to it is
+    /// refused with `ITEM_NOT_STOCKED_AT_LOCATION`, as Shopify does.
+    public func unstock(item: Int64, location: Int64) {
+        stock[item]?[location] = nil
+        committed[item]?[location] = nil
+        levelUpdatedAt[item]?[location] = nil
+    }
+
     /// The inventory item of a SKU.
     public func inventoryItem(sku: String) -> Int64? { variants.first { $0.sku == sku }?.inventoryItemId }
 

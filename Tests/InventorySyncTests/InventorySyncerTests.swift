@@ -1,3 +1,4 @@
+import BridgeMessaging
 import BridgeTestSupport
 import ERPSimulator
 import Foundation
@@ -40,7 +41,8 @@ struct InventorySyncerTests {
         // Staff type 999 into Shopify's admin for SKU 2 at the second location.
         let edit = await h.shopify.store.setAvailable(item: await h.item(2), location: h.locations[1], available: 999)!
         await h.shopify.deliverer.deliver([edit])
-        #expect(await eventually(timeout: .seconds(60)) { s.levelCounts["override_reverted"] == 1 }, "\(s.levelCounts)")
+        // At least once: the full sync's echo can race the edit and set it back too (noted in the issue).
+        #expect(await eventually(timeout: .seconds(60)) { (s.levelCounts["override_reverted"] ?? 0) >= 1 }, "\(s.levelCounts)")
         #expect(await h.shopifyAvailable(2, location: 1) == target, "back to ERP − safety stock")
         await s.stop()
         await h.close()
@@ -103,6 +105,58 @@ struct InventorySyncerTests {
         #expect(requests > 0)
         #expect(Double(throttled) <= 0.01 * Double(requests), "\(throttled) THROTTLED of \(requests) calls")
         print("throttling storm: \(changes) changes, \(requests) calls, \(throttled) THROTTLED, \(after.pointsUsed - before.pointsUsed) points, waited \(after.waited - before.waited), \(s.erpCounts)")
+        await s.stop()
+        await h.close()
+    }
+
+    @Test("a restarted syncer counts what the ERP already holds for open orders: Shopify is not lowered by them twice")
+    func restartCountsAllocations() async throws {
+        let skus = 5
+        let h = try await InventoryHarness.make("inv-restart", skus: skus, erpStock: 30...30, shopifyStock: 30, catchAll: "MISC")
+        let first = try await h.startSyncer(safetyStock: 0)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: skus, safetyStock: 0).isEmpty })
+        let (forwarder, forwarderTask) = try await h.startForwarder()
+        var events: [WebhookEvent] = []
+        for _ in 0..<12 { events += await h.shopify.store.placeOrder(maxLines: 2) }
+        await h.shopify.deliverer.deliver(events)
+        let placed = await h.shopify.store.orderCount
+        #expect(await eventually(timeout: .seconds(60)) { await h.erpStore.orderCount == placed }, "every order allocated in the ERP")
+        // Shopify's committed units are the ERP's allocations now: Shopify shows exactly the ERP's figure.
+        let settled = await eventually(timeout: .seconds(60)) { await h.mismatches(skus: skus, safetyStock: 0).isEmpty }
+        let before = await h.mismatches(skus: skus, safetyStock: 0)
+        #expect(settled, "\(before)")
+        await forwarder.triggerGracefulShutdown()
+        _ = await forwarderTask.result
+        await first.stop()
+
+        // A new process knows nothing of those orders but what the ERP tells it.
+        let second = try await h.startSyncer(safetyStock: 0)
+        let report = try await second.process.fullSync.run(
+            second.process.syncer.shops[0], erpLevels: try await second.process.fullSync.readERP(), dryRun: false)
+        let left = await h.mismatches(skus: skus, safetyStock: 0)
+        #expect(left.isEmpty, "after the restart (\(report.drifted) levels corrected): \(left)")
+        await second.stop()
+        await h.close()
+    }
+
+    @Test("a change Shopify refuses (the item is no longer stocked at the location) is dead-lettered with Shopify's code; the change beside it is written")
+    func refusedRowDeadLettered() async throws {
+        let h = try await InventoryHarness.make("inv-refused", skus: 6)
+        let s = try await h.startSyncer(safetyStock: 0)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 6, safetyStock: 0).isEmpty })
+        // Staff deactivate SKU 4 at the second location; the ERP then moves it there, and SKU 5 beside it.
+        await h.shopify.store.unstock(item: await h.item(4), location: h.locations[1])
+        await h.inventory.move(sku: OrderGenerator.sku(4), warehouse: "WH-2", available: 33)
+        await h.inventory.move(sku: OrderGenerator.sku(5), warehouse: "WH-2", available: 34)
+        let dlq = BridgeTopology.deadLetterQueue(of: BridgeTopology.erpInventory.name)
+        let dead = try await eventually(timeout: .seconds(60)) { try await h.publisher.queueCounts(dlq).messages == 1 }
+        #expect(dead, "\(s.erpCounts)")
+        let (_, letters) = try await DeadLetters.list(h.publisher, workQueue: BridgeTopology.erpInventory.name, limit: 10)
+        let letter = try #require(letters.first)
+        #expect(letter.errorClass == "shopify_rejected")
+        #expect(letter.errorMessage?.contains("ITEM_NOT_STOCKED_AT_LOCATION") == true, "\(letter.errorMessage ?? "")")
+        #expect(await eventually(timeout: .seconds(30)) { await h.shopifyAvailable(5, location: 1) == 34 }, "the good change was written")
+        #expect(s.erpCounts["dead_lettered"] == 1, "\(s.erpCounts)")
         await s.stop()
         await h.close()
     }

@@ -11,7 +11,8 @@ extension ShopifyAdminAPI {
         try resolve("QueryRoot", [
             "locations": { _, args, ctx in
                 try Paginator.connection(
-                    ctx.snapshot.locations, key: { .init(value: 0, id: $0) }, node: Self.location, args: args, bulk: ctx.bulk)
+                    ctx.snapshot.locations, key: { .init(value: 0, id: $0) }, node: Self.location, args: args, bulk: ctx.bulk,
+                    window: ctx.bulkWindow)
             },
             "location": { _, args, ctx in
                 let s = ctx.snapshot
@@ -27,7 +28,8 @@ extension ShopifyAdminAPI {
                         && q.matches("updated_at", date: s.itemUpdated($0.inventoryItemId))
                 }
                 return try Paginator.connection(
-                    items, key: { .init(value: 0, id: $0.inventoryItemId) }, node: { Self.item($0, s) }, args: args, bulk: ctx.bulk)
+                    items, key: { .init(value: 0, id: $0.inventoryItemId) }, node: { Self.item($0, s) }, args: args, bulk: ctx.bulk,
+                    window: ctx.bulkWindow)
             },
             "inventoryItem": { _, args, ctx in
                 let s = ctx.snapshot
@@ -40,7 +42,7 @@ extension ShopifyAdminAPI {
                 let bySKU = args["sortKey"].string == "SKU"
                 return try Paginator.connection(
                     variants, key: { .init(value: bySKU ? Double($0.sku.filter(\.isNumber)) ?? 0 : 0, id: $0.variantId) },
-                    node: { Self.variant($0, s) }, args: args, bulk: ctx.bulk)
+                    node: { Self.variant($0, s) }, args: args, bulk: ctx.bulk, window: ctx.bulkWindow)
             },
             "orders": { _, args, ctx in
                 let s = ctx.snapshot
@@ -57,7 +59,7 @@ extension ShopifyAdminAPI {
                         case "CREATED_AT", "PROCESSED_AT": .init(value: o.createdAt.timeIntervalSince1970, id: o.id)
                         default: .init(value: 0, id: o.id)
                         }
-                    }, node: Self.order, args: args, bulk: ctx.bulk)
+                    }, node: Self.order, args: args, bulk: ctx.bulk, window: ctx.bulkWindow)
             },
             "bulkOperation": { _, args, ctx in
                 await ctx.api.bulk.operation(try Self.id(args["id"].string ?? "", "BulkOperation")).map(BulkOperations.node)
@@ -305,18 +307,35 @@ extension ShopifyAdminAPI {
         }
     }
 
+    /// Runs a bulk query as Shopify does, in the background: the top-level connection is read in slices of
+    /// `bulkSlice` nodes, each executed and flattened to JSONL on its own, until a slice comes back empty.
     private func runBulk(_ id: Int64, document: Document, baseURL: String) async {
         try? await Task.sleep(for: bulkDelay / 2)
         await bulk.markRunning(id)
         try? await Task.sleep(for: bulkDelay / 2)
-        let context = RequestContext(snapshot: await store.snapshot(), api: self, bulk: true, baseURL: baseURL)
-        guard let result = try? await execute(schema: schema, documentAST: document, rootValue: (), context: context),
-            result.errors.isEmpty, let data = result.data
-        else {
-            await bulk.fail(id)
-            return
+        let snapshot = await store.snapshot()
+        var jsonl = Data()
+        var objects = 0
+        var roots = 0
+        var start = 0
+        while true {
+            let context = RequestContext(
+                snapshot: snapshot, api: self, bulk: true, baseURL: baseURL, bulkWindow: start..<(start + Self.bulkSlice))
+            guard let result = try? await execute(schema: schema, documentAST: document, rootValue: (), context: context),
+                result.errors.isEmpty, let data = result.data
+            else {
+                await bulk.fail(id)
+                return
+            }
+            let slice = BulkOperations.jsonl(data)
+            guard slice.roots > 0 else { break }
+            jsonl.append(slice.0)
+            objects += slice.objects
+            roots += slice.roots
+            start += Self.bulkSlice
         }
-        let (jsonl, objects, roots) = BulkOperations.jsonl(data)
         await bulk.complete(id, jsonl: jsonl, objects: objects, roots: roots, url: "\(baseURL)/_sim/bulk/\(id).jsonl")
     }
+
+    static let bulkSlice = 1000
 }

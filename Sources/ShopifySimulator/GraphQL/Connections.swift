@@ -111,7 +111,7 @@ struct Paginator {
 
     /// A connection (`edges`, `nodes`, `pageInfo`) over `items`, each with its sort key, from the field's arguments.
     static func connection<T>(
-        _ items: [T], key: (T) -> Key, node: (T) -> [String: any Sendable], args: Map, bulk: Bool
+        _ items: [T], key: (T) -> Key, node: (T) -> [String: any Sendable], args: Map, bulk: Bool, window: Range<Int>? = nil
     ) throws -> [String: any Sendable] {
         let reverse = args["reverse"].bool ?? false
         var sorted = items.map { (key($0), $0) }.sorted { reverse ? $0.0 > $1.0 : $0.0 < $1.0 }
@@ -141,6 +141,8 @@ struct Paginator {
             }
             if args["after"].string != nil { hasPrevious = true }
             if args["before"].string != nil { hasNext = true }
+        } else if let window {
+            sorted = Array(sorted[min(window.lowerBound, sorted.count)..<min(window.upperBound, sorted.count)])
         }
         let nodes = sorted.map { node($0.1) }
         let cursors = sorted.map { cursor($0.0) }

@@ -202,12 +202,16 @@ final class RequestContext: Sendable {
     let state: Mutex<ShopSnapshot>
     let api: ShopifyAdminAPI
     let bulk: Bool
+    /// In a bulk operation: the slice of each top-level connection this execution reads (the operation runs in
+    /// slices and streams their JSONL, so 100,000 items are never one GraphQL result in memory).
+    let bulkWindow: Range<Int>?
     let baseURL: String
 
-    init(snapshot: ShopSnapshot, api: ShopifyAdminAPI, bulk: Bool, baseURL: String) {
+    init(snapshot: ShopSnapshot, api: ShopifyAdminAPI, bulk: Bool, baseURL: String, bulkWindow: Range<Int>? = nil) {
         state = Mutex(snapshot)
         self.api = api
         self.bulk = bulk
+        self.bulkWindow = bulkWindow
         self.baseURL = baseURL
     }
 
