@@ -166,7 +166,7 @@ public struct ShopifyLevelHandler: QueueHandler {
         guard let shown = payload.available else { return WorkOutcome("ignored_untracked") }
         guard let stock = await shop.targets.stockKey(level) else { return WorkOutcome("ignored_unmapped") }
         guard await syncer.picture.available(stock) != nil else { return WorkOutcome("ignored_no_erp_figure") }
-        if await shop.memory.lastWritten(level) == shown {
+        if await shop.memory.isOwnEcho(level, available: shown) {
             Counter(label: "inventory_echo_total", dimensions: [("shop", shop.shop.id)]).increment()
             return WorkOutcome("echo")
         }

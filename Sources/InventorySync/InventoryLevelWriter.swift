@@ -65,16 +65,20 @@ public final class InventoryLevelWriter: Sendable {
     let shopId: String
     let maxRounds: Int
     let logger: Logger
+    /// Told of every figure before its call is sent and after the answer (echo recognition).
+    let memory: LevelMemory?
     /// A test seam: runs after the levels were read and before they are written (a sale "between" the two).
     let afterRead: (@Sendable () async -> Void)?
 
     public init(
-        client: ShopifyAdminClient, logger: Logger, maxRounds: Int = 8, afterRead: (@Sendable () async -> Void)? = nil
+        client: ShopifyAdminClient, logger: Logger, maxRounds: Int = 8, memory: LevelMemory? = nil,
+        afterRead: (@Sendable () async -> Void)? = nil
     ) {
         self.client = client
         self.shopId = client.configuration.shopId
         self.maxRounds = maxRounds
         self.logger = logger
+        self.memory = memory
         self.afterRead = afterRead
     }
 
@@ -134,7 +138,16 @@ public final class InventoryLevelWriter: Sendable {
                 }
             }
             guard !rows.isEmpty else { return }
-            let errors = try await set(rows, decision: decision, reason: reason)
+            let figures = Dictionary(rows.map { ($0.key, $0.quantity) }, uniquingKeysWith: { _, b in b })
+            await memory?.willSend(figures)
+            let errors: [UserError]
+            do {
+                errors = try await set(rows, decision: decision, reason: reason)
+            } catch {
+                await memory?.sent(figures, applied: true)
+                throw error
+            }
+            await memory?.sent(figures, applied: errors.isEmpty)
             if errors.isEmpty {
                 for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
                 return

@@ -34,19 +34,17 @@ public final class ShopInventorySync: Sendable {
         self.logger = logger
         let catalogue = ShopCatalogue(client: client, logger: logger)
         self.catalogue = catalogue
-        let writer = InventoryLevelWriter(client: client, logger: logger, afterRead: afterRead)
+        let memory = LevelMemory()
+        self.memory = memory
+        let writer = InventoryLevelWriter(client: client, logger: logger, memory: memory, afterRead: afterRead)
         self.writer = writer
         let locations = shop.locations.mapValues { "gid://shopify/Location/\($0)" }
         let targets = LevelTargets(
             shopId: shop.id, catalogue: catalogue, picture: picture, rule: StockRule(safetyStock: settings.safetyStock),
             locations: locations, logger: logger)
         self.targets = targets
-        let memory = LevelMemory()
-        self.memory = memory
         coalescer = LevelCoalescer(window: settings.coalesceWindow) { keys, decision in
-            let report = try await writer.write(keys, decision: decision, reason: "correction") { await targets.desired($0) }
-            await memory.record(report)
-            return report
+            try await writer.write(keys, decision: decision, reason: "correction") { await targets.desired($0) }
         }
     }
 
@@ -74,9 +72,7 @@ public final class ShopInventorySync: Sendable {
     public func correct(_ keys: Set<LevelKey>, known: [LevelKey: LevelFigures], decision: String) async throws -> LevelWriteReport {
         try policy.authorize(.inventory, into: .shopify)
         let targets = self.targets
-        let report = try await writer.write(keys, decision: decision, reason: "correction", known: known) { await targets.desired($0) }
-        await memory.record(report)
-        return report
+        return try await writer.write(keys, decision: decision, reason: "correction", known: known) { await targets.desired($0) }
     }
 
     /// Writes coalesced so far (for tests and the benchmark).
@@ -143,14 +139,37 @@ public struct LevelTargets: Sendable {
     }
 }
 
-/// The figure the syncer last wrote per level, for recognising its own echo.
+/// The figures the syncer writes per level, for recognising its own echo (`inventory_levels/update` carrying one of
+/// them). A figure is remembered from the moment its call is sent, not when the answer is back: Shopify's webhook
+/// for a write can reach the syncer before the write's own answer does, and an echo taken for a staff edit would
+/// be checked and counted as one.
 public actor LevelMemory {
     private var written: [LevelKey: Int] = [:]
+    /// Figures of calls still in flight, per level (two calls for one level can overlap: a correction and a delta).
+    private var sending: [LevelKey: [Int]] = [:]
 
     public init() {}
 
-    func record(_ report: LevelWriteReport) {
-        for (k, w) in report.written { written[k] = w.to }
+    /// Before a call: these figures may show up in webhooks from now on.
+    func willSend(_ rows: [LevelKey: Int]) {
+        for (k, q) in rows { sending[k, default: []].append(q) }
+    }
+
+    /// After a call: `applied` tells whether Shopify took the rows (any user error refuses the whole call; an
+    /// unknown outcome, a timeout, counts as taken: its echo may still come).
+    func sent(_ rows: [LevelKey: Int], applied: Bool) {
+        for (k, q) in rows {
+            if var figures = sending[k], let i = figures.firstIndex(of: q) {
+                figures.remove(at: i)
+                sending[k] = figures.isEmpty ? nil : figures
+            }
+            if applied { written[k] = q }
+        }
+    }
+
+    /// Whether Shopify showing `available` at `level` is the syncer's own write coming back.
+    public func isOwnEcho(_ level: LevelKey, available: Int) -> Bool {
+        written[level] == available || sending[level]?.contains(available) == true
     }
 
     public func lastWritten(_ level: LevelKey) -> Int? { written[level] }

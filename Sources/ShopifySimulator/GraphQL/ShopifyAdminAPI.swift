@@ -18,7 +18,13 @@ public final class ShopifyAdminAPI: Sendable {
     let schema: GraphQLSchema
     let fieldTable: [String: [String: QueryCost.FieldType]]
     let bulk = BulkOperations()
+    /// How long a mutation's answer waits after the mutation took effect (its webhooks are already on their way):
+    /// on a slow network Shopify's webhook can reach a client before the answer to the call that caused it.
+    let mutationAnswerDelay = Mutex<Duration>(.zero)
     public static let maxQueryCost = 1000
+
+    /// Answers to mutations wait `delay` after taking effect (zero: none).
+    public func setMutationAnswerDelay(_ delay: Duration) { mutationAnswerDelay.withLock { $0 = delay } }
 
     public init(
         store: ShopifyStore, deliverer: WebhookDeliverer, accessToken: String, plan: ShopifyPlan = .standard,
@@ -138,6 +144,10 @@ public final class ShopifyAdminAPI: Sendable {
                 operationName: request.operationName)
         } catch {
             result = GraphQLResult(errors: [Self.graphQLError(error)])
+        }
+        if operation.operation == .mutation {
+            let delay = mutationAnswerDelay.withLock { $0 }
+            if delay > .zero { try? await Task.sleep(for: delay) }
         }
         let actual = result.data.map { cost.actual(operation, rootType: rootType, data: $0) } ?? requested
         let after = bucket.refund(requested - min(actual, requested))
