@@ -175,6 +175,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // reconciler's logic: compares both systems per domain and heals through the owner's data (an order's
+        // current Shopify state re-sent to q.orders as a reconciliation replay).
+        .target(
+            name: "Reconciliation",
+            dependencies: [
+                "BridgeDomain",
+                "BridgeMessaging",
+                "Messaging",
+            ],
+            swiftSettings: swiftSettings
+        ),
         // order-forwarder's logic: mapping, version-ordered exactly-once-in-effect forwarding (a QueueWorker handler).
         .target(
             name: "OrderForwarding",
@@ -429,6 +440,7 @@ let package = Package(
                 "Ledger",
                 "Messaging",
                 "OrderForwarding",
+                "Reconciliation",
                 "Shopify",
                 "ShopifySimulator",
                 "Worker",

@@ -18,6 +18,8 @@ public enum EnvelopeHeader {
     /// How often the message was replayed from its dead-letter queue, and when last.
     public static let replays = "x-bridge-replays"
     public static let replayedAt = "x-bridge-replayed-at"
+    /// The reconciliation run that re-sent the owner's current state (source `reconciler`).
+    public static let reconcileRun = "x-bridge-reconcile-run"
 
     /// Headers the broker adds on dead-lettering and redelivery: not ours to carry into a republished message.
     public static let brokerBookkeeping = [

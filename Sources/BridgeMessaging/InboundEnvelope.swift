@@ -35,10 +35,14 @@ public struct InboundEnvelope: Sendable, Equatable {
     public var attempt: Int
     /// How often the message was replayed from its dead-letter queue.
     public var replays: Int
+    /// The reconciliation run that re-sent this state (source `reconciler`): the owning system's current state,
+    /// read at `triggeredAt`, to be written even where the bridge believes it was written before.
+    public var reconcileRun: String?
 
     public init(
         source: Source, shopDomain: String?, topic: String, deliveryId: String, eventId: String? = nil,
-        triggeredAt: String? = nil, apiVersion: String? = nil, receivedAt: String? = nil, attempt: Int = 0, replays: Int = 0
+        triggeredAt: String? = nil, apiVersion: String? = nil, receivedAt: String? = nil, attempt: Int = 0, replays: Int = 0,
+        reconcileRun: String? = nil
     ) {
         self.source = source
         self.shopDomain = shopDomain
@@ -50,6 +54,7 @@ public struct InboundEnvelope: Sendable, Equatable {
         self.receivedAt = receivedAt
         self.attempt = attempt
         self.replays = replays
+        self.reconcileRun = reconcileRun
     }
 
     /// `triggeredAt` in milliseconds since 1970, when it parses.
@@ -73,15 +78,16 @@ public struct InboundEnvelope: Sendable, Equatable {
         if let receivedAt { h[EnvelopeHeader.receivedAt] = .string(receivedAt) }
         if attempt > 0 { h[EnvelopeHeader.attempt] = .int(Int64(attempt)) }
         if replays > 0 { h[EnvelopeHeader.replays] = .int(Int64(replays)) }
+        if let reconcileRun { h[EnvelopeHeader.reconcileRun] = .string(reconcileRun) }
         return h
     }
 
     /// Persistent message properties for publishing this envelope: message and correlation id = the delivery id,
     /// type = the topic.
-    public func properties(timestamp: Date = Date()) -> MessageProperties {
+    public func properties(timestamp: Date = Date(), appId: String = "shopify-erp-bridge/ingest") -> MessageProperties {
         MessageProperties(
             messageId: deliveryId, correlationId: deliveryId, contentType: "application/json", type: topic,
-            appId: "shopify-erp-bridge/ingest", timestamp: timestamp, headers: headers)
+            appId: appId, timestamp: timestamp, headers: headers)
     }
 
     /// Reads the envelope of a delivered message. Messages published before the envelope had every header (or by
@@ -100,6 +106,7 @@ public struct InboundEnvelope: Sendable, Equatable {
         receivedAt = h[EnvelopeHeader.receivedAt]?.stringValue
         attempt = Int(h[EnvelopeHeader.attempt]?.intValue ?? 0)
         replays = Int(h[EnvelopeHeader.replays]?.intValue ?? 0)
+        reconcileRun = h[EnvelopeHeader.reconcileRun]?.stringValue
     }
 
     public init(_ delivery: AMQPDelivery) {

@@ -158,6 +158,17 @@ public actor ERPStore {
 
     public func setFaults(_ f: Faults) { faults = f }
 
+    /// The ERP restored from a backup taken before any of the bridge's writes: every sales order, customer and
+    /// credit note is gone; document numbers go on from where they were, the call log stays.
+    public func restoreEmptyBackup() {
+        documents = [:]
+        byRef = [:]
+        customers = [:]
+        creditNotes = [:]
+        creditNotesByRefund = [:]
+        log("restore_backup", ref: nil, "restored")
+    }
+
     /// A requested maintenance window, taken by the server loop (`ERPSimulatorServer`).
     private var pendingMaintenance: Duration?
     public func requestMaintenance(_ d: Duration) { pendingMaintenance = d }

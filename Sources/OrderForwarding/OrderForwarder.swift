@@ -196,12 +196,16 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             throw ProcessingFailure(errorClass: "invalid_timestamp", message: "updated_at '\(order.updatedAt)' is not ISO-8601", retryable: false)
         }
         let version = OrderVersion(updatedAtMs: updatedMs, triggeredAtMs: env.triggeredAtMs ?? 0)
+        // A reconciliation replay: Shopify's state as the reconciler read it (its version is the read time), for an
+        // order the ERP lacks or holds behind; what the ledger recorded is not trusted to be in the ERP.
+        let replay = env.source == .reconciler
+        if let run = env.reconcileRun { context.logger[metadataKey: "reconcile_run"] = "\(run)" }
 
         // Workers of this process queue behind each other per order without touching the database; the ledger's
         // lease then guards against workers of other processes.
         let log = context.logger
         let outcome = try await context.serialized("\(shop)/\(order.id)") {
-            try await self.applyLeased(order, version: version, shop: shop, logger: log)
+            try await self.applyLeased(order, version: version, shop: shop, replay: replay, logger: log)
         }
         if let document = outcome.erpDocument { context.logger[metadataKey: "erp_document"] = "\(document)" }
         return outcome
@@ -209,7 +213,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
 
     /// Takes the order's lease, skips a version not newer than the applied one, else applies it and records it
     /// (fenced: a worker whose lease was taken over records nothing). The lease is renewed while the ERP works.
-    private func applyLeased(_ order: ShopifyOrder, version: OrderVersion, shop: String, logger: Logger) async throws -> Outcome {
+    private func applyLeased(
+        _ order: ShopifyOrder, version: OrderVersion, shop: String, replay: Bool, logger: Logger
+    ) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
         let applied = try await lease(shop: shop, orderId: order.id, owner: owner)
         do {
@@ -218,7 +224,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                 return .staleSkipped(applied: applied.version, document: applied.erpDocument)
             }
             let result = try await withLeaseRenewal(shop: shop, orderId: order.id, owner: owner, logger: logger) {
-                try await self.apply(order, version: version, shop: shop, owner: owner, applied: applied, logger: logger)
+                try await self.apply(order, version: version, shop: shop, owner: owner, applied: applied, replay: replay, logger: logger)
             }
             try await ledger.release(
                 shop: shop, orderId: order.id, owner: owner,
@@ -241,7 +247,8 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
 
     /// Maps and writes customer (if allowed) and sales order. The caller holds the order's lease.
     private func apply(
-        _ order: ShopifyOrder, version: OrderVersion, shop: String, owner: String, applied: LedgerEntry?, logger: Logger
+        _ order: ShopifyOrder, version: OrderVersion, shop: String, owner: String, applied: LedgerEntry?, replay: Bool,
+        logger: Logger
     ) async throws -> Applied {
         let mapped: MappedOrder
         do {
@@ -253,7 +260,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             _ = try await timed("upsert_customer") { () async throws(ERPError) in try await self.erp.upsertCustomer(customer) }
         }
         if let plain = plainERP {
-            return try await applyPlain(mapped.salesOrder, plain, version: version, shop: shop, orderId: order.id, owner: owner, applied: applied, logger: logger)
+            return try await applyPlain(
+                mapped.salesOrder, plain, version: version, shop: shop, orderId: order.id, owner: owner, applied: applied,
+                replay: replay, logger: logger)
         }
         let result = try await timed("upsert_sales_order") { () async throws(ERPError) in
             try await self.erp.upsertSalesOrder(mapped.salesOrder)
@@ -288,13 +297,25 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
 
     /// The plain profile: the ERP neither deduplicates nor checks versions, so the ledger does both. A create is
     /// announced (intent) under the lease before it is sent; finding an intent without a document means a crash
-    /// between the create and the record, so the reference is looked up before creating again.
+    /// between the create and the record, so the reference is looked up before creating again. A reconciliation
+    /// replay looks it up too: it comes because the ERP may not hold the document the ledger recorded (an ERP
+    /// restored from an older backup), and updating that document would fail or write into the wrong one.
     private func applyPlain(
         _ salesOrder: ERPSalesOrder, _ plain: any PlainERPPort, version: OrderVersion, shop: String, orderId: Int64,
-        owner: String, applied: LedgerEntry?, logger: Logger
+        owner: String, applied: LedgerEntry?, replay: Bool, logger: Logger
     ) async throws -> Applied {
         var document = applied?.erpDocument
-        if document == nil, try await ledger.hasIntent(.salesOrder, shop: shop, orderId: orderId) {
+        if replay {
+            let found = try await timed("find_sales_order") { () async throws(ERPError) in
+                try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
+            }
+            if let recorded = document, !found.contains(recorded) {
+                logger.warning(
+                    "the ERP no longer holds the sales order the ledger recorded",
+                    metadata: ["ledger_document": "\(recorded)", "found": "\(found.joined(separator: ","))"])
+            }
+            document = found.first
+        } else if document == nil, try await ledger.hasIntent(.salesOrder, shop: shop, orderId: orderId) {
             let found = try await timed("find_sales_order") { () async throws(ERPError) in
                 try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
             }

@@ -6,6 +6,7 @@ import ERPSimulator
 import Foundation
 import Messaging
 import OrderForwarding
+import Reconciliation
 import Shopify
 import ShopifySimulator
 import Testing
@@ -139,6 +140,43 @@ struct ForwarderTests {
         #expect(f.forwarder.settledCounts["stale_skipped"] == 1)
         #expect(await h.store.writeCounts(ref: h.ref(77)).creates == 1)
         #expect(await h.callLogProblems([77], strict: true).isEmpty)
+        #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test(
+        "an ERP restored from an older backup: the same webhook again is skipped (the ledger holds it), a reconciliation replay writes the order once",
+        arguments: ERPStore.Profile.allCases)
+    func reconciliationReplayAfterERPRestore(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("replay", profile: profile)
+        let f = try await h.startForwarder()
+        let o = order(5_550_001)
+        let triggered = Date()
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-create", triggeredAt: triggered)
+        #expect(await eventually { f.forwarder.settledTotal == 1 })
+        let first = try #require(await h.store.order(ref: h.ref(o.id)))
+        await h.store.restoreEmptyBackup()
+
+        // `./dev down` + `./dev up` re-sends the webhook: the ledger says it was applied, the ERP no longer has it.
+        try await h.publish(o.json(), topic: "orders/create", webhookId: "wh-again", triggeredAt: triggered)
+        #expect(await eventually { f.forwarder.settledTotal == 2 })
+        #expect(f.forwarder.settledCounts["stale_skipped"] == 1)
+        #expect(await h.store.order(ref: h.ref(o.id)) == nil)
+
+        // The reconciler re-sends Shopify's current state, read now.
+        let replay = OrderReplay(shopDomain: ForwarderHarness.shopDomain, orderId: o.id, body: Array(o.json()), readAt: Date(), runId: "run-1")
+        try await replay.publish(on: h.publisher)
+        #expect(await eventually { f.forwarder.settledTotal == 3 })
+        let healed = await h.store.order(ref: h.ref(o.id))
+        #expect(healed?.total == o.total, "the replay wrote the order: \(f.forwarder.settledCounts)")
+        #expect(healed?.documentNumber != first.documentNumber, "a new document in the restored ERP")
+        #expect(await h.store.duplicatedRefs().isEmpty)
+        // The same replay delivered again is skipped by the ledger: one write for the heal.
+        try await replay.publish(on: h.publisher)
+        #expect(await eventually { f.forwarder.settledTotal == 4 })
+        let writes = await h.store.writes(ref: h.ref(o.id))
+        #expect(writes.count == 2, "the first create and the heal, nothing else: \(writes.map(\.operation))")
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         await f.stop()
         await h.close()
