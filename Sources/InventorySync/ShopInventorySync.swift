@@ -171,6 +171,4 @@ public actor LevelMemory {
     public func isOwnEcho(_ level: LevelKey, available: Int) -> Bool {
         written[level] == available || sending[level]?.contains(available) == true
     }
-
-    public func lastWritten(_ level: LevelKey) -> Int? { written[level] }
 }

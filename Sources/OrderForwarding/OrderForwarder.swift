@@ -305,27 +305,23 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         owner: String, applied: LedgerEntry?, replay: Bool, logger: Logger
     ) async throws -> Applied {
         var document = applied?.erpDocument
-        if replay {
+        let interrupted = !replay && document == nil ? try await ledger.hasIntent(.salesOrder, shop: shop, orderId: orderId) : false
+        if replay || interrupted {
             let found = try await timed("find_sales_order") { () async throws(ERPError) in
                 try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
+            }
+            if interrupted { metrics.createRecovered("sales_order", found: found.count) }
+            if found.count > 1 {
+                logger.error(
+                    "ERP holds several sales orders for one reference; updating the oldest",
+                    metadata: ["erp_documents": "\(found.joined(separator: ","))"])
+            } else if interrupted {
+                logger.info("create interrupted before it was recorded; looked the reference up", metadata: ["found": "\(found.count)"])
             }
             if let recorded = document, !found.contains(recorded) {
                 logger.warning(
                     "the ERP no longer holds the sales order the ledger recorded",
                     metadata: ["ledger_document": "\(recorded)", "found": "\(found.joined(separator: ","))"])
-            }
-            document = found.first
-        } else if document == nil, try await ledger.hasIntent(.salesOrder, shop: shop, orderId: orderId) {
-            let found = try await timed("find_sales_order") { () async throws(ERPError) in
-                try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
-            }
-            metrics.createRecovered("sales_order", found: found.count)
-            if found.count > 1 {
-                logger.error(
-                    "ERP holds several sales orders for one reference; updating the oldest",
-                    metadata: ["erp_documents": "\(found.joined(separator: ","))"])
-            } else {
-                logger.info("create interrupted before it was recorded; looked the reference up", metadata: ["found": "\(found.count)"])
             }
             document = found.first
         }
