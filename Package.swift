@@ -176,13 +176,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // reconciler's logic: compares both systems per domain and heals through the owner's data (an order's
-        // current Shopify state re-sent to q.orders as a reconciliation replay).
+        // current Shopify state re-sent to q.orders as a reconciliation replay); reports, schedules, the q.reconcile
+        // handler (a QueueWorker handler).
         .target(
             name: "Reconciliation",
             dependencies: [
                 "BridgeDomain",
                 "BridgeMessaging",
+                "ERP",
                 "Messaging",
+                "Shopify",
+                "Worker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -330,6 +337,7 @@ let package = Package(
             name: "reconciler",
             dependencies: [
                 "BridgeRuntime",
+                "Reconciliation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -350,6 +358,7 @@ let package = Package(
                 "BridgeRuntime",
                 "InventorySync",
                 "Messaging",
+                "Reconciliation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -20,7 +20,7 @@ from graphql import (GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceTy
 
 # type -> fields (None: all fields / values); enums list the values served.
 SELECTION = {
-    "QueryRoot": ["locations", "location", "inventoryItems", "inventoryItem", "productVariants", "orders",
+    "QueryRoot": ["locations", "location", "inventoryItems", "inventoryItem", "productVariants", "orders", "ordersCount",
                   "bulkOperation", "currentBulkOperation"],
     "Mutation": ["inventorySetQuantities", "bulkOperationRunQuery"],
     "PageInfo": ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor"],
@@ -39,8 +39,10 @@ SELECTION = {
     "ProductVariantConnection": ["nodes", "edges", "pageInfo"],
     "ProductVariantEdge": ["node", "cursor"],
     "Order": ["id", "legacyResourceId", "name", "createdAt", "updatedAt", "cancelledAt", "displayFinancialStatus",
-              "currencyCode", "totalPriceSet"],
+              "currencyCode", "totalPriceSet", "totalRefundedSet"],
     "OrderConnection": ["nodes", "edges", "pageInfo"],
+    "Count": None,
+    "CountPrecision": None,
     "OrderEdge": ["node", "cursor"],
     "MoneyBag": ["shopMoney", "presentmentMoney"],
     "MoneyV2": ["amount", "currencyCode"],

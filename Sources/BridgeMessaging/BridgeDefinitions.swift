@@ -39,8 +39,9 @@ public enum BridgeDefinitions {
                 write: alt(failurePaths + [BridgeTopology.work]),
                 read: alt(consumed(by: "inventory-syncer"))),
             BrokerUser(
-                name: "reconciler", tags: [], configure: "^$",
-                write: alt([BridgeTopology.work, BridgeTopology.events]), read: "^$"),
+                name: "reconciler", tags: [], configure: alt([BridgeTopology.reconcilerLease]),
+                write: alt(failurePaths + [BridgeTopology.work]),
+                read: alt(consumed(by: "reconciler"))),
             BrokerUser(
                 name: "alerter", tags: ["monitoring"], configure: "^$", write: "^$", read: alt(consumed(by: "alerter"))),
         ]

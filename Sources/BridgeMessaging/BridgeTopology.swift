@@ -70,12 +70,18 @@ public enum BridgeTopology {
         name: "q.inventory-orders", consumer: "inventory-syncer", exchange: shopifyInbound,
         copies: [routingKey(forShopifyTopic: "orders/fulfilled")], maxAge: .seconds(3600))
 
+    /// Reconciliation runs to do, one at a time: the active reconciler's schedule and `bridgectl reconcile run` put
+    /// a request here (through `bridge.work`); a run killed mid-way is redelivered and resumes.
+    public static let reconcile = WorkQueue(name: "q.reconcile", consumer: "reconciler", exchange: work)
+
     public static let workQueues: [WorkQueue] = [
-        orders, shopifyInventory, compliance, erpInventory, erpShipments, alerter, inventoryOrders,
+        orders, shopifyInventory, compliance, erpInventory, erpShipments, alerter, inventoryOrders, reconcile,
     ]
 
-    /// The exclusive queue whose holder is the active inventory-syncer (`SyncerLease`).
+    /// The exclusive queue whose holder is the active inventory-syncer (`ActiveLease`).
     public static let inventorySyncerLease = "lease.inventory-syncer"
+    /// The exclusive queue whose holder is the active reconciler (`ActiveLease`).
+    public static let reconcilerLease = "lease.reconciler"
 
 
     public static func deadLetterQueue(of queue: String) -> String { "\(queue).dlq" }

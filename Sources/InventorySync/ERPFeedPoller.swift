@@ -6,6 +6,7 @@ import Logging
 import Messaging
 import Metrics
 import ServiceLifecycle
+import Worker
 
 /// For ERPs that cannot push: polls `GET /api/v1/inventory/changes?cursor=` and enqueues each change on
 /// `q.erp-inventory` (through `bridge.work`, publisher-confirmed), where it is handled exactly like a pushed one;
@@ -17,11 +18,11 @@ public struct ERPFeedPoller: Service {
     let publisher: AMQPConnection
     let interval: Duration
     let cursorFile: CursorFile
-    let lease: SyncerLease?
+    let lease: ActiveLease?
     let logger: Logger
 
     public init(
-        erp: RESTERPClient, publisher: AMQPConnection, interval: Duration, statePath: String, lease: SyncerLease?, logger: Logger
+        erp: RESTERPClient, publisher: AMQPConnection, interval: Duration, statePath: String, lease: ActiveLease?, logger: Logger
     ) {
         self.erp = erp
         self.publisher = publisher

@@ -1,5 +1,6 @@
 import BridgeDomain
 import ERP
+import Worker
 import Foundation
 import Logging
 import Metrics
@@ -12,14 +13,14 @@ public final class InventorySyncer: Sendable {
     public let settings: InventorySyncerSettings
     public let picture: StockPicture
     public let shops: [ShopInventorySync]
-    public let lease: SyncerLease?
+    public let lease: ActiveLease?
     /// Runs on-demand syncs (`bridgectl inventory sync`); nil in tests that build a syncer without one.
     public let fullSync: FullSync?
     let byDomain: [String: ShopInventorySync]
     private let catalogueReady = Mutex<(ready: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     public init(
-        settings: InventorySyncerSettings, picture: StockPicture, shops: [ShopInventorySync], lease: SyncerLease?,
+        settings: InventorySyncerSettings, picture: StockPicture, shops: [ShopInventorySync], lease: ActiveLease?,
         fullSync: FullSync? = nil
     ) {
         self.settings = settings

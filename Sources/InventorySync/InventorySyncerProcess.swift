@@ -12,7 +12,7 @@ import Worker
 public struct InventorySyncerProcess: Sendable {
     public let syncer: InventorySyncer
     public let erp: RESTERPClient
-    public let lease: SyncerLease
+    public let lease: ActiveLease
     public let fullSync: FullSync
     public let erpStock: QueueWorker<ERPStockHandler>
     public let shopifyLevels: QueueWorker<ShopifyLevelHandler>
@@ -55,8 +55,8 @@ public struct InventorySyncerProcess: Sendable {
                 "shop has no warehouse -> location map: nothing is synced to it",
                 metadata: ["shop": "\(shop.id)", "fix": "set shop.\(shop.id).locations: [\"WH-1=<location id>\"]"])
         }
-        let lease = SyncerLease(
-            name: BridgeTopology.inventorySyncerLease, connection: consumer, retryInterval: leaseRetry, logger: logger)
+        let lease = ActiveLease(
+            name: BridgeTopology.inventorySyncerLease, role: "inventory-syncer", connection: consumer, retryInterval: leaseRetry, logger: logger)
         let erp = RESTERPClient(
             configuration: .init(baseURL: config.erp.baseURL, apiKey: config.erp.apiKey, timeout: config.erp.timeout))
         let fullSync = FullSync(erp: erp, picture: picture, publisher: publisher, logger: logger)

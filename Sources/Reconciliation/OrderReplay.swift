@@ -20,19 +20,45 @@ public struct OrderReplay: Sendable, Equatable {
     /// When the reconciler read the order from Shopify.
     public var readAt: Date
     public var runId: String
+    /// `orders/updated`, or `refunds/create` for one of the order's refunds (`refunds(of:)`).
+    public var topic: String
+    /// The refund's id when `topic` is `refunds/create`.
+    public var refundId: Int64?
 
-    public init(shopDomain: String, orderId: Int64, body: [UInt8], readAt: Date, runId: String) {
+    public init(
+        shopDomain: String, orderId: Int64, body: [UInt8], readAt: Date, runId: String, topic: String = "orders/updated",
+        refundId: Int64? = nil
+    ) {
         self.shopDomain = shopDomain
         self.orderId = orderId
         self.body = body
         self.readAt = readAt
         self.runId = runId
+        self.topic = topic
+        self.refundId = refundId
+    }
+
+    /// The refunds in the order's REST resource, each as the body of a `refunds/create` webhook (Shopify embeds the
+    /// same refund resource): the forwarder records each once per refund reference, so the ones the ERP has are
+    /// no-ops and the ones it lacks (a dropped webhook) are booked.
+    public func refunds() -> [OrderReplay] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let refunds = object["refunds"] as? [[String: Any]]
+        else { return [] }
+        return refunds.compactMap { refund in
+            guard let id = (refund["id"] as? NSNumber)?.int64Value, let data = try? JSONSerialization.data(withJSONObject: refund) else {
+                return nil
+            }
+            return OrderReplay(
+                shopDomain: shopDomain, orderId: orderId, body: Array(data), readAt: readAt, runId: runId, topic: "refunds/create", refundId: id)
+        }
     }
 
     public var envelope: InboundEnvelope {
         let read = Timestamp.string(milliseconds: Timestamp.milliseconds(readAt))
+        let id = refundId.map { "\(orderId)-refund-\($0)" } ?? "\(orderId)"
         return InboundEnvelope(
-            source: .reconciler, shopDomain: shopDomain, topic: "orders/updated", deliveryId: "reconcile-\(runId)-\(orderId)",
+            source: .reconciler, shopDomain: shopDomain, topic: topic, deliveryId: "reconcile-\(runId)-\(id)",
             triggeredAt: read, receivedAt: read, reconcileRun: runId)
     }
 

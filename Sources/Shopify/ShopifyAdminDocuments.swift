@@ -67,7 +67,7 @@ public enum ShopifyAdminDocuments {
         return "query Levels(\(parameters)) {\n" + fields.joined(separator: "\n") + "\n}"
     }
 
-    /// Orders changed in a window, oldest change first (cost 2 + 100 x 3).
+    /// Orders changed in a window, oldest change first, with what the reconciler compares (cost 2 + 100 x 5).
     public static let ordersUpdatedSince = """
         query OrdersUpdatedSince($query: String!, $after: String) {
           orders(first: 100, after: $after, query: $query, sortKey: UPDATED_AT) {
@@ -80,9 +80,17 @@ public enum ShopifyAdminDocuments {
               cancelledAt
               displayFinancialStatus
               totalPriceSet { shopMoney { amount currencyCode } }
+              totalRefundedSet { shopMoney { amount currencyCode } }
             }
             pageInfo { hasNextPage endCursor }
           }
+        }
+        """
+
+    /// How many orders match a search, without a limit (cost 1): the reconciler chooses paging or a bulk query by it.
+    public static let ordersCount = """
+        query OrdersCount($query: String!) {
+          ordersCount(query: $query, limit: null) { count precision }
         }
         """
 
@@ -120,21 +128,33 @@ public enum ShopifyAdminDocuments {
         }
         """
 
-    /// Every order, for reconciliation.
-    public static let bulkOrdersQuery = """
-        {
-          orders {
-            edges {
-              node { id legacyResourceId name updatedAt cancelledAt displayFinancialStatus totalPriceSet { shopMoney { amount currencyCode } } }
+    /// Orders changed in a window (`orders(query:)` is filled in: `bulkOrders(query:)`), for reconciliation over a
+    /// window too large to page through.
+    public static let bulkOrdersQuery = bulkOrders(query: "updated_at:>'2026-01-01T00:00:00Z'")
+
+    /// The bulk orders query for a search (`updated_at:>'...'`): a bulk query takes no variables, so the search is
+    /// part of the text (quotes escaped).
+    public static func bulkOrders(query: String) -> String {
+        let escaped = query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return """
+            {
+              orders(query: "\(escaped)", sortKey: UPDATED_AT) {
+                edges {
+                  node {
+                    id legacyResourceId name createdAt updatedAt cancelledAt displayFinancialStatus
+                    totalPriceSet { shopMoney { amount currencyCode } }
+                    totalRefundedSet { shopMoney { amount currencyCode } }
+                  }
+                }
+              }
             }
-          }
-        }
-        """
+            """
+    }
 
     /// Every document with a name (for the contract tests).
     public static let all: [(name: String, document: String)] = [
         ("locations", locations), ("inventoryItems", inventoryItems), ("variantsBySKU", variantsBySKU),
-        ("setQuantities", setQuantities), ("ordersUpdatedSince", ordersUpdatedSince), ("runBulkQuery", runBulkQuery),
+        ("setQuantities", setQuantities), ("ordersUpdatedSince", ordersUpdatedSince), ("ordersCount", ordersCount), ("runBulkQuery", runBulkQuery),
         ("bulkOperation", bulkOperation), ("bulkInventoryQuery", bulkInventoryQuery), ("bulkOrdersQuery", bulkOrdersQuery),
         ("levels-3", levels(count: 3)),
     ]

@@ -76,6 +76,9 @@ public struct ShopifyOrderFixture: Sendable {
         return t + tip
     }
 
+    /// Money refunded so far (Shopify's `totalRefundedSet`).
+    public var refunded: Decimal { refunds.reduce(Decimal(0)) { $0 + $1.amount } }
+
     static func money(_ d: Decimal) -> String { "\(d)" }
 
     /// As Shopify's REST payloads stamp times: whole seconds, in the shop's UTC offset (here -05:00), e.g.

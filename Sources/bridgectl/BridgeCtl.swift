@@ -11,8 +11,8 @@ import Messaging
 struct BridgeCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bridgectl",
-        abstract: "Operate the Shopify-ERP bridge: topology, configuration, dead letters, inventory sync.",
-        subcommands: [TopologyCommand.self, ConfigCommand.self, DLQCommand.self, InventoryCommand.self])
+        abstract: "Operate the Shopify-ERP bridge: topology, configuration, dead letters, inventory sync, reconciliation.",
+        subcommands: [TopologyCommand.self, ConfigCommand.self, DLQCommand.self, InventoryCommand.self, ReconcileCommand.self])
 }
 
 struct TopologyCommand: AsyncParsableCommand {

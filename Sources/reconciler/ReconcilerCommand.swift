@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeRuntime
+import Reconciliation
 
 /// Compares both systems per domain on a schedule, reports and corrects drift.
 @main
@@ -10,8 +11,8 @@ struct ReconcilerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let runtime = try await BridgeRuntime.bootstrap(.reconciler, options: options)
-        // The reconciler logic lands in its own library target; until then the process connects, declares the
-        // topology, serves /healthz, /readyz and /metrics, and shuts down cleanly on SIGTERM.
-        try await runtime.run(services: [IdleService()])
+        let process = try ReconcilerProcess.build(
+            config: runtime.config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: runtime.logger)
+        try await runtime.run(services: process.services)
     }
 }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import BridgeTestSupport
 import ERPSimulator
 import Foundation
@@ -63,13 +64,15 @@ struct ERPMaintenanceTests {
     func hammeredWindows() async throws {
         let (store, port, task) = try await Self.startSimulator(withOrder: "shopify.acme.2")
         #expect(Self.canConnect(port))
-        let session = URLSession(configuration: .ephemeral)
+        // async-http-client, not URLSession: Foundation's URLSession on Linux crashed the test process in
+        // libdispatch (a socket's dispatch source finalized twice) under this churn of refused connections.
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
         func get() async -> Bool {
-            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/v1/sales-orders/shopify.acme.2")!)
-            r.setValue("Bearer k", forHTTPHeaderField: "Authorization")
-            r.timeoutInterval = 5
-            guard let (_, response) = try? await session.data(for: r) else { return false }
-            return (response as? HTTPURLResponse)?.statusCode == 200
+            var r = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/sales-orders/shopify.acme.2")
+            r.headers.add(name: "Authorization", value: "Bearer k")
+            guard let response = try? await http.execute(r, timeout: .seconds(5)) else { return false }
+            _ = try? await response.body.collect(upTo: 1 << 20)
+            return response.status.code == 200
         }
         let counts = Shared<(ok: Int, failed: Int)>((0, 0))
         let stop = Shared(false)
@@ -99,6 +102,7 @@ struct ERPMaintenanceTests {
         #expect(failed > 0, "calls fail while the port is closed")
         #expect(ok > 0, "and succeed between windows (\(ok) ok, \(failed) failed: a refused call fails fast, so they count more)")
         #expect(await eventually(timeout: .seconds(30)) { await get() }, "served again after the last window")
+        try await http.shutdown()
         task.cancel()
         _ = await task.result
     }

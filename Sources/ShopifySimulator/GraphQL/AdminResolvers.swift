@@ -61,6 +61,16 @@ extension ShopifyAdminAPI {
                         }
                     }, node: Self.order, args: args, bulk: ctx.bulk, window: ctx.bulkWindow)
             },
+            "ordersCount": { _, args, ctx in
+                let q = SearchQuery(args["query"].string)
+                let count = ctx.snapshot.orders.values.filter {
+                    q.matches("updated_at", date: $0.updatedAt) && q.matches("created_at", date: $0.createdAt) && q.matches("id", id: $0.id)
+                }.count
+                // Shopify's default limit is 10,000; an explicit null means none.
+                let limit: Int? = args["limit"] == .null ? nil : (args["limit"].int ?? 10_000)
+                if let limit, count > limit { return ["count": limit, "precision": "AT_LEAST"] as Node }
+                return ["count": count, "precision": "EXACT"] as Node
+            },
             "bulkOperation": { _, args, ctx in
                 await ctx.api.bulk.operation(try Self.id(args["id"].string ?? "", "BulkOperation")).map(BulkOperations.node)
             },
@@ -210,6 +220,10 @@ extension ShopifyAdminAPI {
             "totalPriceSet": [
                 "shopMoney": ["amount": "\(o.total)", "currencyCode": o.currency] as Node,
                 "presentmentMoney": ["amount": "\(o.total)", "currencyCode": o.presentmentCurrency] as Node,
+            ] as Node,
+            "totalRefundedSet": [
+                "shopMoney": ["amount": "\(o.refunded)", "currencyCode": o.currency] as Node,
+                "presentmentMoney": ["amount": "\(o.refunded)", "currencyCode": o.presentmentCurrency] as Node,
             ] as Node,
         ]
         if o.cancelled { node["cancelledAt"] = iso(o.updatedAt) }

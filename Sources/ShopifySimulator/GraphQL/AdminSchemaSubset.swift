@@ -18,6 +18,7 @@ public enum AdminSchemaSubset {
           location(id: ID): Location
           locations(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: LocationSortKeys, query: String, includeLegacy: Boolean, includeInactive: Boolean): LocationConnection!
           orders(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: OrderSortKeys, query: String, savedSearchId: ID): OrderConnection!
+          ordersCount(query: String, savedSearchId: ID, limit: Int): Count
           productVariants(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: ProductVariantSortKeys, query: String, savedSearchId: ID): ProductVariantConnection!
         }
 
@@ -128,6 +129,7 @@ public enum AdminSchemaSubset {
           legacyResourceId: UnsignedInt64!
           name: String!
           totalPriceSet: MoneyBag!
+          totalRefundedSet: MoneyBag!
           updatedAt: DateTime!
         }
 
@@ -135,6 +137,16 @@ public enum AdminSchemaSubset {
           edges: [OrderEdge!]!
           nodes: [Order!]!
           pageInfo: PageInfo!
+        }
+
+        type Count {
+          count: Int!
+          precision: CountPrecision!
+        }
+
+        enum CountPrecision {
+          EXACT
+          AT_LEAST
         }
 
         type OrderEdge {

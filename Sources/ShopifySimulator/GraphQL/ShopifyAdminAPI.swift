@@ -22,6 +22,10 @@ public final class ShopifyAdminAPI: Sendable {
     /// on a slow network Shopify's webhook can reach a client before the answer to the call that caused it.
     let mutationAnswerDelay = Mutex<Duration>(.zero)
     public static let maxQueryCost = 1000
+    /// Mutations executed, by root field (`inventorySetQuantities`: 3): tests prove a process never wrote here.
+    public let mutationCalls = Mutex<[String: Int]>([:])
+    /// REST order reads served (`GET /admin/api/{v}/orders/{id}.json`).
+    public let restReads = Atomic<Int>(0)
 
     /// Answers to mutations wait `delay` after taking effect (zero: none).
     public func setMutationAnswerDelay(_ delay: Duration) { mutationAnswerDelay.withLock { $0 = delay } }
@@ -41,7 +45,10 @@ public final class ShopifyAdminAPI: Sendable {
         try installResolvers()
     }
 
-    static func iso(_ d: Date) -> String { d.formatted(Date.ISO8601FormatStyle(timeZone: .gmt)) }
+    /// Whole seconds, rounded down, as Shopify formats `DateTime` (the same second as the REST resource's).
+    static func iso(_ d: Date) -> String {
+        Date(timeIntervalSince1970: d.timeIntervalSince1970.rounded(.down)).formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
+    }
 
     // MARK: HTTP
 
@@ -62,6 +69,20 @@ public final class ShopifyAdminAPI: Sendable {
             let (status, data) = await self.handle(
                 body: body, contentType: request.headers[.contentType] ?? "application/json", baseURL: "http://\(host)")
             return Self.response(status, data, version: version)
+        }
+        // The REST order resource, the shape of the orders/* webhooks' bodies: the reconciler re-sends it to heal.
+        router.get("/admin/api/{version}/orders/{file}") { request, context in
+            let version = context.parameters.get("version") ?? ""
+            guard request.headers[HTTPField.Name("X-Shopify-Access-Token")!] == self.accessToken else {
+                return Self.response(
+                    .unauthorized, Data(#"{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}"#.utf8),
+                    version: version)
+            }
+            guard let file = context.parameters.get("file"), file.hasSuffix(".json"), let id = Int64(file.dropLast(5)),
+                let order = await self.store.orders[id]
+            else { return Self.response(.notFound, Data(#"{"errors":"Not Found"}"#.utf8), version: version) }
+            self.restReads.add(1, ordering: .relaxed)
+            return Self.response(.ok, Data(#"{"order":"#.utf8) + order.json() + Data("}".utf8), version: version)
         }
         router.get("/_sim/bulk/{file}") { _, context in
             guard let file = context.parameters.get("file"), file.hasSuffix(".jsonl"), let id = Int64(file.dropLast(6)),
@@ -146,6 +167,8 @@ public final class ShopifyAdminAPI: Sendable {
             result = GraphQLResult(errors: [Self.graphQLError(error)])
         }
         if operation.operation == .mutation {
+            let fields = operation.selectionSet.selections.compactMap { ($0 as? Field)?.name.value }
+            mutationCalls.withLock { calls in for f in fields { calls[f, default: 0] += 1 } }
             let delay = mutationAnswerDelay.withLock { $0 }
             if delay > .zero { try? await Task.sleep(for: delay) }
         }

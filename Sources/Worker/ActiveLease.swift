@@ -6,29 +6,37 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// One active inventory-syncer at a time (the Admin API's rate budget is per shop, and two writers would only fight
-/// over it): the lease is an exclusive queue, `lease.inventory-syncer`, which RabbitMQ lets one connection hold and
-/// deletes the moment that connection closes, so a standby takes over within `retryInterval` of the active one
-/// dying, kill -9 included. Nothing but a broker is needed. While waiting the process is healthy and ready (a
-/// standby), `inventory_syncer_active` is 0, and none of its consumers run.
+/// One active process of a role at a time, for the processes where two would fight (the inventory-syncer: the
+/// Admin API's rate budget is per shop; the reconciler: one run of a domain at a time). The lease is an exclusive
+/// queue (`lease.<role>`), which RabbitMQ lets one connection hold and deletes the moment that connection closes,
+/// so a standby takes over within `retryInterval` of the active one dying, kill -9 included. Nothing but a broker
+/// is needed. While waiting the process is healthy and ready (a standby), its gauge (`<role>_active`) is 0, and
+/// none of its consumers run.
 ///
-/// An active syncer checks the lease every `retryInterval`; if it finds it held by another connection (its own was
+/// An active process checks the lease every `retryInterval`; if it finds it held by another connection (its own was
 /// dropped and a standby took over) it stops the process, so the supervisor restarts it as a standby, rather than
-/// two syncers writing.
-public final class SyncerLease: Service, Sendable {
+/// two of them writing.
+public final class ActiveLease: Service, Sendable {
     public let name: String
+    /// `inventory-syncer`, `reconciler`: log lines and the gauge's name.
+    public let role: String
     let connection: AMQPConnection
     let retryInterval: Duration
     let logger: Logger
     private let active = Mutex<Bool>(false)
     private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
-    private let gauge = Gauge(label: "inventory_syncer_active")
+    private let gauge: Gauge
 
-    public init(name: String = "lease.inventory-syncer", connection: AMQPConnection, retryInterval: Duration = .seconds(1), logger: Logger) {
+    /// - Parameters:
+    ///   - name: the exclusive queue (`BridgeTopology.inventorySyncerLease`, `BridgeTopology.reconcilerLease`).
+    ///   - role: the process's name; the gauge is `<role with underscores>_active`.
+    public init(name: String, role: String, connection: AMQPConnection, retryInterval: Duration = .seconds(1), logger: Logger) {
         self.name = name
+        self.role = role
         self.connection = connection
         self.retryInterval = retryInterval
         self.logger = logger
+        gauge = Gauge(label: role.replacingOccurrences(of: "-", with: "_") + "_active")
         gauge.record(0)
     }
 
@@ -48,7 +56,8 @@ public final class SyncerLease: Service, Sendable {
     }
 
     public struct LeaseLost: Error, CustomStringConvertible {
-        public var description: String { "the inventory-syncer lease is held by another process; stopping so this one restarts as a standby" }
+        public var role: String
+        public var description: String { "the \(role) lease is held by another process; stopping so this one restarts as a standby" }
     }
 
     public func run() async throws {
@@ -69,15 +78,15 @@ public final class SyncerLease: Service, Sendable {
                     return waiters.withLock { w in defer { w = [] }; return w }
                 }
                 gauge.record(1)
-                logger.notice("inventory-syncer lease taken: this process is the active syncer", metadata: ["lease": "\(name)"])
+                logger.notice("\(role) lease taken: this process is the active \(role)", metadata: ["lease": "\(name)"])
                 for c in resumed { c.resume() }
             } else if !held, isActive {
                 gauge.record(0)
-                logger.error("inventory-syncer lease lost to another process", metadata: ["lease": "\(name)"])
-                throw LeaseLost()
+                logger.error("\(role) lease lost to another process", metadata: ["lease": "\(name)"])
+                throw LeaseLost(role: role)
             } else if !held, !announcedStandby {
                 announcedStandby = true
-                logger.notice("another inventory-syncer is active; standing by", metadata: ["lease": "\(name)"])
+                logger.notice("another \(role) is active; standing by", metadata: ["lease": "\(name)"])
             }
             try? await Task.sleep(for: retryInterval)
         }
