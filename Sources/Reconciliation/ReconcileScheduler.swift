@@ -39,7 +39,9 @@ public final class ReconcileScheduler: Service, Sendable {
             await self.lease?.waitUntilActive()
             while !Task.isCancelled {
                 guard let (at, domains) = self.next(after: Date()) else {
-                    self.logger.notice("no reconciliation is scheduled (every reconciler.<domain>.schedule is off)")
+                    self.logger.notice("no reconciliation is scheduled (every reconciler.<domain>.schedule is off): runs on demand only")
+                    // A service that returns ends its ServiceGroup: wait for the process to stop instead.
+                    try? await gracefulShutdown()
                     return
                 }
                 self.logger.info("next scheduled reconciliation", metadata: ["at": "\(at.formatted(Date.ISO8601FormatStyle()))", "domains": "\(domains.map(\.rawValue))"])

@@ -1,0 +1,236 @@
+import BridgeDomain
+import BridgeMessaging
+import BridgeRuntime
+import BridgeTestSupport
+import ERPSimulator
+import Foundation
+import Logging
+import Messaging
+import OrderForwarding
+import Reconciliation
+import ServiceLifecycle
+import Shopify
+import ShopifySimulator
+import Testing
+
+/// The reconciler's orders domain with both simulators and the real broker: shopify-sim (Admin API over HTTP, its
+/// webhooks through ingest) -> order-forwarder -> erp-sim, and the reconciler comparing the two and healing
+/// through `q.orders`.
+@Suite("reconciler, orders: lost webhooks found and healed through the forwarder, reported exactly", .serialized)
+struct ReconcilerTests {
+    /// An in-process reconciler wired as the executable wires it (configuration keys, `BridgeRuntime`,
+    /// `ReconcilerProcess.build`).
+    struct RunningReconciler {
+        let process: ReconcilerProcess
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            _ = await task.result
+        }
+
+        /// As kill -9 would: every task cancelled, the run in progress left unacknowledged.
+        func kill() async {
+            task.cancel()
+            _ = await task.result
+        }
+    }
+
+    static func startReconciler(
+        _ h: ForwarderHarness, admin: TestShopifyAdmin, reports: String, afterHeal: (@Sendable (Int) async throws -> Void)? = nil
+    ) async throws -> RunningReconciler {
+        let env = [
+            "BROKER_URL": h.broker.url(vhost: h.vhost), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
+            "TOPOLOGY_RETRY_DELAYS": ForwarderHarness.settings.retryDelays.map(BridgeTopology.label).joined(separator: ","),
+            "SHOPS": ForwarderHarness.shopId, "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain,
+            "SHOP_ACME_WEBHOOK_SECRETS": "unused-in-reconciler-tests", "SHOP_ACME_ADMIN_TOKEN": TestShopifyAdmin.token,
+            "SHOP_ACME_ADMIN_URL": "http://127.0.0.1:\(admin.port)", "SHOP_ACME_PLAN": "plus",
+            "ERP_BASE_URL": h.erpURL, "ERP_API_KEY": ForwarderHarness.apiKey, "ERP_TIMEOUT": "30s",
+            "RECONCILER_REPORTS_DIR": reports, "RECONCILER_SETTLE": "0s", "RECONCILER_ORDERS_SCHEDULE": "off",
+        ]
+        let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)
+        var logger = Logger(label: "reconciler")
+        logger.logLevel = .warning
+        let runtime = try BridgeRuntime.make(.reconciler, config: config, logger: logger)
+        let process = try ReconcilerProcess.build(
+            config: config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: logger,
+            leaseRetry: .milliseconds(200), afterHeal: afterHeal)
+        let group = runtime.serviceGroup(services: process.services, handlesSignals: false)
+        let task = Task { try await group.run() }
+        _ = await eventually(timeout: .seconds(30)) { process.lease.isActive }
+        return RunningReconciler(process: process, group: group, task: task)
+    }
+
+    /// Queues a run as `bridgectl reconcile run` does and waits for its report file.
+    static func reconcile(
+        _ h: ForwarderHarness, reports: String, dryRun: Bool = false, runId: String = ReportStore.newRunId(),
+        timeout: Duration = .seconds(120)
+    ) async throws -> ReconcileReport? {
+        let request = ReconcileRequest(runId: runId, domain: .orders, shop: ForwarderHarness.shopId, dryRun: dryRun, trigger: "bridgectl")
+        try await request.publish(on: h.publisher, appId: "test")
+        let store = ReportStore(directory: reports)
+        var found: ReconcileReport?
+        _ = await eventually(timeout: timeout) {
+            found = try? store.report(runId: runId)
+            return found != nil
+        }
+        return found
+    }
+
+    /// Waits until the forwarder has nothing left: `q.orders` empty and no settlement for a second and a half.
+    static func quiesce(_ h: ForwarderHarness, _ f: RunningForwarder) async throws {
+        var last = -1
+        var stableSince = ContinuousClock.now
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            let settled = f.forwarder.settledTotal
+            let ready = try await h.publisher.queueCounts(BridgeTopology.orders.name).messages
+            if settled != last || ready > 0 {
+                last = settled
+                stableSince = .now
+            } else if ContinuousClock.now - stableSince > .milliseconds(1500) {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// The oracle, from both simulators' memory (not through any API the reconciler uses): every Shopify order
+    /// whose ERP copy is missing or differs in version, status, total or refunded amount.
+    static func differing(_ h: ForwarderHarness, _ shop: ShopifyStore) async -> (missing: Set<Int64>, differing: Set<Int64>) {
+        var missing: Set<Int64> = []
+        var differing: Set<Int64> = []
+        for (id, o) in await shop.orders {
+            guard let erp = await h.store.order(ref: h.ref(id)) else {
+                missing.insert(id)
+                differing.insert(id)
+                continue
+            }
+            let shopifySecond = Int64(o.updatedAt.timeIntervalSince1970.rounded(.down))
+            let erpUpdated = erp.version.split(separator: "|").first.flatMap { Timestamp.milliseconds(String($0)) } ?? 0
+            if erpUpdated / 1000 != shopifySecond || erp.status != (o.cancelled ? "cancelled" : "open") || erp.total != o.total
+                || erp.refundedTotal != o.refunded
+            {
+                differing.insert(id)
+            }
+        }
+        return (missing, differing)
+    }
+
+    @Test(
+        "a sale with 5% of webhooks lost: one run heals every order the ERP lacks or holds behind, a second run finds nothing, the counts are exact, Shopify is never written",
+        arguments: ERPStore.Profile.allCases)
+    func lostWebhooksHealed(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("reconcile", profile: profile)
+        let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
+        let (ingestURL, ingestTask) = try await SaleEndToEndTests.startIngest(h)
+        let admin = try await TestShopifyAdmin.start(
+            skus: 200, webhookSecret: SaleEndToEndTests.secret, deliveryPolicy: .init(timeScale: 0.001), seed: 11)
+        await admin.deliverer.subscribe(topic: "*", url: ingestURL)
+        var faults = WebhookDeliverer.Faults()
+        faults.dropRate = 0.05
+        await admin.deliverer.setFaults(faults)
+        let result = await TrafficGenerator(store: admin.store, deliverer: admin.deliverer).run(
+            SaleProfile(
+                orders: 200, ordersPerSecond: 0, updateShare: 0.3, cancelShare: 0.05, refundShare: 0.15, sameSecondShare: 0.2, seed: 31,
+                concurrency: 32))
+        #expect(result.placed == 200)
+        let dropped = await admin.deliverer.log.filter { $0.outcome == .dropped }.count
+        try await Self.quiesce(h, f)
+        let before = await Self.differing(h, admin.store)
+        #expect(dropped > 0 && !before.differing.isEmpty, "the sale lost webhooks (\(dropped)) and the ERP is behind on some orders")
+        let shopifyBefore = await admin.store.orders.mapValues(\.updatedAt)
+        let reports = h.dir.appendingPathComponent("reports").path
+        let r = try await Self.startReconciler(h, admin: admin, reports: reports)
+
+        let first = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(first.error == nil)
+        #expect(first.checked == result.placed, "every order of the window compared")
+        #expect(first.healed == before.differing.count, "healed exactly the orders that differed: \(first.summary)")
+        #expect(first.matched == result.placed - before.differing.count)
+        #expect(first.mismatches["missing_in_erp", default: 0] == before.missing.count)
+        #expect(first.reported == 0 && first.mismatches["orphan_in_erp"] == nil && first.mismatches["duplicate_in_erp"] == nil)
+        #expect(admin.api.restReads.load(ordering: .relaxed) == before.differing.count, "one REST read per order healed")
+
+        try await Self.quiesce(h, f)
+        let after = await Self.differing(h, admin.store)
+        #expect(after.differing.isEmpty, "every ERP order equals Shopify's latest state: \(after.differing.sorted().prefix(5))")
+        let second = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(second.checked == result.placed && second.matched == result.placed)
+        #expect(second.healed == 0 && second.reported == 0 && second.mismatches.isEmpty, "\(second.summary)")
+
+        // Orders belong to Shopify: reconciling them never wrote into Shopify.
+        #expect(admin.api.mutationCalls.withLock { $0 }.isEmpty)
+        #expect(await admin.store.orders.mapValues(\.updatedAt) == shopifyBefore)
+        #expect(await h.store.duplicatedRefs().isEmpty)
+        #expect(await h.refundProblems().isEmpty)
+        let store = ReportStore(directory: reports)
+        #expect(store.runIds() == [second.runId, first.runId])
+        let markdown = try String(contentsOfFile: reports + "/\(first.runId).md", encoding: .utf8)
+        #expect(markdown.contains("| healed | \(first.healed) |"))
+        print("reconcile (\(profile)): \(dropped) webhooks lost, \(first.summary), \(first.pointsUsed) points; then \(second.summary)")
+
+        await r.stop()
+        ingestTask.cancel()
+        await admin.stop()
+        await f.stop()
+        await h.close()
+    }
+
+    @Test("a dry run heals nothing; a run killed mid-way is redelivered and resumes: each missing order written once, read once")
+    func killedRunResumes() async throws {
+        let h = try await ForwarderHarness.make("reconcile-kill", profile: .plain)
+        let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
+        let admin = try await TestShopifyAdmin.start(skus: 200, seed: 12)
+        // Ten orders whose webhooks never left Shopify.
+        for _ in 0..<10 { _ = await admin.store.placeOrder() }
+        let ids = await admin.store.orders.keys.sorted()
+        #expect(ids.count == 10)
+        let reports = h.dir.appendingPathComponent("reports").path
+
+        let stopAt = Shared<Int?>(3)
+        let reached = Shared(false)
+        let killed = try await Self.startReconciler(h, admin: admin, reports: reports) { healed in
+            guard healed == stopAt.withLock({ $0 }) else { return }
+            reached.withLock { $0 = true }
+            // Hangs here, as a process would that is about to be killed.
+            try await Task.sleep(for: .seconds(3600))
+        }
+        let dry = try #require(try await Self.reconcile(h, reports: reports, dryRun: true))
+        #expect(dry.mismatches["missing_in_erp"] == 10 && dry.healed == 0 && dry.reported == 10)
+        #expect(dry.differences.allSatisfy { $0.action == "would_heal" })
+        try await Self.quiesce(h, f)
+        #expect(await h.store.orderCount == 0, "a dry run writes nothing")
+
+        let runId = ReportStore.newRunId()
+        let request = ReconcileRequest(runId: runId, domain: .orders, shop: ForwarderHarness.shopId, trigger: "bridgectl")
+        try await request.publish(on: h.publisher, appId: "test")
+        #expect(await eventually { reached.withLock { $0 } }, "the run healed three orders, then hung")
+        await killed.kill()
+        #expect(await eventually { await h.store.orderCount == 3 }, "the three re-sent orders reached the ERP")
+
+        let restarted = try await Self.startReconciler(h, admin: admin, reports: reports)
+        let store = ReportStore(directory: reports)
+        var report: ReconcileReport?
+        #expect(await eventually(timeout: .seconds(60)) {
+            report = try? store.report(runId: runId)
+            return report != nil
+        })
+        #expect(report?.resumed == true)
+        #expect(report?.healed == 10, "\(report?.summary ?? "no report")")
+        try await Self.quiesce(h, f)
+        #expect(await Self.differing(h, admin.store).differing.isEmpty)
+        #expect(admin.api.restReads.load(ordering: .relaxed) == 10, "each order read (and re-sent) once across both processes")
+        for id in ids {
+            let writes = await h.store.writes(ref: h.ref(id))
+            #expect(writes.count == 1, "order \(id) written once: \(writes.map(\.operation))")
+        }
+        #expect(await h.store.duplicatedRefs().isEmpty)
+        #expect(try await h.publisher.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.reconcile.name)).messages == 0)
+        await restarted.stop()
+        await admin.stop()
+        await f.stop()
+        await h.close()
+    }
+}
