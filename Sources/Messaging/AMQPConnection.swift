@@ -17,6 +17,10 @@ import Synchronization
 ///
 /// Use separate connections for publishing and consuming: a resource alarm blocks publishing connections only.
 public final class AMQPConnection: Sendable {
+    /// Header stamped on every mandatory publish: its delivery tag on the publishing connection, so a `basic.return`
+    /// is matched to the publish it belongs to. Consumers may ignore it.
+    public static let publishTagHeader = "x-bridge-publish-tag"
+
     public let configuration: AMQPConnectionConfiguration
     let logger: Logger
     let inbox: Mutex<Inbox>

@@ -39,8 +39,6 @@ final class ConnectionLoop {
     private var lowestPending: UInt64 = 1
     private var nextTag: UInt64 = 1
 
-    /// `basic.return`s waiting for the ack that follows them.
-    private var unmatchedReturns: [(key: String, reason: String)] = []
 
     /// Publishes and settles waiting for room in the socket's send buffer, in order (see `hasRoom`).
     private var deferred: [Command] = []
@@ -75,6 +73,7 @@ final class ConnectionLoop {
     private let reconnectCounter: Counter
     private let confirmTimer: Metrics.Timer
     private let publishFailures: [AMQPError.Code: Counter]
+    private let returnsWithoutTag: Counter
 
     init(connection: AMQPConnection) {
         self.connection = connection
@@ -94,6 +93,7 @@ final class ConnectionLoop {
                 label: "bridge_amqp_publish_failures_total", dimensions: [("connection", name), ("code", code.rawValue)])
         }
         publishFailures = failures
+        returnsWithoutTag = Counter(label: "bridge_amqp_unmatched_returns_total", dimensions: [("connection", name)])
         connectedGauge.record(0)
         blockedGauge.record(0)
     }
@@ -155,7 +155,6 @@ final class ConnectionLoop {
             generation &+= 1
             nextTag = 1
             lowestPending = 1
-            unmatchedReturns = []
             blocked = false
             nextConsumerChannel = 10
             sendBudget = 0
@@ -518,7 +517,14 @@ final class ConnectionLoop {
         // Answered already (the watchdog gave up on it while this thread was stuck): not sent, as it was told.
         guard waiter.markSent() else { return }
         let arena = CArena()
-        var props = arena.properties(request.properties)
+        let tag = nextTag
+        var properties = request.properties
+        // A mandatory publish carries its delivery tag, so a `basic.return` names the publish it belongs to. RabbitMQ
+        // sends returns at once but coalesces acks until its mailbox is empty, so several returns can precede the acks
+        // that cover them, and publishes with the same message id, exchange and routing key cannot be told apart
+        // otherwise. Overwritten on every publish (a republished delivery carries its earlier tag).
+        if request.mandatory { properties.headers[Self.publishTagHeader] = .int(Int64(tag)) }
+        var props = arena.properties(properties)
         let rc = request.body.withUnsafeBytes { raw -> Int32 in
             let body = amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress))
             return amqp_basic_publish(
@@ -531,13 +537,14 @@ final class ConnectionLoop {
             teardown(reason: e)
             return
         }
-        let tag = nextTag
         nextTag += 1
         pending[tag] = Pending(
             waiter: waiter,
             returnKey: Self.returnKey(request.properties.messageId, request.exchange, request.routingKey),
             started: ContinuousClock.now)
     }
+
+    private static let publishTagHeader = AMQPConnection.publishTagHeader
 
     private static func returnKey(_ messageId: String?, _ exchange: String, _ routingKey: String) -> String {
         "\(messageId ?? "")\u{0}\(exchange)\u{0}\(routingKey)"
@@ -599,11 +606,16 @@ final class ConnectionLoop {
             amqp_destroy_message(&message)
             let key = Self.returnKey(props.messageId, exchange, routingKey)
             let reason = "\(code) \(text): exchange '\(exchange)' routing key '\(routingKey)'"
-            // The broker sends a publish's return and then, before it handles the next publish, the confirm that covers
-            // it: the next ack's delivery tag is the returned publish (whether that ack is multiple or not). Matched
-            // there, by tag, not by key: a return left by a publish whose caller timed out must not fail a later
-            // publish with the same key.
-            unmatchedReturns.append((key: key, reason: reason))
+            // Matched by the delivery tag the publish carried, not by key: a return left by a publish whose caller
+            // timed out must not fail a later publish with the same key, and acks may follow several returns.
+            if let stamped = props.headers[Self.publishTagHeader]?.intValue, stamped > 0, pending[UInt64(stamped)]?.returnKey == key {
+                pending[UInt64(stamped)]?.returned = reason
+            } else {
+                returnsWithoutTag.increment()
+                logger.warning(
+                    "basic.return that names no in-flight publish of this connection; ignored",
+                    metadata: ["exchange": "\(exchange)", "routing_key": "\(routingKey)"])
+            }
         case BRIDGE_BASIC_DELIVER_METHOD:
             guard let deliver = decoded?.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee else { return }
             var message = amqp_message_t()
@@ -676,14 +688,6 @@ final class ConnectionLoop {
     }
 
     private func confirm(upTo tag: UInt64, multiple: Bool, nack: Bool) {
-        if !unmatchedReturns.isEmpty {
-            let r = unmatchedReturns.removeFirst()
-            if pending[tag]?.returnKey == r.key {
-                pending[tag]?.returned = r.reason
-            } else {
-                logger.warning("basic.return not followed by the ack of its publish", metadata: ["delivery_tag": "\(tag)"])
-            }
-        }
         let range: ClosedRange<UInt64> = multiple ? min(lowestPending, tag)...tag : tag...tag
         let now = ContinuousClock.now
         for t in range {
@@ -752,7 +756,6 @@ final class ConnectionLoop {
             failPublish(p.waiter, error)
         }
         pending = [:]
-        unmatchedReturns = []
         // Not written yet: they fail like publishes submitted while disconnected, settles like stale deliveries.
         let unsent = deferred
         deferred = []

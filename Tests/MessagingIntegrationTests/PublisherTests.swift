@@ -148,6 +148,8 @@ struct PublisherTests {
         #expect(m.properties.persistent)
         var received = m.properties.headers
         received["x-delivery-count"] = nil  // added by the quorum queue
+        #expect(received[AMQPConnection.publishTagHeader]?.intValue ?? 0 > 0, "a mandatory publish carries its delivery tag")
+        received[AMQPConnection.publishTagHeader] = nil
         #expect(received == headers)
     }
 
