@@ -75,6 +75,8 @@ public struct OrdersReconciler: Sendable {
             erpByRef[record.externalRef, default: []].append(record)
         }
 
+        // What an interrupted delivery of this run re-sent already (empty for a new run).
+        let healedBefore = request.dryRun ? [] : reports.healed(runId: request.runId)
         let settleCut = Timestamp.milliseconds(startedAt.addingTimeInterval(-Double(settings.settle.wholeMilliseconds) / 1000))
         var seen: Set<String> = []
         var toHeal: [(id: Int64, ref: String, refunds: Bool)] = []
@@ -100,7 +102,13 @@ public struct OrdersReconciler: Sendable {
             }
             let differences = Self.compare(order, updatedMs: updatedMs, documents: documents, ref: ref)
             if differences.isEmpty {
-                report.matched += 1
+                if healedBefore.contains(ref) {
+                    // Re-sent by the interrupted delivery and in the ERP now: healed by this run, not a second time.
+                    report.healed += 1
+                    report.record(.init(kind: "healed_before_resume", id: "\(id)", ref: ref, action: "healed"), itemised: settings.itemised)
+                } else {
+                    report.matched += 1
+                }
                 continue
             }
             let heals = mayHeal && documents.count <= 1 && differences.contains { Self.healable.contains($0.kind) }
@@ -131,14 +139,13 @@ public struct OrdersReconciler: Sendable {
         // same id) skips what it re-sent before.
         if !toHeal.isEmpty {
             try policy.authorize(.orders, into: .erp)
-            let before = reports.healed(runId: request.runId)
             let log = try reports.healingLog(runId: request.runId)
             defer { log.close() }
             for (index, item) in toHeal.enumerated() {
                 if index % 50 == 0 {
                     await progress?(.init(runId: request.runId, phase: "healing", done: index, total: toHeal.count))
                 }
-                if before.contains(item.ref) {
+                if healedBefore.contains(item.ref) {
                     report.healed += 1
                     continue
                 }

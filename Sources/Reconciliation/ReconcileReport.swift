@@ -7,7 +7,8 @@ import Foundation
 public struct ReconcileReport: Codable, Sendable, Equatable {
     /// One difference between the two systems.
     public struct Difference: Codable, Sendable, Equatable {
-        /// `missing_in_erp`, `version_behind`, `status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`, ...
+        /// `missing_in_erp`, `version_behind`, `status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`,
+        /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now), ...
         public var kind: String
         /// The Shopify order id, or `SKU@warehouse`.
         public var id: String

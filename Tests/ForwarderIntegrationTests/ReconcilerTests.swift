@@ -178,10 +178,15 @@ struct ReconcilerTests {
         await h.close()
     }
 
-    @Test("a dry run heals nothing; a run killed mid-way is redelivered and resumes: each missing order written once, read once")
-    func killedRunResumes() async throws {
+    /// `forwarderDown`: the forwarder stops before the run, so what the killed delivery re-sent is still missing in
+    /// the ERP when the run resumes (only the healing log keeps it from being read and re-sent again); otherwise it has
+    /// reached the ERP and matches (and is still counted healed by this run).
+    @Test(
+        "a dry run heals nothing; a run killed mid-way is redelivered and resumes: each missing order written once, read once",
+        arguments: [false, true])
+    func killedRunResumes(forwarderDown: Bool) async throws {
         let h = try await ForwarderHarness.make("reconcile-kill", profile: .plain)
-        let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
+        var f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
         let admin = try await TestShopifyAdmin.start(skus: 200, seed: 12)
         // Ten orders whose webhooks never left Shopify.
         for _ in 0..<10 { _ = await admin.store.placeOrder() }
@@ -202,13 +207,16 @@ struct ReconcilerTests {
         #expect(dry.differences.allSatisfy { $0.action == "would_heal" })
         try await Self.quiesce(h, f)
         #expect(await h.store.orderCount == 0, "a dry run writes nothing")
+        if forwarderDown { await f.stop() }
 
         let runId = ReportStore.newRunId()
         let request = ReconcileRequest(runId: runId, domain: .orders, shop: ForwarderHarness.shopId, trigger: "bridgectl")
         try await request.publish(on: h.publisher, appId: "test")
         #expect(await eventually { reached.withLock { $0 } }, "the run healed three orders, then hung")
         await killed.kill()
-        #expect(await eventually { await h.store.orderCount == 3 }, "the three re-sent orders reached the ERP")
+        if !forwarderDown {
+            #expect(await eventually { await h.store.orderCount == 3 }, "the three re-sent orders reached the ERP")
+        }
 
         let restarted = try await Self.startReconciler(h, admin: admin, reports: reports)
         let store = ReportStore(directory: reports)
@@ -219,6 +227,11 @@ struct ReconcilerTests {
         })
         #expect(report?.resumed == true)
         #expect(report?.healed == 10, "\(report?.summary ?? "no report")")
+        #expect(report?.mismatches["healed_before_resume"] == (forwarderDown ? nil : 3), "\(report?.summary ?? "no report")")
+        if forwarderDown {
+            #expect(await h.store.orderCount == 0)
+            f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
+        }
         try await Self.quiesce(h, f)
         #expect(await Self.differing(h, admin.store).differing.isEmpty)
         #expect(admin.api.restReads.load(ordering: .relaxed) == 10, "each order read (and re-sent) once across both processes")
