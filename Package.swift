@@ -176,7 +176,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // reconciler's logic: compares both systems per domain and heals through the owner's data (an order's
-        // current Shopify state re-sent to q.orders as a reconciliation replay); reports, schedules, the q.reconcile
+        // current Shopify state re-sent to q.orders as a reconciliation replay; drifted stock levels sent to the
+        // inventory-syncer as corrections); reports, schedules, the q.reconcile
         // handler (a QueueWorker handler).
         .target(
             name: "Reconciliation",
@@ -184,6 +185,7 @@ let package = Package(
                 "BridgeDomain",
                 "BridgeMessaging",
                 "ERP",
+                "InventorySync",
                 "Messaging",
                 "Shopify",
                 "Worker",
@@ -472,6 +474,7 @@ let package = Package(
                 "InventorySync",
                 "Messaging",
                 "OrderForwarding",
+                "Reconciliation",
                 "Shopify",
                 "ShopifySimulator",
                 "SimulatorKit",

@@ -29,11 +29,15 @@ public struct ReconcilerSettings: Sendable, Equatable {
     public var itemised: Int
     /// Above this many orders in a window, a bulk operation reads them (cheaper than paging at about 3 points an order).
     public var bulkThreshold: Int
+    /// Inventory: a level off by at most this many units is reported as within the allowance (changes in flight),
+    /// not corrected.
+    public var inventoryAllowance: Int
 
     public init(
         timeZone: TimeZone = .gmt, reportsDir: String = "data/reconcile-reports", domains: [Domain: DomainSchedule] = Self.defaultDomains(.gmt),
-        settle: Duration = .seconds(120), itemised: Int = 50, bulkThreshold: Int = 2500
+        settle: Duration = .seconds(120), itemised: Int = 50, bulkThreshold: Int = 2500, inventoryAllowance: Int = 0
     ) {
+        self.inventoryAllowance = inventoryAllowance
         self.timeZone = timeZone
         self.reportsDir = reportsDir
         self.domains = domains
@@ -82,6 +86,7 @@ public struct ReconcilerSettings: Sendable, Equatable {
             timeZone: zone, reportsDir: p.string("reconciler.reports_dir", default: "data/reconcile-reports"), domains: domains,
             settle: p.duration("reconciler.settle", default: .seconds(120), range: .zero ... .seconds(86400)),
             itemised: p.int("reconciler.itemised", default: 50, range: 0...10_000),
-            bulkThreshold: p.int("reconciler.bulk_threshold", default: 2500, range: 1...10_000_000))
+            bulkThreshold: p.int("reconciler.bulk_threshold", default: 2500, range: 1...10_000_000),
+            inventoryAllowance: p.int("reconciler.inventory.allowance", default: 0, range: 0...1_000_000))
     }
 }

@@ -107,10 +107,12 @@ public actor ERPInventory {
         return Array(changes[start..<min(changes.count, start + limit)])
     }
 
-    /// Sets a level (a goods receipt, a pick, a count) and records the change.
+    /// Sets a level (a goods receipt, a pick, a count) and records the change in the feed. `notify: false`: a change
+    /// whose push is lost (the listeners are not told; the feed still has it).
     @discardableResult
     public func move(
-        sku: String, warehouse: String, available: Int, at date: Date = Date(), orderRef: String? = nil, quantity: Int? = nil
+        sku: String, warehouse: String, available: Int, at date: Date = Date(), orderRef: String? = nil, quantity: Int? = nil,
+        notify: Bool = true
     ) async -> Change? {
         let key = "\(sku)|\(warehouse)"
         guard var level = levels[key] else { return nil }
@@ -121,7 +123,7 @@ public actor ERPInventory {
             seq: Int64(changes.count + 1), sku: sku, warehouse: warehouse, available: available, changedAt: date, orderRef: orderRef,
             quantity: quantity)
         changes.append(change)
-        for l in listeners { await l(change) }
+        if notify { for l in listeners { await l(change) } }
         return change
     }
 

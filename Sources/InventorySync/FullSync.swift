@@ -29,6 +29,56 @@ public struct FullSyncRequest: Codable, Sendable {
     }
 }
 
+/// The reconciler's decision for the active syncer, on `q.erp-inventory` (through `bridge.work`): these levels of
+/// one shop drifted from the ERP's figure; bring them back. The syncer decides the figure itself, on fresh reads and
+/// its own picture (compare-and-set; re-read from the ERP where the reconciler saw another figure), so a correction that arrives after a sale or a newer ERP change writes the
+/// current target, and one that finds the level already right writes nothing. Safe to replay.
+public struct InventoryCorrection: Codable, Sendable, Equatable {
+    public static let topic = "inventory.correct"
+    public struct Key: Codable, Sendable, Equatable {
+        public var sku: String
+        public var warehouse: String
+        /// The ERP's figure when the reconciler read it. One the syncer does not hold means it missed a change (a
+        /// lost push): it reads the ERP's snapshot again before it corrects.
+        public var erpAvailable: Int?
+        public init(sku: String, warehouse: String, erpAvailable: Int? = nil) {
+            self.sku = sku
+            self.warehouse = warehouse
+            self.erpAvailable = erpAvailable
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sku, warehouse
+            case erpAvailable = "erp_available"
+        }
+    }
+    public var shop: String
+    public var runId: String
+    public var keys: [Key]
+
+    public init(shop: String, runId: String, keys: [Key]) {
+        self.shop = shop
+        self.runId = runId
+        self.keys = keys
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case shop, keys
+        case runId = "run_id"
+    }
+
+    /// Published confirmed and mandatory to `q.erp-inventory`, message id `<run id>-<chunk>`.
+    public func publish(on publisher: AMQPConnection, chunk: Int) async throws {
+        let id = "\(Self.topic)-\(runId)-\(chunk)"
+        let envelope = InboundEnvelope(
+            source: .reconciler, shopDomain: nil, topic: Self.topic, deliveryId: id, eventId: id,
+            receivedAt: Timestamp.string(milliseconds: Timestamp.milliseconds(Date())))
+        try await publisher.publish(
+            exchange: BridgeTopology.work, routingKey: BridgeTopology.erpInventory.name, body: Array(try JSONEncoder().encode(self)),
+            properties: envelope.properties(appId: "shopify-erp-bridge/reconciler"), mandatory: true)
+    }
+}
+
 /// What one full sync of one shop found and did.
 public struct FullSyncReport: Sendable, Codable, Equatable {
     public var shop: String
@@ -61,6 +111,12 @@ public struct FullSyncReport: Sendable, Codable, Equatable {
     public var writeThrottled = 0
     /// The first drifted levels (for the report and `--dry-run`): SKU@warehouse, Shopify's figure, the target.
     public var samples: [Sample] = []
+
+    public init(shop: String, runId: String, dryRun: Bool) {
+        self.shop = shop
+        self.runId = runId
+        self.dryRun = dryRun
+    }
 
     public struct Sample: Sendable, Codable, Equatable {
         public var sku: String
@@ -151,39 +207,11 @@ public struct FullSync: Sendable {
         let snapshot = try await readShopify(shop)
         report.shopifyReadSeconds = (ContinuousClock.now - started).seconds
         await catalogueLoaded?()
-        var corrections: Set<LevelKey> = []
-        var names: [LevelKey: StockKey] = [:]
-        var unknown: Set<String> = []
+        let comparison = await Self.compare(shop, erpLevels: erpLevels, snapshot: snapshot, into: &report)
         let drift = Recorder(label: "inventory_drift_units", dimensions: [("shop", shop.shop.id)], aggregate: true)
-        for key in erpLevels.keys.sorted(by: { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }) {
-            guard let location = shop.locations[key.warehouse] else { continue }
-            guard let item = snapshot.itemsBySKU[key.sku] else {
-                unknown.insert(key.sku)
-                continue
-            }
-            let level = LevelKey(inventoryItemId: item, locationId: location)
-            guard let figures = snapshot.levels[level] else {
-                report.notStocked += 1
-                continue
-            }
-            let shown = figures.available
-            guard let target = await shop.targets.target(key, committed: figures.committed) else { continue }
-            report.compared += 1
-            if shown == target.quantity {
-                report.inSync += 1
-                continue
-            }
-            report.drifted += 1
-            report.driftUnits += abs(shown - target.quantity)
-            drift.record(abs(shown - target.quantity))
-            if report.samples.count < 20 {
-                report.samples.append(.init(sku: key.sku, warehouse: key.warehouse, shopify: shown, target: target.quantity))
-            }
-            corrections.insert(level)
-            names[level] = key
-        }
-        report.unknownSKUCount = unknown.count
-        report.unknownSKUs = Array(unknown.sorted().prefix(20))
+        for d in comparison.drifts { drift.record(abs(d.shopify - d.target)) }
+        let corrections = Set(comparison.drifts.map(\.level))
+        let names = Dictionary(comparison.drifts.map { ($0.level, $0.key) }, uniquingKeysWith: { a, _ in a })
         if !dryRun, !corrections.isEmpty {
             let writeStarted = ContinuousClock.now
             let before = shop.client.stats
@@ -211,6 +239,52 @@ public struct FullSync: Sendable {
             ])
         if let publisher { await publish(report, publisher) }
         return report
+    }
+
+    /// One level whose Shopify figure differs from what the rule says it should show.
+    public struct Drift: Sendable, Equatable {
+        public var key: StockKey
+        public var level: LevelKey
+        public var shopify: Int
+        public var target: Int
+    }
+
+    /// Compares the ERP's levels with Shopify's snapshot through the shop's rule (safety stock, units the ERP has
+    /// not allocated to Shopify's orders yet): counts into `report` (compared, in sync, drifted, unknown SKUs, not
+    /// stocked, the first 20 samples) and returns every drifted level. Writes nothing.
+    public static func compare(
+        _ shop: ShopInventorySync, erpLevels: [StockKey: Int], snapshot: ShopifyInventorySnapshot, into report: inout FullSyncReport
+    ) async -> (drifts: [Drift], unknownSKUs: Set<String>) {
+        var drifts: [Drift] = []
+        var unknown: Set<String> = []
+        for key in erpLevels.keys.sorted(by: { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }) {
+            guard let location = shop.locations[key.warehouse] else { continue }
+            guard let item = snapshot.itemsBySKU[key.sku] else {
+                unknown.insert(key.sku)
+                continue
+            }
+            let level = LevelKey(inventoryItemId: item, locationId: location)
+            guard let figures = snapshot.levels[level] else {
+                report.notStocked += 1
+                continue
+            }
+            let shown = figures.available
+            guard let target = await shop.targets.target(key, committed: figures.committed) else { continue }
+            report.compared += 1
+            if shown == target.quantity {
+                report.inSync += 1
+                continue
+            }
+            report.drifted += 1
+            report.driftUnits += abs(shown - target.quantity)
+            if report.samples.count < 20 {
+                report.samples.append(.init(sku: key.sku, warehouse: key.warehouse, shopify: shown, target: target.quantity))
+            }
+            drifts.append(Drift(key: key, level: level, shopify: shown, target: target.quantity))
+        }
+        report.unknownSKUCount = unknown.count
+        report.unknownSKUs = Array(unknown.sorted().prefix(20))
+        return (drifts, unknown)
     }
 
     /// The run's result as an event on `bridge.events` (`inventory.sync.completed`, dry runs too: `bridgectl`

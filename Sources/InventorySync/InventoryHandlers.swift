@@ -44,6 +44,7 @@ public struct ERPStockHandler: QueueHandler {
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
         if message.envelope.topic == FullSyncRequest.topic { return try await runSync(message, context: context) }
+        if message.envelope.topic == InventoryCorrection.topic { return try await correct(message, context: context) }
         guard message.envelope.topic == "inventory.changed" else { return WorkOutcome("ignored_topic") }
         let change: ERPStockChange
         do {
@@ -101,6 +102,54 @@ public struct ERPStockHandler: QueueHandler {
         let levels = try await fullSync.readERP()
         _ = try await fullSync.run(shop, erpLevels: levels, dryRun: request.dryRun, runId: request.runId)
         return WorkOutcome(request.dryRun ? "sync_dry_run" : "sync_completed", calledDependency: true)
+    }
+
+    /// The reconciler's correction: each listed level brought to the rule's figure on fresh reads (written only where
+    /// it still differs), counted in `inventory_reconcile_corrected_total`; ERP figures it missed are read first.
+    func correct(_ message: InboundMessage, context: WorkContext) async throws -> WorkOutcome {
+        let correction: InventoryCorrection
+        do {
+            correction = try JSONDecoder().decode(InventoryCorrection.self, from: Data(message.body))
+        } catch {
+            throw InventoryFailures.invalid("an inventory correction", error)
+        }
+        guard let shop = syncer.shops.first(where: { $0.shop.id == correction.shop }) else {
+            throw ProcessingFailure(errorClass: "unknown_shop", message: "no configured shop '\(correction.shop)'", retryable: false)
+        }
+        // The reconciler saw an ERP figure this syncer does not hold: a change it missed (a lost push, the feed off).
+        // The snapshot is read again (a change that arrived since the reconciler's read stays: it is newer).
+        var missed = 0
+        for key in correction.keys {
+            if let erp = key.erpAvailable, await syncer.picture.available(StockKey(sku: key.sku, warehouse: key.warehouse)) != erp {
+                missed += 1
+            }
+        }
+        if missed > 0, let fullSync = syncer.fullSync {
+            Counter(label: "inventory_reconcile_erp_rereads_total", dimensions: [("shop", shop.shop.id)]).increment()
+            context.logger.warning(
+                "the reconciler saw ERP figures this syncer missed; reading the ERP's snapshot again",
+                metadata: ["run_id": "\(correction.runId)", "levels": "\(missed)"])
+            _ = try await fullSync.readERP()
+        }
+        var levels: Set<LevelKey> = []
+        var unresolved = 0
+        for key in correction.keys {
+            if case .level(let level) = try await shop.resolve(StockKey(sku: key.sku, warehouse: key.warehouse)) {
+                levels.insert(level)
+            } else {
+                unresolved += 1
+            }
+        }
+        guard !levels.isEmpty else { return WorkOutcome("correction_unresolved") }
+        let report = try await shop.sync(levels, decision: "reconcile-\(correction.runId)")
+        Counter(label: "inventory_reconcile_corrected_total", dimensions: [("shop", shop.shop.id)]).increment(by: report.written.count)
+        context.logger.notice(
+            "reconciler's correction applied",
+            metadata: [
+                "run_id": "\(correction.runId)", "levels": "\(levels.count)", "written": "\(report.written.count)",
+                "rejected": "\(report.rejected.count)", "unresolved": "\(unresolved)",
+            ])
+        return WorkOutcome(report.written.isEmpty ? "correction_unchanged" : "corrected", calledDependency: true)
     }
 
     /// One shop's side of a change: `written`, `unchanged`, `unmapped_warehouse` or `unknown_sku`.

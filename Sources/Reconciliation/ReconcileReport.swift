@@ -8,9 +8,10 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
     /// One difference between the two systems.
     public struct Difference: Codable, Sendable, Equatable {
         /// `missing_in_erp`, `version_behind`, `status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`,
-        /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now), ...
+        /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now); inventory:
+        /// `drift_up`, `drift_down`, `within_allowance`, `unknown_sku`.
         public var kind: String
-        /// The Shopify order id, or `SKU@warehouse`.
+        /// The Shopify order id, `SKU@warehouse`, or a SKU.
         public var id: String
         /// The ERP reference or document.
         public var ref: String?
@@ -55,6 +56,8 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
     public var differences: [Difference] = []
     /// Admin API points this run used.
     public var pointsUsed = 0
+    /// Inventory: drifted levels by how many units they were off (`1`, `2-5`, `6-20`, `21-100`, `>100`).
+    public var driftHistogram: [String: Int]?
     /// A run redelivered after it was interrupted: items it had healed before are not healed again.
     public var resumed = false
     /// Why the run stopped early (nil: it completed).
@@ -111,6 +114,12 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
         if !mismatches.isEmpty {
             lines += ["", "## Differences by kind", "", "| kind | count |", "|---|---|"]
             for (kind, n) in mismatches.sorted(by: { $0.key < $1.key }) { lines.append("| \(kind) | \(n) |") }
+        }
+        if let driftHistogram, !driftHistogram.isEmpty {
+            lines += ["", "## Drift (levels by units off)", "", "| units off | levels |", "|---|---|"]
+            for b in InventoryReconciler.buckets.map(\.label) where driftHistogram[b] != nil {
+                lines.append("| \(b) | \(driftHistogram[b]!) |")
+            }
         }
         if !differences.isEmpty {
             lines += [

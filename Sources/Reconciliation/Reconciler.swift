@@ -16,18 +16,22 @@ import Shopify
 /// `reconcile_duration_seconds{domain}`.
 public final class Reconciler: Sendable {
     /// Domains this version reconciles; the others are refused with a clear error.
-    public static let supportedDomains: [ReconcilerSettings.Domain] = [.orders]
+    public static let supportedDomains: [ReconcilerSettings.Domain] = [.orders, .inventory]
 
     public let settings: ReconcilerSettings
     public let reports: ReportStore
     public let orders: [String: OrdersReconciler]
+    public let inventory: [String: InventoryReconciler]
     let publisher: AMQPConnection
     let logger: Logger
 
-    public init(settings: ReconcilerSettings, orders: [OrdersReconciler], publisher: AMQPConnection, logger: Logger) {
+    public init(
+        settings: ReconcilerSettings, orders: [OrdersReconciler], inventory: [InventoryReconciler], publisher: AMQPConnection, logger: Logger
+    ) {
         self.settings = settings
         self.reports = ReportStore(directory: settings.reportsDir)
         self.orders = Dictionary(orders.map { ($0.shop.id, $0) }, uniquingKeysWith: { a, _ in a })
+        self.inventory = Dictionary(inventory.map { ($0.shop.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.publisher = publisher
         self.logger = logger
     }
@@ -41,7 +45,7 @@ public final class Reconciler: Sendable {
             throw Refused(description: "domain \(request.domain.rawValue) is not reconciled by this version (supported: \(Self.supportedDomains.map(\.rawValue)))")
         }
         guard ReportStore.isValidRunId(request.runId) else { throw Refused(description: "run id '\(request.runId)' is not a file name") }
-        guard let reconciler = orders[request.shop] else {
+        guard orders[request.shop] != nil else {
             throw Refused(description: "no shop '\(request.shop)' in the configuration (shops: \(orders.keys.sorted()))")
         }
         var logger = self.logger
@@ -57,7 +61,16 @@ public final class Reconciler: Sendable {
         }
         let dims = [("domain", request.domain.rawValue), ("shop", request.shop)]
         do {
-            let report = try await reconciler.run(request, resumed: resumed, progress: progress)
+            let report: ReconcileReport
+            switch request.domain {
+            case .inventory:
+                guard let inventory = inventory[request.shop] else {
+                    throw Refused(description: "inventory is not reconciled for shop \(request.shop): the inventory-syncer is not enabled")
+                }
+                report = try await inventory.run(request, resumed: resumed, progress: progress)
+            default:
+                report = try await orders[request.shop]!.run(request, resumed: resumed, progress: progress)
+            }
             try reports.save(report)
             Self.record(report)
             Counter(label: "reconcile_runs_total", dimensions: dims + [("outcome", "completed")]).increment()

@@ -36,6 +36,7 @@ public struct ReconcilerProcess: Sendable {
         let reports = ReportStore(directory: settings.reportsDir)
         var clients: [ShopifyAdminClient] = []
         var orders: [OrdersReconciler] = []
+        var inventory: [InventoryReconciler] = []
         for shop in config.shops {
             let client = ShopifyAdminClient(configuration: .init(shop: shop), logger: logger)
             clients.append(client)
@@ -43,8 +44,14 @@ public struct ReconcilerProcess: Sendable {
                 OrdersReconciler(
                     shop: shop, client: client, erp: erp, publisher: publisher, policy: config.policy, settings: settings,
                     reports: reports, logger: logger, afterHeal: afterHeal))
+            if config.inventorySyncer.enabled {
+                inventory.append(
+                    InventoryReconciler(
+                        shop: shop, client: client, erp: erp, publisher: publisher, policy: config.policy, settings: settings,
+                        syncerSettings: config.inventorySyncer, logger: logger))
+            }
         }
-        let reconciler = Reconciler(settings: settings, orders: orders, publisher: publisher, logger: logger)
+        let reconciler = Reconciler(settings: settings, orders: orders, inventory: inventory, publisher: publisher, logger: logger)
         let lease = ActiveLease(
             name: BridgeTopology.reconcilerLease, role: "reconciler", connection: consumer, retryInterval: leaseRetry, logger: logger)
         let worker = QueueWorker(
