@@ -24,8 +24,21 @@ enum InventoryFailures {
         }
     }
 
-    static func invalid(_ what: String, _ error: any Error) -> ProcessingFailure {
-        ProcessingFailure(errorClass: "invalid_payload", message: "not \(what): \(error)", retryable: false)
+    /// The message's body as `T`; a body that is not one is dead-lettered at once (`invalid_payload`, naming `what`).
+    static func decode<T: Decodable>(_ type: T.Type, _ what: String, from message: InboundMessage) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(message.body))
+        } catch {
+            throw ProcessingFailure(errorClass: "invalid_payload", message: "not \(what): \(error)", retryable: false)
+        }
+    }
+
+    /// The configured shop named by a command (its id or myshopify domain); another is dead-lettered (`unknown_shop`).
+    static func shop(_ name: String, of syncer: InventorySyncer) throws -> ShopInventorySync {
+        guard let shop = syncer.shops.first(where: { $0.shop.id == name || $0.shop.domain == name }) else {
+            throw ProcessingFailure(errorClass: "unknown_shop", message: "no configured shop '\(name)'", retryable: false)
+        }
+        return shop
     }
 }
 
@@ -46,12 +59,7 @@ public struct ERPStockHandler: QueueHandler {
         if message.envelope.topic == FullSyncRequest.topic { return try await runSync(message, context: context) }
         if message.envelope.topic == InventoryCorrection.topic { return try await correct(message, context: context) }
         guard message.envelope.topic == "inventory.changed" else { return WorkOutcome("ignored_topic") }
-        let change: ERPStockChange
-        do {
-            change = try JSONDecoder().decode(ERPStockChange.self, from: Data(message.body))
-        } catch {
-            throw InventoryFailures.invalid("an ERP stock change", error)
-        }
+        let change = try InventoryFailures.decode(ERPStockChange.self, "an ERP stock change", from: message)
         context.logger[metadataKey: "sku"] = "\(change.sku)"
         context.logger[metadataKey: "warehouse"] = "\(change.warehouse)"
         context.logger[metadataKey: "erp_seq"] = "\(change.seq)"
@@ -87,16 +95,10 @@ public struct ERPStockHandler: QueueHandler {
     /// `bridgectl inventory sync`: a full sync of one shop, here in the active syncer (which knows what the ERP
     /// holds for Shopify's orders), its report published on `bridge.events` for the command to print.
     func runSync(_ message: InboundMessage, context: WorkContext) async throws -> WorkOutcome {
-        let request: FullSyncRequest
-        do {
-            request = try JSONDecoder().decode(FullSyncRequest.self, from: Data(message.body))
-        } catch {
-            throw InventoryFailures.invalid("a sync request", error)
-        }
-        guard let shop = syncer.shops.first(where: { $0.shop.id == request.shop || $0.shop.domain == request.shop }),
-            let fullSync = syncer.fullSync
-        else {
-            throw ProcessingFailure(errorClass: "unknown_shop", message: "no configured shop '\(request.shop)'", retryable: false)
+        let request = try InventoryFailures.decode(FullSyncRequest.self, "a sync request", from: message)
+        let shop = try InventoryFailures.shop(request.shop, of: syncer)
+        guard let fullSync = syncer.fullSync else {
+            throw ProcessingFailure(errorClass: "no_full_sync", message: "this syncer was built without a full sync", retryable: false)
         }
         context.logger.notice("full sync requested", metadata: ["run_id": "\(request.runId)", "dry_run": "\(request.dryRun)"])
         let levels = try await fullSync.readERP()
@@ -107,15 +109,8 @@ public struct ERPStockHandler: QueueHandler {
     /// The reconciler's correction: each listed level brought to the rule's figure on fresh reads (written only where
     /// it still differs), counted in `inventory_reconcile_corrected_total`; ERP figures it missed are read first.
     func correct(_ message: InboundMessage, context: WorkContext) async throws -> WorkOutcome {
-        let correction: InventoryCorrection
-        do {
-            correction = try JSONDecoder().decode(InventoryCorrection.self, from: Data(message.body))
-        } catch {
-            throw InventoryFailures.invalid("an inventory correction", error)
-        }
-        guard let shop = syncer.shops.first(where: { $0.shop.id == correction.shop }) else {
-            throw ProcessingFailure(errorClass: "unknown_shop", message: "no configured shop '\(correction.shop)'", retryable: false)
-        }
+        let correction = try InventoryFailures.decode(InventoryCorrection.self, "an inventory correction", from: message)
+        let shop = try InventoryFailures.shop(correction.shop, of: syncer)
         // The reconciler saw an ERP figure this syncer does not hold: a change it missed (a lost push, the feed off).
         // The snapshot is read again (a change that arrived since the reconciler's read stays: it is newer).
         var missed = 0
@@ -143,6 +138,11 @@ public struct ERPStockHandler: QueueHandler {
         guard !levels.isEmpty else { return WorkOutcome("correction_unresolved") }
         let report = try await shop.sync(levels, decision: "reconcile-\(correction.runId)")
         Counter(label: "inventory_reconcile_corrected_total", dimensions: [("shop", shop.shop.id)]).increment(by: report.written.count)
+        if !report.rejected.isEmpty {
+            context.logger.warning(
+                "Shopify refused levels of the reconciler's correction",
+                metadata: ["run_id": "\(correction.runId)", "rejected": "\(report.rejected.map { "\($0.key): \($0.value)" }.sorted())"])
+        }
         context.logger.notice(
             "reconciler's correction applied",
             metadata: [
@@ -202,12 +202,7 @@ public struct ShopifyLevelHandler: QueueHandler {
                 errorClass: "unknown_shop", message: "shop '\(message.envelope.shopDomain ?? "none")' is not configured",
                 retryable: false)
         }
-        let payload: Payload
-        do {
-            payload = try JSONDecoder().decode(Payload.self, from: Data(message.body))
-        } catch {
-            throw InventoryFailures.invalid("an inventory level", error)
-        }
+        let payload = try InventoryFailures.decode(Payload.self, "an inventory level", from: message)
         let level = LevelKey(
             inventoryItemId: "gid://shopify/InventoryItem/\(payload.inventory_item_id)",
             locationId: "gid://shopify/Location/\(payload.location_id)")
@@ -256,12 +251,7 @@ public struct OrderActivityHandler: QueueHandler {
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
         guard message.envelope.topic == "orders/fulfilled" else { return WorkOutcome("ignored_topic") }
         guard let shop = syncer.shop(domain: message.envelope.shopDomain) else { return WorkOutcome("ignored_unknown_shop") }
-        let order: Payload
-        do {
-            order = try JSONDecoder().decode(Payload.self, from: Data(message.body))
-        } catch {
-            throw InventoryFailures.invalid("a Shopify order", error)
-        }
+        let order = try InventoryFailures.decode(Payload.self, "a Shopify order", from: message)
         await syncer.picture.fulfilled(shop: shop.shop.id, orderRef: ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id))
         return WorkOutcome("fulfilled")
     }

@@ -523,7 +523,7 @@ final class ConnectionLoop {
         // sends returns at once but coalesces acks until its mailbox is empty, so several returns can precede the acks
         // that cover them, and publishes with the same message id, exchange and routing key cannot be told apart
         // otherwise. Overwritten on every publish (a republished delivery carries its earlier tag).
-        if request.mandatory { properties.headers[Self.publishTagHeader] = .int(Int64(tag)) }
+        if request.mandatory { properties.headers[AMQPConnection.publishTagHeader] = .int(Int64(tag)) }
         var props = arena.properties(properties)
         let rc = request.body.withUnsafeBytes { raw -> Int32 in
             let body = amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress))
@@ -543,8 +543,6 @@ final class ConnectionLoop {
             returnKey: Self.returnKey(request.properties.messageId, request.exchange, request.routingKey),
             started: ContinuousClock.now)
     }
-
-    private static let publishTagHeader = AMQPConnection.publishTagHeader
 
     private static func returnKey(_ messageId: String?, _ exchange: String, _ routingKey: String) -> String {
         "\(messageId ?? "")\u{0}\(exchange)\u{0}\(routingKey)"
@@ -608,7 +606,7 @@ final class ConnectionLoop {
             let reason = "\(code) \(text): exchange '\(exchange)' routing key '\(routingKey)'"
             // Matched by the delivery tag the publish carried, not by key: a return left by a publish whose caller
             // timed out must not fail a later publish with the same key, and acks may follow several returns.
-            if let stamped = props.headers[Self.publishTagHeader]?.intValue, stamped > 0, pending[UInt64(stamped)]?.returnKey == key {
+            if let stamped = props.headers[AMQPConnection.publishTagHeader]?.intValue, stamped > 0, pending[UInt64(stamped)]?.returnKey == key {
                 pending[UInt64(stamped)]?.returned = reason
             } else {
                 returnsWithoutTag.increment()

@@ -45,7 +45,7 @@ public final class Reconciler: Sendable {
             throw Refused(description: "domain \(request.domain.rawValue) is not reconciled by this version (supported: \(Self.supportedDomains.map(\.rawValue)))")
         }
         guard ReportStore.isValidRunId(request.runId) else { throw Refused(description: "run id '\(request.runId)' is not a file name") }
-        guard orders[request.shop] != nil else {
+        guard let ordersReconciler = orders[request.shop] else {
             throw Refused(description: "no shop '\(request.shop)' in the configuration (shops: \(orders.keys.sorted()))")
         }
         var logger = self.logger
@@ -69,7 +69,7 @@ public final class Reconciler: Sendable {
                 }
                 report = try await inventory.run(request, resumed: resumed, progress: progress)
             default:
-                report = try await orders[request.shop]!.run(request, resumed: resumed, progress: progress)
+                report = try await ordersReconciler.run(request, resumed: resumed, progress: progress)
             }
             try reports.save(report)
             Self.record(report)
