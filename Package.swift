@@ -157,6 +157,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // B2B prices (the ERP owns them) into Shopify's price lists: comparison, compare-before-write, the
+        // q.erp-prices handler (a QueueWorker handler, run by the inventory-syncer) and the reconciler's prices domain.
+        .target(
+            name: "PriceSync",
+            dependencies: [
+                "BridgeDomain",
+                "BridgeMessaging",
+                "ERP",
+                "Shopify",
+                "Worker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // inventory-syncer's logic: the stock rule, the picture of ERP stock and pending orders, the coalesced
         // compare-and-set writer, the queue handlers, the full sync, the ERP feed poller and the lease.
         .target(
@@ -166,6 +181,7 @@ let package = Package(
                 "BridgeMessaging",
                 "ERP",
                 "Messaging",
+                "PriceSync",
                 "Shopify",
                 "Worker",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -187,6 +203,7 @@ let package = Package(
                 "ERP",
                 "InventorySync",
                 "Messaging",
+                "PriceSync",
                 "Shopify",
                 "Worker",
                 .product(name: "Logging", package: "swift-log"),
@@ -502,6 +519,7 @@ let package = Package(
                 "ERPSimulator",
                 "Shopify",
                 "ShopifySimulator",
+                "SimulatorKit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GraphQL", package: "GraphQL"),
                 .product(name: "Hummingbird", package: "hummingbird"),

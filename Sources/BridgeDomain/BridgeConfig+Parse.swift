@@ -121,10 +121,25 @@ extension BridgeConfig.Shop {
                 }
                 locations[parts[0]] = location
             }
+            var priceLists: [String: String] = [:]
+            for entry in p.stringList("\(k).price_lists", default: []) {
+                let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                let list = parts.count == 2 ? parts[1].replacingOccurrences(of: "gid://shopify/PriceList/", with: "") : ""
+                guard parts.count == 2, !parts[0].isEmpty, Int64(list) != nil else {
+                    p.fail("\(k).price_lists", "'\(entry)' is not ERP_PRICE_LIST=SHOPIFY_PRICE_LIST_ID", fix: "list each ERP B2B price list with the numeric id of the Shopify price list it fills, e.g. PL-WHOLESALE=80000000001")
+                    continue
+                }
+                if priceLists.values.contains(list) {
+                    p.fail("\(k).price_lists", "Shopify price list \(list) is listed for two ERP price lists", fix: "fill each Shopify price list from one ERP price list")
+                }
+                priceLists[parts[0]] = list
+            }
+            let dtcList = p.string("\(k).dtc_price_list", default: "")
             shops.append(
                 BridgeConfig.Shop(
                     id: id, domain: domain, webhookSecrets: secrets, adminToken: token, apiVersion: version,
-                    adminURL: adminURL, plan: p.choice("\(k).plan", default: .standard), locations: locations))
+                    adminURL: adminURL, plan: p.choice("\(k).plan", default: .standard), locations: locations,
+                    priceLists: priceLists, dtcPriceList: dtcList.isEmpty ? nil : dtcList))
         }
         return shops
     }

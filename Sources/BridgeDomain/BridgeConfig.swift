@@ -72,6 +72,13 @@ public struct BridgeConfig: Sendable {
         /// ERP warehouse -> the Shopify location it stocks (numeric location id), `shop.<id>.locations:
         /// ["WH-1=70000000001"]`. A warehouse not listed is not synced to this shop.
         public var locations: [String: String] = [:]
+        /// ERP B2B price list -> the Shopify price list it fills (numeric id), `shop.<id>.price_lists:
+        /// ["PL-WHOLESALE=80000000001"]`. The ERP owns these prices (`source_of_truth.b2b_prices`).
+        public var priceLists: [String: String] = [:]
+        /// The ERP price list that holds its copy of the shop's DTC prices (`shop.<id>.dtc_price_list`): the
+        /// reconciler compares the variants' prices with it and reports differences; Shopify owns them, nothing is
+        /// written. Nil: DTC prices are not compared.
+        public var dtcPriceList: String?
     }
 
     public struct ERP: Sendable, Equatable {

@@ -9,6 +9,7 @@ import Messaging
 ///                    --inventory_levels.# inventory_items.#-> q.shopify-inventory  (inventory-syncer)
 ///                    --compliance topics, app.uninstalled---> q.compliance
 /// erp.in (topic)     --inventory.#-------------------------> q.erp-inventory      (inventory-syncer)
+///                    --price.#-----------------------------> q.erp-prices         (inventory-syncer)
 ///                    --shipment.#--------------------------> q.erp-shipments
 ///                    --orders.fulfilled (a copy)-----------> q.inventory-orders   (inventory-syncer)
 /// bridge.events (topic) --#--------------------------------> q.alerter            (alerter)
@@ -63,6 +64,8 @@ public enum BridgeTopology {
     public static let compliance = WorkQueue(name: "q.compliance", consumer: "order-forwarder", exchange: shopifyInbound)
     public static let erpInventory = WorkQueue(name: "q.erp-inventory", consumer: "inventory-syncer", exchange: erpInbound)
     public static let erpShipments = WorkQueue(name: "q.erp-shipments", consumer: "order-forwarder", exchange: erpInbound)
+    /// The ERP's B2B price changes (`price.changed`), written into the mapped Shopify price lists.
+    public static let erpPrices = WorkQueue(name: "q.erp-prices", consumer: "inventory-syncer", exchange: erpInbound)
     public static let alerter = WorkQueue(name: "q.alerter", consumer: "alerter", exchange: events)
     /// Copies of fulfilled orders for the inventory-syncer: a fulfilment takes the order's units out of Shopify's
     /// `committed`, and out of the syncer's count of what the ERP holds for Shopify orders. Kept an hour at most.
@@ -75,7 +78,7 @@ public enum BridgeTopology {
     public static let reconcile = WorkQueue(name: "q.reconcile", consumer: "reconciler", exchange: work)
 
     public static let workQueues: [WorkQueue] = [
-        orders, shopifyInventory, compliance, erpInventory, erpShipments, alerter, inventoryOrders, reconcile,
+        orders, shopifyInventory, compliance, erpInventory, erpShipments, erpPrices, alerter, inventoryOrders, reconcile,
     ]
 
     /// The exclusive queue whose holder is the active inventory-syncer (`ActiveLease`).

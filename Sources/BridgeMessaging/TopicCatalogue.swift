@@ -76,6 +76,7 @@ public enum TopicCatalogue {
 
     public static let erp: [MessageTopic] = [
         MessageTopic(name: "inventory.changed", source: .erp, payload: .erpEvent, queue: BridgeTopology.erpInventory),
+        MessageTopic(name: "price.changed", source: .erp, payload: .erpEvent, queue: BridgeTopology.erpPrices),
         MessageTopic(name: "shipment.created", source: .erp, payload: .erpEvent, queue: BridgeTopology.erpShipments),
     ]
 

@@ -56,6 +56,19 @@ public actor ERPInventory {
     /// Orders (documents) with at least one unit short.
     public private(set) var oversoldOrders: Set<String> = []
     private var listeners: [@Sendable (Change) async -> Void] = []
+    private var priceListeners: [@Sendable (PriceChange) async -> Void] = []
+    /// Price changes so far (their sequence numbers are 1...n).
+    public private(set) var priceChanges = 0
+
+    /// A B2B price the ERP changed (pushed as `price.changed`).
+    public struct PriceChange: Sendable, Equatable {
+        public var seq: Int64
+        public var priceList: String
+        public var sku: String
+        public var unitPrice: Decimal
+        public var currency: String
+        public var changedAt: Date
+    }
 
     public init(skus: Int = 1000, warehouses: Int = 2, seed: UInt64 = 42, initialStock: ClosedRange<Int> = 0...500) {
         self.warehouses = (1...max(1, warehouses)).map { "WH-\($0)" }
@@ -72,19 +85,42 @@ public actor ERPInventory {
         }
         self.levels = levels
         sortedKeys = levels.keys.sorted()
-        // Two B2B price lists: wholesale at 60% and distributors at 50% of a seeded list price, from 10 units.
-        var wholesale: [(String, Decimal, Int)] = []
-        var distributor: [(String, Decimal, Int)] = []
-        for n in 1...max(1, skus) {
-            let cents = 500 + Int(rng.next() % 9500)
-            wholesale.append((SimulatedCatalogue.sku(n), (Decimal(cents) * 60 / 10000).roundedToCents, 10))
-            distributor.append((SimulatedCatalogue.sku(n), (Decimal(cents) * 50 / 10000).roundedToCents, 50))
+        // Two B2B price lists, wholesale at 60% and distributors at 50% of the item's retail price (from 10 and 50
+        // units), and the retail list: the ERP's copy of the DTC prices Shopify owns (they agree with shopify-sim's).
+        func list(_ id: String, _ name: String, _ group: String, _ share: Int, _ minQuantity: Int) -> PriceList {
+            PriceList(
+                id: id, name: name, currency: "EUR", customerGroup: group,
+                prices: (1...max(1, skus)).map {
+                    (sku: SimulatedCatalogue.sku($0), unitPrice: (SimulatedCatalogue.listPrice($0) * Decimal(share) / 100).roundedToCents, minQuantity: minQuantity)
+                })
         }
         priceLists = [
-            PriceList(id: "PL-WHOLESALE", name: "Wholesale", currency: "EUR", customerGroup: "wholesale", prices: wholesale.map { (sku: $0.0, unitPrice: $0.1, minQuantity: $0.2) }),
-            PriceList(id: "PL-DISTRIBUTOR", name: "Distributors", currency: "EUR", customerGroup: "distributor", prices: distributor.map { (sku: $0.0, unitPrice: $0.1, minQuantity: $0.2) }),
+            list("PL-WHOLESALE", "Wholesale", "wholesale", 60, 10), list("PL-DISTRIBUTOR", "Distributors", "distributor", 50, 50),
+            list("PL-RETAIL", "Retail", "retail", 100, 1),
         ]
         self.rng = rng
+    }
+
+    /// Calls `listener` for every price change from now on (push mode).
+    public func onPriceChange(_ listener: @escaping @Sendable (PriceChange) async -> Void) { priceListeners.append(listener) }
+
+    /// The price of `sku` on list `list`.
+    public func price(list: String, sku: String) -> Decimal? {
+        priceLists.first { $0.id == list }?.prices.first { $0.sku == sku }?.unitPrice
+    }
+
+    /// Changes a price on a list (a new contract price); `notify: false`: its push is lost.
+    @discardableResult
+    public func setPrice(list: String, sku: String, unitPrice: Decimal, at date: Date = Date(), notify: Bool = true) async -> PriceChange? {
+        guard let l = priceLists.firstIndex(where: { $0.id == list }),
+            let i = priceLists[l].prices.firstIndex(where: { $0.sku == sku })
+        else { return nil }
+        priceLists[l].prices[i].unitPrice = unitPrice
+        priceChanges += 1
+        let change = PriceChange(
+            seq: Int64(priceChanges), priceList: list, sku: sku, unitPrice: unitPrice, currency: priceLists[l].currency, changedAt: date)
+        if notify { for listener in priceListeners { await listener(change) } }
+        return change
     }
 
     /// Calls `listener` for every change from now on (push mode).

@@ -61,6 +61,15 @@ public actor ERPPusher {
         return false
     }
 
+    /// The body of a `price.changed` event.
+    public static func priceChanged(_ c: ERPInventory.PriceChange) -> Data {
+        let o: [String: Any] = [
+            "seq": c.seq, "price_list": c.priceList, "sku": c.sku, "unit_price": "\(c.unitPrice)", "currency": c.currency,
+            "changed_at": c.changedAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
+        ]
+        return (try? JSONSerialization.data(withJSONObject: o)) ?? Data()
+    }
+
     /// The body of an `inventory.changed` event.
     public static func inventoryChanged(_ c: ERPInventory.Change) -> Data {
         var o: [String: Any] = [

@@ -78,12 +78,17 @@ public struct ERPSimulatorRoutes: Sendable {
             }
             let size = min(1000, max(1, request.uri.queryParameters.get("page_size", as: Int.self) ?? 250))
             let offset = max(0, request.uri.queryParameters.get("page_token", as: Int.self) ?? 0)
-            let page = list.prices.dropFirst(offset).prefix(size)
+            // `sku=A,B`: only those SKUs' prices (a delta's fresh read).
+            var prices = list.prices
+            if let skus = request.uri.queryParameters.get("sku").map({ Set($0.split(separator: ",").map(String.init)) }) {
+                prices = prices.filter { skus.contains($0.sku) }
+            }
+            let page = prices.dropFirst(offset).prefix(size)
             var body: [String: Any] = [
                 "price_list": list.id, "currency": list.currency,
                 "prices": page.map { ["sku": $0.sku, "unit_price": "\($0.unitPrice)", "min_quantity": $0.minQuantity] as [String: Any] },
             ]
-            body["next_page_token"] = offset + size < list.prices.count ? String(offset + size) as Any : NSNull()
+            body["next_page_token"] = offset + size < prices.count ? String(offset + size) as Any : NSNull()
             return Self.json(.ok, body)
         }
         router.put("/_admin/stock") { request, _ in
@@ -98,6 +103,28 @@ public struct ERPSimulatorRoutes: Sendable {
             }
             guard let c = await self.inventory.move(sku: b.sku, warehouse: b.warehouse, available: b.available) else {
                 return Self.json(.notFound, ["error": "unknown sku or warehouse"])
+            }
+            return Self.json(.ok, ["seq": c.seq])
+        }
+        router.put("/_admin/prices") { request, _ in
+            struct Body: Decodable {
+                var priceList: String
+                var sku: String
+                var unitPrice: String
+                enum CodingKeys: String, CodingKey {
+                    case priceList = "price_list"
+                    case sku
+                    case unitPrice = "unit_price"
+                }
+            }
+            let buffer = try await request.body.collect(upTo: 65536)
+            guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView)),
+                let price = Decimal(string: b.unitPrice, locale: Locale(identifier: "en_US_POSIX")), price >= 0
+            else {
+                return Self.json(.badRequest, ["error": "expected price_list, sku, unit_price (a decimal string) >= 0"])
+            }
+            guard let c = await self.inventory.setPrice(list: b.priceList, sku: b.sku, unitPrice: price) else {
+                return Self.json(.notFound, ["error": "unknown price list or sku"])
             }
             return Self.json(.ok, ["seq": c.seq])
         }

@@ -3,6 +3,7 @@ import BridgeMessaging
 import ERP
 import Logging
 import Messaging
+import PriceSync
 import ServiceLifecycle
 import Shopify
 import Worker
@@ -18,6 +19,8 @@ public struct InventorySyncerProcess: Sendable {
     public let shopifyLevels: QueueWorker<ShopifyLevelHandler>
     public let orders: QueueWorker<OrderActivityHandler>
     public let feedPoller: ERPFeedPoller?
+    /// `q.erp-prices`, when a shop maps ERP price lists (`shop.<id>.price_lists`) and B2B prices may flow into Shopify.
+    public let prices: QueueWorker<PriceChangedHandler>?
     let fullSyncService: FullSyncService
 
     /// In start order; the `ServiceGroup` stops them in reverse: the workers drain first, then the schedules, the
@@ -28,6 +31,7 @@ public struct InventorySyncerProcess: Sendable {
         s += [lease, fullSyncService]
         if let feedPoller { s.append(feedPoller) }
         s += [orders, erpStock, shopifyLevels]
+        if let prices { s.append(prices) }
         return s
     }
 
@@ -69,12 +73,26 @@ public struct InventorySyncerProcess: Sendable {
                     circuit: circuit ? (threshold: 5, probeInterval: .seconds(5)) : nil),
                 handler: handler, consumer: consumer, publisher: publisher, logger: logger)
         }
+        var prices: QueueWorker<PriceChangedHandler>?
+        let priceShops = shops.filter { !$0.shop.priceLists.isEmpty }
+        if !priceShops.isEmpty {
+            if config.policy.mayWrite(.b2bPrices, into: .shopify) {
+                let handler = PriceChangedHandler(
+                    shops: priceShops.map { B2BPriceSync(shop: $0.shop, client: $0.client, erp: erp, policy: config.policy, logger: logger) })
+                prices = worker(BridgeTopology.erpPrices, handler, circuit: true)
+            } else {
+                logger.warning(
+                    "price_lists are mapped but source_of_truth.b2b_prices is shopify: ERP price changes are not written",
+                    metadata: ["queue": "\(BridgeTopology.erpPrices.name)"])
+            }
+        }
         logger.info(
             "inventory-syncer configured",
             metadata: [
                 "shops": "\(config.shops.map(\.id))", "safety_stock": "\(settings.safetyStock)",
                 "coalesce_window": "\(settings.coalesceWindow)", "feed_poll": "\(settings.feedPollInterval.map { "\($0)" } ?? "off")",
                 "full_sync_interval": "\(settings.fullSyncInterval)",
+                "price_lists": "\(priceShops.map { "\($0.shop.id): \($0.shop.priceLists.keys.sorted())" })",
             ])
         return InventorySyncerProcess(
             syncer: syncer, erp: erp, lease: lease, fullSync: fullSync,
@@ -84,6 +102,7 @@ public struct InventorySyncerProcess: Sendable {
             feedPoller: settings.feedPollInterval.map {
                 ERPFeedPoller(erp: erp, publisher: publisher, interval: $0, statePath: settings.statePath, lease: lease, logger: logger)
             },
+            prices: prices,
             fullSyncService: FullSyncService(sync: fullSync, syncer: syncer, interval: settings.fullSyncInterval, logger: logger))
     }
 }

@@ -3,6 +3,7 @@ import BridgeMessaging
 import ERP
 import Logging
 import Messaging
+import PriceSync
 import ServiceLifecycle
 import Shopify
 import Worker
@@ -37,6 +38,7 @@ public struct ReconcilerProcess: Sendable {
         var clients: [ShopifyAdminClient] = []
         var orders: [OrdersReconciler] = []
         var inventory: [InventoryReconciler] = []
+        var prices: [PricesReconciler] = []
         for shop in config.shops {
             let client = ShopifyAdminClient(configuration: .init(shop: shop), logger: logger)
             clients.append(client)
@@ -50,8 +52,15 @@ public struct ReconcilerProcess: Sendable {
                         shop: shop, client: client, erp: erp, publisher: publisher, policy: config.policy, settings: settings,
                         syncerSettings: config.inventorySyncer, logger: logger))
             }
+            if !shop.priceLists.isEmpty || shop.dtcPriceList != nil {
+                prices.append(
+                    PricesReconciler(
+                        sync: B2BPriceSync(shop: shop, client: client, erp: erp, policy: config.policy, logger: logger), settings: settings,
+                        logger: logger))
+            }
         }
-        let reconciler = Reconciler(settings: settings, orders: orders, inventory: inventory, publisher: publisher, logger: logger)
+        let reconciler = Reconciler(
+            settings: settings, orders: orders, inventory: inventory, prices: prices, publisher: publisher, logger: logger)
         let lease = ActiveLease(
             name: BridgeTopology.reconcilerLease, role: "reconciler", connection: consumer, retryInterval: leaseRetry, logger: logger)
         let worker = QueueWorker(

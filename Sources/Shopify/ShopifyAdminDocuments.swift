@@ -151,11 +151,46 @@ public enum ShopifyAdminDocuments {
             """
     }
 
+    /// A B2B price list's fixed prices, 250 a page, all or of the variants a search names (`variant_id:123`)
+    /// (cost about 3 + 250 x 3).
+    public static let priceListFixedPrices = """
+        query PriceListFixedPrices($id: ID!, $after: String, $query: String) {
+          priceList(id: $id) {
+            id
+            currency
+            prices(originType: FIXED, first: 250, after: $after, query: $query) {
+              nodes { price { amount currencyCode } variant { id } }
+              pageInfo { hasNextPage endCursor }
+            }
+          }
+        }
+        """
+
+    /// Sets fixed prices on a price list (at most 250; nothing deleted): a price that exists is replaced (cost 10).
+    public static let setFixedPrices = """
+        mutation SetFixedPrices($priceListId: ID!, $prices: [PriceListPriceInput!]!) {
+          priceListFixedPricesUpdate(priceListId: $priceListId, pricesToAdd: $prices, variantIdsToDelete: []) {
+            pricesAdded { variant { id } price { amount currencyCode } }
+            userErrors { code field message }
+          }
+        }
+        """
+
+    /// Every variant's id, SKU and own (DTC) price, for the price reconciliation and the catalogue report.
+    public static let bulkVariantsQuery = """
+        {
+          productVariants {
+            edges { node { id sku price } }
+          }
+        }
+        """
+
     /// Every document with a name (for the contract tests).
     public static let all: [(name: String, document: String)] = [
         ("locations", locations), ("inventoryItems", inventoryItems), ("variantsBySKU", variantsBySKU),
         ("setQuantities", setQuantities), ("ordersUpdatedSince", ordersUpdatedSince), ("ordersCount", ordersCount), ("runBulkQuery", runBulkQuery),
         ("bulkOperation", bulkOperation), ("bulkInventoryQuery", bulkInventoryQuery), ("bulkOrdersQuery", bulkOrdersQuery),
-        ("levels-3", levels(count: 3)),
+        ("levels-3", levels(count: 3)), ("priceListFixedPrices", priceListFixedPrices), ("setFixedPrices", setFixedPrices),
+        ("bulkVariantsQuery", bulkVariantsQuery),
     ]
 }

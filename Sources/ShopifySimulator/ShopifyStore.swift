@@ -36,7 +36,7 @@ public actor ShopifyStore {
     public private(set) var variants: [Variant]
     /// inventory item id -> index in `variants` (and variant id -> index).
     private let itemIndex: [Int64: Int]
-    private let variantIndex: [Int64: Int]
+    let variantIndex: [Int64: Int]
     /// inventory item id -> location id -> available
     public private(set) var stock: [Int64: [Int64: Int]] = [:]
     /// inventory item id -> location id -> committed (ordered, not yet shipped); on_hand = available + committed.
@@ -44,6 +44,10 @@ public actor ShopifyStore {
     /// inventory item id -> location id -> when the level last changed.
     public private(set) var levelUpdatedAt: [Int64: [Int64: Date]] = [:]
     public private(set) var orders: [Int64: ShopifyOrderFixture] = [:]
+    /// B2B price lists (`ShopifyStore+PriceLists.swift`): two, in EUR, with no fixed prices until a client adds them.
+    public internal(set) var priceLists: [PriceList] = ShopifyStore.seededPriceLists
+    /// price list -> variant -> how many mutations changed its fixed price (what tests count).
+    public internal(set) var priceWrites: [Int64: [Int64: Int]] = [:]
     private var idempotency = IdempotencyRecords()
     /// Answers for the next `inventorySetQuantities` calls, set by a test (`IDEMPOTENCY_CONCURRENT_REQUEST`,
     /// `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`): each is answered once, in order, with nothing applied.
@@ -74,10 +78,10 @@ public actor ShopifyStore {
         var variants: [Variant] = []
         var stock: [Int64: [Int64: Int]] = [:]
         for n in 1...max(1, skus) {
-            let cents = 500 + Int(rng.next() % 9500)
+            _ = rng.next()  // (the price's draw before it came from the shared catalogue: the rest of the seed's data stays)
             let v = Variant(
                 variantId: 40_000_000_000 + Int64(n), inventoryItemId: 45_000_000_000 + Int64(n), sku: OrderGenerator.sku(n),
-                price: Decimal(cents) / 100)
+                price: SimulatedCatalogue.listPrice(n))
             variants.append(v)
             stock[v.inventoryItemId] = Dictionary(uniqueKeysWithValues: self.locations.map { ($0, initialStock) })
         }
@@ -114,6 +118,8 @@ public actor ShopifyStore {
     }
 
     public func setAllowOverselling(_ allow: Bool) { allowOverselling = allow }
+
+    func setPrice(at index: Int, _ price: Decimal) { variants[index].price = price }
 
     public func injectIdempotencyFaults(_ codes: [String]) { idempotencyFaults += codes }
 
@@ -298,7 +304,8 @@ public actor ShopifyStore {
     public func snapshot() -> ShopSnapshot {
         ShopSnapshot(
             domain: domain, createdAt: createdAt, locations: locations, variants: variants, itemIndex: itemIndex,
-            variantIndex: variantIndex, stock: stock, committed: committed, levelUpdatedAt: levelUpdatedAt, orders: orders)
+            variantIndex: variantIndex, stock: stock, committed: committed, levelUpdatedAt: levelUpdatedAt, orders: orders,
+            priceLists: priceLists)
     }
 
     // MARK: inventorySetQuantities
@@ -469,6 +476,7 @@ public struct ShopSnapshot: Sendable {
     public var committed: [Int64: [Int64: Int]]
     public var levelUpdatedAt: [Int64: [Int64: Date]]
     public var orders: [Int64: ShopifyOrderFixture]
+    public var priceLists: [ShopifyStore.PriceList]
 
     func variant(item: Int64) -> ShopifyStore.Variant? { itemIndex[item].map { variants[$0] } }
     func variant(id: Int64) -> ShopifyStore.Variant? { variantIndex[id].map { variants[$0] } }

@@ -40,6 +40,9 @@ struct ERPSim: AsyncParsableCommand {
         await inventory.onChange { change in
             Task { await pusher.push(event: "inventory.changed", eventId: "erp-inventory-\(change.seq)", body: ERPPusher.inventoryChanged(change), triggeredAt: change.changedAt) }
         }
+        await inventory.onPriceChange { change in
+            Task { await pusher.push(event: "price.changed", eventId: "erp-price-\(change.seq)", body: ERPPusher.priceChanged(change), triggeredAt: change.changedAt) }
+        }
         let routes = ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher)
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .info

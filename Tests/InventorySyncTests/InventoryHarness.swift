@@ -94,6 +94,10 @@ final class InventoryHarness: Sendable {
                     event: "inventory.changed", eventId: "erp-inventory-\(change.seq)", body: ERPPusher.inventoryChanged(change),
                     triggeredAt: change.changedAt)
             }
+            await inventory.onPriceChange { change in
+                await pusher.push(
+                    event: "price.changed", eventId: "erp-price-\(change.seq)", body: ERPPusher.priceChanged(change), triggeredAt: change.changedAt)
+            }
         }
         let erpRouter = Router()
         ERPSimulatorRoutes(store: erpStore, apiKey: apiKey, inventory: inventory, pusher: pusher).addRoutes(to: erpRouter)

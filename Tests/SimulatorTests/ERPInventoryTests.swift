@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import SimulatorKit
 import Testing
 
 @Suite("erp-sim: inventory snapshot and change feed, B2B price lists, signed push events")
@@ -70,7 +71,13 @@ struct ERPInventoryTests {
         let inventory = ERPInventory(skus: 120, seed: 3)
         try await app(inventory: inventory).test(.router) { (client) async throws in
             let lists = Self.object(try await client.execute(uri: "/api/v1/price-lists", method: .get, headers: Self.auth))["price_lists"] as? [[String: Any]] ?? []
-            #expect(lists.compactMap { $0["id"] as? String } == ["PL-WHOLESALE", "PL-DISTRIBUTOR"])
+            #expect(lists.compactMap { $0["id"] as? String } == ["PL-WHOLESALE", "PL-DISTRIBUTOR", "PL-RETAIL"])
+            // A delta's fresh read: only the SKUs asked for.
+            let filtered = Self.object(try await client.execute(uri: "/api/v1/price-lists/PL-RETAIL/prices?sku=SKU-00002,SKU-00005", method: .get, headers: Self.auth))
+            let rows = filtered["prices"] as? [[String: Any]] ?? []
+            let retail = rows.map { $0["sku"] as? String ?? "?" }
+            #expect(retail == ["SKU-00002", "SKU-00005"])
+            #expect(await inventory.price(list: "PL-RETAIL", sku: "SKU-00005") == SimulatedCatalogue.listPrice(5), "the retail list agrees with shopify-sim's prices")
             let page = Self.object(try await client.execute(uri: "/api/v1/price-lists/PL-WHOLESALE/prices?page_size=100", method: .get, headers: Self.auth))
             let prices = page["prices"] as? [[String: Any]] ?? []
             #expect(prices.count == 100)

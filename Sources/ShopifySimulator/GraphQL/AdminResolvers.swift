@@ -8,7 +8,7 @@ extension ShopifyAdminAPI {
     typealias Node = [String: any Sendable]
 
     func installResolvers() throws {
-        try resolve("QueryRoot", [
+        let queries: [String: Resolver] = [
             "locations": { _, args, ctx in
                 try Paginator.connection(
                     ctx.snapshot.locations, key: { .init(value: 0, id: $0) }, node: Self.location, args: args, bulk: ctx.bulk,
@@ -78,12 +78,14 @@ extension ShopifyAdminAPI {
                 if args["type"].string == "MUTATION" { return nil }
                 return await ctx.api.bulk.current.map(BulkOperations.node)
             },
-        ])
+        ]
+        try resolve("QueryRoot", queries.merging(priceListQueries) { a, _ in a })
         let mutations: [String: InfoResolver] = [
             "inventorySetQuantities": { _, args, ctx, info in try await self.setQuantities(args, ctx, info) },
             "bulkOperationRunQuery": { _, args, ctx, _ in try await self.runBulkQuery(args["query"].string ?? "", ctx) },
         ]
-        try resolveWithInfo("Mutation", mutations)
+        try resolveWithInfo("Mutation", mutations.merging(priceListMutations) { a, _ in a })
+        try installPriceListResolvers()
         try resolve("InventoryItem", [
             "variant": { source, _, ctx in
                 let s = ctx.snapshot
@@ -143,12 +145,12 @@ extension ShopifyAdminAPI {
     typealias InfoResolver =
         @Sendable (_ source: any Sendable, _ args: Map, _ context: RequestContext, _ info: GraphQLResolveInfo) async throws -> (any Sendable)?
 
-    private func resolve(_ typeName: String, _ resolvers: [String: Resolver]) throws {
+    func resolve(_ typeName: String, _ resolvers: [String: Resolver]) throws {
         try resolveWithInfo(typeName, resolvers.mapValues { r in { @Sendable source, args, ctx, _ in try await r(source, args, ctx) } })
     }
 
     /// Sets resolvers on a type of the schema built from the SDL (GraphQLSwift lets fields be changed during setup).
-    private func resolveWithInfo(_ typeName: String, _ resolvers: [String: InfoResolver]) throws {
+    func resolveWithInfo(_ typeName: String, _ resolvers: [String: InfoResolver]) throws {
         guard let type = schema.getType(name: typeName) as? GraphQLObjectType else { throw GraphQLError(message: "no type \(typeName)") }
         let fields = try type.fields()
         for (name, resolver) in resolvers {

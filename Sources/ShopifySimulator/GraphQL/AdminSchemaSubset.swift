@@ -19,12 +19,16 @@ public enum AdminSchemaSubset {
           locations(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: LocationSortKeys, query: String, includeLegacy: Boolean, includeInactive: Boolean): LocationConnection!
           orders(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: OrderSortKeys, query: String, savedSearchId: ID): OrderConnection!
           ordersCount(query: String, savedSearchId: ID, limit: Int): Count
+          priceList(id: ID!): PriceList
+          priceLists(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: PriceListSortKeys): PriceListConnection!
           productVariants(first: Int, after: String, last: Int, before: String, reverse: Boolean, sortKey: ProductVariantSortKeys, query: String, savedSearchId: ID): ProductVariantConnection!
         }
 
         type Mutation {
           bulkOperationRunQuery(query: String!, groupObjects: Boolean!): BulkOperationRunQueryPayload
           inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
+          priceListFixedPricesAdd(priceListId: ID!, prices: [PriceListPriceInput!]!): PriceListFixedPricesAddPayload
+          priceListFixedPricesUpdate(priceListId: ID!, pricesToAdd: [PriceListPriceInput!]!, variantIdsToDelete: [ID!]!): PriceListFixedPricesUpdatePayload
         }
 
         type PageInfo {
@@ -276,6 +280,92 @@ public enum AdminSchemaSubset {
         enum BulkOperationType {
           QUERY
           MUTATION
+        }
+
+        type PriceList {
+          currency: CurrencyCode!
+          fixedPricesCount: Int!
+          id: ID!
+          name: String!
+          prices(originType: PriceListPriceOriginType, first: Int, after: String, last: Int, before: String, reverse: Boolean, query: String): PriceListPriceConnection!
+        }
+
+        type PriceListConnection {
+          edges: [PriceListEdge!]!
+          nodes: [PriceList!]!
+          pageInfo: PageInfo!
+        }
+
+        type PriceListEdge {
+          cursor: String!
+          node: PriceList!
+        }
+
+        type PriceListPrice {
+          compareAtPrice: MoneyV2
+          originType: PriceListPriceOriginType!
+          price: MoneyV2!
+          variant: ProductVariant!
+        }
+
+        type PriceListPriceConnection {
+          edges: [PriceListPriceEdge!]!
+          nodes: [PriceListPrice!]!
+          pageInfo: PageInfo!
+        }
+
+        type PriceListPriceEdge {
+          cursor: String!
+          node: PriceListPrice!
+        }
+
+        enum PriceListPriceOriginType {
+          FIXED
+          RELATIVE
+        }
+
+        enum PriceListSortKeys {
+          ID
+          NAME
+        }
+
+        input PriceListPriceInput {
+          variantId: ID!
+          price: MoneyInput!
+          compareAtPrice: MoneyInput
+        }
+
+        input MoneyInput {
+          amount: Decimal!
+          currencyCode: CurrencyCode!
+        }
+
+        type PriceListFixedPricesAddPayload {
+          prices: [PriceListPrice!]
+          userErrors: [PriceListPriceUserError!]!
+        }
+
+        type PriceListFixedPricesUpdatePayload {
+          deletedFixedPriceVariantIds: [ID!]
+          priceList: PriceList
+          pricesAdded: [PriceListPrice!]
+          userErrors: [PriceListPriceUserError!]!
+        }
+
+        type PriceListPriceUserError {
+          code: PriceListPriceUserErrorCode
+          field: [String!]
+          message: String!
+        }
+
+        enum PriceListPriceUserErrorCode {
+          BLANK
+          PRICE_LIST_NOT_FOUND
+          PRICE_LIST_CURRENCY_MISMATCH
+          LOCAL_CURRENCY_GIFT_CARD_ISSUANCE_CURRENCY_MISMATCH
+          LOCAL_CURRENCY_GIFT_CARD_LIMIT_EXCEEDED
+          VARIANT_NOT_FOUND
+          PRICE_NOT_FIXED
         }
 
         enum LocationSortKeys {

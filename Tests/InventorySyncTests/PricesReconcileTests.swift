@@ -1,0 +1,135 @@
+import BridgeDomain
+import BridgeMessaging
+import BridgeRuntime
+import BridgeTestSupport
+import ERPSimulator
+import Foundation
+import InventorySync
+import Reconciliation
+import ServiceLifecycle
+import ShopifySimulator
+import Testing
+
+/// B2B prices from the ERP into Shopify's price lists (the reconciler's prices domain and the inventory-syncer's
+/// `price.changed` handler), and DTC prices compared, never written: real broker, erp-sim pushing through ingest,
+/// shopify-sim's Admin API over HTTP. shopify-sim writes every price it is sent, so "changed ones only" is the
+/// bridge's doing.
+@Suite("prices: ERP B2B prices reach Shopify's price lists (reconciled and pushed); DTC differences reported, not written", .serialized)
+struct PricesReconcileTests {
+    static let wholesale: Int64 = 80_000_000_001
+    static let distributor: Int64 = 80_000_000_002
+
+    static func priceEnv(_ reports: String) -> [String: String] {
+        [
+            "SHOP_ACME_PRICE_LISTS": "PL-WHOLESALE=\(wholesale),PL-DISTRIBUTOR=gid://shopify/PriceList/\(distributor)",
+            "SHOP_ACME_DTC_PRICE_LIST": "PL-RETAIL", "RECONCILER_REPORTS_DIR": reports, "RECONCILER_ORDERS_SCHEDULE": "off",
+            "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off",
+        ]
+    }
+
+    static func startReconciler(_ h: InventoryHarness, reports: String) async throws -> (ServiceGroup, Task<Void, any Error>) {
+        let config = try await BridgeConfig.load(filePath: nil, environment: h.environment(extra: priceEnv(reports)), defaultHTTPPort: 0)
+        let runtime = try BridgeRuntime.make(.reconciler, config: config, logger: InventoryHarness.quietLogger)
+        let process = try ReconcilerProcess.build(
+            config: config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: InventoryHarness.quietLogger,
+            leaseRetry: .milliseconds(200))
+        let group = runtime.serviceGroup(services: process.services, handlesSignals: false)
+        let task = Task { try await group.run() }
+        return (group, task)
+    }
+
+    static func reconcile(_ h: InventoryHarness, reports: String, dryRun: Bool = false) async throws -> ReconcileReport? {
+        let runId = ReportStore.newRunId()
+        let request = ReconcileRequest(runId: runId, domain: .prices, shop: InventoryHarness.shopId, dryRun: dryRun, trigger: "bridgectl")
+        try await request.publish(on: h.publisher, appId: "test")
+        let store = ReportStore(directory: reports)
+        var found: ReconcileReport?
+        _ = await eventually(timeout: .seconds(60)) {
+            found = try? store.report(runId: runId)
+            return found != nil
+        }
+        return found
+    }
+
+    /// Variant n's fixed price on a Shopify list.
+    static func shopifyPrice(_ h: InventoryHarness, list: Int64, _ n: Int) async -> Decimal? {
+        let variant = await h.shopify.store.variants[n - 1].variantId
+        return await h.shopify.store.priceLists.first { $0.id == list }?.fixed[variant]
+    }
+
+    /// SKUs whose fixed price on the Shopify list differs from the ERP list.
+    static func mismatched(_ h: InventoryHarness, erpList: String, list: Int64, skus: Int) async -> [String] {
+        var out: [String] = []
+        for n in 1...skus {
+            let erp = await h.inventory.price(list: erpList, sku: OrderGenerator.sku(n))
+            let shopify = await shopifyPrice(h, list: list, n)
+            if erp != shopify { out.append("\(OrderGenerator.sku(n)): erp \(erp.map { "\($0)" } ?? "-") shopify \(shopify.map { "\($0)" } ?? "-")") }
+        }
+        return out
+    }
+
+    @Test("a dry run writes nothing; a run fills both price lists (counted exactly) and reports the DTC price a merchant changed without writing it; a pushed change reaches Shopify once, a duplicate push writes nothing, a lost push is healed by the next run; a last run finds only the DTC difference")
+    func pricesFlow() async throws {
+        let skus = 12
+        let h = try await InventoryHarness.make("prices", skus: skus, erpStock: 10...40)
+        let reports = h.dir.appendingPathComponent("reports").path
+        let s = try await h.startSyncer(extra: Self.priceEnv(reports))
+        #expect(s.process.prices != nil, "the syncer consumes q.erp-prices when a shop maps price lists")
+        let (group, task) = try await Self.startReconciler(h, reports: reports)
+        let store = h.shopify.store
+
+        // A merchant changes SKU 3's own (DTC) price in Shopify's admin: Shopify owns it.
+        #expect(await store.setVariantPrice(sku: OrderGenerator.sku(3), price: Decimal(string: "1.23")!))
+        let retailBefore = await h.inventory.price(list: "PL-RETAIL", sku: OrderGenerator.sku(3))
+
+        let dry = try #require(try await Self.reconcile(h, reports: reports, dryRun: true))
+        #expect(dry.error == nil, "\(dry.error ?? "")")
+        #expect(dry.checked == skus * 3 && dry.mismatches == ["b2b_price_missing": skus * 2, "dtc_price_differs": 1], "\(dry.summary)")
+        #expect(dry.healed == 0 && dry.reported == skus * 2 + 1)
+        #expect(await store.fixedPriceWriteCount == 0, "a dry run writes nothing")
+
+        let run = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(run.error == nil, "\(run.error ?? "")")
+        #expect(run.checked == skus * 3 && run.matched == skus - 1, "\(run.summary)")
+        #expect(run.mismatches == ["b2b_price_missing": skus * 2, "dtc_price_differs": 1], "\(run.summary)")
+        #expect(run.healed == skus * 2 && run.reported == 1, "\(run.summary)")
+        #expect(await Self.mismatched(h, erpList: "PL-WHOLESALE", list: Self.wholesale, skus: skus).isEmpty)
+        #expect(await Self.mismatched(h, erpList: "PL-DISTRIBUTOR", list: Self.distributor, skus: skus).isEmpty)
+        #expect(await store.fixedPriceWriteCount == skus * 2, "each price written once")
+        // DTC: reported, written nowhere.
+        #expect(await store.variants[2].price == Decimal(string: "1.23")!)
+        #expect(await h.inventory.price(list: "PL-RETAIL", sku: OrderGenerator.sku(3)) == retailBefore)
+        let dtc = run.differences.first { $0.kind == "dtc_price_differs" }
+        #expect(dtc?.id == OrderGenerator.sku(3) && dtc?.action == "reported" && dtc?.shopify == "1.23", "\(String(describing: dtc))")
+        let mutations = h.shopify.api.mutationCalls.withLock { $0 }
+        #expect(Set(mutations.keys).isSubset(of: ["priceListFixedPricesUpdate", "bulkOperationRunQuery", "inventorySetQuantities"]), "\(mutations)")
+
+        // A new contract price, pushed: it reaches Shopify's list, written once.
+        let variant5 = await store.variants[4].variantId
+        let pushed = try #require(await h.inventory.setPrice(list: "PL-WHOLESALE", sku: OrderGenerator.sku(5), unitPrice: Decimal(string: "7.77")!))
+        #expect(await eventually(timeout: .seconds(30)) { await Self.shopifyPrice(h, list: Self.wholesale, 5) == Decimal(string: "7.77")! })
+        #expect(await store.fixedPriceWrites(list: Self.wholesale, variant: variant5) == 2, "the run's write and the push's")
+        // The same event again (a redelivery, the ERP retrying): the price is already right, nothing is written.
+        #expect(await h.pusher.push(event: "price.changed", eventId: "erp-price-\(pushed.seq)-again", body: ERPPusher.priceChanged(pushed)))
+        let prices = try #require(s.process.prices)
+        #expect(await eventually(timeout: .seconds(20)) { (prices.settledCounts["unchanged"] ?? 0) >= 1 }, "\(prices.settledCounts)")
+        #expect(prices.settledCounts["written"] == 1, "\(prices.settledCounts)")
+        #expect(await store.fixedPriceWrites(list: Self.wholesale, variant: variant5) == 2, "a duplicate push writes nothing")
+
+        // A push that is lost: the next run heals it; the DTC difference is still only reported.
+        await h.inventory.setPrice(list: "PL-DISTRIBUTOR", sku: OrderGenerator.sku(6), unitPrice: Decimal(string: "3.33")!, notify: false)
+        let healing = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(healing.mismatches == ["b2b_price_differs": 1, "dtc_price_differs": 1] && healing.healed == 1, "\(healing.summary)")
+        #expect(await Self.shopifyPrice(h, list: Self.distributor, 6) == Decimal(string: "3.33")!)
+
+        let last = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(last.mismatches == ["dtc_price_differs": 1] && last.healed == 0, "\(last.summary)")
+        let markdown = try String(contentsOfFile: reports + "/\(run.runId).md", encoding: .utf8)
+        #expect(markdown.contains("| b2b_price_missing | \(skus * 2) |"))
+
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+        await s.stop()
+        await h.close()
+    }
+}
