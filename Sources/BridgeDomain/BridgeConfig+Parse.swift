@@ -63,10 +63,12 @@ extension BridgeConfig {
             inventorySyncer: InventorySyncerSettings.parse(&p), reconciler: ReconcilerSettings.parse(&p),
             policy: policy)
         for flow in config.flows where !policy.mayWrite(flow.domain, into: flow.into) {
+            // A switch (`..._enabled: true`) or a mapping that is set (`shop.<id>.price_lists`).
+            let isSwitch = flow.enabledBy.hasSuffix("enabled") || flow.enabledBy.hasPrefix("order_forwarder.sync_")
             p.fail(
                 "source_of_truth.\(flow.domain.rawValue)",
-                "\(flow.domain) is owned by \(policy.owner(of: flow.domain)), but \(flow.enabledBy) is true and \(flow.process) would write \(flow.domain) into \(flow.into), overriding the owner",
-                fix: "set source_of_truth.\(flow.domain.rawValue): \(flow.into.other) or \(flow.enabledBy): false")
+                "\(flow.domain) is owned by \(policy.owner(of: flow.domain)), but \(flow.enabledBy) is \(isSwitch ? "true" : "set") and \(flow.process) would write \(flow.domain) into \(flow.into), overriding the owner",
+                fix: "set source_of_truth.\(flow.domain.rawValue): \(flow.into.other) or \(isSwitch ? "\(flow.enabledBy): false" : "remove \(flow.enabledBy)")")
         }
         check(config, &p)
         if !p.errors.isEmpty { throw ConfigErrors(errors: p.errors) }

@@ -128,6 +128,11 @@ public struct BridgeConfig: Sendable {
             f.append(
                 DataFlow(domain: .inventory, into: .shopify, process: "inventory-syncer", enabledBy: "inventory_syncer.enabled"))
         }
+        if let shop = shops.first(where: { !$0.priceLists.isEmpty }) {
+            f.append(
+                DataFlow(
+                    domain: .b2bPrices, into: .shopify, process: "inventory-syncer and reconciler", enabledBy: "shop.\(shop.id).price_lists"))
+        }
         return f
     }
 

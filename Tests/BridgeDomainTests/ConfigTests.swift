@@ -105,6 +105,21 @@ struct ConfigTests {
         await expectConfigError("shop.acme.locations", yaml: validShop + "\n    locations: [\"WH-1=7\", \"WH-2=7\"]")
     }
 
+    @Test("ERP -> Shopify price list maps and the DTC list are read; a malformed or doubled entry is refused; mapped B2B prices with source_of_truth.b2b_prices: shopify are refused")
+    func priceListMaps() async throws {
+        let c = try await loadConfig(
+            yaml: validShop + "\n    price_lists: [\"PL-A=80000000001\", \"PL-B = gid://shopify/PriceList/80000000002\"]\n    dtc_price_list: PL-RETAIL\n")
+        #expect(c.shops[0].priceLists == ["PL-A": "80000000001", "PL-B": "80000000002"])
+        #expect(c.shops[0].dtcPriceList == "PL-RETAIL")
+        #expect(c.flows.contains { $0.domain == .b2bPrices && $0.into == .shopify })
+        #expect(try await loadConfig(yaml: validShop).flows.contains { $0.domain == .b2bPrices } == false, "no mapping, no flow")
+        await expectConfigError("shop.acme.price_lists", yaml: validShop + "\n    price_lists: [\"PL-A\"]")
+        await expectConfigError("shop.acme.price_lists", yaml: validShop + "\n    price_lists: [\"PL-A=8\", \"PL-B=8\"]")
+        let refused = await expectConfigError(
+            "source_of_truth.b2b_prices", yaml: validShop + "\n    price_lists: [\"PL-A=8\"]\nsource_of_truth:\n  b2b_prices: shopify\n")
+        #expect(refused?.fix.contains("remove shop.acme.price_lists") == true, "\(refused?.fix ?? "")")
+    }
+
     @Test("environment variables override the file, including nested shop keys and lists")
     func environmentOverrides() async throws {
         let c = try await loadConfig(yaml: validShop, env: [
