@@ -10,7 +10,8 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
         /// `missing_in_erp`, `version_behind`, `status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`,
         /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now); inventory:
         /// `drift_up`, `drift_down`, `within_allowance`, `unknown_sku`; prices: `b2b_price_missing`,
-        /// `b2b_price_differs`, `unknown_sku`, `dtc_price_differs` (reported only: Shopify owns DTC prices).
+        /// `b2b_price_differs`, `unknown_sku`, `dtc_price_differs` (reported only: Shopify owns DTC prices); catalogue:
+        /// `missing_in_shopify`, `missing_in_erp`, `duplicate_sku`, `variant_gone`.
         public var kind: String
         /// The Shopify order id, `SKU@warehouse`, or a SKU.
         public var id: String

@@ -16,25 +16,27 @@ import Shopify
 /// `reconcile_duration_seconds{domain}`.
 public final class Reconciler: Sendable {
     /// Domains this version reconciles; the others are refused with a clear error.
-    public static let supportedDomains: [ReconcilerSettings.Domain] = [.orders, .inventory, .prices]
+    public static let supportedDomains: [ReconcilerSettings.Domain] = [.orders, .inventory, .prices, .catalogue]
 
     public let settings: ReconcilerSettings
     public let reports: ReportStore
     public let orders: [String: OrdersReconciler]
     public let inventory: [String: InventoryReconciler]
     public let prices: [String: PricesReconciler]
+    public let catalogue: [String: CatalogueReconciler]
     let publisher: AMQPConnection
     let logger: Logger
 
     public init(
         settings: ReconcilerSettings, orders: [OrdersReconciler], inventory: [InventoryReconciler], prices: [PricesReconciler] = [],
-        publisher: AMQPConnection, logger: Logger
+        catalogue: [CatalogueReconciler] = [], publisher: AMQPConnection, logger: Logger
     ) {
         self.settings = settings
         self.reports = ReportStore(directory: settings.reportsDir)
         self.orders = Dictionary(orders.map { ($0.shop.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.inventory = Dictionary(inventory.map { ($0.shop.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.prices = Dictionary(prices.map { ($0.shop.id, $0) }, uniquingKeysWith: { a, _ in a })
+        self.catalogue = Dictionary(catalogue.map { ($0.shop.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.publisher = publisher
         self.logger = logger
     }
@@ -77,6 +79,11 @@ public final class Reconciler: Sendable {
                         description: "prices are not reconciled for shop \(request.shop): set shop.\(request.shop).price_lists and/or shop.\(request.shop).dtc_price_list")
                 }
                 report = try await prices.run(request, resumed: resumed, progress: progress)
+            case .catalogue:
+                guard let catalogue = catalogue[request.shop] else {
+                    throw Refused(description: "the catalogue is not reconciled for shop \(request.shop)")
+                }
+                report = try await catalogue.run(request, resumed: resumed, progress: progress)
             default:
                 report = try await ordersReconciler.run(request, resumed: resumed, progress: progress)
             }

@@ -39,6 +39,7 @@ public struct ReconcilerProcess: Sendable {
         var orders: [OrdersReconciler] = []
         var inventory: [InventoryReconciler] = []
         var prices: [PricesReconciler] = []
+        var catalogue: [CatalogueReconciler] = []
         for shop in config.shops {
             let client = ShopifyAdminClient(configuration: .init(shop: shop), logger: logger)
             clients.append(client)
@@ -52,6 +53,7 @@ public struct ReconcilerProcess: Sendable {
                         shop: shop, client: client, erp: erp, publisher: publisher, policy: config.policy, settings: settings,
                         syncerSettings: config.inventorySyncer, logger: logger))
             }
+            catalogue.append(CatalogueReconciler(shop: shop, client: client, erp: erp, settings: settings, reports: reports, logger: logger))
             if !shop.priceLists.isEmpty || shop.dtcPriceList != nil {
                 prices.append(
                     PricesReconciler(
@@ -60,7 +62,7 @@ public struct ReconcilerProcess: Sendable {
             }
         }
         let reconciler = Reconciler(
-            settings: settings, orders: orders, inventory: inventory, prices: prices, publisher: publisher, logger: logger)
+            settings: settings, orders: orders, inventory: inventory, prices: prices, catalogue: catalogue, publisher: publisher, logger: logger)
         let lease = ActiveLease(
             name: BridgeTopology.reconcilerLease, role: "reconciler", connection: consumer, retryInterval: leaseRetry, logger: logger)
         let worker = QueueWorker(

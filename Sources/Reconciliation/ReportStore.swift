@@ -87,13 +87,21 @@ public struct ReportStore: Sendable {
         return try HealingLog(url(runId, ".progress"))
     }
 
+    /// The SKU -> Shopify variant map the last catalogue run of a shop saw (`.catalogue-<shop>.map`, hidden from the
+    /// report list): the next run reports a SKU whose variant has since disappeared.
+    public func catalogueMap(shop: String) -> [String: String] {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(".catalogue-\(shop).map")) else { return [:] }
+        return (try? JSONDecoder().decode([String: String].self, from: data)) ?? [:]
+    }
+
+    public func saveCatalogueMap(_ map: [String: String], shop: String) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try write(try JSONEncoder().encode(map), to: directory.appendingPathComponent(".catalogue-\(shop).map"))
+    }
+
+    /// Written to a temporary file and renamed over the target (`.atomic`): a reader sees the old file or the new one.
+    /// (FileManager.replaceItemAt, used before, removed a dot-file target on Linux when replacing it.)
     private func write(_ data: Data, to target: URL) throws {
-        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).\(UUID().uuidString)")
-        try data.write(to: temporary)
-        if FileManager.default.fileExists(atPath: target.path) {
-            _ = try FileManager.default.replaceItemAt(target, withItemAt: temporary)
-        } else {
-            try FileManager.default.moveItem(at: temporary, to: target)
-        }
+        try data.write(to: target, options: .atomic)
     }
 }

@@ -121,6 +121,23 @@ public actor ShopifyStore {
 
     func setPrice(at index: Int, _ price: Decimal) { variants[index].price = price }
 
+    /// Variants a merchant deleted: no longer listed by `productVariants` or `inventoryItems`.
+    public private(set) var deletedVariants: Set<Int64> = []
+
+    /// A merchant deletes the variant with `sku`.
+    public func deleteVariant(sku: String) -> Int64? {
+        guard let v = variants.first(where: { $0.sku == sku && !deletedVariants.contains($0.variantId) }) else { return nil }
+        deletedVariants.insert(v.variantId)
+        return v.variantId
+    }
+
+    /// A merchant edits a variant's SKU.
+    public func setVariantSKU(_ sku: String, to newSKU: String) -> Bool {
+        guard let i = variants.firstIndex(where: { $0.sku == sku }) else { return false }
+        variants[i].sku = newSKU
+        return true
+    }
+
     public func injectIdempotencyFaults(_ codes: [String]) { idempotencyFaults += codes }
 
     /// Levels changed by `inventorySetQuantities` so far, counted per call that changed them.
@@ -305,7 +322,7 @@ public actor ShopifyStore {
         ShopSnapshot(
             domain: domain, createdAt: createdAt, locations: locations, variants: variants, itemIndex: itemIndex,
             variantIndex: variantIndex, stock: stock, committed: committed, levelUpdatedAt: levelUpdatedAt, orders: orders,
-            priceLists: priceLists)
+            priceLists: priceLists, deletedVariants: deletedVariants)
     }
 
     // MARK: inventorySetQuantities
@@ -477,6 +494,10 @@ public struct ShopSnapshot: Sendable {
     public var levelUpdatedAt: [Int64: [Int64: Date]]
     public var orders: [Int64: ShopifyOrderFixture]
     public var priceLists: [ShopifyStore.PriceList]
+    public var deletedVariants: Set<Int64>
+
+    /// The variants the shop still has.
+    var liveVariants: [ShopifyStore.Variant] { deletedVariants.isEmpty ? variants : variants.filter { !deletedVariants.contains($0.variantId) } }
 
     func variant(item: Int64) -> ShopifyStore.Variant? { itemIndex[item].map { variants[$0] } }
     func variant(id: Int64) -> ShopifyStore.Variant? { variantIndex[id].map { variants[$0] } }

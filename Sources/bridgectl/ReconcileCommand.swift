@@ -19,7 +19,7 @@ struct ReconcileCommand: AsyncParsableCommand {
                 broker user that may publish to bridge.work and declare a temporary queue (the admin user).
                 """)
         @OptionGroup var options: ProcessOptions
-        @Option(help: "orders, inventory or prices (catalogue is not reconciled by this version).") var domain: String
+        @Option(help: "orders, inventory, prices or catalogue.") var domain: String
         @Option(help: "Shop id (or myshopify domain).") var shop: String
         @Option(help: "How far back to look, e.g. 24h or 90m (default: reconciler.<domain>.window).") var since: String?
         @Flag(help: "Compare and report only; heal nothing.") var dryRun = false

@@ -48,7 +48,7 @@ struct ReconcilerTests {
             "SHOP_ACME_ADMIN_URL": "http://127.0.0.1:\(admin.port)", "SHOP_ACME_PLAN": "plus",
             "ERP_BASE_URL": h.erpURL, "ERP_API_KEY": ForwarderHarness.apiKey, "ERP_TIMEOUT": "30s",
             "RECONCILER_REPORTS_DIR": reports, "RECONCILER_SETTLE": "0s", "RECONCILER_ORDERS_SCHEDULE": "off",
-            "RECONCILER_INVENTORY_SCHEDULE": "off",
+            "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off", "RECONCILER_CATALOGUE_SCHEDULE": "off",
         ]
         let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)
         var logger = Logger(label: "reconciler")

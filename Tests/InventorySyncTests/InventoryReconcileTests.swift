@@ -19,7 +19,7 @@ struct InventoryReconcileTests {
         let env = h.environment(
             safetyStock: 2,
             extra: [
-                "RECONCILER_REPORTS_DIR": reports, "RECONCILER_ORDERS_SCHEDULE": "off", "RECONCILER_INVENTORY_SCHEDULE": "off",
+                "RECONCILER_REPORTS_DIR": reports, "RECONCILER_ORDERS_SCHEDULE": "off", "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off", "RECONCILER_CATALOGUE_SCHEDULE": "off",
                 "RECONCILER_INVENTORY_ALLOWANCE": "\(allowance)",
             ])
         let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)

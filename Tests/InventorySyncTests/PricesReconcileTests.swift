@@ -23,7 +23,7 @@ struct PricesReconcileTests {
         [
             "SHOP_ACME_PRICE_LISTS": "PL-WHOLESALE=\(wholesale),PL-DISTRIBUTOR=gid://shopify/PriceList/\(distributor)",
             "SHOP_ACME_DTC_PRICE_LIST": "PL-RETAIL", "RECONCILER_REPORTS_DIR": reports, "RECONCILER_ORDERS_SCHEDULE": "off",
-            "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off",
+            "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off", "RECONCILER_CATALOGUE_SCHEDULE": "off",
         ]
     }
 

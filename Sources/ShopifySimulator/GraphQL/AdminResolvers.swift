@@ -23,7 +23,7 @@ extension ShopifyAdminAPI {
             "inventoryItems": { _, args, ctx in
                 let s = ctx.snapshot
                 let q = SearchQuery(args["query"].string)
-                let items = s.variants.filter {
+                let items = s.liveVariants.filter {
                     q.matches("sku", string: $0.sku) && q.matches("id", id: $0.inventoryItemId)
                         && q.matches("updated_at", date: s.itemUpdated($0.inventoryItemId))
                 }
@@ -38,7 +38,7 @@ extension ShopifyAdminAPI {
             "productVariants": { _, args, ctx in
                 let s = ctx.snapshot
                 let q = SearchQuery(args["query"].string)
-                let variants = s.variants.filter { q.matches("sku", string: $0.sku) && q.matches("id", id: $0.variantId) }
+                let variants = s.liveVariants.filter { q.matches("sku", string: $0.sku) && q.matches("id", id: $0.variantId) }
                 let bySKU = args["sortKey"].string == "SKU"
                 return try Paginator.connection(
                     variants, key: { .init(value: bySKU ? Double($0.sku.filter(\.isNumber)) ?? 0 : 0, id: $0.variantId) },
