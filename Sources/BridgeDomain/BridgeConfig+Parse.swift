@@ -110,32 +110,15 @@ extension BridgeConfig.Shop {
             }
             let adminURL = p.string("\(k).admin_url", default: "https://\(domain)")
             p.checkHTTPURL("\(k).admin_url", adminURL)
-            var locations: [String: String] = [:]
-            for entry in p.stringList("\(k).locations", default: []) {
-                let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                let location = parts.count == 2 ? parts[1].replacingOccurrences(of: "gid://shopify/Location/", with: "") : ""
-                guard parts.count == 2, !parts[0].isEmpty, Int64(location) != nil else {
-                    p.fail("\(k).locations", "'\(entry)' is not WAREHOUSE=LOCATION_ID", fix: "list each ERP warehouse with the numeric id of the Shopify location it stocks, e.g. WH-1=70000000001")
-                    continue
-                }
-                if locations.values.contains(location) {
-                    p.fail("\(k).locations", "location \(location) is listed for two warehouses", fix: "map each Shopify location from one ERP warehouse (Shopify reflects one figure per location)")
-                }
-                locations[parts[0]] = location
-            }
-            var priceLists: [String: String] = [:]
-            for entry in p.stringList("\(k).price_lists", default: []) {
-                let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                let list = parts.count == 2 ? parts[1].replacingOccurrences(of: "gid://shopify/PriceList/", with: "") : ""
-                guard parts.count == 2, !parts[0].isEmpty, Int64(list) != nil else {
-                    p.fail("\(k).price_lists", "'\(entry)' is not ERP_PRICE_LIST=SHOPIFY_PRICE_LIST_ID", fix: "list each ERP B2B price list with the numeric id of the Shopify price list it fills, e.g. PL-WHOLESALE=80000000001")
-                    continue
-                }
-                if priceLists.values.contains(list) {
-                    p.fail("\(k).price_lists", "Shopify price list \(list) is listed for two ERP price lists", fix: "fill each Shopify price list from one ERP price list")
-                }
-                priceLists[parts[0]] = list
-            }
+            let locations = Self.idMap(
+                &p, "\(k).locations", gidType: "Location", form: "WAREHOUSE=LOCATION_ID",
+                fix: "list each ERP warehouse with the numeric id of the Shopify location it stocks, e.g. WH-1=70000000001",
+                twice: { "location \($0) is listed for two warehouses" },
+                twiceFix: "map each Shopify location from one ERP warehouse (Shopify reflects one figure per location)")
+            let priceLists = Self.idMap(
+                &p, "\(k).price_lists", gidType: "PriceList", form: "ERP_PRICE_LIST=SHOPIFY_PRICE_LIST_ID",
+                fix: "list each ERP B2B price list with the numeric id of the Shopify price list it fills, e.g. PL-WHOLESALE=80000000001",
+                twice: { "Shopify price list \($0) is listed for two ERP price lists" }, twiceFix: "fill each Shopify price list from one ERP price list")
             let dtcList = p.string("\(k).dtc_price_list", default: "")
             shops.append(
                 BridgeConfig.Shop(
@@ -144,5 +127,24 @@ extension BridgeConfig.Shop {
                     priceLists: priceLists, dtcPriceList: dtcList.isEmpty ? nil : dtcList))
         }
         return shops
+    }
+
+    /// `["ERP_NAME=<Shopify numeric id or gid>", ...]` -> ERP name -> numeric id; a malformed entry, or one Shopify
+    /// object named for two ERP names, is refused.
+    static func idMap(
+        _ p: inout SettingsParser, _ key: String, gidType: String, form: String, fix: String, twice: (String) -> String, twiceFix: String
+    ) -> [String: String] {
+        var map: [String: String] = [:]
+        for entry in p.stringList(key, default: []) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let id = parts.count == 2 ? parts[1].replacingOccurrences(of: "gid://shopify/\(gidType)/", with: "") : ""
+            guard parts.count == 2, !parts[0].isEmpty, Int64(id) != nil else {
+                p.fail(key, "'\(entry)' is not \(form)", fix: fix)
+                continue
+            }
+            if map.values.contains(id) { p.fail(key, twice(id), fix: twiceFix) }
+            map[parts[0]] = id
+        }
+        return map
     }
 }

@@ -79,22 +79,7 @@ public actor ShopCatalogue {
     public func item(forSKU sku: String) async throws(ShopifyAdminError) -> String? {
         if let id = items[sku] { return id }
         if let since = unknown[sku], ContinuousClock.now - since < unknownRetry { return nil }
-        struct Answer: Decodable, Sendable {
-            struct Connection: Decodable, Sendable {
-                struct Variant: Decodable, Sendable {
-                    struct Item: Decodable, Sendable { var id: String }
-                    var sku: String?
-                    var inventoryItem: Item?
-                }
-                var nodes: [Variant]
-            }
-            var productVariants: Connection
-        }
-        let escaped = sku.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        let answer = try await client.execute(
-            ShopifyAdminDocuments.variantsBySKU, variables: ["query": "sku:\"\(escaped)\""], expectedCost: 202,
-            as: Answer.self)
-        if let id = answer.productVariants.nodes.first(where: { $0.sku == sku })?.inventoryItem?.id {
+        if let id = try await client.variant(sku: sku)?.inventoryItemId {
             items[sku] = id
             skus[id] = sku
             unknown[sku] = nil

@@ -158,22 +158,7 @@ public struct B2BPriceSync: Sendable {
     }
 
     /// The variant of a SKU, asked of Shopify.
-    func variantId(sku: String) async throws -> String? {
-        struct Answer: Decodable, Sendable {
-            struct Connection: Decodable, Sendable {
-                struct Node: Decodable, Sendable {
-                    var id: String
-                    var sku: String?
-                }
-                var nodes: [Node]
-            }
-            var productVariants: Connection
-        }
-        let escaped = sku.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        let answer = try await client.execute(
-            ShopifyAdminDocuments.variantsBySKU, variables: ["query": "sku:\"\(escaped)\""], expectedCost: 202, as: Answer.self)
-        return answer.productVariants.nodes.first { $0.sku == sku }?.id
-    }
+    func variantId(sku: String) async throws -> String? { try await client.variant(sku: sku)?.variantId }
 
     func record(_ r: WriteResult) {
         let dims = [("shop", shop.id)]

@@ -125,6 +125,27 @@ extension ShopifyAdminClient {
         return refused
     }
 
+    /// The variant carrying exactly `sku` (a search by SKU matches more loosely): its id and inventory item's id.
+    /// Nil: Shopify has no such variant.
+    public func variant(sku: String) async throws(ShopifyAdminError) -> (variantId: String, inventoryItemId: String?)? {
+        struct Answer: Decodable, Sendable {
+            struct Connection: Decodable, Sendable {
+                struct Variant: Decodable, Sendable {
+                    struct Item: Decodable, Sendable { var id: String }
+                    var id: String
+                    var sku: String?
+                    var inventoryItem: Item?
+                }
+                var nodes: [Variant]
+            }
+            var productVariants: Connection
+        }
+        let escaped = sku.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        let answer = try await execute(
+            ShopifyAdminDocuments.variantsBySKU, variables: ["query": "sku:\"\(escaped)\""], expectedCost: 202, as: Answer.self)
+        return answer.productVariants.nodes.first { $0.sku == sku }.map { ($0.id, $0.inventoryItem?.id) }
+    }
+
     /// Every variant with a SKU: id, SKU and own price (a bulk query).
     public func variantPrices() async throws(ShopifyAdminError) -> [ShopifyVariantPrice] {
         struct Line: Decodable {

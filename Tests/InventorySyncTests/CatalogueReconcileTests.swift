@@ -16,16 +16,7 @@ struct CatalogueReconcileTests {
         // No inventory-syncer: the catalogue run needs none.
         let (group, task) = try await PricesReconcileTests.startReconciler(h, reports: reports)
         func run(dryRun: Bool = false) async throws -> ReconcileReport {
-            let runId = ReportStore.newRunId()
-            try await ReconcileRequest(runId: runId, domain: .catalogue, shop: InventoryHarness.shopId, dryRun: dryRun, trigger: "bridgectl")
-                .publish(on: h.publisher, appId: "test")
-            let store = ReportStore(directory: reports)
-            var found: ReconcileReport?
-            _ = await eventually(timeout: .seconds(60)) {
-                found = try? store.report(runId: runId)
-                return found != nil
-            }
-            return try #require(found)
+            try #require(try await h.reconcile(.catalogue, reports: reports, dryRun: dryRun))
         }
 
         let first = try await run()

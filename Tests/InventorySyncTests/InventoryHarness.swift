@@ -10,6 +10,7 @@ import InventorySync
 import Logging
 import Messaging
 import OrderForwarding
+import Reconciliation
 import ServiceLifecycle
 import ShopifySimulator
 
@@ -162,6 +163,37 @@ final class InventoryHarness: Sendable {
             }
         }
         return running
+    }
+
+    /// An in-process reconciler wired as the executable wires it (every schedule off unless `extra` sets one).
+    func startReconciler(extra: [String: String]) async throws -> (ServiceGroup, Task<Void, any Error>) {
+        var env = [
+            "RECONCILER_ORDERS_SCHEDULE": "off", "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off",
+            "RECONCILER_CATALOGUE_SCHEDULE": "off",
+        ]
+        for (k, v) in extra { env[k] = v }
+        let config = try await BridgeConfig.load(filePath: nil, environment: environment(safetyStock: 2, extra: env), defaultHTTPPort: 0)
+        let runtime = try BridgeRuntime.make(.reconciler, config: config, logger: Self.quietLogger)
+        let process = try ReconcilerProcess.build(
+            config: config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: Self.quietLogger,
+            leaseRetry: .milliseconds(200))
+        let group = runtime.serviceGroup(services: process.services, handlesSignals: false)
+        let task = Task { try await group.run() }
+        return (group, task)
+    }
+
+    /// Asks for a run (as `bridgectl reconcile run` does) and waits for its report.
+    func reconcile(_ domain: ReconcilerSettings.Domain, reports: String, dryRun: Bool = false) async throws -> ReconcileReport? {
+        let runId = ReportStore.newRunId()
+        let request = ReconcileRequest(runId: runId, domain: domain, shop: Self.shopId, dryRun: dryRun, trigger: "bridgectl")
+        try await request.publish(on: publisher, appId: "test")
+        let store = ReportStore(directory: reports)
+        var found: ReconcileReport?
+        _ = await eventually(timeout: .seconds(60)) {
+            found = try? store.report(runId: runId)
+            return found != nil
+        }
+        return found
     }
 
     /// An in-process order-forwarder of this harness (for the sale race).

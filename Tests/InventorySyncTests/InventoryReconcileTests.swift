@@ -14,35 +14,12 @@ import Testing
 /// shopify-sim's Admin API over HTTP.
 @Suite("reconciler, inventory: silent drift in both directions found, corrected by the syncer, counted exactly", .serialized)
 struct InventoryReconcileTests {
-    /// An in-process reconciler wired as the executable wires it.
     static func startReconciler(_ h: InventoryHarness, reports: String, allowance: Int) async throws -> (ServiceGroup, Task<Void, any Error>) {
-        let env = h.environment(
-            safetyStock: 2,
-            extra: [
-                "RECONCILER_REPORTS_DIR": reports, "RECONCILER_ORDERS_SCHEDULE": "off", "RECONCILER_INVENTORY_SCHEDULE": "off", "RECONCILER_PRICES_SCHEDULE": "off", "RECONCILER_CATALOGUE_SCHEDULE": "off",
-                "RECONCILER_INVENTORY_ALLOWANCE": "\(allowance)",
-            ])
-        let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)
-        let runtime = try BridgeRuntime.make(.reconciler, config: config, logger: InventoryHarness.quietLogger)
-        let process = try ReconcilerProcess.build(
-            config: config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: InventoryHarness.quietLogger,
-            leaseRetry: .milliseconds(200))
-        let group = runtime.serviceGroup(services: process.services, handlesSignals: false)
-        let task = Task { try await group.run() }
-        return (group, task)
+        try await h.startReconciler(extra: ["RECONCILER_REPORTS_DIR": reports, "RECONCILER_INVENTORY_ALLOWANCE": "\(allowance)"])
     }
 
     static func reconcile(_ h: InventoryHarness, reports: String, dryRun: Bool = false) async throws -> ReconcileReport? {
-        let runId = ReportStore.newRunId()
-        let request = ReconcileRequest(runId: runId, domain: .inventory, shop: InventoryHarness.shopId, dryRun: dryRun, trigger: "bridgectl")
-        try await request.publish(on: h.publisher, appId: "test")
-        let store = ReportStore(directory: reports)
-        var found: ReconcileReport?
-        _ = await eventually(timeout: .seconds(60)) {
-            found = try? store.report(runId: runId)
-            return found != nil
-        }
-        return found
+        try await h.reconcile(.inventory, reports: reports, dryRun: dryRun)
     }
 
     @Test("drift injected without any webhook or push (Shopify up, Shopify down, ERP moved, one within the allowance): a dry run writes nothing; a run counts each kind exactly, the syncer corrects them, a second run finds only the allowance")

@@ -28,27 +28,11 @@ struct PricesReconcileTests {
     }
 
     static func startReconciler(_ h: InventoryHarness, reports: String) async throws -> (ServiceGroup, Task<Void, any Error>) {
-        let config = try await BridgeConfig.load(filePath: nil, environment: h.environment(extra: priceEnv(reports)), defaultHTTPPort: 0)
-        let runtime = try BridgeRuntime.make(.reconciler, config: config, logger: InventoryHarness.quietLogger)
-        let process = try ReconcilerProcess.build(
-            config: config, consumer: runtime.consumer!, publisher: runtime.publisher!, logger: InventoryHarness.quietLogger,
-            leaseRetry: .milliseconds(200))
-        let group = runtime.serviceGroup(services: process.services, handlesSignals: false)
-        let task = Task { try await group.run() }
-        return (group, task)
+        try await h.startReconciler(extra: priceEnv(reports))
     }
 
     static func reconcile(_ h: InventoryHarness, reports: String, dryRun: Bool = false) async throws -> ReconcileReport? {
-        let runId = ReportStore.newRunId()
-        let request = ReconcileRequest(runId: runId, domain: .prices, shop: InventoryHarness.shopId, dryRun: dryRun, trigger: "bridgectl")
-        try await request.publish(on: h.publisher, appId: "test")
-        let store = ReportStore(directory: reports)
-        var found: ReconcileReport?
-        _ = await eventually(timeout: .seconds(60)) {
-            found = try? store.report(runId: runId)
-            return found != nil
-        }
-        return found
+        try await h.reconcile(.prices, reports: reports, dryRun: dryRun)
     }
 
     /// Variant n's fixed price on a Shopify list.
