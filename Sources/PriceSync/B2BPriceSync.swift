@@ -124,7 +124,7 @@ public struct B2BPriceSync: Sendable {
     /// A pushed change (`price.changed`): the SKUs' current prices on the ERP list, read now, written where
     /// Shopify's fixed price differs. Returns the outcome label.
     public func apply(erpList: String, skus: [String], logger: Logger) async throws -> String {
-        guard shopifyList(for: erpList) != nil else { return "unmapped_price_list" }
+        guard let listId = shopifyList(for: erpList) else { return "unmapped_price_list" }
         try policy.authorize(.b2bPrices, into: .shopify)
         let fresh = try await erp.priceList(erpList, skus: skus)
         var differences: [Difference] = []
@@ -136,8 +136,9 @@ public struct B2BPriceSync: Sendable {
                 continue
             }
             let numeric = variant.split(separator: "/").last.map(String.init) ?? variant
-            let current = try await client.fixedPrices(priceList: shopifyList(for: erpList)!, query: "variant_id:\(numeric)")
-            guard let current else { throw PriceSyncError.missingShopifyList(shopifyList(for: erpList)!, shop: shop.id) }
+            guard let current = try await client.fixedPrices(priceList: listId, query: "variant_id:\(numeric)") else {
+                throw PriceSyncError.missingShopifyList(listId, shop: shop.id)
+            }
             if current.prices[variant] == price {
                 Counter(label: "prices_unchanged_total", dimensions: [("shop", shop.id)]).increment()
                 continue
