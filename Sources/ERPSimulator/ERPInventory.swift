@@ -85,6 +85,9 @@ public actor ERPInventory {
         }
         self.levels = levels
         sortedKeys = levels.keys.sorted()
+        // (One draw per SKU, where the price lists' prices were once drawn: the seed's later stock movements stay
+        // what they were, so scenarios such as the sale race keep their known sequence.)
+        for _ in 1...max(1, skus) { _ = rng.next() }
         // Two B2B price lists, wholesale at 60% and distributors at 50% of the item's retail price (from 10 and 50
         // units), and the retail list: the ERP's copy of the DTC prices Shopify owns (they agree with shopify-sim's).
         func list(_ id: String, _ name: String, _ group: String, _ share: Int, _ minQuantity: Int) -> PriceList {
