@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "InventorySync", targets: ["InventorySync"]),
         .library(name: "Shopify", targets: ["Shopify"]),
         .library(name: "ERP", targets: ["ERP"]),
+        .library(name: "Reconciliation", targets: ["Reconciliation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),

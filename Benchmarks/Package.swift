@@ -53,6 +53,20 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "reconcile-bench",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "BridgeDomain", package: bridge),
+                .product(name: "ERP", package: bridge),
+                .product(name: "InventorySync", package: bridge),
+                .product(name: "Messaging", package: bridge),
+                .product(name: "Reconciliation", package: bridge),
+                .product(name: "Shopify", package: bridge),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
             name: "forwarder-bench",
             dependencies: [
                 "BenchSupport",

@@ -8,6 +8,17 @@ public protocol ConfigValues {
     func stringArray(forKey key: String, isSecret: Bool) -> [String]?
 }
 
+/// Keys from a dictionary, a comma-separated value read as a list: for tools and benchmarks that build a
+/// configuration in code (processes read files and the environment through swift-configuration).
+public struct KeyValues: ConfigValues, Sendable {
+    public let values: [String: String]
+    public init(_ values: [String: String]) { self.values = values }
+    public func string(forKey key: String, isSecret: Bool) -> String? { values[key] }
+    public func stringArray(forKey key: String, isSecret: Bool) -> [String]? {
+        values[key].map { $0.split(separator: ",").map { String($0) } }
+    }
+}
+
 /// Reads every value as a string and parses it here, so a wrong type is an error that names its key instead of a
 /// silently applied default. Every problem is collected (not thrown) so one run reports them all.
 public struct SettingsParser {

@@ -127,7 +127,10 @@ public struct BridgeRuntime: Sendable {
         all.append(app)
         return ServiceGroup(
             configuration: .init(
-                services: all.map { .init(service: $0) }, gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
+                // An explicit name: the default `"\(service)"` reflects the service's stored values, which
+                // crashes on a service holding a noncopyable `Mutex`/`Atomic` and would print its config.
+                services: all.map { .init(service: $0, serviceName: String(describing: type(of: $0))) },
+                gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
     }
 }

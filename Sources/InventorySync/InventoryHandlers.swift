@@ -4,25 +4,13 @@ import ERP
 import Foundation
 import Logging
 import Metrics
+import PriceSync
 import Shopify
 import Worker
 
 /// How the inventory handlers route the errors they meet.
 enum InventoryFailures {
-    static func classify(_ error: any Error) -> WorkFailure {
-        switch error {
-        case let f as ProcessingFailure:
-            return .failed(f)
-        case let v as PolicyViolation:
-            return .failed(ProcessingFailure(errorClass: "policy_violation", message: "\(v)", retryable: false))
-        case let e as ShopifyAdminError where e.retryable:
-            return .outage(ProcessingFailure(errorClass: "shopify_unavailable", message: "\(e)", retryable: true), retryAfter: nil)
-        case let e as ShopifyAdminError:
-            return .failed(ProcessingFailure(errorClass: "shopify_error", message: "\(e)", retryable: false), dependencyAnswered: true)
-        default:
-            return .failed(ProcessingFailure(errorClass: "internal", message: "\(error)", retryable: true))
-        }
-    }
+    static func classify(_ error: any Error) -> WorkFailure { ShopifyWriteFailures.classify(error) }
 
     /// The message's body as `T`; a body that is not one is dead-lettered at once (`invalid_payload`, naming `what`).
     static func decode<T: Decodable>(_ type: T.Type, _ what: String, from message: InboundMessage) throws -> T {

@@ -90,14 +90,16 @@ public struct B2BPriceSync: Sendable {
     }
 
     /// Writes the differences of a comparison into Shopify, on the ERP's prices read again now for those SKUs (and
-    /// Shopify's read again for those variants), changed ones only.
-    public func write(_ differences: [Difference], erpList: String, logger: Logger) async throws -> WriteResult {
+    /// Shopify's read again for those variants), changed ones only. `justRead`: the ERP's list as the caller read it
+    /// a moment ago for exactly these SKUs (a pushed change), used instead of reading it a second time.
+    public func write(_ differences: [Difference], erpList: String, justRead: ERPPriceList? = nil, logger: Logger) async throws -> WriteResult {
         try policy.authorize(.b2bPrices, into: .shopify)
         guard let listId = shopifyList(for: erpList) else { throw PriceSyncError.unmappedList(erpList, shop: shop.id) }
         var result = WriteResult()
         for start in stride(from: 0, to: differences.count, by: 250) {
             let chunk = Array(differences[start..<min(differences.count, start + 250)])
-            let fresh = try await erp.priceList(erpList, skus: chunk.map(\.sku))
+            let fresh: ERPPriceList
+            if let justRead { fresh = justRead } else { fresh = try await erp.priceList(erpList, skus: chunk.map(\.sku)) }
             var rows: [(variantId: String, amount: Decimal)] = []
             for d in chunk {
                 guard let now = fresh.prices[d.sku] else { continue }  // no longer on the ERP's list: nothing to set
@@ -129,6 +131,7 @@ public struct B2BPriceSync: Sendable {
         let fresh = try await erp.priceList(erpList, skus: skus)
         var differences: [Difference] = []
         var unknown = 0
+        var unchanged = 0
         for sku in skus {
             guard let price = fresh.prices[sku] else { continue }
             guard let variant = try await variantId(sku: sku) else {
@@ -139,8 +142,11 @@ public struct B2BPriceSync: Sendable {
             guard let current = try await client.fixedPrices(priceList: listId, query: "variant_id:\(numeric)") else {
                 throw PriceSyncError.missingShopifyList(listId, shop: shop.id)
             }
+            guard current.currency == fresh.currency else {
+                throw PriceSyncError.currencyMismatch(erp: erpList, fresh.currency, shopify: listId, current.currency)
+            }
             if current.prices[variant] == price {
-                Counter(label: "prices_unchanged_total", dimensions: [("shop", shop.id)]).increment()
+                unchanged += 1
                 continue
             }
             differences.append(.init(sku: sku, variantId: variant, erp: price, shopify: current.prices[variant]))
@@ -149,8 +155,9 @@ public struct B2BPriceSync: Sendable {
             Counter(label: "prices_unknown_sku_total", dimensions: [("shop", shop.id)]).increment(by: unknown)
             logger.warning("B2B price for a SKU Shopify does not have: not written", metadata: ["price_list": "\(erpList)", "skus": "\(skus)"])
         }
+        if unchanged > 0 { Counter(label: "prices_unchanged_total", dimensions: [("shop", shop.id)]).increment(by: unchanged) }
         if differences.isEmpty { return unknown > 0 ? "unknown_sku" : "unchanged" }
-        let written = try await write(differences, erpList: erpList, logger: logger)
+        let written = try await write(differences, erpList: erpList, justRead: fresh, logger: logger)
         if let refusal = written.refused.first {
             throw PriceSyncError.refused(refusal)
         }

@@ -51,22 +51,5 @@ public struct PriceChangedHandler: QueueHandler {
         return WorkOutcome(label, calledDependency: label != "unmapped_price_list" && label != "no_shop")
     }
 
-    public func classify(_ error: any Error) -> WorkFailure {
-        switch error {
-        case let f as ProcessingFailure:
-            return .failed(f)
-        case let e as PriceSyncError:
-            return .failed(ProcessingFailure(errorClass: e.errorClass, message: "\(e)", retryable: false), dependencyAnswered: true)
-        case let v as PolicyViolation:
-            return .failed(ProcessingFailure(errorClass: "policy_violation", message: "\(v)", retryable: false))
-        case let e as ShopifyAdminError where e.retryable:
-            return .outage(ProcessingFailure(errorClass: "shopify_unavailable", message: "\(e)", retryable: true), retryAfter: nil)
-        case let e as ShopifyAdminError:
-            return .failed(ProcessingFailure(errorClass: "shopify_error", message: "\(e)", retryable: false), dependencyAnswered: true)
-        case let e as ERPError:
-            return .failed(ProcessingFailure(errorClass: e.code.rawValue, message: e.message, retryable: e.isRetryable))
-        default:
-            return .failed(ProcessingFailure(errorClass: "internal", message: "\(error)", retryable: true))
-        }
-    }
+    public func classify(_ error: any Error) -> WorkFailure { ShopifyWriteFailures.classify(error) }
 }

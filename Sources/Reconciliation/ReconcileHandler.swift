@@ -2,6 +2,7 @@ import BridgeDomain
 import BridgeMessaging
 import ERP
 import Foundation
+import PriceSync
 import Shopify
 import Worker
 
@@ -43,6 +44,8 @@ public struct ReconcileHandler: QueueHandler {
             return .failed(ProcessingFailure(errorClass: "refused", message: r.description, retryable: false))
         case let v as PolicyViolation:
             return .failed(ProcessingFailure(errorClass: "policy_violation", message: "\(v)", retryable: false))
+        case let e as PriceSyncError:
+            return .failed(ProcessingFailure(errorClass: e.errorClass, message: "\(e)", retryable: false))
         case let e as ShopifyAdminError:
             return .failed(ProcessingFailure(errorClass: e.retryable ? "shopify_unavailable" : "shopify_error", message: "\(e)", retryable: e.retryable))
         case let e as ERPError:

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Messaging
 import Metrics
+import PriceSync
 import Shopify
 
 /// Runs reconciliation requests: the domain's reconciler for the shop, then the report (JSON + Markdown under
@@ -113,8 +114,14 @@ public final class Reconciler: Sendable {
                 runId: request.runId, domain: request.domain, shop: request.shop, dryRun: request.dryRun, trigger: request.trigger,
                 startedAt: started)
             failed.finishedAt = Date()
-            failed.error = "\(error)"
+            // The error class first where there is one, as on a dead letter (`price_list_currency_mismatch: ...`).
+            failed.error = (error as? PriceSyncError).map { "\($0.errorClass): \($0)" } ?? "\(error)"
             failed.resumed = resumed
+            // A run that stops for good (a configuration the merchant must fix) is kept, so `bridgectl reconcile
+            // report` shows why; one that is retried keeps its run id and writes its report when it completes.
+            if error is PriceSyncError || error is PolicyViolation || error is Refused {
+                do { try reports.save(failed) } catch { logger.error("report not saved", metadata: ["error": "\(error)"]) }
+            }
             await Self.publishEvent(ReconcileRequest.completedTopic, runId: request.runId, body: failed, on: publisher, logger: logger)
             throw error
         }

@@ -59,6 +59,13 @@ extension ShopifyStore {
         return .success(delete)
     }
 
+    /// A merchant changes a price list's currency in the admin (its fixed prices stay). False: no such list.
+    public func setPriceListCurrency(list id: Int64, currency: String) -> Bool {
+        guard let index = priceLists.firstIndex(where: { $0.id == id }) else { return false }
+        priceLists[index].currency = currency
+        return true
+    }
+
     /// A merchant changes a variant's own (DTC) price in the admin.
     public func setVariantPrice(sku: String, price: Decimal) -> Bool {
         guard let i = variants.firstIndex(where: { $0.sku == sku }) else { return false }

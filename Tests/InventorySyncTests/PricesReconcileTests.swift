@@ -116,4 +116,41 @@ struct PricesReconcileTests {
         await s.stop()
         await h.close()
     }
+
+    @Test("a Shopify price list a merchant switched to another currency stops the prices run with price_list_currency_mismatch (nothing written) and dead-letters a pushed change for it with that class; a price Shopify refuses is dead-lettered with Shopify's code; the other list's push is written")
+    func refusalsDeadLettered() async throws {
+        let skus = 4
+        let h = try await InventoryHarness.make("prices-refused", skus: skus, erpStock: 10...40)
+        let reports = h.dir.appendingPathComponent("reports").path
+        let s = try await h.startSyncer(extra: Self.priceEnv(reports))
+        let (group, task) = try await Self.startReconciler(h, reports: reports)
+        let store = h.shopify.store
+        #expect(await store.setPriceListCurrency(list: Self.distributor, currency: "USD"))
+
+        let run = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(run.error?.hasPrefix("price_list_currency_mismatch:") == true, "\(run.error ?? "no error")")
+        #expect(await store.fixedPriceWrites(list: Self.distributor, variant: await store.variants[0].variantId) == 0)
+
+        let dlq = BridgeTopology.deadLetterQueue(of: BridgeTopology.erpPrices.name)
+        // A pushed change for the mismatched list: dead-lettered, not written.
+        await h.inventory.setPrice(list: "PL-DISTRIBUTOR", sku: OrderGenerator.sku(2), unitPrice: Decimal(string: "4.44")!)
+        // A price Shopify refuses (the ERP's list carries a negative price): dead-lettered with Shopify's code.
+        await h.inventory.setPrice(list: "PL-WHOLESALE", sku: OrderGenerator.sku(3), unitPrice: Decimal(string: "-1.00")!)
+        // A good change beside them: written.
+        await h.inventory.setPrice(list: "PL-WHOLESALE", sku: OrderGenerator.sku(1), unitPrice: Decimal(string: "5.55")!)
+        let dead = try await eventually(timeout: .seconds(60)) { try await h.publisher.queueCounts(dlq).messages == 2 }
+        #expect(dead)
+        let (_, letters) = try await DeadLetters.list(h.publisher, workQueue: BridgeTopology.erpPrices.name, limit: 10)
+        #expect(
+            Set(letters.compactMap(\.errorClass)) == ["price_list_currency_mismatch", "shopify_refused_blank"],
+            "\(letters.map { "\($0.errorClass ?? "-"): \($0.errorMessage ?? "")" })")
+        #expect(await eventually(timeout: .seconds(30)) { await Self.shopifyPrice(h, list: Self.wholesale, 1) == Decimal(string: "5.55")! })
+        #expect(await Self.shopifyPrice(h, list: Self.wholesale, 3) == nil, "the refused price is not on the list")
+        #expect(await Self.shopifyPrice(h, list: Self.distributor, 2) == nil)
+
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+        await s.stop()
+        await h.close()
+    }
 }

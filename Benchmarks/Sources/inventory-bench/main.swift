@@ -41,7 +41,7 @@ struct InventoryBench: AsyncParsableCommand {
         guard let plan = BridgeConfig.ShopPlan(rawValue: plan) else { throw ValidationError("unknown plan") }
         // The shop as the bridge's configuration parser builds it from keys.
         let config = try BridgeConfig.parse(
-            Keys([
+            KeyValues([
                 "shops": "bench", "shop.bench.domain": "bench.myshopify.com", "shop.bench.webhook_secrets": "unused",
                 "shop.bench.admin_token": token, "shop.bench.admin_url": shopifyURL, "shop.bench.plan": plan.rawValue,
                 "shop.bench.locations": (1...locations).map { "WH-\($0)=\(70_000_000_000 + $0)" }.joined(separator: ","),
@@ -135,15 +135,5 @@ struct InventoryBench: AsyncParsableCommand {
         guard !xs.isEmpty else { return "-" }
         let s = xs.sorted()
         return String(format: "%.0f", s[min(s.count - 1, Int(Double(s.count - 1) * p))])
-    }
-}
-
-/// Configuration keys from a dictionary (a comma-separated value is a list).
-struct Keys: ConfigValues {
-    let values: [String: String]
-    init(_ values: [String: String]) { self.values = values }
-    func string(forKey key: String, isSecret: Bool) -> String? { values[key] }
-    func stringArray(forKey key: String, isSecret: Bool) -> [String]? {
-        values[key].map { $0.split(separator: ",").map { String($0) } }
     }
 }

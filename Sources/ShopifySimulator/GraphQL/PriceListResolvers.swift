@@ -48,12 +48,7 @@ extension ShopifyAdminAPI {
                 }
                 return try Paginator.connection(
                     rows, key: { .init(value: 0, id: $0.variant.variantId) },
-                    node: { r in
-                        [
-                            "_variant": r.variant.variantId, "price": ["amount": "\(r.price)", "currencyCode": list.currency] as Node,
-                            "compareAtPrice": nil as (any Sendable)?, "originType": r.fixed ? "FIXED" : "RELATIVE",
-                        ]
-                    }, args: args, bulk: ctx.bulk)
+                    node: { r in Self.price(variant: r.variant.variantId, r.price, list.currency, fixed: r.fixed) }, args: args, bulk: ctx.bulk)
             }
         ])
         try resolve("PriceListPrice", [
@@ -62,6 +57,14 @@ extension ShopifyAdminAPI {
                 return s.variant(id: (source as? Node)?["_variant"] as? Int64 ?? 0).map { Self.variant($0, s) }
             }
         ])
+    }
+
+    /// A `PriceListPrice` node (its `variant` resolved from `_variant`).
+    static func price(variant: Int64, _ amount: Decimal, _ currency: String, fixed: Bool) -> Node {
+        [
+            "_variant": variant, "price": ["amount": "\(amount)", "currencyCode": currency] as Node,
+            "compareAtPrice": nil as (any Sendable)?, "originType": fixed ? "FIXED" : "RELATIVE",
+        ]
     }
 
     static func priceList(_ l: ShopifyStore.PriceList) -> Node {
@@ -104,12 +107,7 @@ extension ShopifyAdminAPI {
             ctx.refresh(await store.snapshot())
             let s = ctx.snapshot
             let list = s.priceLists.first { $0.id == listId }
-            let added: [Node] = prices.map { p in
-                [
-                    "_variant": p.variant, "price": ["amount": "\(p.amount)", "currencyCode": p.currency] as Node,
-                    "compareAtPrice": nil as (any Sendable)?, "originType": "FIXED",
-                ]
-            }
+            let added: [Node] = prices.map { Self.price(variant: $0.variant, $0.amount, $0.currency, fixed: true) }
             var payload: Node = [payloadKey: added, "userErrors": [Node]()]
             if deleteField != nil {
                 payload["deletedFixedPriceVariantIds"] = deleted.map { Self.gid("ProductVariant", $0) }

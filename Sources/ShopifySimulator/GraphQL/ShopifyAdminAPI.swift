@@ -26,6 +26,15 @@ public final class ShopifyAdminAPI: Sendable {
     public let mutationCalls = Mutex<[String: Int]>([:])
     /// REST order reads served (`GET /admin/api/{v}/orders/{id}.json`).
     public let restReads = Atomic<Int>(0)
+    /// Points charged, by the operation's root fields (`orders`, `bulkOperationRunQuery`, `node`): what a benchmark
+    /// compares a client's spending with (`GET /_sim/cost`). Throttled calls are charged nothing and counted apart.
+    public struct Charge: Sendable, Equatable {
+        public var calls = 0
+        public var points = 0
+        /// The dearest single call (a full page, where the last one is shorter).
+        public var maxPoints = 0
+    }
+    public let charges = Mutex<(byField: [String: Charge], throttled: Int)>(([:], 0))
 
     /// Answers to mutations wait `delay` after taking effect (zero: none).
     public func setMutationAnswerDelay(_ delay: Duration) { mutationAnswerDelay.withLock { $0 = delay } }
@@ -90,6 +99,12 @@ public final class ShopifyAdminAPI: Sendable {
             else { return Response(status: .notFound) }
             return Response(status: .ok, headers: [.contentType: "application/jsonl"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
+        router.get("/_sim/cost") { _, _ in
+            let (byField, throttled) = self.charges.withLock { ($0.byField, $0.throttled) }
+            var fields: [String: Any] = [:]
+            for (name, c) in byField { fields[name] = ["calls": c.calls, "points": c.points, "max_points": c.maxPoints] }
+            return ShopifySimulatorRoutes.json(.ok, ["fields": fields, "throttled": throttled])
+        }
         router.get("/_sim/throttle") { _, _ in
             let s = self.bucket.current
             return ShopifySimulatorRoutes.json(
@@ -152,6 +167,7 @@ public final class ShopifyAdminAPI: Sendable {
         }
         let (granted, status) = bucket.take(requested)
         guard granted else {
+            charges.withLock { $0.throttled += 1 }
             let error = GraphQLError(
                 message: "Throttled",
                 extensions: ["code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"])
@@ -174,6 +190,13 @@ public final class ShopifyAdminAPI: Sendable {
         }
         let actual = result.data.map { cost.actual(operation, rootType: rootType, data: $0) } ?? requested
         let after = bucket.refund(requested - min(actual, requested))
+        let charged = min(actual, requested)
+        let rootFields = operation.selectionSet.selections.compactMap { ($0 as? Field)?.name.value }.joined(separator: "+")
+        charges.withLock { c in
+            c.byField[rootFields, default: Charge()].calls += 1
+            c.byField[rootFields, default: Charge()].points += charged
+            c.byField[rootFields, default: Charge()].maxPoints = max(c.byField[rootFields]?.maxPoints ?? 0, charged)
+        }
         return (
             .ok,
             encode(
