@@ -73,6 +73,7 @@ let package = Package(
                 "BridgeDomain",
                 "Messaging",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -209,6 +210,24 @@ let package = Package(
                 "Worker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // alerter's logic: the rules over queue state and the bridge's events, the notifier and its channels.
+        .target(
+            name: "Alerting",
+            dependencies: [
+                "BridgeDomain",
+                "BridgeMessaging",
+                "Messaging",
+                "Worker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -365,8 +384,10 @@ let package = Package(
         .executableTarget(
             name: "alerter",
             dependencies: [
+                "Alerting",
                 "BridgeRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -426,6 +447,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Mapping and circuit breaker (pure), ledgers (SQLite always; PostgreSQL when BRIDGE_TEST_POSTGRES_URL is set).
+        .testTarget(
+            name: "AlerterTests",
+            dependencies: [
+                "Alerting",
+                "BridgeDomain",
+                "BridgeMessaging",
+                "BridgeTestSupport",
+                "Messaging",
+                "Worker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "WorkerTests",
             dependencies: [

@@ -61,6 +61,7 @@ extension BridgeConfig {
             broker: broker, topology: topology, http: http, log: log, shops: shops, erp: erp,
             ingest: IngestSettings.parse(&p), orderForwarder: OrderForwarderSettings.parse(&p),
             inventorySyncer: InventorySyncerSettings.parse(&p), reconciler: ReconcilerSettings.parse(&p),
+            alerter: AlerterSettings.parse(&p),
             policy: policy)
         for flow in config.flows where !policy.mayWrite(flow.domain, into: flow.into) {
             // A switch (`..._enabled: true`) or a mapping that is set (`shop.<id>.price_lists`).

@@ -110,6 +110,7 @@ public struct BridgeConfig: Sendable {
     public var orderForwarder: OrderForwarderSettings
     public var inventorySyncer: InventorySyncerSettings
     public var reconciler: ReconcilerSettings
+    public var alerter: AlerterSettings
     public var policy: SourceOfTruthPolicy
 
     /// The writes the configured processes perform; each must agree with the source-of-truth policy.

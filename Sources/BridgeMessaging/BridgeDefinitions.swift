@@ -43,7 +43,7 @@ public enum BridgeDefinitions {
                 write: alt(failurePaths + [BridgeTopology.work]),
                 read: alt(consumed(by: "reconciler"))),
             BrokerUser(
-                name: "alerter", tags: ["monitoring"], configure: "^$", write: "^$", read: alt(consumed(by: "alerter"))),
+                name: "alerter", tags: ["monitoring"], configure: "^$", write: alt(failurePaths), read: alt(consumed(by: "alerter"))),
         ]
     }
 

@@ -9,5 +9,5 @@ public struct ProcessKind: Sendable {
     public static let orderForwarder = ProcessKind(name: "order-forwarder", defaultPort: 9101, publishes: true, consumes: true)
     public static let inventorySyncer = ProcessKind(name: "inventory-syncer", defaultPort: 9102, publishes: true, consumes: true)
     public static let reconciler = ProcessKind(name: "reconciler", defaultPort: 9103, publishes: true, consumes: true)
-    public static let alerter = ProcessKind(name: "alerter", defaultPort: 9104, publishes: false, consumes: true)
+    public static let alerter = ProcessKind(name: "alerter", defaultPort: 9104, publishes: true, consumes: true)
 }

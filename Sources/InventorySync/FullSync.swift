@@ -11,7 +11,7 @@ import Shopify
 /// `bridgectl inventory sync`'s request, sent to the active syncer on `q.erp-inventory` (through `bridge.work`).
 public struct FullSyncRequest: Codable, Sendable {
     public static let topic = "inventory.sync.requested"
-    public static let completedTopic = "inventory.sync.completed"
+    public static let completedTopic = BridgeEvents.inventorySyncCompleted
     public var shop: String
     public var dryRun: Bool
     public var runId: String

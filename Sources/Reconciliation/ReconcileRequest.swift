@@ -9,9 +9,9 @@ import Messaging
 public struct ReconcileRequest: Codable, Sendable, Equatable {
     public static let topic = "reconcile.requested"
     /// The summary event (body: the `ReconcileReport`), routing key on `bridge.events`.
-    public static let completedTopic = "reconcile.completed"
+    public static let completedTopic = BridgeEvents.reconcileCompleted
     /// Progress of a run (body: `ReconcileProgress`), routing key on `bridge.events`.
-    public static let progressTopic = "reconcile.progress"
+    public static let progressTopic = BridgeEvents.reconcileProgress
 
     public var runId: String
     public var domain: ReconcilerSettings.Domain

@@ -103,6 +103,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     public let handler: Handler
     let consumer: AMQPConnection
     let router: FailureRouter
+    let publisher: AMQPConnection
     let breaker: CircuitBreaker?
     let logger: Logger
     private let locks = KeyedLock()
@@ -122,6 +123,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         self.handler = handler
         self.consumer = consumer
         self.router = FailureRouter(publisher: publisher, queue: settings.queue, retryDelays: settings.retryDelays)
+        self.publisher = publisher
         var logger = logger
         logger[metadataKey: "queue"] = "\(settings.queue)"
         self.logger = logger
@@ -270,6 +272,17 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                         "error_class": "\(failure.errorClass)", "error": "\(failure.message)",
                         "dlq": "\(BridgeTopology.deadLetterQueue(of: settings.queue))",
                     ])
+                // The alerter learns of it (and when: RabbitMQ keeps no age for a quorum queue's messages). Not for
+                // the alerter's own queue: an event it cannot handle must not beget another.
+                if settings.queue != BridgeTopology.alerter.name {
+                    let envelope = InboundEnvelope(d)
+                    await BridgeEvents.publish(
+                        BridgeEvents.deadLettered,
+                        body: BridgeEvents.DeadLettered(
+                            queue: settings.queue, errorClass: failure.errorClass, error: failure.message, shop: envelope.shopDomain,
+                            topic: envelope.topic, messageId: envelope.deliveryId),
+                        key: envelope.deliveryId, appId: "shopify-erp-bridge/\(settings.consumerTagPrefix)", on: publisher, logger: logger)
+                }
             }
         } catch {
             // Could not hand it to retry/DLQ (broker trouble): return it to the queue; nothing is lost.

@@ -1,7 +1,9 @@
+import Alerting
 import ArgumentParser
 import BridgeRuntime
+import Hummingbird
 
-/// Watches dead letters, error rates and silence, and tells a human.
+/// Watches dead letters and consumers, and tells a human (the log, a Slack-compatible webhook, a signed webhook).
 @main
 struct AlerterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "alerter", abstract: "Watches dead letters, error rates and silence, and tells a human.")
@@ -10,8 +12,17 @@ struct AlerterCommand: AsyncParsableCommand {
 
     func run() async throws {
         let runtime = try await BridgeRuntime.bootstrap(.alerter, options: options)
-        // The alerter logic lands in its own library target; until then the process connects, declares the
-        // topology, serves /healthz, /readyz and /metrics, and shuts down cleanly on SIGTERM.
-        try await runtime.run(services: [IdleService()])
+        let process = AlerterProcess.build(
+            config: runtime.config, consumer: runtime.consumer!, publisher: runtime.publisher!,
+            channels: AlerterProcess.channels(runtime.config.alerter, logger: runtime.logger), logger: runtime.logger)
+        try await runtime.run(
+            services: process.services,
+            routes: { router in
+                router.get("/alerts") { _, _ in
+                    Response(
+                        status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: await process.firingJSON())))
+                }
+            })
     }
 }

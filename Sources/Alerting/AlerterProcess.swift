@@ -1,0 +1,222 @@
+import AsyncHTTPClient
+import BridgeDomain
+import BridgeMessaging
+import Foundation
+import Logging
+import Messaging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import Worker
+
+/// What the alerter remembers between evaluations: per work queue, when its dead-letter queue's oldest message
+/// arrived and the last one's reason (from `message.dead_lettered` events), and since when it has had no consumer.
+/// An alerter that starts while a DLQ already holds messages dates them from its first look (it cannot know
+/// better: RabbitMQ keeps no age for a quorum queue's messages); the age is then a lower bound.
+public final class AlerterState: Sendable {
+    struct Queue {
+        var oldestDeadLetterAt: Date?
+        var lastDeadLetter: BridgeEvents.DeadLettered?
+        var noConsumerSince: Date?
+        var lastDepth = 0
+    }
+
+    private let queues = Mutex<[String: Queue]>([:])
+
+    public init() {}
+
+    /// A `message.dead_lettered` event.
+    public func deadLettered(_ event: BridgeEvents.DeadLettered) {
+        let at = Timestamp.parse(event.at) ?? Date()
+        queues.withLock { q in
+            var entry = q[event.queue] ?? Queue()
+            if entry.oldestDeadLetterAt.map({ at < $0 }) ?? true { entry.oldestDeadLetterAt = at }
+            entry.lastDeadLetter = event
+            q[event.queue] = entry
+        }
+    }
+
+    /// The broker's counts for a queue, folded into what is remembered; returns the observation to evaluate.
+    func observe(queue: String, expectedConsumer: String?, messages: Int, consumers: Int, deadLetters: Int, now: Date) -> QueueObservation {
+        queues.withLock { q in
+            var entry = q[queue] ?? Queue()
+            if deadLetters == 0 {
+                entry.oldestDeadLetterAt = nil
+                entry.lastDeadLetter = nil
+            } else if entry.oldestDeadLetterAt == nil {
+                entry.oldestDeadLetterAt = now
+            }
+            if consumers > 0 {
+                entry.noConsumerSince = nil
+            } else if entry.noConsumerSince == nil {
+                entry.noConsumerSince = now
+            }
+            entry.lastDepth = deadLetters
+            q[queue] = entry
+            return QueueObservation(
+                queue: queue, expectedConsumer: expectedConsumer, messages: messages, consumers: consumers, deadLetters: deadLetters,
+                oldestDeadLetterAt: entry.oldestDeadLetterAt, lastDeadLetter: entry.lastDeadLetter, noConsumerSince: entry.noConsumerSince)
+        }
+    }
+}
+
+/// `q.alerter`: every event on `bridge.events`. Dead-letter events are remembered (their time and reason); the
+/// others are acknowledged (the next rules read them: reconciliation results, sync results).
+public struct EventsHandler: QueueHandler {
+    public let state: AlerterState
+    public var subject: String { "bridge event" }
+
+    public init(state: AlerterState) { self.state = state }
+
+    public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
+        switch message.envelope.topic {
+        case BridgeEvents.deadLettered:
+            let event: BridgeEvents.DeadLettered
+            do {
+                event = try JSONDecoder().decode(BridgeEvents.DeadLettered.self, from: Data(message.body))
+            } catch {
+                throw ProcessingFailure(errorClass: "invalid_payload", message: "not a dead-letter event: \(error)", retryable: false)
+            }
+            state.deadLettered(event)
+            return WorkOutcome("dead_letter_recorded")
+        default:
+            return WorkOutcome("ignored_topic")
+        }
+    }
+
+    public func classify(_ error: any Error) -> WorkFailure {
+        if let f = error as? ProcessingFailure { return .failed(f) }
+        return .failed(ProcessingFailure(errorClass: "internal", message: "\(error)", retryable: true))
+    }
+}
+
+/// Evaluates the rules every `alerter.interval`: reads each work queue's and DLQ's counts from the broker (a
+/// passive declare: no management plugin needed), exports them, and hands the alerts to the notifier.
+///
+/// Metrics: `bridge_queue_messages{queue}`, `bridge_queue_consumers{queue}`, `bridge_dlq_depth{queue}`,
+/// `bridge_dlq_oldest_age_seconds{queue}` (0 when the DLQ is empty).
+public final class AlertEvaluator: Service, Sendable {
+    public let settings: AlerterSettings
+    public let state: AlerterState
+    public let notifier: Notifier
+    let connection: AMQPConnection
+    /// Work queue -> the process expected to consume it (nil: none configured).
+    let watched: [(queue: String, consumer: String?)]
+    let logger: Logger
+    private let evaluations = Atomic<Int>(0)
+
+    public init(
+        settings: AlerterSettings, state: AlerterState, notifier: Notifier, connection: AMQPConnection, watched: [(queue: String, consumer: String?)],
+        logger: Logger
+    ) {
+        self.settings = settings
+        self.state = state
+        self.notifier = notifier
+        self.connection = connection
+        self.watched = watched
+        self.logger = logger
+    }
+
+    /// Evaluations done so far (a test waits on it).
+    public var evaluationCount: Int { evaluations.load(ordering: .relaxed) }
+
+    public func run() async throws {
+        logger.info(
+            "alerter watching", metadata: ["queues": "\(watched.map(\.queue))", "interval": "\(settings.interval)"])
+        // Stops at once on graceful shutdown (an evaluation cut short sends nothing more; the next alerter resumes).
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.evaluateOnce()
+                try? await Task.sleep(for: self.settings.interval)
+            }
+        }
+    }
+
+    /// One evaluation; returns the alerts firing after it.
+    @discardableResult
+    public func evaluateOnce(now: Date = Date()) async -> [Alert] {
+        var observations: [QueueObservation] = []
+        for w in watched {
+            do {
+                let work = try await connection.queueCounts(w.queue)
+                let dlq = try await connection.queueCounts(BridgeTopology.deadLetterQueue(of: w.queue))
+                let o = state.observe(
+                    queue: w.queue, expectedConsumer: w.consumer, messages: work.messages, consumers: work.consumers, deadLetters: dlq.messages,
+                    now: now)
+                let dims = [("queue", w.queue)]
+                Gauge(label: "bridge_queue_messages", dimensions: dims).record(work.messages)
+                Gauge(label: "bridge_queue_consumers", dimensions: dims).record(work.consumers)
+                Gauge(label: "bridge_dlq_depth", dimensions: dims).record(dlq.messages)
+                Gauge(label: "bridge_dlq_oldest_age_seconds", dimensions: dims)
+                    .record(o.oldestDeadLetterAt.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+                observations.append(o)
+            } catch {
+                Counter(label: "alerter_broker_reads_failed_total").increment()
+                logger.warning("could not read a queue's counts", metadata: ["queue": "\(w.queue)", "error": "\(error)"])
+            }
+        }
+        // A queue that could not be read keeps its alerts as they were (no resolved notice for a blind spot).
+        var alerts = AlertRules.evaluate(observations, settings: settings, now: now)
+        let read = Set(observations.map(\.queue))
+        let unread = watched.map(\.queue).filter { !read.contains($0) }
+        alerts += await notifier.current.filter { a in
+            unread.contains { a.subject == $0 || a.subject == BridgeTopology.deadLetterQueue(of: $0) }
+        }
+        await notifier.update(alerts, now: now)
+        evaluations.add(1, ordering: .relaxed)
+        return await notifier.current
+    }
+}
+
+/// The alerter's wiring, from configuration to services (the executable runs it; tests build the same thing).
+public struct AlerterProcess: Sendable {
+    public let state: AlerterState
+    public let notifier: Notifier
+    public let evaluator: AlertEvaluator
+    public let worker: QueueWorker<EventsHandler>
+
+    public var services: [any Service] { [evaluator, worker] }
+
+    /// The work queues and the process expected to consume each, given what the configuration enables.
+    public static func watched(_ config: BridgeConfig) -> [(queue: String, consumer: String?)] {
+        BridgeTopology.workQueues.filter { $0.name != BridgeTopology.alerter.name }.map { q in
+            let enabled: Bool =
+                switch q.consumer {
+                case "order-forwarder": config.orderForwarder.enabled
+                case "inventory-syncer": config.inventorySyncer.enabled
+                default: true
+                }
+            return (q.name, enabled ? q.consumer : nil)
+        }
+    }
+
+    public static func build(
+        config: BridgeConfig, consumer: AMQPConnection, publisher: AMQPConnection, channels: [any AlertChannel], logger: Logger
+    ) -> AlerterProcess {
+        let state = AlerterState()
+        let notifier = Notifier(channels: channels, repeatInterval: config.alerter.repeatInterval, logger: logger)
+        let evaluator = AlertEvaluator(
+            settings: config.alerter, state: state, notifier: notifier, connection: consumer, watched: watched(config), logger: logger)
+        let worker = QueueWorker(
+            settings: .init(queue: BridgeTopology.alerter.name, prefetch: 32, retryDelays: config.topology.retryDelays),
+            handler: EventsHandler(state: state), consumer: consumer, publisher: publisher, logger: logger)
+        return AlerterProcess(state: state, notifier: notifier, evaluator: evaluator, worker: worker)
+    }
+}
+
+extension AlerterProcess {
+    /// The configured channels: the log always, the Slack-compatible and the signed webhook when their URLs are set.
+    public static func channels(_ settings: AlerterSettings, client: HTTPClient = .shared, logger: Logger) -> [any AlertChannel] {
+        var channels: [any AlertChannel] = [LogChannel(logger: logger)]
+        if let url = settings.slackWebhookURL { channels.append(SlackChannel(url: url, client: client)) }
+        if let url = settings.webhookURL { channels.append(SignedWebhookChannel(url: url, secret: settings.webhookSecret, client: client)) }
+        return channels
+    }
+
+    /// `GET /alerts`: the alerts firing now, as JSON (what `bridgectl alerts` prints).
+    public func firingJSON() async -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return Array((try? encoder.encode(await notifier.current)) ?? Data("[]".utf8))
+    }
+}

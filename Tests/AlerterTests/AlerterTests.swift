@@ -1,0 +1,173 @@
+import Alerting
+import AsyncHTTPClient
+import BridgeDomain
+import BridgeMessaging
+import BridgeTestSupport
+import Foundation
+import Hummingbird
+import Logging
+import Messaging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Testing
+import Worker
+
+/// Fails every message (permanently): what reaches the DLQ in these tests, through the real worker.
+struct PoisonHandler: QueueHandler {
+    var subject: String { "test message" }
+    func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
+        throw ProcessingFailure(errorClass: "erp_rejected_sku", message: "the ERP has no item SKU-404", retryable: false)
+    }
+    func classify(_ error: any Error) -> WorkFailure { .failed(error as! ProcessingFailure) }
+}
+
+/// A webhook receiver: every request's headers and body, by path; `/broken` always answers 500.
+final class Receiver: Sendable {
+    struct Request: Sendable {
+        var path: String
+        var headers: [String: String]
+        var body: [UInt8]
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+    }
+
+    let requests = Mutex<[Request]>([])
+
+    static func start() async -> (Receiver, Int, Task<Void, any Error>) {
+        let r = Receiver()
+        let router = Router()
+        router.post("/:path") { request, context -> Response in
+            let path = context.parameters.get("path") ?? ""
+            let body = try await request.body.collect(upTo: 1 << 20)
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
+            r.requests.withLock { $0.append(Request(path: path, headers: headers, body: Array(buffer: body))) }
+            return Response(status: path == "broken" ? .internalServerError : .ok)
+        }
+        let (port, task) = await TestHTTPServer.start(router, label: "alert-receiver")
+        return (r, port, task)
+    }
+
+    func on(_ path: String) -> [Request] { requests.withLock { $0.filter { $0.path == path } } }
+    /// The Slack-style texts received on a path.
+    func texts(_ path: String) -> [String] { on(path).compactMap { $0.json["text"] as? String } }
+}
+
+@Suite("alerter: dead letters and missing consumers reach a human, once per repeat interval, resolved when cleared", .serialized)
+struct AlerterTests {
+    static let queue = BridgeTopology.compliance.name
+    static let secret = "alert-secret-0123456789"
+
+    static var logger: Logger {
+        var l = Logger(label: "test.alerter")
+        l.logLevel = .critical
+        return l
+    }
+
+    @Test("a message dead-lettered by the real worker fires dead_letters on every channel (Slack-style text, signed JSON) with the reason and the replay command; a broken channel is retried and blocks nothing; it turns critical past dead_letter_age, repeats once per repeat interval, resolves when the DLQ is emptied; a stopped consumer fires no_consumer after the grace and resolves when it is back")
+    func deadLettersAndConsumers() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("alerter")
+        let topology = BridgeTopology.topology(.init(retryDelays: [.seconds(1)]))
+        let pub = try await broker.connect(vhost: vhost, name: "alerter-pub", onConnect: { try topology.declare(using: $0) })
+        let consumer = try await broker.connect(vhost: vhost, name: "alerter-consume")
+        let workerConnection = try await broker.connect(vhost: vhost, name: "alerter-worker")
+        let (receiver, port, receiverTask) = await Receiver.start()
+        defer {
+            receiverTask.cancel()
+            Task { await pub.close(); await consumer.close(); await workerConnection.close(); await broker.deleteVhost(vhost) }
+        }
+
+        let settings = AlerterSettings(
+            interval: .milliseconds(200), repeatInterval: .seconds(4), deadLetterAge: .seconds(2), noConsumerGrace: .seconds(1),
+            slackWebhookURL: "http://127.0.0.1:\(port)/slack", webhookURL: "http://127.0.0.1:\(port)/hook", webhookSecret: Self.secret)
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        var channels = AlerterProcess.channels(settings, client: client, logger: Self.logger)
+        channels.append(SlackChannel(url: "http://127.0.0.1:\(port)/broken", client: client))
+        let state = AlerterState()
+        let notifier = Notifier(channels: channels, repeatInterval: settings.repeatInterval, retryDelays: [.milliseconds(50)], logger: Self.logger)
+        let evaluator = AlertEvaluator(
+            settings: settings, state: state, notifier: notifier, connection: consumer, watched: [(Self.queue, "order-forwarder")],
+            logger: Self.logger)
+        let events = QueueWorker(
+            settings: .init(queue: BridgeTopology.alerter.name, prefetch: 8, retryDelays: [.seconds(1)]),
+            handler: EventsHandler(state: state), consumer: consumer, publisher: pub, logger: Self.logger)
+
+        // The consumer of the watched queue, through the real worker.
+        func startConsumer() -> (ServiceGroup, Task<Void, any Error>) {
+            let worker = QueueWorker(
+                settings: .init(queue: Self.queue, prefetch: 4, retryDelays: [.seconds(1)]), handler: PoisonHandler(),
+                consumer: workerConnection, publisher: pub, logger: Self.logger)
+            let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: Self.logger))
+            return (group, Task { try await group.run() })
+        }
+        var (workerGroup, workerTask) = startConsumer()
+        #expect(try await eventually { try await pub.queueCounts(Self.queue).consumers == 1 })
+        let alerter = ServiceGroup(configuration: .init(services: [.init(service: evaluator), .init(service: events)], logger: Self.logger))
+        let alerterTask = Task { try await alerter.run() }
+        let quiet = evaluator.evaluationCount
+        #expect(await eventually { evaluator.evaluationCount >= quiet + 5 })
+        #expect(receiver.requests.withLock { $0.isEmpty }, "nothing wrong, nothing sent")
+
+        // A message the ERP refuses: dead-lettered by the worker.
+        let envelope = InboundEnvelope(source: .shopify, shopDomain: "acme.myshopify.com", topic: "customers/redact", deliveryId: "wh-poison-1")
+        try await pub.publish(exchange: "", routingKey: Self.queue, body: Array(#"{"id":1}"#.utf8), properties: envelope.properties())
+        #expect(await eventually(timeout: .seconds(20)) { !receiver.texts("slack").isEmpty }, "the alert reached Slack")
+        let first = try #require(receiver.texts("slack").first)
+        #expect(first.hasPrefix("[WARNING] \(Self.queue).dlq holds 1 message"), "\(first)")
+        #expect(first.contains("last_error_class=erp_rejected_sku") && first.contains("last_message_id=wh-poison-1"), "\(first)")
+        #expect(first.contains("bridgectl dlq replay --queue \(Self.queue) --all") && first.contains("#alert-dead_letters"), "\(first)")
+        // The signed webhook: JSON, and a signature over the timestamp and the body with the secret.
+        #expect(await eventually { !receiver.on("hook").isEmpty })
+        let hook = try #require(receiver.on("hook").first)
+        let timestamp = try #require(hook.headers["x-bridge-timestamp"])
+        #expect(hook.headers["x-bridge-signature"] == SignedWebhookChannel.signature(timestamp: timestamp, body: hook.body, secret: Self.secret))
+        #expect(hook.headers["x-bridge-signature"] != SignedWebhookChannel.signature(timestamp: timestamp, body: hook.body, secret: "another-secret-000000"))
+        let notice = try JSONDecoder().decode(AlertNotice.self, from: Data(hook.body))
+        #expect(notice.state == .firing && notice.alert.rule == "dead_letters" && notice.alert.shop == "acme.myshopify.com", "\(notice)")
+        // The broken channel was tried, and retried, without holding the others up.
+        #expect(await eventually { receiver.on("broken").count >= 2 }, "\(receiver.on("broken").count)")
+
+        // Past dead_letter_age: critical, notified as firing again.
+        #expect(await eventually(timeout: .seconds(10)) { receiver.texts("slack").contains { $0.hasPrefix("[CRITICAL]") } })
+        let critical = receiver.texts("slack").count
+        #expect(critical == 2, "\(receiver.texts("slack"))")
+        // The condition holds over many evaluations: nothing more until the repeat interval (4 s) has passed.
+        let evaluated = evaluator.evaluationCount
+        try await Task.sleep(for: .seconds(2))
+        #expect(evaluator.evaluationCount >= evaluated + 5)
+        #expect(receiver.texts("slack").count == 2, "deduplicated: \(receiver.texts("slack"))")
+        #expect(await eventually(timeout: .seconds(10)) { receiver.texts("slack").count == 3 }, "one repeat")
+        #expect(receiver.on("hook").compactMap { try? JSONDecoder().decode(AlertNotice.self, from: Data($0.body)).state }.last == .repeating)
+
+        // Fixed and emptied (as after a replay): resolved.
+        _ = try await DeadLetters.purge(pub, workQueue: Self.queue)
+        #expect(await eventually(timeout: .seconds(10)) { receiver.texts("slack").last?.hasPrefix("[RESOLVED]") == true }, "\(receiver.texts("slack"))")
+        #expect(await notifier.current.isEmpty)
+
+        // The consumer stops: no_consumer after the grace; back: resolved.
+        await workerGroup.triggerGracefulShutdown()
+        _ = await workerTask.result
+        #expect(await eventually(timeout: .seconds(15)) { receiver.texts("slack").contains { $0.contains("\(Self.queue) has no consumer") } })
+        (workerGroup, workerTask) = startConsumer()
+        #expect(await eventually(timeout: .seconds(15)) { await notifier.current.isEmpty })
+        #expect(receiver.texts("slack").last?.hasPrefix("[RESOLVED]") == true, "\(receiver.texts("slack"))")
+
+        await workerGroup.triggerGracefulShutdown()
+        _ = await workerTask.result
+        await alerter.triggerGracefulShutdown()
+        _ = await alerterTask.result
+        try await client.shutdown()
+    }
+
+    @Test("alerter.* is parsed with its defaults; a signed webhook without a secret, or a bad URL, refuses to start and names the key")
+    func settings() throws {
+        var p = SettingsParser(KeyValues([:]))
+        let d = AlerterSettings.parse(&p)
+        #expect(p.errors.isEmpty && d == AlerterSettings())
+        var bad = SettingsParser(KeyValues(["alerter.webhook_url": "http://127.0.0.1:1/x", "alerter.slack_webhook_url": "hooks.slack.com/services/T0/B0/tok3nXYZ"]))
+        _ = AlerterSettings.parse(&bad)
+        #expect(Set(bad.errors.map(\.key)) == ["alerter.webhook_secret", "alerter.slack_webhook_url"], "\(bad.errors)")
+        #expect(!bad.errors.contains { "\($0)".contains("tok3nXYZ") }, "a Slack URL is a secret: not repeated in the error")
+    }
+}
