@@ -44,13 +44,15 @@ struct RealOrderFixturesTests {
         var total: String
         var discountCodes: [String] = []
         var refunded: String = "0"
+        /// The customer's currency when it is not the shop's (every amount above stays in the shop's currency).
+        var presentment: String? = nil
         var testDescription: String { name }
     }
 
     /// The Hong Kong store's lines carry no SKU (as on many real stores): mapped by variant id.
     static let mapping = OrderMappingSettings(variantMap: [
         50_398_373_085_484: "HK-SERUM", 50_451_770_802_476: "HK-CREAM", 50_460_159_541_548: "HK-TONER",
-        41_383_274_741_953: "CA-MUG",
+        41_383_274_741_953: "CA-MUG", 37_319_198_802_069: "AU-PEN",
     ])
 
     static let cases: [Expected] = [
@@ -133,6 +135,14 @@ struct RealOrderFixturesTests {
             lines: [.init(sku: "GD802-025", quantity: 2, unitPrice: "199.00", discount: "0", tax: "51.74", net: "398.00", removed: 1)],
             shipping: [("8.00", "0", "0")], subtotal: "398.00", totalDiscounts: "0", totalShipping: "8.00", totalTax: "51.74",
             totalTip: "0", total: "457.74", refunded: "224.87"),
+        // An Australian shop paid in US dollars: the ERP books the shop's money (AUD; the presentment amounts, 34.67 +
+        // 7.71 + 3.47 = 45.85 USD, are what the customer saw) and names the customer's currency. One pen at 45.62 with
+        // GST 10% on top (4.56), 10.15 untaxed shipping: 45.62 + 10.15 + 4.56 = 60.33 AUD.
+        Expected(
+            name: "aud-shop-usd-presentment", currency: "AUD", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "AU-PEN", quantity: 1, unitPrice: "45.62", discount: "0", tax: "4.56", net: "45.62")],
+            shipping: [("10.15", "0", "0")], subtotal: "45.62", totalDiscounts: "0", totalShipping: "10.15", totalTax: "4.56",
+            totalTip: "0", total: "60.33", presentment: "USD"),
     ]
 
     static func d(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX"))! }
@@ -169,6 +179,7 @@ struct RealOrderFixturesTests {
         #expect(so.total.value == Self.d(e.total))
         #expect(so.discountCodes == e.discountCodes)
         #expect(so.refundedAmount.value == Self.d(e.refunded))
+        if let presentment = e.presentment { #expect(so.presentmentCurrency == presentment) }
     }
 
     @Test("an order edit's current_quantity (REST 2024-01+) marks the removed units, and wins over refund lines")
