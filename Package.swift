@@ -394,6 +394,7 @@ let package = Package(
         .executableTarget(
             name: "bridgectl",
             dependencies: [
+                "Alerting",
                 "BridgeDomain",
                 "BridgeMessaging",
                 "BridgeRuntime",
@@ -401,6 +402,7 @@ let package = Package(
                 "Messaging",
                 "Reconciliation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -33,6 +33,42 @@ public struct QueueObservation: Sendable, Equatable {
     }
 }
 
+/// What the workers of one work queue reported over a window (from their `worker.heartbeat` events).
+public struct FlowObservation: Sendable, Equatable {
+    public struct OpenCircuit: Sendable, Equatable {
+        public var instance: String
+        /// `open` or `half_open`.
+        public var state: String
+        public var since: Date
+        public init(instance: String, state: String, since: Date) {
+            self.instance = instance
+            self.state = state
+            self.since = since
+        }
+    }
+
+    public var queue: String
+    /// Per shop domain: deliveries settled and failed within the window.
+    public var shops: [String: BridgeEvents.WorkerHeartbeat.Counts]
+    /// Whether some worker's heartbeats reach back to the window's start (else the counts cover less than the window,
+    /// and silence cannot be told from an alerter that just started).
+    public var covered: Bool
+    /// Workers whose heartbeat is current.
+    public var liveWorkers: Int
+    public var openCircuits: [OpenCircuit]
+
+    public init(
+        queue: String, shops: [String: BridgeEvents.WorkerHeartbeat.Counts] = [:], covered: Bool = false, liveWorkers: Int = 0,
+        openCircuits: [OpenCircuit] = []
+    ) {
+        self.queue = queue
+        self.shops = shops
+        self.covered = covered
+        self.liveWorkers = liveWorkers
+        self.openCircuits = openCircuits
+    }
+}
+
 /// The rules, as a pure function of what was observed: the same observations give the same alerts, which is what
 /// the tests check and what makes a restarted alerter agree with the one before it.
 ///
@@ -83,6 +119,82 @@ public enum AlertRules {
                         action: "start \(process) (docker compose up -d \(process), or ./dev up); the queue keeps every message until then",
                         command: "rabbitmqctl list_queues name messages consumers",
                         runbook: "\(settings.runbookURL)#alert-no_consumer"))
+            }
+        }
+        return alerts.sorted { ($0.severity, $0.fingerprint) > ($1.severity, $1.fingerprint) }
+    }
+
+    /// The rules over the workers' heartbeats:
+    ///
+    /// - `error_rate`: per queue and shop, failed / settled over `alerter.error_window` reaches `alerter.error_rate`
+    ///   with at least `alerter.error_min_messages` settled (warning; critical from 50%).
+    /// - `circuit_open`: a live worker has held its messages for an unreachable dependency (circuit open or probing)
+    ///   for `alerter.circuit_open_for` (critical).
+    /// - `silence`: inside `alerter.business_hours`, a shop (each of `silentShops`; all shops together when empty)
+    ///   had no order settled on `q.orders` for `alerter.quiet_for`, while the forwarder's heartbeats cover that span
+    ///   (warning). `errorFlows` are observed over the error window, `quietFlows` over `quiet_for`.
+    public static func evaluate(
+        errorFlows: [FlowObservation], quietFlows: [FlowObservation], silentShops: [String], settings: AlerterSettings, now: Date
+    ) -> [Alert] {
+        var alerts: [Alert] = []
+        let window = Int(settings.errorWindow.components.seconds)
+        for flow in errorFlows {
+            for (shop, c) in flow.shops.sorted(by: { $0.key < $1.key }) where c.handled >= settings.errorMinMessages && c.handled > 0 {
+                let rate = Double(c.failed) / Double(c.handled)
+                guard rate >= settings.errorRate else { continue }
+                let percent = (rate * 1000).rounded() / 10
+                let shopName = shop == "-" ? nil : shop
+                alerts.append(
+                    Alert(
+                        rule: "error_rate", severity: rate >= 0.5 ? .critical : .warning, subject: "\(flow.queue)|\(shop)", shop: shopName,
+                        summary: "\(percent)% of \(shopName ?? "unattributed") deliveries on \(flow.queue) failed in the last \(window) s "
+                            + "(\(c.failed) of \(c.handled))",
+                        figures: [
+                            "queue": flow.queue, "failed": "\(c.failed)", "settled": "\(c.handled)", "error_rate_percent": "\(percent)",
+                            "window_seconds": "\(window)", "threshold_percent": "\((settings.errorRate * 1000).rounded() / 10)",
+                        ],
+                        action: "read the failures' reasons in the consumer's log (error_class) and in the DLQ; fix the cause (ERP validation, mapping, data)",
+                        command: "bridgectl dlq list --queue \(flow.queue); curl <process>/metrics | grep worker_retried_total",
+                        runbook: "\(settings.runbookURL)#alert-error_rate"))
+            }
+            let limit = Double(settings.circuitOpenFor.components.seconds)
+            if let oldest = flow.openCircuits.min(by: { $0.since < $1.since }), now.timeIntervalSince(oldest.since) >= limit {
+                let seconds = Int(now.timeIntervalSince(oldest.since))
+                alerts.append(
+                    Alert(
+                        rule: "circuit_open", severity: .critical, subject: flow.queue,
+                        summary: "\(flow.queue): the dependency is unreachable; \(flow.openCircuits.count) of \(flow.liveWorkers) workers "
+                            + "have held their messages for \(seconds) s",
+                        figures: [
+                            "queue": flow.queue, "open_circuits": "\(flow.openCircuits.count)", "live_workers": "\(flow.liveWorkers)",
+                            "open_seconds": "\(seconds)", "state": oldest.state,
+                        ],
+                        action: "check the ERP (or Shopify) the queue's process calls: its status page, credentials, rate limits; "
+                            + "messages wait in the queue and drain on their own when it answers",
+                        command: "curl <process>/metrics | grep worker_circuit_state; rabbitmqctl list_queues name messages",
+                        runbook: "\(settings.runbookURL)#alert-circuit_open"))
+            }
+        }
+        if let hours = settings.businessHours,
+            let orders = quietFlows.first(where: { $0.queue == BridgeTopology.orders.name }), orders.covered, orders.liveWorkers > 0
+        {
+            let span = Double(settings.quietFor.components.seconds)
+            if hours.covers(from: now.addingTimeInterval(-span), to: now) {
+                let subjects: [(String?, Int)] =
+                    silentShops.isEmpty
+                    ? [(nil, orders.shops.values.reduce(0) { $0 + $1.handled })]
+                    : silentShops.map { ($0, orders.shops[$0]?.handled ?? 0) }
+                for (shop, handled) in subjects where handled == 0 {
+                    alerts.append(
+                        Alert(
+                            rule: "silence", severity: .warning, subject: shop ?? "all shops", shop: shop,
+                            summary: "no order from \(shop ?? "any shop") for \(Int(span) / 60) min during business hours",
+                            figures: ["quiet_seconds": "\(Int(span))", "queue": orders.queue, "orders_settled": "0"],
+                            action: "check that Shopify still delivers webhooks (the app's webhook subscriptions, ingest's "
+                                + "ingest_requests_total and ingest_rejections_total, a rotated secret) and that the shop is selling",
+                            command: "curl <ingest ops>/metrics | grep ingest_; bridgectl reconcile run --domain orders --shop <shop> --since 1h --dry-run",
+                            runbook: "\(settings.runbookURL)#alert-silence"))
+                }
             }
         }
         return alerts.sorted { ($0.severity, $0.fingerprint) > ($1.severity, $1.fingerprint) }

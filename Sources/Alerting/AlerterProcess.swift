@@ -23,7 +23,76 @@ public final class AlerterState: Sendable {
 
     private let queues = Mutex<[String: Queue]>([:])
 
-    public init() {}
+    /// One worker instance's heartbeats, newest last (pruned to what the longest window needs).
+    struct Worker {
+        var queue: String
+        var interval: Double
+        var samples: [(at: Date, shops: [String: BridgeEvents.WorkerHeartbeat.Counts])] = []
+        var circuit: String?
+        var circuitSince: Date?
+    }
+
+    private let workers = Mutex<[String: Worker]>([:])
+    /// How much heartbeat history is kept: the longest window a rule looks back over.
+    let history: TimeInterval
+
+    public init(history: Duration = .seconds(1800)) {
+        self.history = Double(history.components.seconds) + 60
+    }
+
+    /// A `worker.heartbeat` event. Samples are kept in the order of their own timestamps (a late copy is dropped).
+    public func heartbeat(_ h: BridgeEvents.WorkerHeartbeat) {
+        guard let at = Timestamp.parse(h.at) else { return }
+        workers.withLock { w in
+            var entry = w[h.instance] ?? Worker(queue: h.queue, interval: h.intervalSeconds)
+            if let last = entry.samples.last, last.at >= at { return }
+            entry.samples.append((at, h.shops))
+            entry.interval = h.intervalSeconds
+            entry.circuit = h.circuit
+            entry.circuitSince = h.circuitSince.flatMap(Timestamp.parse)
+            // Keep one sample older than the longest window (the baseline), drop the ones before it.
+            if let cut = entry.samples.lastIndex(where: { at.timeIntervalSince($0.at) > history }), cut > 0 {
+                entry.samples.removeFirst(cut)
+            }
+            w[h.instance] = entry
+        }
+    }
+
+    /// What the workers of each queue reported: per shop, deliveries settled and failed over the last `window`, whether
+    /// the heartbeats reach back that far, and the circuits of the workers still alive. A worker silent for three of its
+    /// intervals is gone (its counts before that still count in the window; its circuit does not).
+    public func flows(window: Duration, now: Date) -> [FlowObservation] {
+        let span = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
+        let start = now.addingTimeInterval(-span)
+        return workers.withLock { w in
+            // Forget workers whose last heartbeat is older than the history.
+            w = w.filter { now.timeIntervalSince($0.value.samples.last?.at ?? .distantPast) <= history }
+            var flows: [String: FlowObservation] = [:]
+            for (instance, worker) in w {
+                guard let latest = worker.samples.last else { continue }
+                var flow = flows[worker.queue] ?? FlowObservation(queue: worker.queue)
+                let baselineSample = worker.samples.last(where: { $0.at <= start })
+                if baselineSample != nil { flow.covered = true }
+                let baseline = baselineSample ?? worker.samples[0]
+                for (shop, counts) in latest.shops {
+                    let before = baseline.shops[shop] ?? .init()
+                    var c = flow.shops[shop] ?? .init()
+                    c.handled += max(0, counts.handled - before.handled)
+                    c.failed += max(0, counts.failed - before.failed)
+                    flow.shops[shop] = c
+                }
+                let alive = now.timeIntervalSince(latest.at) <= max(3 * worker.interval, 1)
+                if alive {
+                    flow.liveWorkers += 1
+                    if let state = worker.circuit, state != "closed" {
+                        flow.openCircuits.append(.init(instance: instance, state: state, since: worker.circuitSince ?? latest.at))
+                    }
+                }
+                flows[worker.queue] = flow
+            }
+            return flows.values.sorted { $0.queue < $1.queue }
+        }
+    }
 
     /// A `message.dead_lettered` event.
     public func deadLettered(_ event: BridgeEvents.DeadLettered) {
@@ -70,6 +139,13 @@ public struct EventsHandler: QueueHandler {
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
         switch message.envelope.topic {
+        case BridgeEvents.workerHeartbeat:
+            do {
+                state.heartbeat(try JSONDecoder().decode(BridgeEvents.WorkerHeartbeat.self, from: Data(message.body)))
+            } catch {
+                throw ProcessingFailure(errorClass: "invalid_payload", message: "not a worker heartbeat: \(error)", retryable: false)
+            }
+            return WorkOutcome("heartbeat_recorded")
         case BridgeEvents.deadLettered:
             let event: BridgeEvents.DeadLettered
             do {
@@ -102,13 +178,16 @@ public final class AlertEvaluator: Service, Sendable {
     let connection: AMQPConnection
     /// Work queue -> the process expected to consume it (nil: none configured).
     let watched: [(queue: String, consumer: String?)]
+    /// The shop domains the `silence` rule expects orders from (empty: all shops together).
+    let silentShops: [String]
     let logger: Logger
     private let evaluations = Atomic<Int>(0)
 
     public init(
         settings: AlerterSettings, state: AlerterState, notifier: Notifier, connection: AMQPConnection, watched: [(queue: String, consumer: String?)],
-        logger: Logger
+        silentShops: [String] = [], logger: Logger
     ) {
+        self.silentShops = silentShops
         self.settings = settings
         self.state = state
         self.notifier = notifier
@@ -124,7 +203,7 @@ public final class AlertEvaluator: Service, Sendable {
         logger.info(
             "alerter watching", metadata: ["queues": "\(watched.map(\.queue))", "interval": "\(settings.interval)"])
         // Stops at once on graceful shutdown (an evaluation cut short sends nothing more; the next alerter resumes).
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.evaluateOnce()
                 try? await Task.sleep(for: self.settings.interval)
@@ -157,6 +236,9 @@ public final class AlertEvaluator: Service, Sendable {
         }
         // A queue that could not be read keeps its alerts as they were (no resolved notice for a blind spot).
         var alerts = AlertRules.evaluate(observations, settings: settings, now: now)
+        alerts += AlertRules.evaluate(
+            errorFlows: state.flows(window: settings.errorWindow, now: now), quietFlows: state.flows(window: settings.quietFor, now: now),
+            silentShops: silentShops, settings: settings, now: now)
         let read = Set(observations.map(\.queue))
         let unread = watched.map(\.queue).filter { !read.contains($0) }
         alerts += await notifier.current.filter { a in
@@ -193,10 +275,11 @@ public struct AlerterProcess: Sendable {
     public static func build(
         config: BridgeConfig, consumer: AMQPConnection, publisher: AMQPConnection, channels: [any AlertChannel], logger: Logger
     ) -> AlerterProcess {
-        let state = AlerterState()
+        let state = AlerterState(history: max(config.alerter.errorWindow, config.alerter.quietFor))
         let notifier = Notifier(channels: channels, repeatInterval: config.alerter.repeatInterval, logger: logger)
         let evaluator = AlertEvaluator(
-            settings: config.alerter, state: state, notifier: notifier, connection: consumer, watched: watched(config), logger: logger)
+            settings: config.alerter, state: state, notifier: notifier, connection: consumer, watched: watched(config),
+            silentShops: config.shops.map(\.domain), logger: logger)
         let worker = QueueWorker(
             settings: .init(queue: BridgeTopology.alerter.name, prefetch: 32, retryDelays: config.topology.retryDelays),
             handler: EventsHandler(state: state), consumer: consumer, publisher: publisher, logger: logger)

@@ -17,12 +17,29 @@ public struct AlerterSettings: Sendable, Equatable {
     public var webhookSecret: String
     /// Where the runbook lives (each alert links its section, `<runbook_url>#alert-<rule>`): the README by default.
     public var runbookURL: String
+    /// `error_rate`: a flow (work queue) of a shop whose failed share of settled deliveries over `errorWindow` reaches
+    /// `errorRate` (0.05 = 5%), once at least `errorMinMessages` were settled in the window.
+    public var errorRate: Double
+    public var errorWindow: Duration
+    public var errorMinMessages: Int
+    /// `circuit_open`: a worker's circuit (the ERP or Shopify unreachable) open or probing for this long.
+    public var circuitOpenFor: Duration
+    /// `silence`: no order settled for a shop for `quietFor` while the whole span lies inside `businessHours`; nil: off.
+    public var businessHours: BusinessHours?
+    public var quietFor: Duration
 
     public init(
         interval: Duration = .seconds(15), repeatInterval: Duration = .seconds(3600), deadLetterAge: Duration = .seconds(900),
         noConsumerGrace: Duration = .seconds(120), slackWebhookURL: String? = nil, webhookURL: String? = nil, webhookSecret: String = "",
-        runbookURL: String = "README.md"
+        runbookURL: String = "README.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
+        circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800)
     ) {
+        self.errorRate = errorRate
+        self.errorWindow = errorWindow
+        self.errorMinMessages = errorMinMessages
+        self.circuitOpenFor = circuitOpenFor
+        self.businessHours = businessHours
+        self.quietFor = quietFor
         self.interval = interval
         self.repeatInterval = repeatInterval
         self.deadLetterAge = deadLetterAge
@@ -48,12 +65,38 @@ public struct AlerterSettings: Sendable, Equatable {
                 p.fail("alerter.webhook_secret", "the signed webhook needs a secret of 16 characters or more", fix: "set alerter.webhook_secret (ALERTER_WEBHOOK_SECRET)")
             }
         }
+        let rateText = p.string("alerter.error_rate", default: "5%")
+        var errorRate = 0.05
+        if let v = rateText.hasSuffix("%") ? Double(rateText.dropLast()).map({ $0 / 100 }) : Double(rateText), v > 0, v <= 1 {
+            errorRate = v
+        } else {
+            p.fail("alerter.error_rate", "'\(rateText)' is not a share between 0 and 100%", fix: "write it as 5% or 0.05")
+        }
+        let zoneName = p.string("alerter.time_zone", default: "UTC")
+        var zone = TimeZone(identifier: "UTC")!
+        if let z = TimeZone(identifier: zoneName) {
+            zone = z
+        } else {
+            p.fail("alerter.time_zone", "unknown time zone '\(zoneName)'", fix: "use an IANA name such as Europe/Berlin or America/New_York")
+        }
+        var hours: BusinessHours?
+        if let raw = p.optionalString("alerter.business_hours"), !raw.isEmpty, raw != "off" {
+            switch BusinessHours.parse(raw, timeZone: zone) {
+            case .success(let h): hours = h
+            case .failure(let e): p.fail("alerter.business_hours", "'\(raw)': \(e)", fix: "e.g. 'Mon-Fri 09:00-18:00', or off")
+            }
+        }
         return AlerterSettings(
             interval: p.duration("alerter.interval", default: .seconds(15), range: .milliseconds(100) ... .seconds(3600)),
             repeatInterval: p.duration("alerter.repeat_interval", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)),
             deadLetterAge: p.duration("alerter.dead_letter_age", default: .seconds(900), range: .zero ... .seconds(7 * 86400)),
             noConsumerGrace: p.duration("alerter.no_consumer_grace", default: .seconds(120), range: .zero ... .seconds(86400)),
             slackWebhookURL: slack, webhookURL: webhook, webhookSecret: secret,
-            runbookURL: p.string("alerter.runbook_url", default: "README.md"))
+            runbookURL: p.string("alerter.runbook_url", default: "README.md"), errorRate: errorRate,
+            errorWindow: p.duration("alerter.error_window", default: .seconds(300), range: .seconds(1) ... .seconds(86400)),
+            errorMinMessages: p.int("alerter.error_min_messages", default: 20, range: 1 ... 1_000_000),
+            circuitOpenFor: p.duration("alerter.circuit_open_for", default: .seconds(120), range: .zero ... .seconds(86400)),
+            businessHours: hours,
+            quietFor: p.duration("alerter.quiet_for", default: .seconds(1800), range: .seconds(1) ... .seconds(86400)))
     }
 }

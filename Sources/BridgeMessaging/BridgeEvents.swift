@@ -16,6 +16,59 @@ public enum BridgeEvents {
     public static let reconcileProgress = "reconcile.progress"
     /// An inventory full sync finished (body: the syncer's report).
     public static let inventorySyncCompleted = "inventory.sync.completed"
+    /// A queue worker's periodic state (body: `WorkerHeartbeat`): what the alerter's error-rate, circuit and silence
+    /// rules read.
+    public static let workerHeartbeat = "worker.heartbeat"
+
+    /// The body of `worker.heartbeat`, sent by every queue worker every `interval`: its circuit and its counts since
+    /// it started. The counts are cumulative, so a lost heartbeat loses no information (the next one carries it) and
+    /// the alerter takes differences over its window.
+    public struct WorkerHeartbeat: Codable, Sendable, Equatable {
+        /// Handled and failed deliveries of one shop (`-` when the envelope names none).
+        public struct Counts: Codable, Sendable, Equatable {
+            /// Settled deliveries: every outcome, failures included.
+            public var handled: Int
+            /// Of those, the ones that failed: retried later or dead-lettered.
+            public var failed: Int
+            public init(handled: Int = 0, failed: Int = 0) {
+                self.handled = handled
+                self.failed = failed
+            }
+        }
+
+        public var queue: String
+        /// One worker of one process: `<host>:<pid>:<queue>`.
+        public var instance: String
+        /// When it was sent, ISO-8601 UTC with milliseconds.
+        public var at: String
+        /// How often the worker sends one, in seconds (the alerter forgets a worker silent for three of them).
+        public var intervalSeconds: Double
+        /// `closed`, `open` or `half_open`; nil: the worker has no circuit.
+        public var circuit: String?
+        /// Since when the circuit is in that state, ISO-8601.
+        public var circuitSince: String?
+        /// Cumulative counts by shop domain since the worker started.
+        public var shops: [String: Counts]
+
+        public init(
+            queue: String, instance: String, at: Date = Date(), intervalSeconds: Double, circuit: String?, circuitSince: Date?,
+            shops: [String: Counts]
+        ) {
+            self.queue = queue
+            self.instance = instance
+            self.at = Timestamp.string(milliseconds: Timestamp.milliseconds(at))
+            self.intervalSeconds = intervalSeconds
+            self.circuit = circuit
+            self.circuitSince = circuitSince.map { Timestamp.string(milliseconds: Timestamp.milliseconds($0)) }
+            self.shops = shops
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case queue, instance, at, circuit, shops
+            case intervalSeconds = "interval_seconds"
+            case circuitSince = "circuit_since"
+        }
+    }
 
     /// The body of `message.dead_lettered`. `error` is the failure's message as the worker logged it (it names ids,
     /// never personal data or secrets: handlers' messages are written that way).
@@ -52,7 +105,7 @@ public enum BridgeEvents {
     /// Publishes an event (see the type's note: unconfirmed routing, a failure logged and swallowed).
     public static func publish(
         _ topic: String, body: some Encodable, key: String, source: InboundEnvelope.Source = .bridge, shopDomain: String? = nil,
-        appId: String, on publisher: AMQPConnection, logger: Logger
+        appId: String, expiration: Duration? = nil, on publisher: AMQPConnection, logger: Logger
     ) async {
         let envelope = InboundEnvelope(
             source: source, shopDomain: shopDomain, topic: topic, deliveryId: "\(topic)-\(key)-\(UUID().uuidString.prefix(8))",
@@ -61,9 +114,13 @@ public enum BridgeEvents {
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
+            var properties = envelope.properties(appId: appId)
+            // A periodic event is worth nothing once the next one is out: it expires instead of piling up while the
+            // alerter is down.
+            if let expiration { properties.expiration = "\(expiration.components.seconds * 1000)" }
             try await publisher.publish(
                 exchange: BridgeTopology.events, routingKey: topic, body: Array(try encoder.encode(body)),
-                properties: envelope.properties(appId: appId), mandatory: false)
+                properties: properties, mandatory: false)
         } catch {
             logger.warning("could not publish an event", metadata: ["event": "\(topic)", "error": "\(error)"])
         }

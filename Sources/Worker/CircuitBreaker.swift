@@ -31,6 +31,9 @@ public actor CircuitBreaker {
     private let transitions: Counter?
 
     public private(set) var state: State = .closed
+    /// When the circuit last closed, or last left closed (wall clock, for the heartbeat the alerter reads): an outage
+    /// that keeps failing its probes (open, half-open, open...) is one span, not a new one every probe.
+    public private(set) var since = Date()
     private var consecutiveFailures = 0
     private var openUntil: ContinuousClock.Instant?
     private var probeInFlight = false
@@ -99,6 +102,7 @@ public actor CircuitBreaker {
     }
 
     private func move(to s: State) {
+        if s == .closed || state == .closed { since = Date() }
         state = s
         gauge.record(s.gaugeValue)
         transitions?.increment()

@@ -85,16 +85,19 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         public var retryDelays: [Duration]
         /// Consecutive outages that open the circuit, and how long it stays open before a probe; nil: no circuit.
         public var circuit: (threshold: Int, probeInterval: Duration)?
+        /// How often the worker publishes its `worker.heartbeat` (circuit and counts, for the alerter); nil: never.
+        public var heartbeat: Duration?
         public var consumerTagPrefix: String
 
         public init(
             queue: String, prefetch: Int, retryDelays: [Duration], circuit: (threshold: Int, probeInterval: Duration)? = nil,
-            consumerTagPrefix: String? = nil
+            heartbeat: Duration? = .seconds(15), consumerTagPrefix: String? = nil
         ) {
             self.queue = queue
             self.prefetch = max(1, prefetch)
             self.retryDelays = retryDelays
             self.circuit = circuit
+            self.heartbeat = heartbeat
             self.consumerTagPrefix = consumerTagPrefix ?? queue
         }
     }
@@ -110,6 +113,9 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
     private let settled = Mutex<[String: Int]>([:])
+    /// Handled and failed deliveries by shop since start, for the heartbeat.
+    private let shopCounts = Mutex<[String: BridgeEvents.WorkerHeartbeat.Counts]>([:])
+    private let instance = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(6))"
     private let cache = MetricCache()
     private let inFlightGauge: Gauge
     private let handleTimer: Metrics.Timer
@@ -145,6 +151,38 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     /// Deliveries being handled right now (what `worker_in_flight` exports).
     public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
     private func tally(_ outcome: String) { settled.withLock { $0[outcome, default: 0] += 1 } }
+    private func tally(shop: String?, failed: Bool) {
+        shopCounts.withLock { counts in
+            var c = counts[shop ?? "-", default: .init()]
+            c.handled += 1
+            if failed { c.failed += 1 }
+            counts[shop ?? "-"] = c
+        }
+    }
+
+    /// The heartbeat as it would be sent now.
+    public func heartbeat() async -> BridgeEvents.WorkerHeartbeat {
+        let circuit = await breaker?.state.rawValue
+        let since = await breaker?.since
+        return BridgeEvents.WorkerHeartbeat(
+            queue: settings.queue, instance: "\(instance):\(settings.queue)",
+            intervalSeconds: Double(settings.heartbeat?.components.seconds ?? 0)
+                + Double(settings.heartbeat?.components.attoseconds ?? 0) / 1e18,
+            circuit: circuit, circuitSince: since, shops: shopCounts.withLock { $0 })
+    }
+
+    /// Publishes the heartbeat every `settings.heartbeat` until cancelled (not for the alerter's own queue: it would
+    /// only talk to itself).
+    private func sendHeartbeats() async {
+        guard let interval = settings.heartbeat, settings.queue != BridgeTopology.alerter.name else { return }
+        while !Task.isCancelled {
+            await BridgeEvents.publish(
+                BridgeEvents.workerHeartbeat, body: await heartbeat(), key: settings.queue,
+                appId: "shopify-erp-bridge/\(settings.consumerTagPrefix)", expiration: max(interval * 4, .seconds(60)),
+                on: publisher, logger: logger)
+            try? await Task.sleep(for: interval)
+        }
+    }
 
     private func count(_ name: String, _ labels: [(String, String)] = []) {
         cache.counter(name, [("queue", settings.queue)] + labels).increment()
@@ -159,6 +197,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
             consumerTagPrefix: settings.consumerTagPrefix)
         logger.info("consuming", metadata: ["prefetch": "\(settings.prefetch)"])
         await withDiscardingTaskGroup { group in
+            group.addTask { await self.sendHeartbeats() }
             group.addTask {
                 // Graceful shutdown: stop starting work, release messages held for the circuit, let the rest finish.
                 try? await gracefulShutdown()
@@ -211,6 +250,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                 if outcome.calledDependency { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
                 count("worker_messages_total", [("outcome", outcome.label)])
                 tally(outcome.label)
+                tally(shop: message.envelope.shopDomain, failed: false)
                 do {
                     try await delivery.ack()
                 } catch {
@@ -257,6 +297,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
             case .retried(let level, let delay):
                 count("worker_retried_total", [("error_class", failure.errorClass)])
                 tally("retried")
+                tally(shop: InboundEnvelope(d).shopDomain, failed: true)
                 logger.warning(
                     "\(handler.subject) failed, retrying later",
                     metadata: [
@@ -266,6 +307,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
             case .deadLettered:
                 count("worker_dead_lettered_total", [("reason", failure.errorClass)])
                 tally("dead_lettered")
+                tally(shop: InboundEnvelope(d).shopDomain, failed: true)
                 logger.error(
                     "\(handler.subject) failed, dead-lettered",
                     metadata: [

@@ -11,8 +11,10 @@ import Messaging
 struct BridgeCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bridgectl",
-        abstract: "Operate the Shopify-ERP bridge: topology, configuration, dead letters, inventory sync, reconciliation.",
-        subcommands: [TopologyCommand.self, ConfigCommand.self, DLQCommand.self, InventoryCommand.self, ReconcileCommand.self])
+        abstract: "Operate the Shopify-ERP bridge: topology, configuration, dead letters, inventory sync, reconciliation, alerts.",
+        subcommands: [
+            TopologyCommand.self, ConfigCommand.self, DLQCommand.self, InventoryCommand.self, ReconcileCommand.self, AlertsCommand.self,
+        ])
 }
 
 struct TopologyCommand: AsyncParsableCommand {

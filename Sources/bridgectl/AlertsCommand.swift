@@ -1,0 +1,46 @@
+import Alerting
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+
+/// `bridgectl alerts`: the alerts firing now, as the alerter sees them (`GET /alerts` on its ops port).
+struct AlertsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alerts", abstract: "List the alerts firing now (asks the alerter's GET /alerts).")
+
+    @Option(help: "The alerter's ops address (./dev runs it on 9104).") var alerter = "http://127.0.0.1:9104"
+    @Flag(help: "Print the alerts as JSON.") var json = false
+
+    func run() async throws {
+        let body: [UInt8]
+        do {
+            var request = HTTPClientRequest(url: alerter.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/alerts")
+            request.method = .GET
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            guard response.status == .ok else { throw ValidationError("the alerter at \(alerter) answered \(response.status.code)") }
+            body = Array(buffer: try await response.body.collect(upTo: 16 << 20))
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("could not reach the alerter at \(alerter) (\(error)); is it running? (./dev status)")
+        }
+        if json {
+            FileHandle.standardOutput.write(Data(body))
+            print()
+            return
+        }
+        let alerts = try JSONDecoder().decode([Alert].self, from: Data(body))
+        if alerts.isEmpty {
+            print("no alerts firing")
+            return
+        }
+        for a in alerts {
+            print("\(a.severity.rawValue.uppercased())  \(a.rule)  \(a.subject)\(a.shop.map { "  shop=\($0)" } ?? "")")
+            print("  \(a.summary)")
+            print("  " + a.figures.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            print("  what to do: \(a.action)")
+            print("  look closer: \(a.command)")
+            print("  runbook: \(a.runbook)")
+        }
+    }
+}
