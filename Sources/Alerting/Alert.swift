@@ -55,6 +55,13 @@ public struct AlertNotice: Sendable, Equatable, Codable {
     public var since: String
     public var at: String
 
+    public init(state: State, alert: Alert, since: String, at: String) {
+        self.state = state
+        self.alert = alert
+        self.since = since
+        self.at = at
+    }
+
     /// The text a chat channel shows.
     public var text: String {
         let mark = state == .resolved ? "RESOLVED" : alert.severity.rawValue.uppercased()

@@ -77,6 +77,9 @@ public struct FlowObservation: Sendable, Equatable {
 /// - `no_consumer`: a work queue whose consumer process is configured has had no consumer for
 ///   `alerter.no_consumer_grace` (critical): messages wait, nothing is lost, but nothing moves either.
 public enum AlertRules {
+    /// Every rule the alerter evaluates (the `alerts_firing{rule}` gauge has a series for each).
+    public static let names = ["dead_letters", "no_consumer", "error_rate", "circuit_open", "silence"]
+
     public static func evaluate(_ queues: [QueueObservation], settings: AlerterSettings, now: Date) -> [Alert] {
         var alerts: [Alert] = []
         for q in queues {

@@ -276,7 +276,7 @@ public struct AlerterProcess: Sendable {
         config: BridgeConfig, consumer: AMQPConnection, publisher: AMQPConnection, channels: [any AlertChannel], logger: Logger
     ) -> AlerterProcess {
         let state = AlerterState(history: max(config.alerter.errorWindow, config.alerter.quietFor))
-        let notifier = Notifier(channels: channels, repeatInterval: config.alerter.repeatInterval, logger: logger)
+        let notifier = Notifier(channels: channels, repeatInterval: config.alerter.repeatInterval, routing: config.alerter, logger: logger)
         let evaluator = AlertEvaluator(
             settings: config.alerter, state: state, notifier: notifier, connection: consumer, watched: watched(config),
             silentShops: config.shops.map(\.domain), logger: logger)
@@ -288,11 +288,13 @@ public struct AlerterProcess: Sendable {
 }
 
 extension AlerterProcess {
-    /// The configured channels: the log always, the Slack-compatible and the signed webhook when their URLs are set.
+    /// The configured channels: the log always, the Slack-compatible and the signed webhook when their URLs are set,
+    /// e-mail when `alerter.smtp.host` is.
     public static func channels(_ settings: AlerterSettings, client: HTTPClient = .shared, logger: Logger) -> [any AlertChannel] {
         var channels: [any AlertChannel] = [LogChannel(logger: logger)]
         if let url = settings.slackWebhookURL { channels.append(SlackChannel(url: url, client: client)) }
         if let url = settings.webhookURL { channels.append(SignedWebhookChannel(url: url, secret: settings.webhookSecret, client: client)) }
+        if let smtp = settings.smtp { channels.append(SMTPChannel(settings: smtp)) }
         return channels
     }
 

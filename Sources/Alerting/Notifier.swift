@@ -125,6 +125,8 @@ public actor Notifier {
     }
 
     let channels: [any AlertChannel]
+    /// Which channel gets which alert (`alerter.routes`); nil: every channel gets every alert.
+    let routing: AlerterSettings?
     let repeatInterval: Duration
     let retryDelays: [Duration]
     let logger: Logger
@@ -132,8 +134,12 @@ public actor Notifier {
     /// Every notice sent, oldest first (the last 500).
     public private(set) var sent: [AlertNotice] = []
 
-    public init(channels: [any AlertChannel], repeatInterval: Duration, retryDelays: [Duration] = [.milliseconds(500), .seconds(2)], logger: Logger) {
+    public init(
+        channels: [any AlertChannel], repeatInterval: Duration, retryDelays: [Duration] = [.milliseconds(500), .seconds(2)],
+        routing: AlerterSettings? = nil, logger: Logger
+    ) {
         self.channels = channels
+        self.routing = routing
         self.repeatInterval = repeatInterval
         self.retryDelays = retryDelays
         self.logger = logger
@@ -170,7 +176,7 @@ public actor Notifier {
         }
         var bySeverity: [String: Int] = [:]
         for f in firing.values { bySeverity["\(f.alert.rule)|\(f.alert.severity.rawValue)", default: 0] += 1 }
-        for rule in ["dead_letters", "no_consumer"] {
+        for rule in AlertRules.names {
             for severity in [Alert.Severity.warning, .critical] {
                 Gauge(label: "alerts_firing", dimensions: [("rule", rule), ("severity", severity.rawValue)])
                     .record(bySeverity["\(rule)|\(severity.rawValue)"] ?? 0)
@@ -186,7 +192,8 @@ public actor Notifier {
         let retryDelays = self.retryDelays
         let logger = self.logger
         await withTaskGroup(of: Void.self) { group in
-            for channel in channels {
+            for channel in channels
+            where routing?.routes(channel.name, shop: notice.alert.shop, critical: notice.alert.severity == .critical) ?? true {
                 group.addTask {
                     for attempt in 0...retryDelays.count {
                         do {

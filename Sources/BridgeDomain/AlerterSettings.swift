@@ -27,13 +27,99 @@ public struct AlerterSettings: Sendable, Equatable {
     /// `silence`: no order settled for a shop for `quietFor` while the whole span lies inside `businessHours`; nil: off.
     public var businessHours: BusinessHours?
     public var quietFor: Duration
+    /// E-mail over SMTP (`alerter.smtp.*`); nil: no e-mail.
+    public var smtp: SMTP?
+    /// Which alerts each channel gets (`alerter.routes`); a channel with no route gets every alert, the log always does.
+    public var routes: [Route]
+
+    /// `alerter.smtp.*`.
+    public struct SMTP: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        /// Upgrade with STARTTLS before anything else (the server must offer it).
+        public var startTLS: Bool
+        public var username: String?
+        public var password: String
+        public var from: String
+        public var to: [String]
+        /// A CA bundle to trust instead of the system's (a private relay).
+        public var caFile: String?
+        public var timeout: Duration
+        /// The name given in EHLO.
+        public var heloName: String
+        /// Send AUTH PLAIN without TLS (a relay on a trusted network only).
+        public var allowPlainAuthWithoutTLS: Bool
+
+        public init(
+            host: String, port: Int = 587, startTLS: Bool = true, username: String? = nil, password: String = "", from: String, to: [String],
+            caFile: String? = nil, timeout: Duration = .seconds(10), heloName: String = "shopify-erp-bridge.local",
+            allowPlainAuthWithoutTLS: Bool = false
+        ) {
+            self.host = host
+            self.port = port
+            self.startTLS = startTLS
+            self.username = username
+            self.password = password
+            self.from = from
+            self.to = to
+            self.caFile = caFile
+            self.timeout = timeout
+            self.heloName = heloName
+            self.allowPlainAuthWithoutTLS = allowPlainAuthWithoutTLS
+        }
+    }
+
+    /// One entry of `alerter.routes`: `<channel>[:shop=<domain>][:severity=<warning|critical>]`, e.g.
+    /// `email:severity=critical` (e-mail only for critical alerts), `slack:shop=acme.myshopify.com`. A channel's
+    /// entries are alternatives: an alert goes to it when one of them matches.
+    public struct Route: Sendable, Equatable {
+        public static let channels = ["log", "slack", "webhook", "email"]
+        public var channel: String
+        public var shop: String?
+        /// `critical`: only critical alerts; `warning` or nil: every severity.
+        public var criticalOnly: Bool
+
+        public init(channel: String, shop: String? = nil, criticalOnly: Bool = false) {
+            self.channel = channel
+            self.shop = shop
+            self.criticalOnly = criticalOnly
+        }
+
+        public static func parse(_ raw: String) -> Route? {
+            let parts = raw.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let channel = parts.first, channels.contains(channel) else { return nil }
+            var route = Route(channel: channel)
+            for part in parts.dropFirst() {
+                let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2 else { return nil }
+                switch kv[0] {
+                case "shop": route.shop = kv[1]
+                case "severity":
+                    guard ["warning", "critical"].contains(kv[1]) else { return nil }
+                    route.criticalOnly = kv[1] == "critical"
+                default: return nil
+                }
+            }
+            return route
+        }
+    }
+
+    /// Whether `channel` gets an alert of `shop` and severity (`critical` or not).
+    public func routes(_ channel: String, shop: String?, critical: Bool) -> Bool {
+        let mine = routes.filter { $0.channel == channel }
+        if channel == "log" || mine.isEmpty { return true }
+        return mine.contains { ($0.shop == nil || $0.shop == shop) && (!$0.criticalOnly || critical) }
+    }
 
     public init(
         interval: Duration = .seconds(15), repeatInterval: Duration = .seconds(3600), deadLetterAge: Duration = .seconds(900),
         noConsumerGrace: Duration = .seconds(120), slackWebhookURL: String? = nil, webhookURL: String? = nil, webhookSecret: String = "",
         runbookURL: String = "README.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
-        circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800)
+        circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800),
+        smtp: SMTP? = nil, routes: [Route] = []
     ) {
+        self.smtp = smtp
+        self.routes = routes
         self.errorRate = errorRate
         self.errorWindow = errorWindow
         self.errorMinMessages = errorMinMessages
@@ -86,6 +172,33 @@ public struct AlerterSettings: Sendable, Equatable {
             case .failure(let e): p.fail("alerter.business_hours", "'\(raw)': \(e)", fix: "e.g. 'Mon-Fri 09:00-18:00', or off")
             }
         }
+        var smtp: SMTP?
+        if let host = p.optionalString("alerter.smtp.host"), !host.isEmpty {
+            let from = p.string("alerter.smtp.from", default: "")
+            let to = p.stringList("alerter.smtp.to", default: [])
+            if !from.contains("@") { p.fail("alerter.smtp.from", "needs a sender address", fix: "set alerter.smtp.from: alerts@example.com") }
+            if to.isEmpty || !to.allSatisfy({ $0.contains("@") }) {
+                p.fail("alerter.smtp.to", "needs one or more recipient addresses", fix: "set alerter.smtp.to: [ops@example.com]")
+            }
+            let user = p.optionalString("alerter.smtp.username").flatMap { $0.isEmpty ? nil : $0 }
+            smtp = SMTP(
+                host: host, port: p.int("alerter.smtp.port", default: 587, range: 1 ... 65535), startTLS: p.bool("alerter.smtp.starttls", default: true),
+                username: user, password: p.string("alerter.smtp.password", default: "", secret: true), from: from, to: to,
+                caFile: p.optionalString("alerter.smtp.ca_file").flatMap { $0.isEmpty ? nil : $0 },
+                timeout: p.duration("alerter.smtp.timeout", default: .seconds(10), range: .seconds(1) ... .seconds(120)),
+                heloName: p.string("alerter.smtp.helo", default: "shopify-erp-bridge.local"),
+                allowPlainAuthWithoutTLS: p.bool("alerter.smtp.allow_plain_auth", default: false))
+        }
+        var routes: [Route] = []
+        for raw in p.stringList("alerter.routes", default: []) {
+            if let r = Route.parse(raw) {
+                routes.append(r)
+            } else {
+                p.fail(
+                    "alerter.routes", "'\(raw)' is not <channel>[:shop=<domain>][:severity=warning|critical] with a channel of \(Route.channels)",
+                    fix: "e.g. email:severity=critical or slack:shop=acme.myshopify.com")
+            }
+        }
         return AlerterSettings(
             interval: p.duration("alerter.interval", default: .seconds(15), range: .milliseconds(100) ... .seconds(3600)),
             repeatInterval: p.duration("alerter.repeat_interval", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)),
@@ -97,6 +210,7 @@ public struct AlerterSettings: Sendable, Equatable {
             errorMinMessages: p.int("alerter.error_min_messages", default: 20, range: 1 ... 1_000_000),
             circuitOpenFor: p.duration("alerter.circuit_open_for", default: .seconds(120), range: .zero ... .seconds(86400)),
             businessHours: hours,
-            quietFor: p.duration("alerter.quiet_for", default: .seconds(1800), range: .seconds(1) ... .seconds(86400)))
+            quietFor: p.duration("alerter.quiet_for", default: .seconds(1800), range: .seconds(1) ... .seconds(86400)),
+            smtp: smtp, routes: routes)
     }
 }
