@@ -460,6 +460,7 @@ let package = Package(
                 "BridgeMessaging",
                 "BridgeTestSupport",
                 "Messaging",
+                "Reconciliation",
                 "Worker",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -69,6 +69,25 @@ public struct FlowObservation: Sendable, Equatable {
     }
 }
 
+/// The last reconciliation run (not a dry run) of one domain for one shop, from `reconcile.completed` events.
+public struct ReconcileObservation: Sendable, Equatable {
+    public var domain: String
+    public var shop: String
+    public var lastRunId: String?
+    public var lastRunAt: Date?
+    /// Why the last run stopped (nil: it completed).
+    public var lastError: String?
+    public var lastSuccessAt: Date?
+    /// Differences the last completed run found (healed + reported), and by kind.
+    public var differed = 0
+    public var kinds: [String: Int] = [:]
+
+    public init(domain: String, shop: String) {
+        self.domain = domain
+        self.shop = shop
+    }
+}
+
 /// The rules, as a pure function of what was observed: the same observations give the same alerts, which is what
 /// the tests check and what makes a restarted alerter agree with the one before it.
 ///
@@ -78,7 +97,9 @@ public struct FlowObservation: Sendable, Equatable {
 ///   `alerter.no_consumer_grace` (critical): messages wait, nothing is lost, but nothing moves either.
 public enum AlertRules {
     /// Every rule the alerter evaluates (the `alerts_firing{rule}` gauge has a series for each).
-    public static let names = ["dead_letters", "no_consumer", "error_rate", "circuit_open", "silence"]
+    public static let names = [
+        "dead_letters", "no_consumer", "error_rate", "circuit_open", "silence", "reconcile_failed", "reconcile_drift", "reconcile_missed",
+    ]
 
     public static func evaluate(_ queues: [QueueObservation], settings: AlerterSettings, now: Date) -> [Alert] {
         var alerts: [Alert] = []
@@ -201,5 +222,66 @@ public enum AlertRules {
             }
         }
         return alerts.sorted { ($0.severity, $0.fingerprint) > ($1.severity, $1.fingerprint) }
+    }
+
+    /// The reconciliation rules:
+    ///
+    /// - `reconcile_failed`: a domain's last run for a shop stopped with an error (warning).
+    /// - `reconcile_drift`: its last completed run found `alerter.reconcile_drift` differences or more, healed or
+    ///   reported: something upstream loses data (warning).
+    /// - `reconcile_missed`: a scheduled run was due at least `alerter.reconcile_grace` ago, after this alerter started
+    ///   watching, and no run of that domain for that shop has succeeded since (warning).
+    public static func evaluate(
+        reconciles: [ReconcileObservation], schedules: [(domain: String, schedule: CronSchedule)], shops: [String], watchingSince: Date,
+        settings: AlerterSettings, now: Date
+    ) -> [Alert] {
+        var alerts: [Alert] = []
+        let runbook = settings.runbookURL
+        for o in reconciles.sorted(by: { ($0.domain, $0.shop) < ($1.domain, $1.shop) }) {
+            let look = "bridgectl reconcile report --list; bridgectl reconcile report --run \(o.lastRunId ?? "<run>")"
+            if let error = o.lastError {
+                alerts.append(
+                    Alert(
+                        rule: "reconcile_failed", severity: .warning, subject: "\(o.domain)|\(o.shop)", shop: o.shop,
+                        summary: "the \(o.domain) reconciliation of \(o.shop) failed: \(error.prefix(200))",
+                        figures: ["domain": o.domain, "run": o.lastRunId ?? "-"],
+                        action: "read the run's error (a configuration to fix, an API down), then run it again",
+                        command: look + "; bridgectl reconcile run --domain \(o.domain) --shop \(o.shop)", runbook: "\(runbook)#alert-reconcile_failed"))
+            } else if o.differed >= settings.reconcileDrift {
+                let kinds = o.kinds.sorted { ($0.value, $0.key) > ($1.value, $1.key) }.prefix(4).map { "\($0.key)=\($0.value)" }
+                alerts.append(
+                    Alert(
+                        rule: "reconcile_drift", severity: .warning, subject: "\(o.domain)|\(o.shop)", shop: o.shop,
+                        summary: "the \(o.domain) reconciliation of \(o.shop) found \(o.differed) differences (\(kinds.joined(separator: ", ")))",
+                        figures: ["domain": o.domain, "differences": "\(o.differed)", "threshold": "\(settings.reconcileDrift)", "run": o.lastRunId ?? "-"],
+                        action: "read the report: healed differences mean a flow loses updates (dropped webhooks, lost ERP pushes), reported ones need a human",
+                        command: look, runbook: "\(runbook)#alert-reconcile_drift"))
+            }
+        }
+        let grace = Double(settings.reconcileGrace.components.seconds)
+        for (domain, schedule) in schedules {
+            // The latest run due after the alerter started and at least `grace` ago.
+            var due: Date?
+            var t = watchingSince
+            for _ in 0..<10_000 {
+                guard let next = schedule.next(after: t), next <= now.addingTimeInterval(-grace) else { break }
+                due = next
+                t = next
+            }
+            guard let due else { continue }
+            for shop in shops {
+                let success = reconciles.first { $0.domain == domain && $0.shop == shop }?.lastSuccessAt
+                guard success.map({ $0 < due }) ?? true else { continue }
+                alerts.append(
+                    Alert(
+                        rule: "reconcile_missed", severity: .warning, subject: "\(domain)|\(shop)", shop: shop,
+                        summary: "no successful \(domain) reconciliation of \(shop) since the run due at \(Timestamp.string(milliseconds: Timestamp.milliseconds(due)))",
+                        figures: ["domain": domain, "due": Timestamp.string(milliseconds: Timestamp.milliseconds(due)), "schedule": schedule.description],
+                        action: "check that a reconciler is running and active (./dev status, its log); run it by hand",
+                        command: "bridgectl reconcile report --list; bridgectl reconcile run --domain \(domain) --shop \(shop)",
+                        runbook: "\(runbook)#alert-reconcile_missed"))
+            }
+        }
+        return alerts
     }
 }

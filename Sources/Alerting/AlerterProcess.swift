@@ -33,6 +33,45 @@ public final class AlerterState: Sendable {
     }
 
     private let workers = Mutex<[String: Worker]>([:])
+    private let reconciles = Mutex<[String: ReconcileObservation]>([:])
+
+    /// What a `reconcile.completed` event says (the reconciler's report; only the fields the rules read).
+    struct ReconcileEvent: Decodable {
+        var runId: String
+        var domain: String
+        var shop: String
+        var dryRun: Bool
+        var finishedAt: Date?
+        var healed: Int
+        var reported: Int
+        var mismatches: [String: Int]
+        var error: String?
+    }
+
+    /// A `reconcile.completed` event's body (the reconciler's JSON report). Dry runs change nothing here: they are
+    /// someone looking, not the scheduled truth.
+    public func reconcileCompleted(json: Data) throws {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let e = try decoder.decode(ReconcileEvent.self, from: json)
+        guard !e.dryRun else { return }
+        let at = e.finishedAt ?? Date()
+        reconciles.withLock { r in
+            var o = r["\(e.domain)|\(e.shop)"] ?? ReconcileObservation(domain: e.domain, shop: e.shop)
+            o.lastRunId = e.runId
+            o.lastRunAt = at
+            o.lastError = e.error
+            if e.error == nil {
+                o.lastSuccessAt = at
+                o.differed = e.healed + e.reported
+                o.kinds = e.mismatches
+            }
+            r["\(e.domain)|\(e.shop)"] = o
+        }
+    }
+
+    /// The last scheduled-or-manual (not dry) run per domain and shop.
+    public var reconcileObservations: [ReconcileObservation] { reconciles.withLock { Array($0.values) } }
     /// How much heartbeat history is kept: the longest window a rule looks back over.
     let history: TimeInterval
 
@@ -146,6 +185,13 @@ public struct EventsHandler: QueueHandler {
                 throw ProcessingFailure(errorClass: "invalid_payload", message: "not a worker heartbeat: \(error)", retryable: false)
             }
             return WorkOutcome("heartbeat_recorded")
+        case BridgeEvents.reconcileCompleted:
+            do {
+                try state.reconcileCompleted(json: Data(message.body))
+            } catch {
+                throw ProcessingFailure(errorClass: "invalid_payload", message: "not a reconciliation report: \(error)", retryable: false)
+            }
+            return WorkOutcome("reconcile_recorded")
         case BridgeEvents.deadLettered:
             let event: BridgeEvents.DeadLettered
             do {
@@ -180,14 +226,22 @@ public final class AlertEvaluator: Service, Sendable {
     let watched: [(queue: String, consumer: String?)]
     /// The shop domains the `silence` rule expects orders from (empty: all shops together).
     let silentShops: [String]
+    /// The reconciler's schedules and the shops they run for (`reconcile_missed`).
+    let reconcileSchedules: [(domain: String, schedule: CronSchedule)]
+    let reconcileShops: [String]
+    /// When this alerter started: it cannot know of runs due before (`reconcile_missed` starts from here).
+    let started = Date()
     let logger: Logger
     private let evaluations = Atomic<Int>(0)
 
     public init(
         settings: AlerterSettings, state: AlerterState, notifier: Notifier, connection: AMQPConnection, watched: [(queue: String, consumer: String?)],
-        silentShops: [String] = [], logger: Logger
+        silentShops: [String] = [], reconcileSchedules: [(domain: String, schedule: CronSchedule)] = [], reconcileShops: [String] = [],
+        logger: Logger
     ) {
         self.silentShops = silentShops
+        self.reconcileSchedules = reconcileSchedules
+        self.reconcileShops = reconcileShops
         self.settings = settings
         self.state = state
         self.notifier = notifier
@@ -239,6 +293,9 @@ public final class AlertEvaluator: Service, Sendable {
         alerts += AlertRules.evaluate(
             errorFlows: state.flows(window: settings.errorWindow, now: now), quietFlows: state.flows(window: settings.quietFor, now: now),
             silentShops: silentShops, settings: settings, now: now)
+        alerts += AlertRules.evaluate(
+            reconciles: state.reconcileObservations, schedules: reconcileSchedules, shops: reconcileShops, watchingSince: started,
+            settings: settings, now: now)
         let read = Set(observations.map(\.queue))
         let unread = watched.map(\.queue).filter { !read.contains($0) }
         alerts += await notifier.current.filter { a in
@@ -279,7 +336,9 @@ public struct AlerterProcess: Sendable {
         let notifier = Notifier(channels: channels, repeatInterval: config.alerter.repeatInterval, routing: config.alerter, logger: logger)
         let evaluator = AlertEvaluator(
             settings: config.alerter, state: state, notifier: notifier, connection: consumer, watched: watched(config),
-            silentShops: config.shops.map(\.domain), logger: logger)
+            silentShops: config.shops.map(\.domain),
+            reconcileSchedules: ReconcilerSettings.Domain.allCases.compactMap { d in config.reconciler.domains[d]?.schedule.map { (d.rawValue, $0) } },
+            reconcileShops: config.shops.map(\.id), logger: logger)
         let worker = QueueWorker(
             settings: .init(queue: BridgeTopology.alerter.name, prefetch: 32, retryDelays: config.topology.retryDelays),
             handler: EventsHandler(state: state), consumer: consumer, publisher: publisher, logger: logger)

@@ -27,6 +27,10 @@ public struct AlerterSettings: Sendable, Equatable {
     /// `silence`: no order settled for a shop for `quietFor` while the whole span lies inside `businessHours`; nil: off.
     public var businessHours: BusinessHours?
     public var quietFor: Duration
+    /// `reconcile_drift`: a scheduled reconciliation run that found at least this many differences (healed or reported).
+    public var reconcileDrift: Int
+    /// `reconcile_missed`: a scheduled run with no successful run this long after it was due.
+    public var reconcileGrace: Duration
     /// E-mail over SMTP (`alerter.smtp.*`); nil: no e-mail.
     public var smtp: SMTP?
     /// Which alerts each channel gets (`alerter.routes`); a channel with no route gets every alert, the log always does.
@@ -116,8 +120,10 @@ public struct AlerterSettings: Sendable, Equatable {
         noConsumerGrace: Duration = .seconds(120), slackWebhookURL: String? = nil, webhookURL: String? = nil, webhookSecret: String = "",
         runbookURL: String = "README.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
         circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800),
-        smtp: SMTP? = nil, routes: [Route] = []
+        smtp: SMTP? = nil, routes: [Route] = [], reconcileDrift: Int = 10, reconcileGrace: Duration = .seconds(3600)
     ) {
+        self.reconcileDrift = reconcileDrift
+        self.reconcileGrace = reconcileGrace
         self.smtp = smtp
         self.routes = routes
         self.errorRate = errorRate
@@ -211,6 +217,8 @@ public struct AlerterSettings: Sendable, Equatable {
             circuitOpenFor: p.duration("alerter.circuit_open_for", default: .seconds(120), range: .zero ... .seconds(86400)),
             businessHours: hours,
             quietFor: p.duration("alerter.quiet_for", default: .seconds(1800), range: .seconds(1) ... .seconds(86400)),
-            smtp: smtp, routes: routes)
+            smtp: smtp, routes: routes,
+            reconcileDrift: p.int("alerter.reconcile_drift", default: 10, range: 1 ... 10_000_000),
+            reconcileGrace: p.duration("alerter.reconcile_grace", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)))
     }
 }
