@@ -86,6 +86,7 @@ struct InventoryBench: AsyncParsableCommand {
             // Everything fitted in the full bucket: the budget never bound, there is no efficiency to measure.
             line += "\(report.writePoints) points for \(report.writeCalls) calls fit in the bucket (\(bucket)): the budget did not bind "
             line += "(more SKUs, or BENCH_RESTORE_RATE lower, to measure efficiency); "
+        }
         line += "THROTTLED \(report.writeThrottled) of \(report.writeCalls) calls (\(f(throttledShare, 2))%)"
         print(line)
 
