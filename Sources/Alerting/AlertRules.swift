@@ -56,6 +56,8 @@ public struct FlowObservation: Sendable, Equatable {
     /// Workers whose heartbeat is current.
     public var liveWorkers: Int
     public var openCircuits: [OpenCircuit]
+    /// The last heartbeat at which some worker's successful deliveries had grown.
+    public var lastSuccessAt: Date?
 
     public init(
         queue: String, shops: [String: BridgeEvents.WorkerHeartbeat.Counts] = [:], covered: Bool = false, liveWorkers: Int = 0,

@@ -30,6 +30,8 @@ public final class AlerterState: Sendable {
         var samples: [(at: Date, shops: [String: BridgeEvents.WorkerHeartbeat.Counts])] = []
         var circuit: String?
         var circuitSince: Date?
+        /// The heartbeat at which its successful deliveries last grew (heartbeat resolution).
+        var lastProgressAt: Date?
     }
 
     private let workers = Mutex<[String: Worker]>([:])
@@ -85,6 +87,10 @@ public final class AlerterState: Sendable {
         workers.withLock { w in
             var entry = w[h.instance] ?? Worker(queue: h.queue, interval: h.intervalSeconds)
             if let last = entry.samples.last, last.at >= at { return }
+            if let last = entry.samples.last {
+                let succeeded = { (shops: [String: BridgeEvents.WorkerHeartbeat.Counts]) in shops.values.reduce(0) { $0 + $1.handled - $1.failed } }
+                if succeeded(h.shops) > succeeded(last.shops) { entry.lastProgressAt = at }
+            }
             entry.samples.append((at, h.shops))
             entry.interval = h.intervalSeconds
             entry.circuit = h.circuit
@@ -120,6 +126,7 @@ public final class AlerterState: Sendable {
                     c.failed += max(0, counts.failed - before.failed)
                     flow.shops[shop] = c
                 }
+                if let p = worker.lastProgressAt, flow.lastSuccessAt.map({ $0 < p }) ?? true { flow.lastSuccessAt = p }
                 let alive = now.timeIntervalSince(latest.at) <= max(3 * worker.interval, 1)
                 if alive {
                     flow.liveWorkers += 1
@@ -233,6 +240,8 @@ public final class AlertEvaluator: Service, Sendable {
     let started = Date()
     let logger: Logger
     private let evaluations = Atomic<Int>(0)
+    /// The broker's counts of the last evaluation (for `/status`).
+    private let lastObservations = Mutex<[QueueObservation]>([])
 
     public init(
         settings: AlerterSettings, state: AlerterState, notifier: Notifier, connection: AMQPConnection, watched: [(queue: String, consumer: String?)],
@@ -248,6 +257,34 @@ public final class AlertEvaluator: Service, Sendable {
         self.connection = connection
         self.watched = watched
         self.logger = logger
+    }
+
+    /// The operator's screen (`GET /status`, `bridgectl status`): per flow its queue, DLQ, circuit, last success and
+    /// failures over the error window; each reconciliation's last run; the alerts firing.
+    public func status(now: Date = Date()) async -> StatusReport {
+        let flows = Dictionary(state.flows(window: settings.errorWindow, now: now).map { ($0.queue, $0) }, uniquingKeysWith: { a, _ in a })
+        let observed = lastObservations.withLock { $0 }
+        var rows: [StatusReport.Flow] = []
+        for w in watched {
+            let o = observed.first { $0.queue == w.queue }
+            let f = flows[w.queue]
+            rows.append(
+                StatusReport.Flow(
+                    queue: w.queue, consumer: w.consumer, messages: o?.messages, consumers: o?.consumers, deadLetters: o?.deadLetters,
+                    oldestDeadLetterSeconds: o?.oldestDeadLetterAt.map { Int(max(0, now.timeIntervalSince($0))) },
+                    lastDeadLetterClass: o?.lastDeadLetter?.errorClass, liveWorkers: f?.liveWorkers ?? 0,
+                    openCircuits: f?.openCircuits.count ?? 0, lastSuccessAt: f?.lastSuccessAt.map { Timestamp.string(milliseconds: Timestamp.milliseconds($0)) },
+                    settled: f?.shops.values.reduce(0) { $0 + $1.handled } ?? 0, failed: f?.shops.values.reduce(0) { $0 + $1.failed } ?? 0))
+        }
+        let reconciliations = state.reconcileObservations.sorted { ($0.domain, $0.shop) < ($1.domain, $1.shop) }.map { r in
+            StatusReport.Reconciliation(
+                domain: r.domain, shop: r.shop, lastRunAt: r.lastRunAt.map { Timestamp.string(milliseconds: Timestamp.milliseconds($0)) },
+                lastSuccessAt: r.lastSuccessAt.map { Timestamp.string(milliseconds: Timestamp.milliseconds($0)) }, error: r.lastError,
+                differences: r.differed, run: r.lastRunId)
+        }
+        return StatusReport(
+            at: Timestamp.string(milliseconds: Timestamp.milliseconds(now)), errorWindowSeconds: Int(settings.errorWindow.components.seconds),
+            flows: rows, reconciliations: reconciliations, firing: await notifier.current)
     }
 
     /// Evaluations done so far (a test waits on it).
@@ -288,6 +325,7 @@ public final class AlertEvaluator: Service, Sendable {
                 logger.warning("could not read a queue's counts", metadata: ["queue": "\(w.queue)", "error": "\(error)"])
             }
         }
+        lastObservations.withLock { $0 = observations }
         // A queue that could not be read keeps its alerts as they were (no resolved notice for a blind spot).
         var alerts = AlertRules.evaluate(observations, settings: settings, now: now)
         alerts += AlertRules.evaluate(
@@ -355,6 +393,13 @@ extension AlerterProcess {
         if let url = settings.webhookURL { channels.append(SignedWebhookChannel(url: url, secret: settings.webhookSecret, client: client)) }
         if let smtp = settings.smtp { channels.append(SMTPChannel(settings: smtp)) }
         return channels
+    }
+
+    /// `GET /status`: the operator's screen as JSON (what `bridgectl status` prints).
+    public func statusJSON() async -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return Array((try? encoder.encode(await evaluator.status())) ?? Data("{}".utf8))
     }
 
     /// `GET /alerts`: the alerts firing now, as JSON (what `bridgectl alerts` prints).

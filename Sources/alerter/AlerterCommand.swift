@@ -23,6 +23,11 @@ struct AlerterCommand: AsyncParsableCommand {
                         status: .ok, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: await process.firingJSON())))
                 }
+                router.get("/status") { _, _ in
+                    Response(
+                        status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: await process.statusJSON())))
+                }
             })
     }
 }

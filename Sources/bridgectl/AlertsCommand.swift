@@ -12,18 +12,7 @@ struct AlertsCommand: AsyncParsableCommand {
     @Flag(help: "Print the alerts as JSON.") var json = false
 
     func run() async throws {
-        let body: [UInt8]
-        do {
-            var request = HTTPClientRequest(url: alerter.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/alerts")
-            request.method = .GET
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-            guard response.status == .ok else { throw ValidationError("the alerter at \(alerter) answered \(response.status.code)") }
-            body = Array(buffer: try await response.body.collect(upTo: 16 << 20))
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            throw ValidationError("could not reach the alerter at \(alerter) (\(error)); is it running? (./dev status)")
-        }
+        let body = try await fetchFromAlerter(alerter, path: "/alerts")
         if json {
             FileHandle.standardOutput.write(Data(body))
             print()
@@ -42,5 +31,40 @@ struct AlertsCommand: AsyncParsableCommand {
             print("  look closer: \(a.command)")
             print("  runbook: \(a.runbook)")
         }
+    }
+}
+
+/// `bridgectl status`: the one screen to open during a sale (asks the alerter's `GET /status`).
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Per flow: messages waiting, consumers, DLQ and its oldest letter, circuits, last success, failures; the last reconciliations; the alerts firing.")
+
+    @Option(help: "The alerter's ops address (./dev runs it on 9104).") var alerter = "http://127.0.0.1:9104"
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() async throws {
+        let body = try await fetchFromAlerter(alerter, path: "/status")
+        if json {
+            FileHandle.standardOutput.write(Data(body))
+            print()
+            return
+        }
+        print(try JSONDecoder().decode(StatusReport.self, from: Data(body)).render())
+    }
+}
+
+/// GETs a path of the alerter's ops listener; a clear error when it cannot be reached.
+func fetchFromAlerter(_ alerter: String, path: String) async throws -> [UInt8] {
+    do {
+        var request = HTTPClientRequest(url: alerter.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path)
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        guard response.status == .ok else { throw ValidationError("the alerter at \(alerter) answered \(response.status.code)") }
+        return Array(buffer: try await response.body.collect(upTo: 16 << 20))
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        throw ValidationError("could not reach the alerter at \(alerter) (\(error)); is it running? (./dev status)")
     }
 }

@@ -239,6 +239,13 @@ struct AlerterTests {
         let circuit = try #require(await firing("circuit_open").first)
         #expect(circuit.subject == queue && circuit.severity == .critical && (Int(circuit.figures["open_seconds"] ?? "") ?? 0) >= 1, "\(circuit)")
         #expect(try await pub.queueCounts(queue).messages + worker.inFlightCount >= 1, "the messages are held, not dropped")
+        // The operator's screen shows it: the circuit open, the DLQ with the refused orders and their reason.
+        let status = await evaluator.status()
+        let flow = try #require(status.flows.first { $0.queue == queue })
+        #expect(flow.openCircuits == 1 && flow.liveWorkers == 1 && flow.deadLetters == 7 && flow.lastDeadLetterClass == "erp_validation", "\(flow)")
+        #expect(flow.lastSuccessAt != nil && status.firing.contains { $0.rule == "circuit_open" })
+        let screen = status.render()
+        #expect(screen.contains("OPEN 1/1") && screen.contains("7!") && screen.contains("last dead letter: erp_validation"), "\(screen)")
         // It comes back: the probe succeeds, the circuit closes, the held orders are written, the alert resolves.
         handler.down.store(false, ordering: .relaxed)
         #expect(await eventually(timeout: .seconds(15)) { await firing("circuit_open").isEmpty })

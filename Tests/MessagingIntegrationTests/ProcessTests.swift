@@ -62,6 +62,45 @@ struct ProcessTests {
         #expect(!log.contains("guest:guest"), "the broker password must never be logged")
     }
 
+    @Test("bridgectl status and bridgectl alerts print what the running alerter sees: every flow with its queue and DLQ, and the alerts with what to do")
+    func bridgectlStatusAndAlerts() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("ctl-status")
+        defer { Task { await broker.deleteVhost(vhost) } }
+        let port = Self.freePort()
+        // No consumer runs in this vhost: with no grace, no_consumer fires for every watched queue at once.
+        let (p, _) = try launch("alerter", environment: [
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+            "ALERTER_INTERVAL": "200ms", "ALERTER_NO_CONSUMER_GRACE": "0s",
+        ])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        func bridgectl(_ args: [String]) throws -> (Int32, String) {
+            let ctl = Process()
+            ctl.executableURL = URL(fileURLWithPath: try TestProcesses.binary("bridgectl"))
+            ctl.arguments = args + ["--alerter", "http://127.0.0.1:\(port)"]
+            let out = Pipe()
+            ctl.standardOutput = out
+            ctl.standardError = out
+            try ctl.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            ctl.waitUntilExit()
+            return (ctl.terminationStatus, text)
+        }
+        #expect(await eventually(timeout: .seconds(20)) { (try? bridgectl(["alerts"]).1.contains("no_consumer  q.orders")) == true })
+        let (alertsStatus, alerts) = try bridgectl(["alerts"])
+        #expect(alertsStatus == 0 && alerts.contains("CRITICAL  no_consumer  q.orders") && alerts.contains("what to do: start order-forwarder"), "\(alerts)")
+        let (status, screen) = try bridgectl(["status"])
+        #expect(status == 0, "\(screen)")
+        for queue in ["q.orders", "q.erp-inventory", "q.compliance", "q.reconcile"] { #expect(screen.contains(queue), "\(screen)") }
+        #expect(screen.contains("FLOW") && screen.contains("ALERTS: ") && screen.contains("no_consumer"), "\(screen)")
+        // An alerter that is not there: a clear error, not a stack trace.
+        kill(p.processIdentifier, SIGTERM)
+        #expect(await eventually(timeout: .seconds(15)) { !p.isRunning })
+        let (gone, message) = try bridgectl(["status"])
+        #expect(gone != 0 && message.contains("could not reach the alerter"), "\(message)")
+    }
+
     /// Starts the ingest executable on a free port for shop acme.myshopify.com signed with `secret`; waits until ready.
     func launchIngest(broker: TestBroker, vhost: String, secret: String) async throws -> (Process, Int) {
         let port = Self.freePort()
