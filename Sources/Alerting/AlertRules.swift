@@ -17,11 +17,14 @@ public struct QueueObservation: Sendable, Equatable {
     public var lastDeadLetter: BridgeEvents.DeadLettered?
     /// Since when the queue has had no consumer (nil: it has one).
     public var noConsumerSince: Date?
+    /// The queue's depth `alerter.lag_for` ago (nil: the alerter has not watched that long).
+    public var messagesLagWindowAgo: Int?
 
     public init(
         queue: String, expectedConsumer: String?, messages: Int, consumers: Int, deadLetters: Int, oldestDeadLetterAt: Date? = nil,
-        lastDeadLetter: BridgeEvents.DeadLettered? = nil, noConsumerSince: Date? = nil
+        lastDeadLetter: BridgeEvents.DeadLettered? = nil, noConsumerSince: Date? = nil, messagesLagWindowAgo: Int? = nil
     ) {
+        self.messagesLagWindowAgo = messagesLagWindowAgo
         self.queue = queue
         self.expectedConsumer = expectedConsumer
         self.messages = messages
@@ -100,7 +103,7 @@ public struct ReconcileObservation: Sendable, Equatable {
 public enum AlertRules {
     /// Every rule the alerter evaluates (the `alerts_firing{rule}` gauge has a series for each).
     public static let names = [
-        "dead_letters", "no_consumer", "error_rate", "circuit_open", "silence", "reconcile_failed", "reconcile_drift", "reconcile_missed",
+        "dead_letters", "no_consumer", "consumer_lag", "error_rate", "circuit_open", "silence", "reconcile_failed", "reconcile_drift", "reconcile_missed",
     ]
 
     public static func evaluate(_ queues: [QueueObservation], settings: AlerterSettings, now: Date) -> [Alert] {
@@ -117,6 +120,7 @@ public enum AlertRules {
                 }
                 if let last = q.lastDeadLetter {
                     figures["last_error_class"] = last.errorClass
+                    figures["last_error"] = String(last.error.prefix(200))
                     if let id = last.messageId { figures["last_message_id"] = id }
                     if let topic = last.topic { figures["last_topic"] = topic }
                 }
@@ -130,6 +134,16 @@ public enum AlertRules {
                         action: "read the reason on the dead letter, fix its cause (data, mapping, the ERP), then replay it",
                         command: "bridgectl dlq list --queue \(q.queue); after the fix: bridgectl dlq replay --queue \(q.queue) --all",
                         runbook: "\(settings.runbookURL)#alert-dead_letters"))
+            }
+            if let before = q.messagesLagWindowAgo, q.messages >= settings.lagMessages, q.messages > before, q.consumers > 0 {
+                let minutes = Int(settings.lagFor.components.seconds) / 60
+                alerts.append(
+                    Alert(
+                        rule: "consumer_lag", severity: .warning, subject: q.queue,
+                        summary: "\(q.queue) has \(q.messages) messages waiting, up from \(before) \(minutes) min ago: its consumers fall behind",
+                        figures: ["queue": q.queue, "messages": "\(q.messages)", "messages_before": "\(before)", "consumers": "\(q.consumers)"],
+                        action: "scale the consumer (./dev scale order-forwarder N, docker compose up --scale order-forwarder=N), or see whether its dependency slowed down",
+                        command: "bridgectl status", runbook: "\(settings.runbookURL)#alert-consumer_lag"))
             }
             if let process = q.expectedConsumer, q.consumers == 0, let since = q.noConsumerSince,
                 now.timeIntervalSince(since) >= Double(settings.noConsumerGrace.components.seconds)

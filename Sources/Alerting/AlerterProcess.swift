@@ -19,6 +19,8 @@ public final class AlerterState: Sendable {
         var lastDeadLetter: BridgeEvents.DeadLettered?
         var noConsumerSince: Date?
         var lastDepth = 0
+        /// The work queue's depth at each evaluation, pruned to the lag window (and one before it).
+        var depths: [(at: Date, messages: Int)] = []
     }
 
     private let queues = Mutex<[String: Queue]>([:])
@@ -152,9 +154,15 @@ public final class AlerterState: Sendable {
     }
 
     /// The broker's counts for a queue, folded into what is remembered; returns the observation to evaluate.
-    func observe(queue: String, expectedConsumer: String?, messages: Int, consumers: Int, deadLetters: Int, now: Date) -> QueueObservation {
+    public func observe(
+        queue: String, expectedConsumer: String?, messages: Int, consumers: Int, deadLetters: Int, now: Date, lagWindow: Duration = .seconds(600)
+    ) -> QueueObservation {
         queues.withLock { q in
             var entry = q[queue] ?? Queue()
+            let span = Double(lagWindow.components.seconds)
+            entry.depths.append((now, messages))
+            if let cut = entry.depths.lastIndex(where: { now.timeIntervalSince($0.at) >= span }), cut > 0 { entry.depths.removeFirst(cut) }
+            let baseline = entry.depths.last { now.timeIntervalSince($0.at) >= span }
             if deadLetters == 0 {
                 entry.oldestDeadLetterAt = nil
                 entry.lastDeadLetter = nil
@@ -170,7 +178,8 @@ public final class AlerterState: Sendable {
             q[queue] = entry
             return QueueObservation(
                 queue: queue, expectedConsumer: expectedConsumer, messages: messages, consumers: consumers, deadLetters: deadLetters,
-                oldestDeadLetterAt: entry.oldestDeadLetterAt, lastDeadLetter: entry.lastDeadLetter, noConsumerSince: entry.noConsumerSince)
+                oldestDeadLetterAt: entry.oldestDeadLetterAt, lastDeadLetter: entry.lastDeadLetter, noConsumerSince: entry.noConsumerSince,
+                messagesLagWindowAgo: baseline?.messages)
         }
     }
 }
@@ -312,7 +321,7 @@ public final class AlertEvaluator: Service, Sendable {
                 let dlq = try await connection.queueCounts(BridgeTopology.deadLetterQueue(of: w.queue))
                 let o = state.observe(
                     queue: w.queue, expectedConsumer: w.consumer, messages: work.messages, consumers: work.consumers, deadLetters: dlq.messages,
-                    now: now)
+                    now: now, lagWindow: settings.lagFor)
                 let dims = [("queue", w.queue)]
                 Gauge(label: "bridge_queue_messages", dimensions: dims).record(work.messages)
                 Gauge(label: "bridge_queue_consumers", dimensions: dims).record(work.consumers)

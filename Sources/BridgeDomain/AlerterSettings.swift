@@ -27,6 +27,9 @@ public struct AlerterSettings: Sendable, Equatable {
     /// `silence`: no order settled for a shop for `quietFor` while the whole span lies inside `businessHours`; nil: off.
     public var businessHours: BusinessHours?
     public var quietFor: Duration
+    /// `consumer_lag`: a work queue (with consumers) holding `lagMessages` or more, more than `lagFor` ago.
+    public var lagMessages: Int
+    public var lagFor: Duration
     /// `reconcile_drift`: a scheduled reconciliation run that found at least this many differences (healed or reported).
     public var reconcileDrift: Int
     /// `reconcile_missed`: a scheduled run with no successful run this long after it was due.
@@ -120,8 +123,11 @@ public struct AlerterSettings: Sendable, Equatable {
         noConsumerGrace: Duration = .seconds(120), slackWebhookURL: String? = nil, webhookURL: String? = nil, webhookSecret: String = "",
         runbookURL: String = "README.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
         circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800),
-        smtp: SMTP? = nil, routes: [Route] = [], reconcileDrift: Int = 10, reconcileGrace: Duration = .seconds(3600)
+        smtp: SMTP? = nil, routes: [Route] = [], reconcileDrift: Int = 10, reconcileGrace: Duration = .seconds(3600), lagMessages: Int = 1000,
+        lagFor: Duration = .seconds(600)
     ) {
+        self.lagMessages = lagMessages
+        self.lagFor = lagFor
         self.reconcileDrift = reconcileDrift
         self.reconcileGrace = reconcileGrace
         self.smtp = smtp
@@ -219,6 +225,8 @@ public struct AlerterSettings: Sendable, Equatable {
             quietFor: p.duration("alerter.quiet_for", default: .seconds(1800), range: .seconds(1) ... .seconds(86400)),
             smtp: smtp, routes: routes,
             reconcileDrift: p.int("alerter.reconcile_drift", default: 10, range: 1 ... 10_000_000),
-            reconcileGrace: p.duration("alerter.reconcile_grace", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)))
+            reconcileGrace: p.duration("alerter.reconcile_grace", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)),
+            lagMessages: p.int("alerter.lag_messages", default: 1000, range: 1 ... 100_000_000),
+            lagFor: p.duration("alerter.lag_for", default: .seconds(600), range: .seconds(1) ... .seconds(86400)))
     }
 }

@@ -107,6 +107,28 @@ struct HeartbeatRulesTests {
         #expect(Self.rules(state, AlerterSettings(quietFor: .seconds(1800)), at: 1820, shops: shops).isEmpty)
     }
 
+    @Test("consumer_lag: a queue with consumers over lag_messages and deeper than lag_for ago; not while it drains, not before the alerter has watched that long, not without consumers (no_consumer's case)")
+    func consumerLag() {
+        let settings = AlerterSettings(lagMessages: 1000, lagFor: .seconds(600))
+        let state = AlerterState()
+        func at(_ seconds: Double, _ messages: Int, consumers: Int = 2) -> [Alert] {
+            let now = Self.t0.addingTimeInterval(seconds)
+            let o = state.observe(
+                queue: "q.orders", expectedConsumer: "order-forwarder", messages: messages, consumers: consumers, deadLetters: 0, now: now,
+                lagWindow: settings.lagFor)
+            return AlertRules.evaluate([o], settings: settings, now: now).filter { $0.rule == "consumer_lag" }
+        }
+        #expect(at(0, 500).isEmpty)
+        #expect(at(300, 1500).isEmpty, "not watched for 10 min yet")
+        let alerts = at(600, 2500)
+        #expect(alerts.map(\.fingerprint) == ["consumer_lag|q.orders"], "\(alerts)")
+        #expect(alerts.first?.figures["messages_before"] == "500" && alerts.first?.figures["messages"] == "2500")
+        #expect(at(900, 1400).isEmpty, "1,400 is less than the 1,500 of 10 min before: draining")
+        #expect(at(1200, 900).isEmpty, "under lag_messages")
+        #expect(at(1500, 5000, consumers: 0).isEmpty, "no consumer: no_consumer's business")
+        #expect(at(1800, 6000).map(\.rule) == ["consumer_lag"])
+    }
+
     @Test("business hours: day ranges (also across the week's end), lists, daily, 24:00; bad input is refused with the reason")
     func businessHours() throws {
         let utc = TimeZone(identifier: "UTC")!
