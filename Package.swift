@@ -502,6 +502,7 @@ let package = Package(
         .testTarget(
             name: "ForwarderIntegrationTests",
             dependencies: [
+                "Alerting",
                 "BridgeDomain",
                 "BridgeMessaging",
                 "BridgeRuntime",

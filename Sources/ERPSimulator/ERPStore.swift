@@ -181,6 +181,8 @@ public actor ERPStore {
     public private(set) var faultHits = 0
     func recordFaultHit() { faultHits += 1 }
     public func addSKUs(_ skus: [String]) { knownSKUs.formUnion(skus) }
+    /// Items the ERP does not have: lines with them are refused with 422 `unknown_sku`.
+    public func removeSKUs(_ skus: [String]) { knownSKUs.subtract(skus) }
 
     private func log(_ operation: String, ref: String?, document: String? = nil, version: String? = nil, _ outcome: String) {
         calls.append(Call(seq: calls.count + 1, operation: operation, ref: ref, document: document, version: version, outcome: outcome))

@@ -1,3 +1,4 @@
+import Alerting
 import BridgeDomain
 import BridgeMessaging
 import BridgeTestSupport
@@ -11,7 +12,10 @@ import Messaging
 import OrderForwarding
 import Shopify
 import ShopifySimulator
+import ServiceLifecycle
+import Synchronization
 import Testing
+import Worker
 
 /// The whole order path with both simulators: shopify-sim's sale (creates, updates, cancellations, refunds) with
 /// duplicate and reordered webhooks -> ingest (HMAC, confirmed publish) -> broker -> order-forwarder -> erp-sim.
@@ -107,6 +111,73 @@ struct SaleEndToEndTests {
         #expect(try await h.publisher.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.orders.name)).messages == 0)
         print("sale: \(result.placed) orders, \(result.updated) updates, \(result.cancelled) cancellations, \(result.refunded) refunds, \(delivered.count) deliveries (\(delivered.filter(\.duplicated).count) duplicated)")
 
+        ingestTask.cancel()
+        await deliverer.shutdown()
+        await f.stop()
+        await h.close()
+    }
+
+    /// Every notice, with when it arrived.
+    final class Inbox: AlertChannel, Sendable {
+        let notices = Mutex<[(ContinuousClock.Instant, AlertNotice)]>([])
+        var name: String { "inbox" }
+        func send(_ notice: AlertNotice) async throws { notices.withLock { $0.append((.now, notice)) } }
+    }
+
+    @Test("a human hears of it within a minute: during a sale the ERP refuses a SKU (422), the orders land in the DLQ with the SKU, and the alerter (at its production interval) notifies dead_letters with that SKU and the replay command")
+    func refusedSKUAlerts() async throws {
+        let h = try await ForwarderHarness.make("sale-alert", profile: .upsert)
+        // The ERP lacks the shop's three most sold items.
+        let refused = ["SKU-00001", "SKU-00002", "SKU-00003"]
+        await h.store.removeSKUs(refused)
+        let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00010"))
+        let (ingestURL, ingestTask) = try await Self.startIngest(h)
+        var logger = Logger(label: "alerter")
+        logger.logLevel = .critical
+        let alerterConnection = try await h.broker.connect(vhost: h.vhost, name: "sale-alerter")
+        let inbox = Inbox()
+        let settings = AlerterSettings()  // interval 15 s, as in production
+        #expect(settings.interval == .seconds(15))
+        let state = AlerterState()
+        let notifier = Notifier(channels: [inbox], repeatInterval: settings.repeatInterval, logger: logger)
+        let evaluator = AlertEvaluator(
+            settings: settings, state: state, notifier: notifier, connection: alerterConnection,
+            watched: [(BridgeTopology.orders.name, "order-forwarder")], logger: logger)
+        let events = QueueWorker(
+            settings: .init(queue: BridgeTopology.alerter.name, prefetch: 8, retryDelays: [.seconds(1)]),
+            handler: EventsHandler(state: state), consumer: alerterConnection, publisher: h.publisher, logger: logger)
+        let alerter = ServiceGroup(configuration: .init(services: [.init(service: evaluator), .init(service: events)], logger: logger))
+        let alerterTask = Task { try await alerter.run() }
+
+        let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: 7, skus: 200)
+        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: Self.secret, policy: .init(timeScale: 0.001))
+        await deliverer.subscribe(topic: "*", url: ingestURL)
+        let started = ContinuousClock.now
+        let result = await TrafficGenerator(store: store, deliverer: deliverer).run(
+            SaleProfile(orders: 100, ordersPerSecond: 20, updateShare: 0, cancelShare: 0, refundShare: 0, sameSecondShare: 0, seed: 3, concurrency: 8))
+        #expect(result.placed == 100)
+        let affected = await store.orders.values.filter { o in
+            ((try? JSONSerialization.jsonObject(with: Data(o.json()))) as? [String: Any]).map { order in
+                ((order["line_items"] as? [[String: Any]]) ?? []).contains { refused.contains($0["sku"] as? String ?? "") }
+            } ?? false
+        }.count
+        #expect(affected > 0, "the sale sold a refused SKU")
+
+        #expect(await eventually(timeout: .seconds(75)) { !inbox.notices.withLock { $0.isEmpty } })
+        let (arrived, notice) = try #require(inbox.notices.withLock { $0.first })
+        let elapsed = arrived - started
+        #expect(elapsed < .seconds(60), "the alert came \(elapsed) after the sale started")
+        #expect(notice.state == .firing && notice.alert.rule == "dead_letters" && notice.alert.shop == ForwarderHarness.shopDomain, "\(notice)")
+        #expect(notice.alert.figures["last_error_class"] == "erp_unknown_sku", "\(notice.alert.figures)")
+        #expect(refused.contains { notice.alert.figures["last_error"]?.contains($0) == true }, "the SKU is named: \(notice.alert.figures)")
+        #expect(notice.alert.command.contains("bridgectl dlq replay --queue q.orders --all") && notice.text.contains("bridgectl dlq replay"))
+        let dead = try await h.publisher.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.orders.name)).messages
+        #expect(dead >= 1 && dead <= affected * 2, "\(dead) dead letters for \(affected) orders with a refused SKU")
+        print("refused SKU: \(affected) of 100 orders affected, \(dead) dead letters, alert after \(elapsed)")
+
+        await alerter.triggerGracefulShutdown()
+        _ = await alerterTask.result
+        await alerterConnection.close()
         ingestTask.cancel()
         await deliverer.shutdown()
         await f.stop()
