@@ -8,11 +8,17 @@ public struct IngestSettings: Sendable, Equatable {
     public var dedupWindow: Duration
     /// At most this many ids are remembered (oldest forgotten first).
     public var dedupCapacity: Int
+    /// A verified Shopify delivery whose `X-Shopify-Triggered-At` is older than this is answered 200 and not
+    /// enqueued (a captured request replayed later). Shopify retries a failed delivery 8 times over about 4 hours,
+    /// so a genuine delivery is never this old; the default (48 h) leaves room for clock skew and a delayed retry.
+    /// Nil: off.
+    public var maxDeliveryAge: Duration?
 
     public init(
         maxBodyBytes: Int = 5 * 1024 * 1024, confirmTimeout: Duration = .seconds(2),
-        dedupWindow: Duration = .seconds(600), dedupCapacity: Int = 100_000
+        dedupWindow: Duration = .seconds(600), dedupCapacity: Int = 100_000, maxDeliveryAge: Duration? = .seconds(48 * 3600)
     ) {
+        self.maxDeliveryAge = maxDeliveryAge
         self.maxBodyBytes = maxBodyBytes
         self.confirmTimeout = confirmTimeout
         self.dedupWindow = dedupWindow
@@ -26,6 +32,10 @@ public struct IngestSettings: Sendable, Equatable {
             confirmTimeout: p.duration(
                 "ingest.confirm_timeout", default: .seconds(2), range: .milliseconds(50) ... .milliseconds(4500)),
             dedupWindow: p.duration("ingest.dedup_window", default: .seconds(600), range: .zero ... .seconds(86400)),
-            dedupCapacity: p.int("ingest.dedup_capacity", default: 100_000, range: 1...10_000_000))
+            dedupCapacity: p.int("ingest.dedup_capacity", default: 100_000, range: 1...10_000_000),
+            maxDeliveryAge: {
+                let age = p.duration("ingest.max_delivery_age", default: .seconds(48 * 3600), range: .zero ... .seconds(30 * 86400))
+                return age == .zero ? nil : age
+            }())
     }
 }

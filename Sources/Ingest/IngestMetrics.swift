@@ -28,6 +28,11 @@ final class IngestMetrics: Sendable {
         counter("ingest_rejections_total", [("source", source), ("reason", reason)]).increment()
     }
 
+    /// A verified delivery older than `ingest.max_delivery_age`: answered 200, not enqueued.
+    func stale(source: String) {
+        counter("ingest_stale_deliveries_total", [("source", source)]).increment()
+    }
+
     func duplicate(source: String) {
         counter("ingest_duplicates_total", [("source", source)]).increment()
     }

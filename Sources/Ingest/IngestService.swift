@@ -96,6 +96,21 @@ public struct IngestService: Sendable {
         if Self.complianceTopics.contains(topic), let claimed = Self.shopDomain(inPayload: bytes), claimed != shop.domain {
             return reject(.unauthorized, "shop_mismatch", "payload shop_domain does not match the signing shop")
         }
+        // A verified delivery triggered longer ago than Shopify ever retries is a captured request played again:
+        // answered 200 (a replayer learns nothing), not enqueued, counted and logged.
+        if let maxAge = settings.maxDeliveryAge, let triggered = h[.shopifyTriggeredAt].flatMap(Timestamp.parse),
+            Date().timeIntervalSince(triggered) > Double(maxAge.components.seconds)
+        {
+            metrics.stale(source: "shopify")
+            metrics.request(source: "shopify", topic: topicLabel, status: 200)
+            logger.warning(
+                "delivery older than ingest.max_delivery_age ignored (a replayed request?)",
+                metadata: [
+                    "shop": "\(shop.domain)", "topic": "\(topic)", "webhook_id": "\(webhookId)",
+                    "triggered_at": "\(h[.shopifyTriggeredAt] ?? "-")",
+                ])
+            return Self.text(.ok, "ignored: too old")
+        }
         if dedup.contains(webhookId) {
             metrics.duplicate(source: "shopify")
             metrics.request(source: "shopify", topic: topicLabel, status: 200)

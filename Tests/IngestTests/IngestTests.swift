@@ -67,9 +67,13 @@ struct IngestHarness {
         await broker.deleteVhost(vhost)
     }
 
+    /// A trigger time a minute ago, on a whole second (deliveries older than `ingest.max_delivery_age` are ignored).
+    static let triggeredMs = (Timestamp.milliseconds(Date()) / 1000 - 60) * 1000
+    static var triggeredAt: String { Timestamp.string(milliseconds: triggeredMs) }
+
     static func shopifyHeaders(
         body: [UInt8], topic: String = "orders/create", shop: String = "acme.myshopify.com", secret: String = newSecret,
-        webhookId: String = UUID().uuidString
+        webhookId: String = UUID().uuidString, triggeredAt: String = IngestHarness.triggeredAt
     ) -> HTTPFields {
         var h = HTTPFields()
         h[.shopifyTopic] = topic
@@ -78,7 +82,7 @@ struct IngestHarness {
         h[.shopifyAPIVersion] = "2026-07"
         h[.shopifyWebhookId] = webhookId
         h[.shopifyEventId] = "evt-\(webhookId)"
-        h[.shopifyTriggeredAt] = "2026-11-27T10:00:00.000Z"
+        h[.shopifyTriggeredAt] = triggeredAt
         h[.contentType] = "application/json"
         return h
     }
@@ -127,7 +131,7 @@ struct IngestTests {
         #expect(hd[EnvelopeHeader.topic] == "orders/create")
         #expect(hd[EnvelopeHeader.webhookId] == "wh-valid-1")
         #expect(hd[EnvelopeHeader.eventId] == "evt-wh-valid-1")
-        #expect(hd[EnvelopeHeader.triggeredAt] == "2026-11-27T10:00:00.000Z")
+        #expect(hd[EnvelopeHeader.triggeredAt]?.stringValue == IngestHarness.triggeredAt)
         #expect(hd[EnvelopeHeader.apiVersion] == "2026-07")
         #expect(hd[EnvelopeHeader.receivedAt] != nil)
         // What every consumer reads (QueueWorker parses each delivery with this same type) is what ingest sent.
@@ -136,10 +140,36 @@ struct IngestTests {
             envelope
                 == InboundEnvelope(
                     source: .shopify, shopDomain: "acme.myshopify.com", topic: "orders/create", deliveryId: "wh-valid-1",
-                    eventId: "evt-wh-valid-1", triggeredAt: "2026-11-27T10:00:00.000Z", apiVersion: "2026-07",
+                    eventId: "evt-wh-valid-1", triggeredAt: IngestHarness.triggeredAt, apiVersion: "2026-07",
                     receivedAt: hd[EnvelopeHeader.receivedAt]?.stringValue))
-        #expect(envelope.triggeredAtMs == 1_795_773_600_000)
+        #expect(envelope.triggeredAtMs == IngestHarness.triggeredMs)
         #expect(envelope.attempt == 0 && envelope.replays == 0)
+        await h.close()
+    }
+
+    @Test("a verified delivery triggered longer ago than ingest.max_delivery_age (a captured request replayed days later) is answered 200, not enqueued, counted; one just inside the age is enqueued; a forged old one is still 401")
+    func replayedOldDelivery() async throws {
+        let h = try await IngestHarness.make(broker: try TestBroker.shared())
+        let body = IngestHarness.orderBody()
+        let now = Timestamp.milliseconds(Date())
+        let old = IngestHarness.shopifyHeaders(body: body, webhookId: "wh-old-1", triggeredAt: Timestamp.string(milliseconds: now - 49 * 3_600_000))
+        let recent = IngestHarness.shopifyHeaders(body: body, webhookId: "wh-old-2", triggeredAt: Timestamp.string(milliseconds: now - 47 * 3_600_000))
+        let forged = {
+            var f = old
+            f[.shopifyHmac] = WebhookSignature.sign(body, secret: "not-the-shops-secret-000")
+            return f
+        }()
+        try await h.app.test(.router) { (client) async throws in
+            let r1 = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: old, body: ByteBuffer(bytes: body))
+            #expect(r1.status == .ok && String(buffer: r1.body).hasPrefix("ignored: too old"))
+            let r2 = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: forged, body: ByteBuffer(bytes: body))
+            #expect(r2.status == .unauthorized)
+            let r3 = try await client.execute(uri: "/webhooks/shopify", method: .post, headers: recent, body: ByteBuffer(bytes: body))
+            #expect(r3.status == .ok && String(buffer: r3.body).hasPrefix("ok"))
+        }
+        #expect(try await h.count(BridgeTopology.orders.name) == 1, "only the delivery inside the age")
+        let m = try #require(try await h.admin.withChannel { try $0.get(BridgeTopology.orders.name, autoAck: true) })
+        #expect(m.properties.messageId == "wh-old-2")
         await h.close()
     }
 
