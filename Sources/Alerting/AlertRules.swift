@@ -197,7 +197,7 @@ public enum AlertRules {
                         command: "bridgectl dlq list --queue \(flow.queue); curl <process>/metrics | grep worker_retried_total",
                         runbook: "\(settings.runbookURL)#alert-error_rate"))
             }
-            let limit = Double(settings.circuitOpenFor.components.seconds)
+            let limit = settings.circuitOpenFor.seconds
             if let oldest = flow.openCircuits.min(by: { $0.since < $1.since }), now.timeIntervalSince(oldest.since) >= limit {
                 let seconds = Int(now.timeIntervalSince(oldest.since))
                 alerts.append(
@@ -218,7 +218,7 @@ public enum AlertRules {
         if let hours = settings.businessHours,
             let orders = quietFlows.first(where: { $0.queue == BridgeTopology.orders.name }), orders.covered, orders.liveWorkers > 0
         {
-            let span = Double(settings.quietFor.components.seconds)
+            let span = settings.quietFor.seconds
             if hours.covers(from: now.addingTimeInterval(-span), to: now) {
                 let subjects: [(String?, Int)] =
                     silentShops.isEmpty
@@ -274,7 +274,7 @@ public enum AlertRules {
                         command: look, runbook: "\(runbook)#alert-reconcile_drift"))
             }
         }
-        let grace = Double(settings.reconcileGrace.components.seconds)
+        let grace = settings.reconcileGrace.seconds
         for (domain, schedule) in schedules {
             // The latest run due after the alerter started and at least `grace` ago.
             var due: Date?

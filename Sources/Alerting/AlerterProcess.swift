@@ -80,7 +80,7 @@ public final class AlerterState: Sendable {
     let history: TimeInterval
 
     public init(history: Duration = .seconds(1800)) {
-        self.history = Double(history.components.seconds) + 60
+        self.history = history.seconds + 60
     }
 
     /// A `worker.heartbeat` event. Samples are kept in the order of their own timestamps (a late copy is dropped).
@@ -109,7 +109,7 @@ public final class AlerterState: Sendable {
     /// the heartbeats reach back that far, and the circuits of the workers still alive. A worker silent for three of its
     /// intervals is gone (its counts before that still count in the window; its circuit does not).
     public func flows(window: Duration, now: Date) -> [FlowObservation] {
-        let span = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
+        let span = window.seconds
         let start = now.addingTimeInterval(-span)
         return workers.withLock { w in
             // Forget workers whose last heartbeat is older than the history.
@@ -159,7 +159,7 @@ public final class AlerterState: Sendable {
     ) -> QueueObservation {
         queues.withLock { q in
             var entry = q[queue] ?? Queue()
-            let span = Double(lagWindow.components.seconds)
+            let span = lagWindow.seconds
             entry.depths.append((now, messages))
             if let cut = entry.depths.lastIndex(where: { now.timeIntervalSince($0.at) >= span }), cut > 0 { entry.depths.removeFirst(cut) }
             let baseline = entry.depths.last { now.timeIntervalSince($0.at) >= span }

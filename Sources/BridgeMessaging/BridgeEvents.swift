@@ -117,7 +117,7 @@ public enum BridgeEvents {
             var properties = envelope.properties(appId: appId)
             // A periodic event is worth nothing once the next one is out: it expires instead of piling up while the
             // alerter is down.
-            if let expiration { properties.expiration = "\(expiration.components.seconds * 1000)" }
+            if let expiration { properties.expiration = "\(expiration.wholeMilliseconds)" }
             try await publisher.publish(
                 exchange: BridgeTopology.events, routingKey: topic, body: Array(try encoder.encode(body)),
                 properties: properties, mandatory: false)

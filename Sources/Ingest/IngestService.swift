@@ -99,7 +99,7 @@ public struct IngestService: Sendable {
         // A verified delivery triggered longer ago than Shopify ever retries is a captured request played again:
         // answered 200 (a replayer learns nothing), not enqueued, counted and logged.
         if let maxAge = settings.maxDeliveryAge, let triggered = h[.shopifyTriggeredAt].flatMap(Timestamp.parse),
-            Date().timeIntervalSince(triggered) > Double(maxAge.components.seconds)
+            Date().timeIntervalSince(triggered) > maxAge.seconds
         {
             metrics.stale(source: "shopify")
             metrics.request(source: "shopify", topic: topicLabel, status: 200)

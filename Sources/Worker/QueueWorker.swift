@@ -166,8 +166,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         let since = await breaker?.since
         return BridgeEvents.WorkerHeartbeat(
             queue: settings.queue, instance: "\(instance):\(settings.queue)",
-            intervalSeconds: Double(settings.heartbeat?.components.seconds ?? 0)
-                + Double(settings.heartbeat?.components.attoseconds ?? 0) / 1e18,
+            intervalSeconds: settings.heartbeat?.seconds ?? 0,
             circuit: circuit, circuitSince: since, shops: shopCounts.withLock { $0 })
     }
 
