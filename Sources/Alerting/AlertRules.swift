@@ -104,6 +104,7 @@ public enum AlertRules {
     /// Every rule the alerter evaluates (the `alerts_firing{rule}` gauge has a series for each).
     public static let names = [
         "dead_letters", "no_consumer", "consumer_lag", "error_rate", "circuit_open", "silence", "reconcile_failed", "reconcile_drift", "reconcile_missed",
+        "process_not_ready",
     ]
 
     public static func evaluate(_ queues: [QueueObservation], settings: AlerterSettings, now: Date) -> [Alert] {
@@ -299,5 +300,38 @@ public enum AlertRules {
             }
         }
         return alerts
+    }
+
+    /// - `process_not_ready`: a process whose readiness probe (`alerter.probes`) has failed (not 200, or no answer)
+    ///   for `alerter.not_ready_for` (critical): it is up but cannot do its work (broker, ledger or dependency).
+    public static func evaluate(probes: [ProbeObservation], settings: AlerterSettings, now: Date) -> [Alert] {
+        probes.compactMap { p in
+            guard let since = p.failingSince, now.timeIntervalSince(since) >= settings.notReadyFor.seconds else { return nil }
+            let seconds = Int(now.timeIntervalSince(since))
+            return Alert(
+                rule: "process_not_ready", severity: .critical, subject: p.name,
+                summary: "\(p.name) has not been ready for \(seconds) s (\(p.lastResult))",
+                figures: ["process": p.name, "not_ready_seconds": "\(seconds)", "last_result": p.lastResult],
+                action: "open the process's /readyz: it names the failing check (broker, ledger, dependency); its log says why",
+                command: "curl -s \(p.url)",
+                runbook: "\(settings.runbookURL)#alert-process_not_ready")
+        }
+    }
+}
+
+/// One readiness probe as the alerter last saw it.
+public struct ProbeObservation: Sendable, Equatable {
+    public var name: String
+    public var url: String
+    /// Since when it has been failing without a success in between; nil: ready.
+    public var failingSince: Date?
+    /// `200`, `503`, or the transport error, shortened.
+    public var lastResult: String
+
+    public init(name: String, url: String, failingSince: Date?, lastResult: String) {
+        self.name = name
+        self.url = url
+        self.failingSince = failingSince
+        self.lastResult = lastResult
     }
 }

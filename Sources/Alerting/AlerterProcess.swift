@@ -188,9 +188,14 @@ public final class AlerterState: Sendable {
 /// others are acknowledged (the next rules read them: reconciliation results, sync results).
 public struct EventsHandler: QueueHandler {
     public let state: AlerterState
+    /// Where `message.traced` batches go; nil: they are acknowledged and dropped.
+    public let journal: TraceJournal?
     public var subject: String { "bridge event" }
 
-    public init(state: AlerterState) { self.state = state }
+    public init(state: AlerterState, journal: TraceJournal? = nil) {
+        self.state = state
+        self.journal = journal
+    }
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
         switch message.envelope.topic {
@@ -217,6 +222,20 @@ public struct EventsHandler: QueueHandler {
             }
             state.deadLettered(event)
             return WorkOutcome("dead_letter_recorded")
+        case BridgeEvents.traced:
+            guard let journal else { return WorkOutcome("ignored_topic") }
+            let batch: BridgeEvents.TraceBatch
+            do {
+                batch = try JSONDecoder().decode(BridgeEvents.TraceBatch.self, from: Data(message.body))
+            } catch {
+                throw ProcessingFailure(errorClass: "invalid_payload", message: "not a trace batch: \(error)", retryable: false)
+            }
+            do {
+                try journal.append(batch.steps)
+            } catch {
+                throw ProcessingFailure(errorClass: "journal_write_failed", message: "\(error)", retryable: true)
+            }
+            return WorkOutcome("trace_recorded")
         default:
             return WorkOutcome("ignored_topic")
         }
@@ -251,12 +270,19 @@ public final class AlertEvaluator: Service, Sendable {
     private let evaluations = Atomic<Int>(0)
     /// The broker's counts of the last evaluation (for `/status`).
     private let lastObservations = Mutex<[QueueObservation]>([])
+    /// Readiness probes (`alerter.probes`): since when each has failed.
+    private let probeStates = Mutex<[String: ProbeObservation]>([:])
+    let client: HTTPClient
+    let journal: TraceJournal?
+    private let lastPrune = Mutex<Date?>(nil)
 
     public init(
         settings: AlerterSettings, state: AlerterState, notifier: Notifier, connection: AMQPConnection, watched: [(queue: String, consumer: String?)],
         silentShops: [String] = [], reconcileSchedules: [(domain: String, schedule: CronSchedule)] = [], reconcileShops: [String] = [],
-        logger: Logger
+        journal: TraceJournal? = nil, client: HTTPClient = .shared, logger: Logger
     ) {
+        self.journal = journal
+        self.client = client
         self.silentShops = silentShops
         self.reconcileSchedules = reconcileSchedules
         self.reconcileShops = reconcileShops
@@ -294,6 +320,58 @@ public final class AlertEvaluator: Service, Sendable {
         return StatusReport(
             at: Timestamp.string(milliseconds: Timestamp.milliseconds(now)), errorWindowSeconds: Int(settings.errorWindow.components.seconds),
             flows: rows, reconciliations: reconciliations, firing: await notifier.current)
+    }
+
+    /// Polls every readiness probe once (concurrently, 5 s each) and returns what is known of each.
+    ///
+    /// Metrics: `bridge_process_ready{process}` (1 ready, 0 not).
+    func probe(now: Date) async -> [ProbeObservation] {
+        guard !settings.probes.isEmpty else { return [] }
+        let results = await withTaskGroup(of: (AlerterSettings.Probe, String).self) { group in
+            for p in settings.probes {
+                group.addTask {
+                    do {
+                        let response = try await self.client.execute(HTTPClientRequest(url: p.url), timeout: .seconds(5))
+                        _ = try? await response.body.collect(upTo: 1 << 16)
+                        return (p, "\(response.status.code)")
+                    } catch {
+                        return (p, String("\(error)".prefix(120)))
+                    }
+                }
+            }
+            var all: [(AlerterSettings.Probe, String)] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        return probeStates.withLock { states in
+            for (p, result) in results {
+                let ready = result == "200"
+                let before = states[p.name]?.failingSince
+                states[p.name] = ProbeObservation(name: p.name, url: p.url, failingSince: ready ? nil : (before ?? now), lastResult: result)
+                Gauge(label: "bridge_process_ready", dimensions: [("process", p.name)]).record(ready ? 1 : 0)
+                if !ready, before == nil {
+                    logger.warning("a process is not ready", metadata: ["process": "\(p.name)", "result": "\(result)"])
+                }
+            }
+            return settings.probes.compactMap { states[$0.name] }
+        }
+    }
+
+    /// Prunes the trace journal once an hour.
+    func pruneJournal(now: Date) {
+        guard let journal else { return }
+        let due = lastPrune.withLock { last -> Bool in
+            guard last.map({ now.timeIntervalSince($0) >= 3600 }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        do {
+            let removed = try journal.prune(now: now)
+            if removed > 0 { logger.info("trace journal pruned", metadata: ["removed": "\(removed)"]) }
+        } catch {
+            logger.warning("could not prune the trace journal", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Evaluations done so far (a test waits on it).
@@ -340,6 +418,7 @@ public final class AlertEvaluator: Service, Sendable {
         alerts += AlertRules.evaluate(
             errorFlows: state.flows(window: settings.errorWindow, now: now), quietFlows: state.flows(window: settings.quietFor, now: now),
             silentShops: silentShops, settings: settings, now: now)
+        alerts += AlertRules.evaluate(probes: await probe(now: now), settings: settings, now: now)
         alerts += AlertRules.evaluate(
             reconciles: state.reconcileObservations, schedules: reconcileSchedules, shops: reconcileShops, watchingSince: started,
             settings: settings, now: now)
@@ -349,6 +428,7 @@ public final class AlertEvaluator: Service, Sendable {
             unread.contains { a.subject == $0 || a.subject == BridgeTopology.deadLetterQueue(of: $0) }
         }
         await notifier.update(alerts, now: now)
+        pruneJournal(now: now)
         evaluations.add(1, ordering: .relaxed)
         return await notifier.current
     }
@@ -360,6 +440,7 @@ public struct AlerterProcess: Sendable {
     public let notifier: Notifier
     public let evaluator: AlertEvaluator
     public let worker: QueueWorker<EventsHandler>
+    public let journal: TraceJournal
 
     public var services: [any Service] { [evaluator, worker] }
 
@@ -378,18 +459,19 @@ public struct AlerterProcess: Sendable {
 
     public static func build(
         config: BridgeConfig, consumer: AMQPConnection, publisher: AMQPConnection, channels: [any AlertChannel], logger: Logger
-    ) -> AlerterProcess {
+    ) throws -> AlerterProcess {
+        let journal = try TraceJournal(path: config.alerter.traceJournal, retention: config.alerter.traceRetention)
         let state = AlerterState(history: max(config.alerter.errorWindow, config.alerter.quietFor))
         let notifier = Notifier(channels: channels, repeatInterval: config.alerter.repeatInterval, routing: config.alerter, logger: logger)
         let evaluator = AlertEvaluator(
             settings: config.alerter, state: state, notifier: notifier, connection: consumer, watched: watched(config),
             silentShops: config.shops.map(\.domain),
             reconcileSchedules: ReconcilerSettings.Domain.allCases.compactMap { d in config.reconciler.domains[d]?.schedule.map { (d.rawValue, $0) } },
-            reconcileShops: config.shops.map(\.id), logger: logger)
+            reconcileShops: config.shops.map(\.id), journal: journal, logger: logger)
         let worker = QueueWorker(
             settings: .init(queue: BridgeTopology.alerter.name, prefetch: 32, retryDelays: config.topology.retryDelays),
-            handler: EventsHandler(state: state), consumer: consumer, publisher: publisher, logger: logger)
-        return AlerterProcess(state: state, notifier: notifier, evaluator: evaluator, worker: worker)
+            handler: EventsHandler(state: state, journal: journal), consumer: consumer, publisher: publisher, logger: logger)
+        return AlerterProcess(state: state, notifier: notifier, evaluator: evaluator, worker: worker, journal: journal)
     }
 }
 
@@ -409,6 +491,14 @@ extension AlerterProcess {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         return Array((try? encoder.encode(await evaluator.status())) ?? Data("{}".utf8))
+    }
+
+    /// `GET /trace?order=ID|webhook=ID[&shop=DOMAIN]`: the journey of one order or delivery (what `bridgectl trace`
+    /// prints), oldest first.
+    public func traceJSON(order: String?, webhook: String?, shop: String?) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return Array(try encoder.encode(TraceLine.journey(try journal.steps(order: order, webhook: webhook, shop: shop))))
     }
 
     /// `GET /alerts`: the alerts firing now, as JSON (what `bridgectl alerts` prints).

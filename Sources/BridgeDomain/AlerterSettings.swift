@@ -38,6 +38,24 @@ public struct AlerterSettings: Sendable, Equatable {
     public var smtp: SMTP?
     /// Which alerts each channel gets (`alerter.routes`); a channel with no route gets every alert, the log always does.
     public var routes: [Route]
+    /// The trace journal (`alerter.trace_journal`): an SQLite file of every settled delivery's steps, what
+    /// `bridgectl trace` reads; `:memory:` keeps it in memory only. Steps older than `traceRetention` are pruned.
+    public var traceJournal: String
+    public var traceRetention: Duration
+    /// `process_not_ready`: each process's readiness URL (`alerter.probes`, `name=url`), polled every evaluation; a
+    /// probe failing (not 200, or no answer) for `notReadyFor` fires.
+    public var probes: [Probe]
+    public var notReadyFor: Duration
+
+    /// One entry of `alerter.probes`.
+    public struct Probe: Sendable, Equatable {
+        public var name: String
+        public var url: String
+        public init(name: String, url: String) {
+            self.name = name
+            self.url = url
+        }
+    }
 
     /// `alerter.smtp.*`.
     public struct SMTP: Sendable, Equatable {
@@ -124,8 +142,13 @@ public struct AlerterSettings: Sendable, Equatable {
         runbookURL: String = "README.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
         circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800),
         smtp: SMTP? = nil, routes: [Route] = [], reconcileDrift: Int = 10, reconcileGrace: Duration = .seconds(3600), lagMessages: Int = 1000,
-        lagFor: Duration = .seconds(600)
+        lagFor: Duration = .seconds(600), traceJournal: String = "data/trace-journal.sqlite", traceRetention: Duration = .seconds(7 * 86400),
+        probes: [Probe] = [], notReadyFor: Duration = .seconds(60)
     ) {
+        self.traceJournal = traceJournal
+        self.traceRetention = traceRetention
+        self.probes = probes
+        self.notReadyFor = notReadyFor
         self.lagMessages = lagMessages
         self.lagFor = lagFor
         self.reconcileDrift = reconcileDrift
@@ -211,6 +234,15 @@ public struct AlerterSettings: Sendable, Equatable {
                     fix: "e.g. email:severity=critical or slack:shop=acme.myshopify.com")
             }
         }
+        var probes: [Probe] = []
+        for raw in p.stringList("alerter.probes", default: []) {
+            let parts = raw.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, !parts[0].isEmpty, let u = URL(string: parts[1]), ["http", "https"].contains(u.scheme ?? ""), u.host != nil {
+                probes.append(Probe(name: parts[0], url: parts[1]))
+            } else {
+                p.fail("alerter.probes", "'\(raw)' is not <name>=<http url>", fix: "e.g. order-forwarder=http://order-forwarder:9090/readyz")
+            }
+        }
         return AlerterSettings(
             interval: p.duration("alerter.interval", default: .seconds(15), range: .milliseconds(100) ... .seconds(3600)),
             repeatInterval: p.duration("alerter.repeat_interval", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)),
@@ -227,6 +259,10 @@ public struct AlerterSettings: Sendable, Equatable {
             reconcileDrift: p.int("alerter.reconcile_drift", default: 10, range: 1 ... 10_000_000),
             reconcileGrace: p.duration("alerter.reconcile_grace", default: .seconds(3600), range: .seconds(1) ... .seconds(7 * 86400)),
             lagMessages: p.int("alerter.lag_messages", default: 1000, range: 1 ... 100_000_000),
-            lagFor: p.duration("alerter.lag_for", default: .seconds(600), range: .seconds(1) ... .seconds(86400)))
+            lagFor: p.duration("alerter.lag_for", default: .seconds(600), range: .seconds(1) ... .seconds(86400)),
+            traceJournal: p.string("alerter.trace_journal", default: "data/trace-journal.sqlite"),
+            traceRetention: p.duration("alerter.trace_retention", default: .seconds(7 * 86400), range: .seconds(60) ... .seconds(365 * 86400)),
+            probes: probes,
+            notReadyFor: p.duration("alerter.not_ready_for", default: .seconds(60), range: .zero ... .seconds(86400)))
     }
 }

@@ -19,6 +19,9 @@ public enum BridgeEvents {
     /// A queue worker's periodic state (body: `WorkerHeartbeat`): what the alerter's error-rate, circuit and silence
     /// rules read.
     public static let workerHeartbeat = "worker.heartbeat"
+    /// What queue workers did with each delivery, batched (body: `TraceBatch`): the alerter keeps them in its trace
+    /// journal, which `bridgectl trace` reads.
+    public static let traced = "message.traced"
 
     /// The body of `worker.heartbeat`, sent by every queue worker every `interval`: its circuit and its counts since
     /// it started. The counts are cumulative, so a lost heartbeat loses no information (the next one carries it) and
@@ -68,6 +71,78 @@ public enum BridgeEvents {
             case intervalSeconds = "interval_seconds"
             case circuitSince = "circuit_since"
         }
+    }
+
+    /// One settled delivery as a worker saw it: the step of a message's journey that `bridgectl trace` prints.
+    /// Ingest's receipt and a replay from the dead-letter queue are not separate events: the envelope carries them
+    /// (`received_at`, `replayed_at`) into every step, and the journal shows them from there.
+    public struct TraceStep: Codable, Sendable, Equatable {
+        /// When the worker settled the delivery, ISO-8601 UTC with milliseconds.
+        public var at: String
+        public var queue: String
+        /// `<host>:<pid>:<id>` of the worker.
+        public var instance: String
+        public var shop: String?
+        public var topic: String
+        /// The delivery id (Shopify's `X-Shopify-Webhook-Id` for webhooks).
+        public var webhookId: String
+        public var eventId: String?
+        /// What the message is about, as the handler found it (an order id); nil until a handler sets it.
+        public var subject: String?
+        /// `handled`, `retry`, `dead_lettered` or `requeued`.
+        public var result: String
+        /// The handler's outcome label (`created`, `stale_skipped`...) or the failure's error class.
+        public var outcome: String
+        /// The failure's message; for a success what the handler recorded (the ERP document).
+        public var detail: String?
+        public var attempt: Int
+        public var replays: Int
+        public var redelivered: Bool
+        public var receivedAt: String?
+        public var triggeredAt: String?
+        public var replayedAt: String?
+        public var durationMs: Int
+
+        public init(
+            at: Date = Date(), queue: String, instance: String, shop: String?, topic: String, webhookId: String, eventId: String?,
+            subject: String?, result: String, outcome: String, detail: String?, attempt: Int, replays: Int, redelivered: Bool,
+            receivedAt: String?, triggeredAt: String?, replayedAt: String?, durationMs: Int
+        ) {
+            self.at = Timestamp.string(milliseconds: Timestamp.milliseconds(at))
+            self.queue = queue
+            self.instance = instance
+            self.shop = shop
+            self.topic = topic
+            self.webhookId = webhookId
+            self.eventId = eventId
+            self.subject = subject
+            self.result = result
+            self.outcome = outcome
+            self.detail = detail
+            self.attempt = attempt
+            self.replays = replays
+            self.redelivered = redelivered
+            self.receivedAt = receivedAt
+            self.triggeredAt = triggeredAt
+            self.replayedAt = replayedAt
+            self.durationMs = durationMs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case at, queue, instance, shop, topic, subject, result, outcome, detail, attempt, replays, redelivered
+            case webhookId = "webhook_id"
+            case eventId = "event_id"
+            case receivedAt = "received_at"
+            case triggeredAt = "triggered_at"
+            case replayedAt = "replayed_at"
+            case durationMs = "duration_ms"
+        }
+    }
+
+    /// The body of `message.traced`: a worker's steps since its last batch.
+    public struct TraceBatch: Codable, Sendable, Equatable {
+        public var steps: [TraceStep]
+        public init(steps: [TraceStep]) { self.steps = steps }
     }
 
     /// The body of `message.dead_lettered`. `error` is the failure's message as the worker logged it (it names ids,

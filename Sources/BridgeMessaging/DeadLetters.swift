@@ -150,7 +150,7 @@ public enum DeadLetters {
             } else {
                 var properties = d.properties
                 for key in EnvelopeHeader.brokerBookkeeping + [EnvelopeHeader.attempt] { properties.headers[key] = nil }
-                properties.headers[EnvelopeHeader.replayedAt] = .string(now.formatted(.iso8601))
+                properties.headers[EnvelopeHeader.replayedAt] = .string(Timestamp.string(milliseconds: Timestamp.milliseconds(now)))
                 properties.headers[EnvelopeHeader.replays] = .int((d.properties.headers[EnvelopeHeader.replays]?.intValue ?? 0) + 1)
                 properties.expiration = nil
                 properties.persistent = true

@@ -35,6 +35,8 @@ public struct InboundEnvelope: Sendable, Equatable {
     public var attempt: Int
     /// How often the message was replayed from its dead-letter queue.
     public var replays: Int
+    /// When it was last replayed from its dead-letter queue (`bridgectl dlq replay`), ISO-8601.
+    public var replayedAt: String?
     /// The reconciliation run that re-sent this state (source `reconciler`): the owning system's current state,
     /// read at `triggeredAt`, to be written even where the bridge believes it was written before.
     public var reconcileRun: String?
@@ -42,8 +44,9 @@ public struct InboundEnvelope: Sendable, Equatable {
     public init(
         source: Source, shopDomain: String?, topic: String, deliveryId: String, eventId: String? = nil,
         triggeredAt: String? = nil, apiVersion: String? = nil, receivedAt: String? = nil, attempt: Int = 0, replays: Int = 0,
-        reconcileRun: String? = nil
+        reconcileRun: String? = nil, replayedAt: String? = nil
     ) {
+        self.replayedAt = replayedAt
         self.source = source
         self.shopDomain = shopDomain
         self.topic = topic
@@ -78,6 +81,7 @@ public struct InboundEnvelope: Sendable, Equatable {
         if let receivedAt { h[EnvelopeHeader.receivedAt] = .string(receivedAt) }
         if attempt > 0 { h[EnvelopeHeader.attempt] = .int(Int64(attempt)) }
         if replays > 0 { h[EnvelopeHeader.replays] = .int(Int64(replays)) }
+        if let replayedAt { h[EnvelopeHeader.replayedAt] = .string(replayedAt) }
         if let reconcileRun { h[EnvelopeHeader.reconcileRun] = .string(reconcileRun) }
         return h
     }
@@ -106,6 +110,7 @@ public struct InboundEnvelope: Sendable, Equatable {
         receivedAt = h[EnvelopeHeader.receivedAt]?.stringValue
         attempt = Int(h[EnvelopeHeader.attempt]?.intValue ?? 0)
         replays = Int(h[EnvelopeHeader.replays]?.intValue ?? 0)
+        replayedAt = h[EnvelopeHeader.replayedAt]?.stringValue
         reconcileRun = h[EnvelopeHeader.reconcileRun]?.stringValue
     }
 

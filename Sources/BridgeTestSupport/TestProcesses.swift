@@ -24,6 +24,8 @@ public enum TestProcesses {
         p.executableURL = URL(fileURLWithPath: try binary(name))
         var env = ProcessInfo.processInfo.environment
         env["BRIDGE_CONFIG"] = nil
+        // The alerter's trace journal defaults to data/ under the working directory: not in a test.
+        env["ALERTER_TRACE_JOURNAL"] = ":memory:"
         for (k, v) in environment { env[k] = v }
         p.environment = env
         let err = Pipe()

@@ -155,6 +155,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
         let outcome = try await process(message, context: &context)
+        context.traceDetail = outcome.erpDocument.map { "ERP document \($0)" }
         return WorkOutcome(record(outcome, env: message.envelope, logger: context.logger), calledDependency: outcome.calledERP)
     }
 
@@ -192,6 +193,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             throw ProcessingFailure(errorClass: "invalid_json", message: "not a Shopify order: \(Self.describe(error))", retryable: false)
         }
         context.logger[metadataKey: "order_id"] = "\(order.id)"
+        context.traceSubject = "\(order.id)"
         guard let updatedMs = Timestamp.milliseconds(order.updatedAt) else {
             throw ProcessingFailure(errorClass: "invalid_timestamp", message: "updated_at '\(order.updatedAt)' is not ISO-8601", retryable: false)
         }
@@ -379,6 +381,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             throw ProcessingFailure(errorClass: "invalid_json", message: "not a Shopify refund: \(Self.describe(error))", retryable: false)
         }
         context.logger[metadataKey: "order_id"] = "\(refund.orderId)"
+        context.traceSubject = "\(refund.orderId)"
         context.logger[metadataKey: "refund_id"] = "\(refund.id)"
         if let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
             return .refundDuplicate(document: doc)

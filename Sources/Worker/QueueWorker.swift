@@ -44,6 +44,10 @@ public enum WorkFailure: Sendable {
 public struct WorkContext: Sendable {
     public var logger: Logger
     let locks: KeyedLock
+    /// What the message is about (an order id), for its trace (`bridgectl trace --order`): set it once known.
+    public var traceSubject: String?
+    /// What the effect was (the ERP document), for the trace.
+    public var traceDetail: String?
 
     /// Runs `body` while no other message of this process with the same `key` is being handled (FIFO hand-over).
     public func serialized<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
@@ -87,12 +91,15 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         public var circuit: (threshold: Int, probeInterval: Duration)?
         /// How often the worker publishes its `worker.heartbeat` (circuit and counts, for the alerter); nil: never.
         public var heartbeat: Duration?
+        /// How often the worker publishes the trace steps of the deliveries it settled (`message.traced`); nil: never.
+        public var trace: Duration?
         public var consumerTagPrefix: String
 
         public init(
             queue: String, prefetch: Int, retryDelays: [Duration], circuit: (threshold: Int, probeInterval: Duration)? = nil,
-            heartbeat: Duration? = .seconds(15), consumerTagPrefix: String? = nil
+            heartbeat: Duration? = .seconds(15), trace: Duration? = .seconds(1), consumerTagPrefix: String? = nil
         ) {
+            self.trace = trace
             self.queue = queue
             self.prefetch = max(1, prefetch)
             self.retryDelays = retryDelays
@@ -117,6 +124,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     private let shopCounts = Mutex<[String: BridgeEvents.WorkerHeartbeat.Counts]>([:])
     private let instance = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(6))"
     private let cache = MetricCache()
+    private let traces: TraceRecorder
     private let inFlightGauge: Gauge
     private let handleTimer: Metrics.Timer
 
@@ -134,6 +142,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         logger[metadataKey: "queue"] = "\(settings.queue)"
         self.logger = logger
         let queue = [("queue", settings.queue)]
+        traces = TraceRecorder(dropped: Counter(label: "worker_trace_dropped_total", dimensions: queue))
         inFlightGauge = Gauge(label: "worker_in_flight", dimensions: queue)
         handleTimer = Metrics.Timer(label: "worker_handle_seconds", dimensions: queue, preferredDisplayUnit: .seconds)
         breaker = settings.circuit.map {
@@ -183,6 +192,43 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         }
     }
 
+    /// Publishes the settled deliveries' trace steps every `settings.trace` until cancelled, and once more at the
+    /// end (not for the alerter's own queue).
+    private func sendTraces() async {
+        guard let interval = settings.trace, settings.queue != BridgeTopology.alerter.name else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            await flushTraces()
+        }
+    }
+
+    func flushTraces() async {
+        guard settings.trace != nil, settings.queue != BridgeTopology.alerter.name else { return }
+        let steps = traces.take()
+        var start = 0
+        while start < steps.count {
+            let batch = Array(steps[start..<min(start + 500, steps.count)])
+            start += batch.count
+            await BridgeEvents.publish(
+                BridgeEvents.traced, body: BridgeEvents.TraceBatch(steps: batch), key: settings.queue,
+                appId: "shopify-erp-bridge/\(settings.consumerTagPrefix)", on: publisher, logger: logger)
+        }
+    }
+
+    /// Records one settled delivery for its trace.
+    private func trace(
+        _ message: InboundMessage, _ context: WorkContext, result: String, outcome: String, detail: String?, started: ContinuousClock.Instant
+    ) {
+        guard settings.trace != nil else { return }
+        let e = message.envelope
+        traces.record(
+            BridgeEvents.TraceStep(
+                queue: settings.queue, instance: instance, shop: e.shopDomain, topic: e.topic, webhookId: e.deliveryId,
+                eventId: e.eventId, subject: context.traceSubject, result: result, outcome: outcome, detail: detail, attempt: e.attempt,
+                replays: e.replays, redelivered: message.redelivered, receivedAt: e.receivedAt, triggeredAt: e.triggeredAt,
+                replayedAt: e.replayedAt, durationMs: Int((ContinuousClock.now - started).wholeMilliseconds)))
+    }
+
     private func count(_ name: String, _ labels: [(String, String)] = []) {
         cache.counter(name, [("queue", settings.queue)] + labels).increment()
     }
@@ -197,6 +243,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         logger.info("consuming", metadata: ["prefetch": "\(settings.prefetch)"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.sendHeartbeats() }
+            group.addTask { await self.sendTraces() }
             group.addTask {
                 // Graceful shutdown: stop starting work, release messages held for the circuit, let the rest finish.
                 try? await gracefulShutdown()
@@ -222,6 +269,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
             }
             group.cancelAll()
         }
+        await flushTraces()
         logger.info("stopped consuming")
     }
 
@@ -250,6 +298,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                 count("worker_messages_total", [("outcome", outcome.label)])
                 tally(outcome.label)
                 tally(shop: message.envelope.shopDomain, failed: false)
+                trace(message, context, result: "handled", outcome: outcome.label, detail: context.traceDetail, started: started)
                 do {
                     try await delivery.ack()
                 } catch {
@@ -279,20 +328,26 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                         }
                         continue
                     }
-                    await fail(delivery, failure, logger: context.logger)
+                    await fail(message, failure, context: context, started: started)
                     return
                 case .failed(let failure, let answered):
                     if answered { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
-                    await fail(delivery, failure, logger: context.logger)
+                    await fail(message, failure, context: context, started: started)
                     return
                 }
             }
         }
     }
 
-    private func fail(_ d: AMQPDelivery, _ failure: ProcessingFailure, logger: Logger) async {
+    private func fail(_ message: InboundMessage, _ failure: ProcessingFailure, context: WorkContext, started: ContinuousClock.Instant) async {
+        let d = message.delivery
+        let logger = context.logger
         do {
-            switch try await router.route(d, failure: failure) {
+            let routed = try await router.route(d, failure: failure)
+            trace(
+                message, context, result: { if case .retried = routed { "retry" } else { "dead_lettered" } }(),
+                outcome: failure.errorClass, detail: failure.message, started: started)
+            switch routed {
             case .retried(let level, let delay):
                 count("worker_retried_total", [("error_class", failure.errorClass)])
                 tally("retried")
@@ -332,6 +387,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
             logger.error(
                 "could not route failed \(handler.subject), requeueing",
                 metadata: ["error_class": "\(failure.errorClass)", "route_error": "\(error)"])
+            trace(message, context, result: "requeued", outcome: failure.errorClass, detail: failure.message, started: started)
             try? await d.nack(requeue: true)
         }
     }

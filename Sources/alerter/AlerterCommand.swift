@@ -12,7 +12,7 @@ struct AlerterCommand: AsyncParsableCommand {
 
     func run() async throws {
         let runtime = try await BridgeRuntime.bootstrap(.alerter, options: options)
-        let process = AlerterProcess.build(
+        let process = try AlerterProcess.build(
             config: runtime.config, consumer: runtime.consumer!, publisher: runtime.publisher!,
             channels: AlerterProcess.channels(runtime.config.alerter, logger: runtime.logger), logger: runtime.logger)
         try await runtime.run(
@@ -22,6 +22,18 @@ struct AlerterCommand: AsyncParsableCommand {
                     Response(
                         status: .ok, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: await process.firingJSON())))
+                }
+                router.get("/trace") { request, _ in
+                    let q = request.uri.queryParameters
+                    let order = q["order"].map(String.init), webhook = q["webhook"].map(String.init)
+                    guard order != nil || webhook != nil else {
+                        return Response(
+                            status: .badRequest, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: #"{"error":"give order=ID or webhook=ID"}"#)))
+                    }
+                    return Response(
+                        status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try process.traceJSON(order: order, webhook: webhook, shop: q["shop"].map(String.init)))))
                 }
                 router.get("/status") { _, _ in
                     Response(

@@ -68,3 +68,40 @@ func fetchFromAlerter(_ alerter: String, path: String) async throws -> [UInt8] {
         throw ValidationError("could not reach the alerter at \(alerter) (\(error)); is it running? (./dev status)")
     }
 }
+
+/// `bridgectl trace --order ID` / `--webhook ID`: one message's journey across the processes, from the alerter's
+/// trace journal (`GET /trace`): Shopify's trigger, ingest's receipt, each delivery to a worker with its result
+/// (retried, dead-lettered with the reason, applied with the ERP document), each replay; oldest first.
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "The journey of one order or webhook: received, each delivery and retry, dead-lettered, replayed, forwarded (asks the alerter's GET /trace).")
+
+    @Option(help: "A Shopify order id: every delivery a worker found to be about it.") var order: String?
+    @Option(help: "One delivery: X-Shopify-Webhook-Id (or the ERP event id).") var webhook: String?
+    @Option(help: "Only this shop (its myshopify domain): order ids are per shop.") var shop: String?
+    @Option(help: "The alerter's ops address (./dev runs it on 9104).") var alerter = "http://127.0.0.1:9104"
+    @Flag(help: "Print the journey as JSON.") var json = false
+
+    func validate() throws {
+        guard (order == nil) != (webhook == nil) else { throw ValidationError("give --order ID or --webhook ID") }
+    }
+
+    func run() async throws {
+        var query: [URLQueryItem] = []
+        if let order { query.append(.init(name: "order", value: order)) }
+        if let webhook { query.append(.init(name: "webhook", value: webhook)) }
+        if let shop { query.append(.init(name: "shop", value: shop)) }
+        var components = URLComponents()
+        components.queryItems = query
+        let body = try await fetchFromAlerter(alerter, path: "/trace" + (components.percentEncodedQuery.map { "?\($0)" } ?? ""))
+        if json {
+            FileHandle.standardOutput.write(Data(body))
+            print()
+            return
+        }
+        let lines = try JSONDecoder().decode([TraceLine].self, from: Data(body))
+        print(TraceLine.render(lines, subject: order.map { "order \($0)" } ?? "webhook \(webhook ?? "")"))
+        if lines.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -255,6 +255,48 @@ struct AlerterTests {
         _ = await task.result
     }
 
+    @Test("process_not_ready: a readiness probe answering 503 (or nobody listening) fires after not_ready_for, names the process and the URL, and resolves when it answers 200")
+    func processNotReady() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("alerter-probe")
+        let connection = try await broker.connect(vhost: vhost, name: "alerter-probe")
+        defer { Task { await connection.close(); await broker.deleteVhost(vhost) } }
+        let ready = Atomic<Bool>(false)
+        let router = Router()
+        router.get("/readyz") { _, _ -> Response in Response(status: ready.load(ordering: .relaxed) ? .ok : .serviceUnavailable) }
+        let (port, server) = await TestHTTPServer.start(router, label: "probed")
+        defer { server.cancel() }
+        let nobody = try await Self.closedPort()
+        let settings = AlerterSettings(
+            interval: .milliseconds(100),
+            probes: [.init(name: "order-forwarder", url: "http://127.0.0.1:\(port)/readyz"), .init(name: "ingest", url: "http://127.0.0.1:\(nobody)/readyz")],
+            notReadyFor: .seconds(1))
+        let notifier = Notifier(channels: [LogChannel(logger: Self.logger)], repeatInterval: .seconds(3600), logger: Self.logger)
+        let evaluator = AlertEvaluator(
+            settings: settings, state: AlerterState(), notifier: notifier, connection: connection, watched: [], logger: Self.logger)
+        let start = Date()
+        // Not yet: failing, but for less than not_ready_for.
+        #expect(await evaluator.evaluateOnce(now: start).isEmpty)
+        let firing = await evaluator.evaluateOnce(now: start.addingTimeInterval(1.5))
+        #expect(Set(firing.map(\.subject)) == ["order-forwarder", "ingest"], "\(firing)")
+        let forwarder = try #require(firing.first { $0.subject == "order-forwarder" })
+        #expect(forwarder.rule == "process_not_ready" && forwarder.severity == .critical && forwarder.figures["last_result"] == "503", "\(forwarder)")
+        #expect(forwarder.command.contains("127.0.0.1:\(port)/readyz"))
+        // It becomes ready: resolved; the one nobody answers for stays.
+        ready.store(true, ordering: .relaxed)
+        let after = await evaluator.evaluateOnce(now: start.addingTimeInterval(2))
+        #expect(after.map(\.subject) == ["ingest"], "\(after)")
+    }
+
+    /// A port nothing listens on (bound, then closed).
+    static func closedPort() async throws -> Int {
+        let router = Router()
+        let (port, task) = await TestHTTPServer.start(router, label: "closed")
+        task.cancel()
+        _ = await task.result
+        return port
+    }
+
     @Test("alerter.* is parsed with its defaults; a signed webhook without a secret, or a bad URL, refuses to start and names the key")
     func settings() throws {
         var p = SettingsParser(KeyValues([:]))

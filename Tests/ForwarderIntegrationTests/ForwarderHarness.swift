@@ -128,6 +128,7 @@ final class ForwarderHarness: Sendable {
             EnvelopeHeader.source: "shopify", EnvelopeHeader.shop: .string(shop), EnvelopeHeader.topic: .string(topic),
             EnvelopeHeader.webhookId: .string(webhookId), EnvelopeHeader.apiVersion: "2026-07",
             EnvelopeHeader.triggeredAt: .string(Timestamp.string(milliseconds: Timestamp.milliseconds(triggeredAt))),
+            EnvelopeHeader.receivedAt: .string(Timestamp.string(milliseconds: Timestamp.milliseconds(Date()))),
         ]
         try await publisher.publish(
             exchange: BridgeTopology.shopifyInbound, routingKey: BridgeTopology.routingKey(forShopifyTopic: topic),

@@ -62,7 +62,7 @@ struct ProcessTests {
         #expect(!log.contains("guest:guest"), "the broker password must never be logged")
     }
 
-    @Test("bridgectl status and bridgectl alerts print what the running alerter sees: every flow with its queue and DLQ, and the alerts with what to do")
+    @Test("bridgectl status and bridgectl alerts print what the running alerter sees: every flow with its queue and DLQ, and the alerts with what to do; bridgectl trace asks its journal")
     func bridgectlStatusAndAlerts() async throws {
         let broker = try TestBroker.shared()
         let vhost = try await broker.makeVhost("ctl-status")
@@ -94,6 +94,11 @@ struct ProcessTests {
         #expect(status == 0, "\(screen)")
         for queue in ["q.orders", "q.erp-inventory", "q.compliance", "q.reconcile"] { #expect(screen.contains(queue), "\(screen)") }
         #expect(screen.contains("FLOW") && screen.contains("ALERTS: ") && screen.contains("no_consumer"), "\(screen)")
+        // The trace route answers through bridgectl: nothing recorded for an order no worker saw (exit 1, and why).
+        let (traced, journey) = try bridgectl(["trace", "--order", "424242", "--shop", "acme.myshopify.com"])
+        #expect(traced == 1 && journey.contains("order 424242: no steps recorded"), "\(journey)")
+        let (unasked, usage) = try bridgectl(["trace"])
+        #expect(unasked != 0 && usage.contains("give --order ID or --webhook ID"), "\(usage)")
         // An alerter that is not there: a clear error, not a stack trace.
         kill(p.processIdentifier, SIGTERM)
         #expect(await eventually(timeout: .seconds(15)) { !p.isRunning })
