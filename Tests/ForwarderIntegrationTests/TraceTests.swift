@@ -64,6 +64,7 @@ struct TraceTests {
         #expect(try journal.steps(webhook: "wh-trace-1").count == 3)
         #expect(try journal.steps(order: "4242", shop: "other.myshopify.com").isEmpty)
         let text = TraceLine.render(lines, subject: "order 4242")
+        print(text)
         #expect(text.hasPrefix("order 4242: 1 delivery (wh-trace-1), 6 steps") && !text.contains("not replayed since"), "\(text)")
 
         await alerter.triggerGracefulShutdown()
