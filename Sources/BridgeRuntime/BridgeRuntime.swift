@@ -86,9 +86,10 @@ public struct BridgeRuntime: Sendable {
     public func run(
         services: [any Service] = [],
         routes: (Router<BasicRequestContext>) -> Void = { _ in },
+        publicListener: PublicListener? = nil,
         onListening: (@Sendable (Int) async -> Void)? = nil
     ) async throws {
-        let group = serviceGroup(services: services, routes: routes, onListening: onListening)
+        let group = serviceGroup(services: services, routes: routes, publicListener: publicListener, onListening: onListening)
         let brokerURL = try config.broker.connection(name: "log").redactedURL
         logger.info(
             "starting",
@@ -101,11 +102,16 @@ public struct BridgeRuntime: Sendable {
         logger.info("stopped")
     }
 
-    /// The process's `ServiceGroup`, not yet running: broker connections, then `services`, then the HTTP server.
+    /// The process's `ServiceGroup`, not yet running: broker connections, then `services`, then the HTTP server(s).
     /// `run` runs it until SIGTERM/SIGINT; tests run the same group and stop it with `triggerGracefulShutdown()`.
+    ///
+    /// One ops listener on `http.*` (`/metrics`, `/healthz`, `/readyz` and `routes`), or, with a `publicListener`
+    /// (ingest), two: the public one on `http.*` serving only the public routes with its timeouts and connection cap
+    /// (anything else 404, no `Server` header), and the ops one on the listener's own address.
     public func serviceGroup(
         services: [any Service] = [],
         routes: (Router<BasicRequestContext>) -> Void = { _ in },
+        publicListener: PublicListener? = nil,
         onListening: (@Sendable (Int) async -> Void)? = nil,
         handlesSignals: Bool = true
     ) -> ServiceGroup {
@@ -113,18 +119,36 @@ public struct BridgeRuntime: Sendable {
         OpsRoutes.add(to: router, process: kind.name, readiness: readinessChecks, registry: registry)
         routes(router)
         let logger = self.logger
-        let app = Application(
+        let opsHost = publicListener?.opsHost ?? config.http.host
+        let opsPort = publicListener?.opsPort ?? config.http.port
+        let ops = Application(
             router: router,
-            configuration: .init(address: .hostname(config.http.host, port: config.http.port), serverName: kind.name),
+            configuration: .init(address: .hostname(opsHost, port: opsPort), serverName: kind.name),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? -1
-                logger.info("http listening", metadata: ["port": "\(port)"])
-                await onListening?(port)
+                logger.info(publicListener == nil ? "http listening" : "ops http listening", metadata: ["port": "\(port)", "host": "\(opsHost)"])
+                if publicListener == nil { await onListening?(port) }
             },
             logger: logger)
         var all: [any Service] = connections.map { AMQPConnectionService(connection: $0) }
         all.append(contentsOf: services)
-        all.append(app)
+        all.append(ops)
+        if let publicListener {
+            let publicRouter = Router()
+            publicListener.routes(publicRouter)
+            all.append(
+                Application(
+                    router: publicRouter, server: publicListener.server,
+                    configuration: .init(
+                        address: .hostname(config.http.host, port: config.http.port), serverName: nil,
+                        availableConnectionsDelegate: publicListener.connections),
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? -1
+                        logger.info("public http listening", metadata: ["port": "\(port)", "host": "\(config.http.host)"])
+                        await onListening?(port)
+                    },
+                    logger: logger))
+        }
         return ServiceGroup(
             configuration: .init(
                 // An explicit name: the default `"\(service)"` reflects the service's stored values, which

@@ -14,6 +14,7 @@ struct IngestCommand: AsyncParsableCommand {
     func run() async throws {
         let runtime = try await BridgeRuntime.bootstrap(.ingest, options: options)
         let service = IngestService(config: runtime.config, publisher: runtime.publisher!, logger: runtime.logger)
-        try await runtime.run(routes: { service.addRoutes(to: $0) })
+        // Webhooks on the public port, /metrics and the probes on the ops port (ingest.ops_host, ingest.ops_port).
+        try await runtime.run(publicListener: PublicListener(runtime.config.ingest, routes: { service.addRoutes(to: $0) }))
     }
 }

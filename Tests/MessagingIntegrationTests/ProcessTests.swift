@@ -21,6 +21,14 @@ struct ProcessTests {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
+    /// The `Server` header of a GET, nil when there is none (or no answer).
+    static func serverHeader(_ url: String) async -> String? {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 2
+        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return "no answer" }
+        return (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Server")
+    }
+
     func launch(_ name: String, environment: [String: String]) throws -> (Process, Pipe) {
         try TestProcesses.launch(name, environment: environment)
     }
@@ -33,9 +41,11 @@ struct ProcessTests {
         defer { Task { await broker.deleteVhost(vhost) } }
         let port = Self.freePort()
         let ledger = FileManager.default.temporaryDirectory.appendingPathComponent("proc-\(UUID().uuidString)/ledger.sqlite").path
+        // ingest's ops endpoints have their own listener; its public port serves webhooks only.
+        let publicPort = Self.freePort()
         let (p, err) = try launch(process, environment: [
-            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "info",
-            "ORDER_FORWARDER_LEDGER": "sqlite:\(ledger)",
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(process == "ingest" ? publicPort : port)", "HTTP_HOST": "127.0.0.1",
+            "INGEST_OPS_PORT": "\(port)", "LOG_LEVEL": "info", "ORDER_FORWARDER_LEDGER": "sqlite:\(ledger)",
         ])
         defer { if p.isRunning { p.interrupt(); kill(p.processIdentifier, SIGKILL) } }
 
@@ -46,6 +56,13 @@ struct ProcessTests {
         let connected = metrics.split(separator: "\n").filter { $0.hasPrefix("bridge_amqp_connected{") }
         #expect(!connected.isEmpty)
         #expect(connected.allSatisfy { $0.split(separator: " ").last.flatMap { Double($0) } == 1 }, "\(connected)")
+        if process == "ingest" {
+            // The internet-facing port: no metrics, no probes, no server banner.
+            for path in ["/metrics", "/healthz", "/readyz", "/"] {
+                #expect(await Self.get("http://127.0.0.1:\(publicPort)\(path)").0 == 404, "\(path) on the public port")
+            }
+            #expect(await Self.serverHeader("http://127.0.0.1:\(publicPort)/metrics") == nil, "no Server header on the public port")
+        }
         // The process declared the whole topology.
         let c = try await broker.connect(vhost: vhost)
         #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 0)
@@ -107,15 +124,17 @@ struct ProcessTests {
     }
 
     /// Starts the ingest executable on a free port for shop acme.myshopify.com signed with `secret`; waits until ready.
-    func launchIngest(broker: TestBroker, vhost: String, secret: String) async throws -> (Process, Int) {
+    /// Returns the public (webhook) port and the ops port.
+    func launchIngest(broker: TestBroker, vhost: String, secret: String, environment: [String: String] = [:]) async throws -> (Process, Int, Int) {
         let port = Self.freePort()
-        let (p, _) = try launch("ingest", environment: [
-            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1",
+        let ops = Self.freePort()
+        let (p, _) = try launch("ingest", environment: environment.merging([
+            "BROKER_URL": broker.url(vhost: vhost), "HTTP_PORT": "\(port)", "HTTP_HOST": "127.0.0.1", "INGEST_OPS_PORT": "\(ops)",
             "SHOPS": "acme", "SHOP_ACME_DOMAIN": "acme.myshopify.com", "SHOP_ACME_WEBHOOK_SECRETS": secret,
             "SHOP_ACME_ADMIN_TOKEN": "token",
-        ])
-        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
-        return (p, port)
+        ]) { $1 })
+        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(ops)/readyz").0 == 200 })
+        return (p, port, ops)
     }
 
     /// A Shopify-shaped orders/create delivery to ingest on `port`.
@@ -138,7 +157,7 @@ struct ProcessTests {
         let vhost = try await broker.makeVhost("e2e")
         defer { Task { await broker.deleteVhost(vhost) } }
         let secret = "e2e-secret-0123456789abcdef"
-        let (p, port) = try await launchIngest(broker: broker, vhost: vhost, secret: secret)
+        let (p, port, ops) = try await launchIngest(broker: broker, vhost: vhost, secret: secret)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let body = Data("{\"id\":820982911946154508,\"total_price\":\"10.00\"}".utf8)
         func post(signature: String) async throws -> Int {
@@ -151,7 +170,7 @@ struct ProcessTests {
         let c = try await broker.connect(vhost: vhost)
         #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 1)
         await c.close()
-        let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").1
+        let metrics = await Self.get("http://127.0.0.1:\(ops)/metrics").1
         #expect(metrics.contains("ingest_requests_total{"))
         #expect(metrics.contains("reason=\"invalid_signature\""))
         #expect(metrics.contains("topic=\"orders/create\""))
@@ -168,7 +187,7 @@ struct ProcessTests {
         let vhost = try await broker.makeVhost("drain")
         defer { Task { await broker.deleteVhost(vhost) } }
         let secret = "drain-secret-0123456789abcdef"
-        let (p, port) = try await launchIngest(broker: broker, vhost: vhost, secret: secret)
+        let (p, port, _) = try await launchIngest(broker: broker, vhost: vhost, secret: secret)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let body = Data("{\"id\":1,\"total_price\":\"10.00\"}".utf8)
         let signature = WebhookSignature.sign(body, secret: secret)
