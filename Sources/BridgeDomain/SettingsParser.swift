@@ -31,13 +31,35 @@ public struct SettingsParser {
         errors.append(ConfigError(key: key, problem: problem, fix: fix))
     }
 
-    public func optionalString(_ key: String, secret: Bool = false) -> String? {
-        let v = reader.string(forKey: key, isSecret: secret)
+    public mutating func optionalString(_ key: String, secret: Bool = false) -> String? {
+        let v = secret ? secretValue(key) : reader.string(forKey: key, isSecret: false)
         return v?.isEmpty == true ? nil : v
     }
 
-    public func string(_ key: String, default d: String, secret: Bool = false) -> String {
-        reader.string(forKey: key, isSecret: secret) ?? d
+    public mutating func string(_ key: String, default d: String, secret: Bool = false) -> String {
+        (secret ? secretValue(key) : reader.string(forKey: key, isSecret: false)) ?? d
+    }
+
+    /// A secret key's value: from `<key>`, or from the file named by `<key>_file` (Docker and Kubernetes secrets;
+    /// the file's content with surrounding whitespace and the trailing newline dropped). Both set is an error, and so
+    /// is a file that cannot be read; neither message repeats the value.
+    mutating func secretValue(_ key: String) -> String? {
+        let direct = reader.string(forKey: key, isSecret: true)
+        guard let text = secretFile(key) else { return direct }
+        if let direct, !direct.isEmpty {
+            fail(key, "is set both directly and through \(key)_file", fix: "keep one of them")
+        }
+        return text
+    }
+
+    /// The content of the file `<key>_file` names, nil when it names none; "" (and an error) when unreadable.
+    mutating func secretFile(_ key: String) -> String? {
+        guard let path = reader.string(forKey: "\(key)_file", isSecret: false), !path.isEmpty else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            fail("\(key)_file", "cannot read the file '\(path)'", fix: "mount the secret readable by the process's user, or set \(key) instead")
+            return ""
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public mutating func requiredString(_ key: String, secret: Bool = false, fix: String) -> String {
@@ -48,7 +70,14 @@ public struct SettingsParser {
         return v
     }
 
-    public func stringList(_ key: String, default d: [String], secret: Bool = false) -> [String] {
+    public mutating func stringList(_ key: String, default d: [String], secret: Bool = false) -> [String] {
+        // A list of secrets from a file: one per line (or comma-separated).
+        if secret, let text = secretFile(key) {
+            if reader.string(forKey: key, isSecret: true) != nil || reader.stringArray(forKey: key, isSecret: true) != nil {
+                fail(key, "is set both directly and through \(key)_file", fix: "keep one of them")
+            }
+            return text.split(whereSeparator: { $0 == "\n" || $0 == "," }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         if let list = reader.stringArray(forKey: key, isSecret: secret) { return list }
         // A single scalar (or a comma-separated environment value) is accepted too.
         if let single = reader.string(forKey: key, isSecret: secret) {

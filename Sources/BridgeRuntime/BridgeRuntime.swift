@@ -20,6 +20,8 @@ public struct BridgeRuntime: Sendable {
     public let publisher: AMQPConnection?
     /// Consuming connection, separate so a resource alarm that blocks publishers does not stop consumption.
     public let consumer: AMQPConnection?
+    /// The YAML file the configuration came from (read again on SIGHUP); nil: environment only.
+    public var configPath: String?
 
     /// Loads and validates configuration, bootstraps logging and metrics, and builds (not yet starts) connections.
     /// Configuration errors are printed to stderr with their keys and the process exits with status 78 (EX_CONFIG).
@@ -38,7 +40,9 @@ public struct BridgeRuntime: Sendable {
             process: kind.name, logLevel: config.log.level, json: config.log.format == .json)
         var logger = Logger(label: "bridge.\(kind.name)")
         logger[metadataKey: "process"] = .string(kind.name)
-        return try make(kind, config: config, logger: logger, registry: registry)
+        var runtime = try make(kind, config: config, logger: logger, registry: registry)
+        runtime.configPath = options.config
+        return runtime
     }
 
     /// Builds a runtime from an already-loaded configuration (tests use this).
@@ -63,7 +67,7 @@ public struct BridgeRuntime: Sendable {
         return BridgeRuntime(
             kind: kind, config: config, logger: logger, registry: registry, topology: topology,
             publisher: kind.publishes ? try connection("publish") : nil,
-            consumer: kind.consumes ? try connection("consume") : nil)
+            consumer: kind.consumes ? try connection("consume") : nil, configPath: nil)
     }
 
     public var connections: [AMQPConnection] { [publisher, consumer].compactMap { $0 } }
@@ -87,9 +91,12 @@ public struct BridgeRuntime: Sendable {
         services: [any Service] = [],
         routes: (Router<BasicRequestContext>) -> Void = { _ in },
         publicListener: PublicListener? = nil,
-        onListening: (@Sendable (Int) async -> Void)? = nil
+        onListening: (@Sendable (Int) async -> Void)? = nil,
+        reload: (@Sendable (BridgeConfig) async -> Void)? = nil
     ) async throws {
-        let group = serviceGroup(services: services, routes: routes, publicListener: publicListener, onListening: onListening)
+        let hangup = ReloadOnHangup(kind: kind, configPath: configPath, reload: reload, logger: logger)
+        let group = serviceGroup(
+            services: [hangup] + services, routes: routes, publicListener: publicListener, onListening: onListening)
         let brokerURL = try config.broker.connection(name: "log").redactedURL
         logger.info(
             "starting",

@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import Messaging
 import NIOCore
+import Synchronization
 
 
 /// The front door: `POST /webhooks/shopify` and `POST /webhooks/erp/{event}`.
@@ -14,8 +15,27 @@ import NIOCore
 /// inbound exchange (persistent, mandatory, confirmed), and only then answer 200. Anything that could still be lost
 /// gets 503 with Retry-After, never 200.
 public struct IngestService: Sendable {
-    public let shops: [String: BridgeConfig.Shop]
-    public let erpSecret: String
+    /// The shops and the ERP's secret: replaced whole by `reload` (SIGHUP), read per request.
+    struct Credentials: Sendable {
+        var shops: [String: BridgeConfig.Shop]
+        var erpSecret: String
+
+        init(_ config: BridgeConfig) {
+            var byDomain: [String: BridgeConfig.Shop] = [:]
+            for shop in config.shops { byDomain[shop.domain] = shop }
+            shops = byDomain
+            erpSecret = config.erp.webhookSecret
+        }
+    }
+
+    final class CredentialStore: Sendable {
+        let current: Mutex<Credentials>
+        init(_ c: Credentials) { current = Mutex(c) }
+    }
+
+    private let credentials: CredentialStore
+    public var shops: [String: BridgeConfig.Shop] { credentials.current.withLock { $0.shops } }
+    public var erpSecret: String { credentials.current.withLock { $0.erpSecret } }
     public let publisher: AMQPConnection
     public let settings: IngestSettings
     let logger: Logger
@@ -24,14 +44,25 @@ public struct IngestService: Sendable {
 
     public init(config: BridgeConfig, publisher: AMQPConnection, logger: Logger) {
         let settings = config.ingest
-        var byDomain: [String: BridgeConfig.Shop] = [:]
-        for shop in config.shops { byDomain[shop.domain] = shop }
-        self.shops = byDomain
-        self.erpSecret = config.erp.webhookSecret
+        self.credentials = CredentialStore(Credentials(config))
         self.publisher = publisher
         self.settings = settings
         self.logger = logger
         self.dedup = DeduplicationWindow(window: settings.dedupWindow, capacity: settings.dedupCapacity)
+    }
+
+    /// Takes the shops and secrets of a configuration read again (SIGHUP: a rotated secret file, a shop added)
+    /// without a restart; requests in flight finish with what they started with. Logs counts, never values.
+    public func reload(_ config: BridgeConfig) {
+        let next = Credentials(config)
+        credentials.current.withLock { $0 = next }
+        logger.notice(
+            "shops and secrets reloaded",
+            metadata: [
+                "shops": "\(next.shops.keys.sorted().joined(separator: ","))",
+                "webhook_secret_counts": "\(next.shops.values.map { "\($0.id)=\($0.webhookSecrets.count)" }.sorted().joined(separator: ","))",
+                "erp_webhook_secret_set": "\(!next.erpSecret.isEmpty)",
+            ])
     }
 
     static let complianceTopics: Set<String> = TopicCatalogue.shopifyNames(.compliance)
@@ -137,6 +168,7 @@ public struct IngestService: Sendable {
         metrics.enter()
         defer { metrics.leave() }
         let h = request.headers
+        let erpSecret = self.erpSecret
         func reject(_ status: HTTPResponse.Status, _ reason: String, _ message: String) -> Response {
             metrics.rejection(source: "erp", reason: reason)
             metrics.request(source: "erp", topic: "erp", status: status.code)
@@ -246,7 +278,8 @@ public struct IngestService: Sendable {
     }
 
     static func now() -> String {
-        Date().formatted(.iso8601)
+        // Milliseconds: a trace orders ingest's receipt against Shopify's trigger and the workers' steps.
+        Timestamp.string(milliseconds: Timestamp.milliseconds(Date()))
     }
 }
 

@@ -194,7 +194,7 @@ public struct ShopifyLevelHandler: QueueHandler {
         let level = LevelKey(
             inventoryItemId: "gid://shopify/InventoryItem/\(payload.inventory_item_id)",
             locationId: "gid://shopify/Location/\(payload.location_id)")
-        context.logger[metadataKey: "level"] = "\(level)"
+        context.logger[metadataKey: "inventory_level"] = "\(level)"
         guard let shown = payload.available else { return WorkOutcome("ignored_untracked") }
         guard let stock = await shop.targets.stockKey(level) else { return WorkOutcome("ignored_unmapped") }
         guard await syncer.picture.available(stock) != nil else { return WorkOutcome("ignored_no_erp_figure") }

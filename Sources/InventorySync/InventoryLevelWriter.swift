@@ -163,7 +163,7 @@ public final class InventoryLevelWriter: Sendable {
                 refused.insert(rows[i].key)
                 logger.warning(
                     "inventory row refused",
-                    metadata: ["level": "\(rows[i].key)", "code": "\(e.code ?? "?")", "reason": "\(e.message)"])
+                    metadata: ["inventory_level": "\(rows[i].key)", "code": "\(e.code ?? "?")", "reason": "\(e.message)"])
             }
             if !stale.isEmpty {
                 report.staleConflicts += stale.count

@@ -131,7 +131,7 @@ public struct LevelTargets: Sendable {
             guard let key = await stockKey(level), let t = await target(key, committed: f.committed) else { continue }
             if t.clamped {
                 clamped.increment()
-                logger.info("stock rule below zero; pushing 0", metadata: ["level": "\(level)"])
+                logger.info("stock rule below zero; pushing 0", metadata: ["inventory_level": "\(level)"])
             }
             out[level] = t.quantity
         }

@@ -29,6 +29,8 @@ public struct JSONLogHandler: LogHandler {
         "hmac",
     ]
 
+    static let reservedKeys: Set<String> = ["ts", "level", "process", "logger", "msg", "source"]
+
     public static func isSensitive(_ key: String) -> Bool {
         let k = key.lowercased()
         return redactedKeyFragments.contains { k.contains($0) }
@@ -46,7 +48,10 @@ public struct JSONLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let m = event.metadata { merged.merge(m) { _, new in new } }
         for (key, value) in merged {
-            fields[key] = Self.isSensitive(key) ? "[redacted]" : Self.json(value)
+            // Metadata never overwrites the line's own fields: a key `level` (an inventory level) would hide the
+            // log level from every tool that filters on it. It is kept with a `meta_` prefix.
+            let name = Self.reservedKeys.contains(key) ? "meta_\(key)" : key
+            fields[name] = Self.isSensitive(key) ? "[redacted]" : Self.json(value)
         }
         if event.level >= .error {
             fields["source"] = "\(event.file.split(separator: "/").last ?? ""):\(event.line)"

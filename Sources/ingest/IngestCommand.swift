@@ -15,6 +15,9 @@ struct IngestCommand: AsyncParsableCommand {
         let runtime = try await BridgeRuntime.bootstrap(.ingest, options: options)
         let service = IngestService(config: runtime.config, publisher: runtime.publisher!, logger: runtime.logger)
         // Webhooks on the public port, /metrics and the probes on the ops port (ingest.ops_host, ingest.ops_port).
-        try await runtime.run(publicListener: PublicListener(runtime.config.ingest, routes: { service.addRoutes(to: $0) }))
+        // SIGHUP reads the configuration again: rotated webhook secrets (and secret files) apply without a restart.
+        try await runtime.run(
+            publicListener: PublicListener(runtime.config.ingest, routes: { service.addRoutes(to: $0) }),
+            reload: { service.reload($0) })
     }
 }
