@@ -29,7 +29,7 @@ public struct JSONLogHandler: LogHandler {
         "hmac",
     ]
 
-    static let reservedKeys: Set<String> = ["ts", "level", "process", "logger", "msg", "source"]
+    static let reservedKeys: Set<String> = ["ts", "level", "logger", "msg", "source"]
 
     public static func isSensitive(_ key: String) -> Bool {
         let k = key.lowercased()

@@ -17,6 +17,10 @@ struct ERPSim: AsyncParsableCommand {
     @Option(help: "Listen port (0: any free port, printed at start).") var port = 8090
     @Option(help: "API key clients must send as 'Authorization: Bearer KEY'.") var apiKey = "demo-erp-key"
     @Option(help: "Seed SKUs SKU-00001 ... SKU-N.") var skus = 1000
+    @Option(
+        name: .customLong("item"),
+        help: "A further item the ERP knows (repeatable), e.g. MISC: the non-stock item order_forwarder.catch_all_item books lines without SKU on.")
+    var items: [String] = []
     @Option(help: "Latency added to every API call, milliseconds (changeable at runtime: PUT /_admin/faults).") var latencyMs = 0
     @Option(help: "Warehouses (WH-1 ...).") var warehouses = 2
     @Option(help: "Push signed inventory.changed and shipment.created events to this base URL (e.g. http://127.0.0.1:8080/webhooks/erp).") var pushURL: String?
@@ -29,7 +33,7 @@ struct ERPSim: AsyncParsableCommand {
     @Option(help: "Secret for the pushed events' X-ERP-Signature (ingest's erp.webhook_secret).") var pushSecret = "demo-erp-webhook-secret"
 
     func run() async throws {
-        let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)), profile: profile)
+        let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)).union(items), profile: profile)
         var faults = ERPStore.Faults()
         faults.latencyMs = latencyMs
         await store.setFaults(faults)
