@@ -70,7 +70,10 @@ public struct InventorySyncerProcess: Sendable {
             QueueWorker(
                 settings: .init(
                     queue: queue.name, prefetch: settings.prefetch, retryDelays: retry,
-                    circuit: circuit ? (threshold: 5, probeInterval: .seconds(5)) : nil),
+                    circuit: circuit ? (threshold: 5, probeInterval: .seconds(5)) : nil,
+                    // Stock movements are the bulk of the traffic and are traced by nobody (bridgectl trace follows
+                    // orders and webhooks); q.inventory-orders carries order webhooks and keeps its trace.
+                    trace: queue.name == BridgeTopology.inventoryOrders.name ? .seconds(1) : nil),
                 handler: handler, consumer: consumer, publisher: publisher, logger: logger)
         }
         var prices: QueueWorker<PriceChangedHandler>?
