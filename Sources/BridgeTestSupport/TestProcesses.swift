@@ -35,6 +35,24 @@ public enum TestProcesses {
         return (p, err)
     }
 
+    /// Runs `name` to completion with `arguments` and the test's environment (BRIDGE_CONFIG unset) replaced by
+    /// `environment` when given; returns its exit status and its stdout and stderr together.
+    public static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary(name))
+        p.arguments = arguments
+        var env = environment ?? ProcessInfo.processInfo.environment
+        env["BRIDGE_CONFIG"] = nil
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
     /// A TCP port free right now on 127.0.0.1 (the kernel picks it).
     public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -93,16 +93,7 @@ struct ProcessTests {
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
         func bridgectl(_ args: [String]) throws -> (Int32, String) {
-            let ctl = Process()
-            ctl.executableURL = URL(fileURLWithPath: try TestProcesses.binary("bridgectl"))
-            ctl.arguments = args + ["--alerter", "http://127.0.0.1:\(port)"]
-            let out = Pipe()
-            ctl.standardOutput = out
-            ctl.standardError = out
-            try ctl.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            ctl.waitUntilExit()
-            return (ctl.terminationStatus, text)
+            try TestProcesses.run("bridgectl", args + ["--alerter", "http://127.0.0.1:\(port)"])
         }
         #expect(await eventually(timeout: .seconds(20)) { (try? bridgectl(["alerts"]).1.contains("no_consumer  q.orders")) == true })
         let (alertsStatus, alerts) = try bridgectl(["alerts"])

@@ -78,34 +78,15 @@ struct SecretFilesTests {
 
         // bridgectl config check with the same files: a summary, no secret.
         try "\(Self.new)\n".write(to: webhook, atomically: true, encoding: .utf8)
-        let ctl = Process()
-        ctl.executableURL = URL(fileURLWithPath: try TestProcesses.binary("bridgectl"))
-        ctl.arguments = ["config", "check"]
         var env = ProcessInfo.processInfo.environment
-        env["BRIDGE_CONFIG"] = nil
         for (k, v) in environment { env[k] = v }
-        ctl.environment = env
-        let out = Pipe()
-        ctl.standardOutput = out
-        ctl.standardError = out
-        try ctl.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        ctl.waitUntilExit()
-        #expect(ctl.terminationStatus == 0 && text.contains("configuration ok") && text.contains("1 secret(s)"), "\(text)")
+        let (status, text) = try TestProcesses.run("bridgectl", ["config", "check"], environment: env)
+        #expect(status == 0 && text.contains("configuration ok") && text.contains("1 secret(s)"), "\(text)")
         for secret in [Self.old, Self.new, Self.token, Self.erp] { #expect(!text.contains(secret), "a secret in bridgectl's output") }
         // Set twice (directly and through a file) is refused, without the value.
         env["SHOP_ACME_WEBHOOK_SECRETS"] = Self.old
-        let twice = Process()
-        twice.executableURL = ctl.executableURL
-        twice.arguments = ["config", "check"]
-        twice.environment = env
-        let out2 = Pipe()
-        twice.standardOutput = out2
-        twice.standardError = out2
-        try twice.run()
-        let refused = String(decoding: out2.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        twice.waitUntilExit()
-        #expect(twice.terminationStatus == 78 && refused.contains("set both directly and through"), "\(refused)")
+        let (refusedStatus, refused) = try TestProcesses.run("bridgectl", ["config", "check"], environment: env)
+        #expect(refusedStatus == 78 && refused.contains("set both directly and through"), "\(refused)")
         #expect(!refused.contains(Self.old) && !refused.contains(Self.new))
     }
 }
