@@ -255,6 +255,57 @@ struct AlerterTests {
         _ = await task.result
     }
 
+    @Test("silence through the broker: inside business hours, a shop whose orders stop while the real worker's heartbeats keep coming fires silence after quiet_for; one order resolves it; the shop that keeps selling never fires")
+    func silenceThroughTheBroker() async throws {
+        let broker = try TestBroker.shared()
+        let vhost = try await broker.makeVhost("alerter-quiet")
+        let topology = BridgeTopology.topology(.init(retryDelays: [.seconds(1)]))
+        let pub = try await broker.connect(vhost: vhost, name: "alerter-quiet-pub", onConnect: { try topology.declare(using: $0) })
+        let consumer = try await broker.connect(vhost: vhost, name: "alerter-quiet-consume")
+        let workerConnection = try await broker.connect(vhost: vhost, name: "alerter-quiet-worker")
+        defer { Task { await pub.close(); await consumer.close(); await workerConnection.close(); await broker.deleteVhost(vhost) } }
+
+        let queue = BridgeTopology.orders.name
+        let hours = try BusinessHours.parse("daily 00:00-24:00", timeZone: TimeZone(identifier: "UTC")!).get()
+        let settings = AlerterSettings(interval: .milliseconds(200), businessHours: hours, quietFor: .seconds(2))
+        let state = AlerterState(history: .seconds(4))
+        let notifier = Notifier(channels: [LogChannel(logger: Self.logger)], repeatInterval: .seconds(3600), logger: Self.logger)
+        let evaluator = AlertEvaluator(
+            settings: settings, state: state, notifier: notifier, connection: consumer, watched: [(queue, "order-forwarder")],
+            silentShops: ["acme.myshopify.com", "beta.myshopify.com"], logger: Self.logger)
+        let events = QueueWorker(
+            settings: .init(queue: BridgeTopology.alerter.name, prefetch: 8, retryDelays: [.seconds(1)]),
+            handler: EventsHandler(state: state), consumer: consumer, publisher: pub, logger: Self.logger)
+        let worker = QueueWorker(
+            settings: .init(queue: queue, prefetch: 4, retryDelays: [.seconds(1)], heartbeat: .milliseconds(200)),
+            handler: FlakyHandler(), consumer: workerConnection, publisher: pub, logger: Self.logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: evaluator), .init(service: events), .init(service: worker)], logger: Self.logger))
+        let task = Task { try await group.run() }
+        func silent() async -> [String] { await notifier.current.filter { $0.rule == "silence" }.map(\.subject).sorted() }
+        func order(_ shop: String) async throws {
+            let envelope = InboundEnvelope(source: .shopify, shopDomain: shop, topic: "orders/create", deliveryId: "q-\(UUID().uuidString)")
+            try await pub.publish(exchange: "", routingKey: queue, body: Array(#"{"ok":true}"#.utf8), properties: envelope.properties())
+        }
+        // acme sells all along; beta has sold nothing.
+        let acme = Task {
+            while !Task.isCancelled {
+                try? await order("acme.myshopify.com")
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        #expect(await eventually(timeout: .seconds(20)) { await silent() == ["beta.myshopify.com"] })
+        // One order from beta: resolved (acme never fired).
+        try await order("beta.myshopify.com")
+        #expect(await eventually(timeout: .seconds(10)) { await silent().isEmpty })
+        // acme stops selling: silence for acme once quiet_for has passed.
+        acme.cancel()
+        #expect(await eventually(timeout: .seconds(20)) { await silent().contains("acme.myshopify.com") })
+
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+    }
+
     @Test("process_not_ready: a readiness probe answering 503 (or nobody listening) fires after not_ready_for, names the process and the URL, and resolves when it answers 200")
     func processNotReady() async throws {
         let broker = try TestBroker.shared()
