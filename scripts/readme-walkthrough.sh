@@ -13,6 +13,14 @@ fail() { echo "README walkthrough FAILED: $*" >&2; exit 1; }
 step() { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# The README's ports, except where something else already listens on the broker's (the README's own hint:
+# BROKER_PORT=5673 CONSOLE_PORT=15673 ./dev up).
+taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+if taken 5672; then export BROKER_PORT; BROKER_PORT=$(free_port); echo "5672 is taken: the broker uses $BROKER_PORT"; fi
+if taken 15672; then export CONSOLE_PORT; CONSOLE_PORT=$(free_port); echo "15672 is taken: the console uses $CONSOLE_PORT"; fi
+for p in 8080 8090 8091 9100 9101 9102 9103 9104; do taken "$p" && fail "port $p is taken; the README's quick start needs it"; done
+
 step "./dev up"
 ./dev up
 
