@@ -128,12 +128,12 @@ public struct TraceLine: Codable, Sendable, Equatable {
             }
             if let r = s.receivedAt, let ms = Timestamp.milliseconds(r), once("r|\(s.webhookId)|\(r)") {
                 lines.append(
-                    (ms, 1, TraceLine(at: r, actor: "ingest", event: "received", detail: "enqueued for \(s.queue)", webhookId: s.webhookId, topic: s.topic, shop: s.shop)))
+                    (ms, 1, TraceLine(at: Timestamp.string(milliseconds: ms), actor: "ingest", event: "received", detail: "enqueued for \(s.queue)", webhookId: s.webhookId, topic: s.topic, shop: s.shop)))
             }
             if let r = s.replayedAt, let ms = Timestamp.milliseconds(r), once("p|\(s.webhookId)|\(r)") {
                 lines.append(
                     (ms, 2, TraceLine(
-                        at: r, actor: "bridgectl", event: "replayed", detail: "from \(BridgeTopology.deadLetterQueue(of: s.queue)) (replay \(s.replays))",
+                        at: Timestamp.string(milliseconds: ms), actor: "bridgectl", event: "replayed", detail: "from \(BridgeTopology.deadLetterQueue(of: s.queue)) (replay \(s.replays))",
                         webhookId: s.webhookId, topic: s.topic, shop: s.shop)))
             }
             let ms = Timestamp.milliseconds(s.at) ?? 0

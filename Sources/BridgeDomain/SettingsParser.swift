@@ -45,16 +45,14 @@ public struct SettingsParser {
     /// is a file that cannot be read; neither message repeats the value.
     mutating func secretValue(_ key: String) -> String? {
         let direct = reader.string(forKey: key, isSecret: true)
-        guard let text = secretFile(key) else { return direct }
-        if let direct, !direct.isEmpty {
-            fail(key, "is set both directly and through \(key)_file", fix: "keep one of them")
-        }
-        return text
+        return secretFile(key, alsoSetDirectly: direct?.isEmpty == false) ?? direct
     }
 
-    /// The content of the file `<key>_file` names, nil when it names none; "" (and an error) when unreadable.
-    mutating func secretFile(_ key: String) -> String? {
+    /// The content of the file `<key>_file` names, nil when it names none; "" (and an error) when unreadable. A key
+    /// also set directly is an error.
+    mutating func secretFile(_ key: String, alsoSetDirectly: Bool) -> String? {
         guard let path = reader.string(forKey: "\(key)_file", isSecret: false), !path.isEmpty else { return nil }
+        if alsoSetDirectly { fail(key, "is set both directly and through \(key)_file", fix: "keep one of them") }
         guard let data = FileManager.default.contents(atPath: path) else {
             fail("\(key)_file", "cannot read the file '\(path)'", fix: "mount the secret readable by the process's user, or set \(key) instead")
             return ""
@@ -72,10 +70,10 @@ public struct SettingsParser {
 
     public mutating func stringList(_ key: String, default d: [String], secret: Bool = false) -> [String] {
         // A list of secrets from a file: one per line (or comma-separated).
-        if secret, let text = secretFile(key) {
-            if reader.string(forKey: key, isSecret: true) != nil || reader.stringArray(forKey: key, isSecret: true) != nil {
-                fail(key, "is set both directly and through \(key)_file", fix: "keep one of them")
-            }
+        if secret,
+            let text = secretFile(
+                key, alsoSetDirectly: reader.string(forKey: key, isSecret: true) != nil || reader.stringArray(forKey: key, isSecret: true) != nil)
+        {
             return text.split(whereSeparator: { $0 == "\n" || $0 == "," }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let list = reader.stringArray(forKey: key, isSecret: secret) { return list }

@@ -126,8 +126,8 @@ public struct BridgeRuntime: Sendable {
         OpsRoutes.add(to: router, process: kind.name, readiness: readinessChecks, registry: registry)
         routes(router)
         let logger = self.logger
-        let opsHost = publicListener?.opsHost ?? config.http.host
-        let opsPort = publicListener?.opsPort ?? config.http.port
+        let opsHost = publicListener?.settings.opsHost ?? config.http.host
+        let opsPort = publicListener?.settings.opsPort ?? config.http.port
         let ops = Application(
             router: router,
             configuration: .init(address: .hostname(opsHost, port: opsPort), serverName: kind.name),

@@ -8,44 +8,23 @@ import NIOHTTPTypes
 /// The internet-facing listener (ingest's webhooks): its routes and its limits.
 public struct PublicListener: Sendable {
     public var routes: @Sendable (Router<BasicRequestContext>) -> Void
-    public var headerTimeout: Duration
-    public var bodyTimeout: Duration
-    public var idleTimeout: Duration
-    public var maxConnections: Int
-    /// Where the ops endpoints (`/metrics`, `/healthz`, `/readyz`) listen instead.
-    public var opsHost: String
-    public var opsPort: Int
-
-    public init(
-        headerTimeout: Duration, bodyTimeout: Duration, idleTimeout: Duration, maxConnections: Int, opsHost: String, opsPort: Int,
-        routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void
-    ) {
-        self.routes = routes
-        self.opsHost = opsHost
-        self.opsPort = opsPort
-        self.headerTimeout = headerTimeout
-        self.bodyTimeout = bodyTimeout
-        self.idleTimeout = idleTimeout
-        self.maxConnections = maxConnections
-    }
+    /// The limits (`header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`) and where the ops endpoints
+    /// (`/metrics`, `/healthz`, `/readyz`) listen instead (`ops_host`, `ops_port`).
+    public var settings: IngestSettings
 
     public init(_ settings: IngestSettings, routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void) {
-        self.init(
-            headerTimeout: settings.headerTimeout, bodyTimeout: settings.bodyTimeout, idleTimeout: settings.idleTimeout,
-            maxConnections: settings.maxConnections, opsHost: settings.opsHost, opsPort: settings.opsPort, routes: routes)
+        self.settings = settings
+        self.routes = routes
     }
 
-    /// The server: HTTP/1 with `EdgeTimeoutHandler` on every connection, and the connection cap.
+    /// The server: HTTP/1 with a new `EdgeTimeoutHandler` on every connection (the autoclosure runs per connection).
     var server: HTTPServerBuilder {
-        let header = TimeAmount(headerTimeout), body = TimeAmount(bodyTimeout), idle = TimeAmount(idleTimeout)
+        let header = TimeAmount(settings.headerTimeout), body = TimeAmount(settings.bodyTimeout), idle = TimeAmount(settings.idleTimeout)
         return .http1(configuration: .init(additionalChannelHandlers: [EdgeTimeoutHandler(header: header, body: body, idle: idle)]))
     }
 
-    var connections: ConnectionCap { ConnectionCap(max: maxConnections) }
-}
-
-extension TimeAmount {
-    init(_ d: Duration) { self = .nanoseconds(Int64(d.components.seconds) * 1_000_000_000 + d.components.attoseconds / 1_000_000_000) }
+    /// The connection cap.
+    var connections: ConnectionCap { ConnectionCap(max: settings.maxConnections) }
 }
 
 /// Closes a connection whose client is too slow: the request head must arrive within `header` of the connection

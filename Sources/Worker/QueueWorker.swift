@@ -125,6 +125,9 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     private let instance = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(6))"
     private let cache = MetricCache()
     private let traces: TraceRecorder
+    /// How often trace steps are published; nil: none are recorded at all. Never for the alerter's own queue (it
+    /// would only talk to itself, and steps recorded there would pile up unsent).
+    private let traceInterval: Duration?
     private let inFlightGauge: Gauge
     private let handleTimer: Metrics.Timer
 
@@ -143,6 +146,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         self.logger = logger
         let queue = [("queue", settings.queue)]
         traces = TraceRecorder(dropped: Counter(label: "worker_trace_dropped_total", dimensions: queue))
+        traceInterval = settings.queue == BridgeTopology.alerter.name ? nil : settings.trace
         inFlightGauge = Gauge(label: "worker_in_flight", dimensions: queue)
         handleTimer = Metrics.Timer(label: "worker_handle_seconds", dimensions: queue, preferredDisplayUnit: .seconds)
         breaker = settings.circuit.map {
@@ -192,10 +196,10 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         }
     }
 
-    /// Publishes the settled deliveries' trace steps every `settings.trace` until cancelled, and once more at the
-    /// end (not for the alerter's own queue).
+    /// Publishes the settled deliveries' trace steps every `traceInterval` until cancelled (`run` flushes once more
+    /// at the end).
     private func sendTraces() async {
-        guard let interval = settings.trace, settings.queue != BridgeTopology.alerter.name else { return }
+        guard let interval = traceInterval else { return }
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             await flushTraces()
@@ -203,7 +207,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     }
 
     func flushTraces() async {
-        guard settings.trace != nil, settings.queue != BridgeTopology.alerter.name else { return }
+        guard traceInterval != nil else { return }
         let steps = traces.take()
         var start = 0
         while start < steps.count {
@@ -219,7 +223,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     private func trace(
         _ message: InboundMessage, _ context: WorkContext, result: String, outcome: String, detail: String?, started: ContinuousClock.Instant
     ) {
-        guard settings.trace != nil else { return }
+        guard traceInterval != nil else { return }
         let e = message.envelope
         traces.record(
             BridgeEvents.TraceStep(
