@@ -33,7 +33,7 @@ struct ProcessTests {
         try TestProcesses.launch(name, environment: environment)
     }
 
-    @Test("each process connects, declares the topology, serves /healthz /readyz /metrics, and exits 0 on SIGTERM",
+    @Test("each process connects, declares the topology, serves /healthz /readyz /metrics, survives SIGHUP, and exits 0 on SIGTERM",
           arguments: ["ingest", "order-forwarder", "inventory-syncer", "reconciler", "alerter"])
     func startsAndStops(process: String) async throws {
         let broker = try TestBroker.shared()
@@ -69,11 +69,18 @@ struct ProcessTests {
         #expect(try await c.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.alerter.name)).messages == 0)
         await c.close()
 
+        // SIGHUP (its default action ends a process): ingest reloads its secrets, the others say a restart applies
+        // changes; every one keeps running and still serves.
+        kill(p.processIdentifier, SIGHUP)
+        #expect(await eventually(timeout: .seconds(10)) { await Self.get("http://127.0.0.1:\(port)/metrics").1.contains("config_reloads_total{") })
+        #expect(p.isRunning, "SIGHUP must not end \(process)")
+
         kill(p.processIdentifier, SIGTERM)
         let exited = await eventually(timeout: .seconds(15)) { !p.isRunning }
         #expect(exited)
         if exited { #expect(p.terminationStatus == 0) }
         let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains(process == "ingest" ? "shops and secrets reloaded" : "has nothing to reload"), "\(process) says what SIGHUP did")
         #expect(log.contains("\"msg\":\"amqp connected\""))
         #expect(log.contains("\"msg\":\"stopped\""))
         #expect(!log.contains("guest:guest"), "the broker password must never be logged")
