@@ -5,14 +5,14 @@ import SimulatorKit
 /// cursor, and price lists per customer group. Seeded; stock moves through `move` (the admin API, or
 /// `randomMovements`), and every movement can be pushed as a signed event (`ERPPusher`).
 public actor ERPInventory {
-    public struct Level: Sendable, Equatable {
+    public struct Level: Sendable, Equatable, Codable {
         public var sku: String
         public var warehouse: String
         public var available: Int
         public var updatedAt: Date
     }
 
-    public struct Change: Sendable, Equatable {
+    public struct Change: Sendable, Equatable, Codable {
         public var seq: Int64
         public var sku: String
         public var warehouse: String
@@ -24,17 +24,29 @@ public actor ERPInventory {
         public var quantity: Int? = nil
     }
 
-    public struct PriceList: Sendable, Equatable {
+    public struct PriceList: Sendable, Equatable, Codable {
         public var id: String
         public var name: String
         public var currency: String
         public var customerGroup: String
-        /// sku -> (unit price, minimum quantity)
-        public var prices: [(sku: String, unitPrice: Decimal, minQuantity: Int)]
+        public var prices: [Price]
 
         public static func == (a: PriceList, b: PriceList) -> Bool {
             a.id == b.id && a.prices.map(\.sku) == b.prices.map(\.sku) && a.prices.map(\.unitPrice) == b.prices.map(\.unitPrice)
         }
+    }
+
+    /// One item's price on a list, from a minimum quantity.
+    public struct Price: Sendable, Equatable, Codable {
+        public var sku: String
+        public var unitPrice: Decimal
+        public var minQuantity: Int
+    }
+
+    /// Units of one SKU a sales order was promised (its lines) and took from stock.
+    struct Allocation: Sendable, Codable {
+        var promised: Int
+        var taken: Int
     }
 
     public nonisolated let warehouses: [String]
@@ -45,7 +57,7 @@ public actor ERPInventory {
     private var rng: SplitMix64
     /// Per sales-order document and SKU: units promised (the order's lines) and taken from stock (what a
     /// cancellation or an edit gives back; the difference is backordered).
-    private var allocations: [String: [String: (promised: Int, taken: Int)]] = [:]
+    private var allocations: [String: [String: Allocation]] = [:]
     /// Sales-order document -> the Shopify order's external reference it was created for.
     private var documentRefs: [String: String] = [:]
     /// The warehouse sales orders are allocated from (the ERP's default fulfilment warehouse).
@@ -94,7 +106,7 @@ public actor ERPInventory {
             PriceList(
                 id: id, name: name, currency: "EUR", customerGroup: group,
                 prices: (1...max(1, skus)).map {
-                    (sku: SimulatedCatalogue.sku($0), unitPrice: (SimulatedCatalogue.listPrice($0) * Decimal(share) / 100).roundedToCents, minQuantity: minQuantity)
+                    Price(sku: SimulatedCatalogue.sku($0), unitPrice: (SimulatedCatalogue.listPrice($0) * Decimal(share) / 100).roundedToCents, minQuantity: minQuantity)
                 })
         }
         priceLists = [
@@ -180,7 +192,7 @@ public actor ERPInventory {
             let key = "\(sku)|\(allocationWarehouse)"
             guard let level = levels[key] else { continue }
             let want = wanted[sku] ?? 0
-            var line = held[sku] ?? (promised: 0, taken: 0)
+            var line = held[sku] ?? Allocation(promised: 0, taken: 0)
             if want > line.promised {
                 // Take what the warehouse has; the rest is backordered and counted as oversold.
                 let need = want - line.promised
@@ -189,7 +201,7 @@ public actor ERPInventory {
                     oversoldUnits += need - take
                     oversoldOrders.insert(document)
                 }
-                line = (want, line.taken + take)
+                line = Allocation(promised: want, taken: line.taken + take)
                 if take > 0 {
                     await move(
                         sku: sku, warehouse: allocationWarehouse, available: level.available - take, orderRef: orderRef,
@@ -198,7 +210,7 @@ public actor ERPInventory {
             } else if want < line.promised {
                 // A smaller promise cancels the backorder first, then gives back what was taken.
                 let back = max(0, line.taken - want)
-                line = (want, line.taken - back)
+                line = Allocation(promised: want, taken: line.taken - back)
                 if back > 0 {
                     await move(
                         sku: sku, warehouse: allocationWarehouse, available: level.available + back, orderRef: orderRef,
@@ -240,4 +252,38 @@ public actor ERPInventory {
     }
 
     public var levelCount: Int { levels.count }
+
+    /// Everything a restart keeps (`erp-sim --state`): stock, the change feed (consumers' cursors point into it),
+    /// price lists, allocations and the oversell counter, the random source's position.
+    public struct State: Codable, Sendable {
+        var levels: [Level]
+        var changes: [Change]
+        var priceLists: [PriceList]
+        var priceChanges: Int
+        var rng: SplitMix64
+        var allocations: [String: [String: Allocation]]
+        var documentRefs: [String: String]
+        var oversoldUnits: Int
+        var oversoldOrders: Set<String>
+    }
+
+    public var state: State {
+        State(
+            levels: sortedKeys.compactMap { levels[$0] }, changes: changes, priceLists: priceLists, priceChanges: priceChanges,
+            rng: rng, allocations: allocations, documentRefs: documentRefs, oversoldUnits: oversoldUnits, oversoldOrders: oversoldOrders)
+    }
+
+    /// Replaces the seeded state with a saved one (before serving).
+    public func restore(_ s: State) {
+        levels = Dictionary(s.levels.map { ("\($0.sku)|\($0.warehouse)", $0) }, uniquingKeysWith: { $1 })
+        sortedKeys = levels.keys.sorted()
+        changes = s.changes
+        priceLists = s.priceLists
+        priceChanges = s.priceChanges
+        rng = s.rng
+        allocations = s.allocations
+        documentRefs = s.documentRefs
+        oversoldUnits = s.oversoldUnits
+        oversoldOrders = s.oversoldOrders
+    }
 }

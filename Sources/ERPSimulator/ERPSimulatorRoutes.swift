@@ -440,6 +440,15 @@ public struct ERPSimulatorRoutes: Sendable {
             await self.store.addSKUs(skus)
             return Self.json(.ok, ["added": skus.count])
         }
+        // Items withdrawn from the ERP: order lines with them are refused with 422 unknown_sku until added again.
+        router.delete("/_admin/skus") { request, _ in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            guard let skus = try? JSONDecoder().decode([String].self, from: Data(buffer.readableBytesView)) else {
+                return Self.json(.badRequest, ["error": "expected a JSON array of SKUs"])
+            }
+            await self.store.removeSKUs(skus)
+            return Self.json(.ok, ["removed": skus.count])
+        }
         router.get("/_inspect/sales-orders/{ref}/writes") { _, context in
             let c = await self.store.writeCounts(ref: context.parameters.get("ref") ?? "")
             return Self.json(.ok, ["creates": c.creates, "updates": c.updates])

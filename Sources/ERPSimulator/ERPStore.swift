@@ -24,14 +24,14 @@ public actor ERPStore {
         public var createdAt: Date = Date()
     }
 
-    public struct Customer: Sendable, Equatable {
+    public struct Customer: Sendable, Equatable, Codable {
         public var externalRef: String
         public var customerNumber: String
         public var document: Data
         public var writes: Int
     }
 
-    public struct CreditNote: Sendable, Equatable {
+    public struct CreditNote: Sendable, Equatable, Codable {
         public var refundRef: String
         public var orderRef: String
         public var number: String
@@ -157,6 +157,38 @@ public actor ERPStore {
     }
 
     public func setFaults(_ f: Faults) { faults = f }
+
+    /// Everything a restart keeps (`erp-sim --state`): documents, customers, credit notes, items, the next document
+    /// number and the call log. Injected faults are not kept: a restarted ERP comes back healthy.
+    public struct State: Codable, Sendable {
+        var documents: [String: SalesOrder]
+        var byRef: [String: [String]]
+        var customers: [String: Customer]
+        var creditNotes: [String: CreditNote]
+        var creditNotesByRefund: [String: [String]]
+        var nextDocument: Int
+        var knownSKUs: Set<String>
+        var calls: [Call]
+    }
+
+    public var state: State {
+        State(
+            documents: documents, byRef: byRef, customers: customers, creditNotes: creditNotes,
+            creditNotesByRefund: creditNotesByRefund, nextDocument: nextDocument, knownSKUs: knownSKUs, calls: calls)
+    }
+
+    /// Replaces the empty store with a saved one (before serving); `alsoKnown`: items given on this start's command
+    /// line (`--item`), known whatever the saved state says.
+    public func restore(_ s: State, alsoKnown: Set<String> = []) {
+        documents = s.documents
+        byRef = s.byRef
+        customers = s.customers
+        creditNotes = s.creditNotes
+        creditNotesByRefund = s.creditNotesByRefund
+        nextDocument = s.nextDocument
+        knownSKUs = s.knownSKUs.union(alsoKnown)
+        calls = s.calls
+    }
 
     /// The ERP restored from a backup taken before any of the bridge's writes: every sales order, customer and
     /// credit note is gone; document numbers go on from where they were, the call log stays.

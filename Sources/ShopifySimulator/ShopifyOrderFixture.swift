@@ -4,8 +4,8 @@ import Foundation
 /// customer and addresses), built from a few numbers with totals that add up the way Shopify's do.
 ///
 /// Used by the simulators' traffic generator, by tests and by benchmarks.
-public struct ShopifyOrderFixture: Sendable {
-    public struct Line: Sendable {
+public struct ShopifyOrderFixture: Sendable, Codable {
+    public struct Line: Sendable, Codable {
         public var id: Int64
         public var sku: String?
         public var variantId: Int64?
@@ -31,7 +31,7 @@ public struct ShopifyOrderFixture: Sendable {
         }
     }
 
-    public struct Shipping: Sendable {
+    public struct Shipping: Sendable, Codable {
         public var price: Decimal
         public var discount: Decimal
         public var tax: Decimal
@@ -56,7 +56,16 @@ public struct ShopifyOrderFixture: Sendable {
     /// Comma-separated, as Shopify sends them (staff edit tags right after an order comes in).
     public var tags = ""
     public var customerId: Int64?
-    public var refunds: [(id: Int64, amount: Decimal)] = []
+    public var refunds: [Refund] = []
+
+    public struct Refund: Sendable, Codable {
+        public var id: Int64
+        public var amount: Decimal
+        public init(id: Int64, amount: Decimal) {
+            self.id = id
+            self.amount = amount
+        }
+    }
     /// Overrides `total_price` (to simulate a payload the mapping cannot reconcile).
     public var totalOverride: Decimal?
 

@@ -5,7 +5,7 @@ import Foundation
 /// `priceListFixedPricesAdd` / `priceListFixedPricesUpdate`. Like Shopify, the simulator writes what it is sent:
 /// it neither skips a price that did not change nor refuses an older one (the bridge must do both itself).
 extension ShopifyStore {
-    public struct PriceList: Sendable, Equatable {
+    public struct PriceList: Sendable, Equatable, Codable {
         public var id: Int64
         public var name: String
         public var currency: String

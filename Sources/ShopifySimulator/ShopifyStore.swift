@@ -23,7 +23,7 @@ public struct WebhookEvent: Sendable {
 /// returns the webhooks Shopify would emit for it: orders place and decrement `available` (orders/create,
 /// orders/paid, inventory_levels/update per line), updates, cancellations and refunds.
 public actor ShopifyStore {
-    public struct Variant: Sendable, Equatable {
+    public struct Variant: Sendable, Equatable, Codable {
         public var variantId: Int64
         public var inventoryItemId: Int64
         public var sku: String
@@ -35,8 +35,8 @@ public actor ShopifyStore {
     public nonisolated let createdAt: Date
     public private(set) var variants: [Variant]
     /// inventory item id -> index in `variants` (and variant id -> index).
-    private let itemIndex: [Int64: Int]
-    let variantIndex: [Int64: Int]
+    private var itemIndex: [Int64: Int]
+    private(set) var variantIndex: [Int64: Int]
     /// inventory item id -> location id -> available
     public private(set) var stock: [Int64: [Int64: Int]] = [:]
     /// inventory item id -> location id -> committed (ordered, not yet shipped); on_hand = available + committed.
@@ -265,7 +265,7 @@ public actor ShopifyStore {
         guard amount > 0 else { return [] }
         let refundId = nextRefundId
         nextRefundId += 1
-        o.refunds.append((id: refundId, amount: amount))
+        o.refunds.append(.init(id: refundId, amount: amount))
         o.financialStatus = "partially_refunded"
         let at = triggered(id, at: date)
         o.updatedAt = max(at, o.updatedAt)
@@ -460,6 +460,62 @@ public actor ShopifyStore {
         return .applied(groupId: nextAdjustmentGroup, createdAt: date, reason: reason, reference: reference, changes: changes)
     }
     public var orderCount: Int { orders.count }
+
+    /// Everything a restart keeps (`shopify-sim --state`): catalogue, levels, orders, price lists, counters and id
+    /// sequences, the random source's position. Not kept: idempotency keys and webhook deliveries still retrying.
+    public struct State: Codable, Sendable {
+        var variants: [Variant]
+        var deletedVariants: Set<Int64>
+        var stock: [Int64: [Int64: Int]]
+        var committed: [Int64: [Int64: Int]]
+        var levelUpdatedAt: [Int64: [Int64: Date]]
+        var orders: [Int64: ShopifyOrderFixture]
+        var priceLists: [PriceList]
+        var priceWrites: [Int64: [Int64: Int]]
+        var levelWrites: [Int64: [Int64: Int]]
+        var allowOverselling: Bool
+        var refusedCheckouts: Int
+        var refusedLines: Int
+        var nextAdjustmentGroup: Int64
+        var nextOrderId: Int64
+        var nextRefundId: Int64
+        var nextEvent: Int64
+        var rng: SplitMix64
+        var lastTriggeredMs: [Int64: Int64]
+    }
+
+    public var state: State {
+        State(
+            variants: variants, deletedVariants: deletedVariants, stock: stock, committed: committed,
+            levelUpdatedAt: levelUpdatedAt, orders: orders, priceLists: priceLists, priceWrites: priceWrites,
+            levelWrites: levelWrites, allowOverselling: allowOverselling, refusedCheckouts: refusedCheckouts,
+            refusedLines: refusedLines, nextAdjustmentGroup: nextAdjustmentGroup, nextOrderId: nextOrderId,
+            nextRefundId: nextRefundId, nextEvent: nextEvent, rng: rng, lastTriggeredMs: lastTriggeredMs)
+    }
+
+    /// Replaces the seeded shop with a saved one (before serving).
+    public func restore(_ s: State) {
+        variants = s.variants
+        itemIndex = Dictionary(uniqueKeysWithValues: variants.enumerated().map { ($1.inventoryItemId, $0) })
+        variantIndex = Dictionary(uniqueKeysWithValues: variants.enumerated().map { ($1.variantId, $0) })
+        deletedVariants = s.deletedVariants
+        stock = s.stock
+        committed = s.committed
+        levelUpdatedAt = s.levelUpdatedAt
+        orders = s.orders
+        priceLists = s.priceLists
+        priceWrites = s.priceWrites
+        levelWrites = s.levelWrites
+        allowOverselling = s.allowOverselling
+        refusedCheckouts = s.refusedCheckouts
+        refusedLines = s.refusedLines
+        nextAdjustmentGroup = s.nextAdjustmentGroup
+        nextOrderId = s.nextOrderId
+        nextRefundId = s.nextRefundId
+        nextEvent = s.nextEvent
+        rng = s.rng
+        lastTriggeredMs = s.lastTriggeredMs
+    }
 }
 
 /// Results of idempotent mutations by key, bounded (Shopify keeps keys for a day; the simulator keeps the newest).

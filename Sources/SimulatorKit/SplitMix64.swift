@@ -1,5 +1,5 @@
 /// Small, fast, seedable PRNG (SplitMix64): the same seed gives the same traffic everywhere.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
+public struct SplitMix64: RandomNumberGenerator, Sendable, Codable {
     var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import ShopifySimulator
+import SimulatorKit
 
 /// A simulated ERP speaking the generic contract in docs/erp-api.yaml, with runtime fault injection.
 extension ERPStore.Profile: ExpressibleByArgument {}
@@ -31,6 +32,12 @@ struct ERPSim: AsyncParsableCommand {
             """)
     var profile: ERPStore.Profile = .upsert
     @Option(help: "Secret for the pushed events' X-ERP-Signature (ingest's erp.webhook_secret).") var pushSecret = "demo-erp-webhook-secret"
+    @Option(
+        help: """
+            Keep the ERP's state in this file (JSON): restored at start, saved every half second when it changed and \
+            at stop, so a restart keeps sales orders, credit notes, stock and the change feed (without it: in memory).
+            """)
+    var state: String?
 
     func run() async throws {
         let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)).union(items), profile: profile)
@@ -47,9 +54,23 @@ struct ERPSim: AsyncParsableCommand {
         await inventory.onPriceChange { change in
             Task { await pusher.push(event: "price.changed", eventId: "erp-price-\(change.seq)", body: ERPPusher.priceChanged(change), triggeredAt: change.changedAt) }
         }
-        let routes = ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher)
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .info
+        let stateFile = state.map(StateFile.init(path:))
+        if let stateFile, let saved = try stateFile.load(SavedState.self) {
+            await store.restore(saved.store, alsoKnown: Set(items))
+            await inventory.restore(saved.inventory)
+            let count = await store.orderCount
+            logger.notice("state restored", metadata: ["file": "\(stateFile.path)", "sales_orders": "\(count)"])
+        }
+        let saver = Task {
+            guard let stateFile else { return }
+            await stateFile.keepSaved(report: { [logger] in logger.error("\($0)") }) {
+                try StateFile.encode(SavedState(store: await store.state, inventory: await inventory.state))
+            }
+        }
+        defer { saver.cancel() }
+        let routes = ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher)
         let server = ERPSimulatorServer(
             routes: routes, host: host, port: port, logger: logger,
             onListening: { port in
@@ -66,5 +87,13 @@ struct ERPSim: AsyncParsableCommand {
             throw error
         }
         await pusher.shutdown()
+        saver.cancel()
+        await saver.value
     }
+}
+
+/// What `--state` keeps: the sales side and the stock side.
+struct SavedState: Codable {
+    var store: ERPStore.State
+    var inventory: ERPInventory.State
 }

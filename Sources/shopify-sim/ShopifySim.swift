@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ShopifySimulator
+import SimulatorKit
 
 /// A simulated Shopify shop: seeded catalogue and stock, orders from a traffic generator, webhooks delivered with
 /// Shopify's headers, HMAC, deadline and retry schedule, injectable faults, the Admin GraphQL API (cost, throttling,
@@ -27,6 +28,12 @@ struct ShopifySim: AsyncParsableCommand {
     @Option(help: "Multiplies Shopify's retry schedule (8 retries over ~4 h); 0.001 makes it ~14 s.") var timeScale = 1.0
     @Option(help: "Start a sale at once: orders per second (0: none).") var trafficRate = 0.0
     @Option(help: "Orders in that sale.") var trafficOrders = 1000
+    @Option(
+        help: """
+            Keep the shop's state in this file (JSON): restored at start, saved every half second when it changed and \
+            at stop, so a restart keeps orders, levels and id sequences (without it: in memory).
+            """)
+    var state: String?
 
     func run() async throws {
         let logger: Logger = {
@@ -35,6 +42,17 @@ struct ShopifySim: AsyncParsableCommand {
             return l
         }()
         let store = ShopifyStore(domain: shop, seed: seed, skus: skus, locations: locations)
+        let stateFile = state.map(StateFile.init(path:))
+        if let stateFile, let saved = try stateFile.load(ShopifyStore.State.self) {
+            await store.restore(saved)
+            let count = await store.orderCount
+            logger.notice("state restored", metadata: ["file": "\(stateFile.path)", "orders": "\(count)"])
+        }
+        let saver = Task {
+            guard let stateFile else { return }
+            await stateFile.keepSaved(report: { logger.error("\($0)") }) { try StateFile.encode(await store.state) }
+        }
+        defer { saver.cancel() }
         let deliverer = WebhookDeliverer(domain: shop, secret: secret, policy: .init(timeScale: timeScale), logger: logger)
         if let webhookURL { await deliverer.subscribe(topic: "*", url: webhookURL) }
         guard let apiPlan = ShopifyPlan(rawValue: plan) else {
@@ -64,5 +82,7 @@ struct ShopifySim: AsyncParsableCommand {
             try await app.runService()
         }
         await deliverer.shutdown()
+        saver.cancel()
+        await saver.value
     }
 }

@@ -117,7 +117,7 @@ struct OrderMapperTests {
         f.customerId = 9_007_199_254_740_995
         f.cancelled = true
         f.financialStatus = "partially_refunded"
-        f.refunds = [(id: 1, amount: Decimal(string: "10.00")!), (id: 2, amount: Decimal(string: "0.01")!)]
+        f.refunds = [.init(id: 1, amount: Decimal(string: "10.00")!), .init(id: 2, amount: Decimal(string: "0.01")!)]
         let m = try mapper.map(try order(f), shop: "s", triggeredAtMs: 0)
         #expect(m.salesOrder.status == "cancelled")
         #expect(m.salesOrder.cancelReason == "customer")
