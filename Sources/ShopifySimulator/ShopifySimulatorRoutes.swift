@@ -102,7 +102,7 @@ public struct ShopifySimulatorRoutes: Sendable {
                     "orders": orders.values.sorted { $0.id < $1.id }.map {
                         [
                             "id": $0.id, "updated_at": ShopifyOrderFixture.iso($0.updatedAt), "total_price": "\($0.total)",
-                            "cancelled": $0.cancelled, "created_ms": Int64(($0.createdAt.timeIntervalSince1970 * 1000).rounded()),
+                            "cancelled": $0.cancelled, "refunded": "\($0.refunded)", "created_ms": Int64(($0.createdAt.timeIntervalSince1970 * 1000).rounded()),
                         ] as [String: Any]
                     },
                 ])

@@ -167,7 +167,7 @@ public actor ShopifyStore {
     /// A line whose item has less `available` than its quantity at the first location is left out (Shopify's
     /// checkout refuses it) unless `allowOverselling`; with no line left the checkout is refused and nothing is
     /// emitted.
-    public func placeOrder(maxLines: Int = 4, skew: Double = 2, at date: Date = Date()) -> [WebhookEvent] {
+    public func placeOrder(maxLines: Int = 4, skew: Double = 2, customLines: Bool = true, at date: Date = Date()) -> [WebhookEvent] {
         let id = nextOrderId
         nextOrderId += 1
         var lines: [ShopifyOrderFixture.Line] = []
@@ -195,8 +195,9 @@ public actor ShopifyStore {
             nextOrderId -= 1
             return []
         }
-        // Now and then a custom line without SKU (gift wrap), as real shops have.
-        if rng.next() % 50 == 0 {
+        // Now and then a custom line without SKU (gift wrap), as real shops have (the draw is made either way, so a
+        // seed gives the same orders otherwise).
+        if rng.next() % 50 == 0, customLines {
             lines.append(.init(id: (id % 1_000_000_000) * 100 + 99, sku: nil, title: "Geschenkverpackung 🎁", quantity: 1, price: Decimal(string: "2.50")!))
         }
         var order = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)

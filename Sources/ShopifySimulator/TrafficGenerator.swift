@@ -19,6 +19,8 @@ public struct SaleProfile: Codable, Sendable, Equatable {
     public var seed: UInt64
     /// Deliveries in flight at most.
     public var concurrency: Int
+    /// Now and then a custom line without SKU (gift wrap, about one order in fifty), as real shops have.
+    public var customLines: Bool = true
 
     public init(
         orders: Int = 1000, ordersPerSecond: Double = 50, maxLines: Int = 4, skuSkew: Double = 2, updateShare: Double = 0.2,
@@ -39,6 +41,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case orders, seed, concurrency
+        case customLines = "custom_lines"
         case ordersPerSecond = "orders_per_second"
         case maxLines = "max_lines"
         case skuSkew = "sku_skew"
@@ -61,6 +64,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
         sameSecondShare = try c.decodeIfPresent(Double.self, forKey: .sameSecondShare) ?? d.sameSecondShare
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? d.concurrency
+        customLines = try c.decodeIfPresent(Bool.self, forKey: .customLines) ?? d.customLines
     }
 }
 
@@ -101,7 +105,7 @@ public struct TrafficGenerator: Sendable {
                     try? await Task.sleep(until: start.advanced(by: .seconds(Double(n) / profile.ordersPerSecond)))
                 }
                 let now = Date()
-                var events = await store.placeOrder(maxLines: profile.maxLines, skew: profile.skuSkew, at: now)
+                var events = await store.placeOrder(maxLines: profile.maxLines, skew: profile.skuSkew, customLines: profile.customLines, at: now)
                 if events.isEmpty {
                     result.refused += 1
                 } else {

@@ -14,6 +14,7 @@ struct BridgeCtl: AsyncParsableCommand {
         abstract: "Operate the Shopify-ERP bridge: topology, configuration, dead letters, inventory sync, reconciliation, alerts.",
         subcommands: [
             TopologyCommand.self, ConfigCommand.self, DLQCommand.self, InventoryCommand.self, ReconcileCommand.self, AlertsCommand.self, StatusCommand.self, TraceCommand.self,
+            DemoCommand.self,
         ])
 }
 
