@@ -3,7 +3,8 @@
 # checks the result from the simulators' own figures (not the bridge's counters):
 #   ./dev up; a sale in shopify-sim; the gift-wrap lines without SKU land in q.orders.dlq with missing_sku;
 #   missing_sku: catch_all in run/bridge.yaml; ./dev restart order-forwarder; ./dev ctl dlq replay --queue orders --all;
-#   then every Shopify order is in the ERP exactly once, the DLQ is empty, and ./dev ctl trace shows a replayed order.
+#   then every Shopify order is in the ERP exactly once, the DLQ is empty, and ./dev ctl trace shows a replayed order;
+#   ./dev down and ./dev up keep both simulators' orders; ./dev demo passes.
 # CI runs it after the tests (.ci/run). Uses a run directory of its own and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,16 @@ done
 cat "$BRIDGE_RUN_DIR/trace.txt"
 grep -q "dead_lettered" "$BRIDGE_RUN_DIR/trace.txt" && grep -q "replayed" "$BRIDGE_RUN_DIR/trace.txt" &&
     grep -q "handled" "$BRIDGE_RUN_DIR/trace.txt" || fail "the trace of order $order lacks its dead-letter, replay or handling"
+
+step "./dev down, ./dev up: the simulators keep their state (run/simulators/), in step with the ledger"
+./dev down
+./dev up >/dev/null
+[ "$(shopify_orders)" -eq "$placed" ] || fail "shopify-sim holds $(shopify_orders) orders after a restart, $placed before"
+[ "$(erp orders)" -eq "$in_erp" ] || fail "erp-sim holds $(erp orders) orders after a restart, $in_erp before"
+echo "after the restart: shopify-sim $(shopify_orders) orders, erp-sim $(erp orders): unchanged"
+
+step "./dev demo (a shorter sale: 300 orders, the ERP down for 10 s)"
+./dev demo --orders 300 --outage 10 || fail "./dev demo found orders missing, wrong or duplicated (or could not run)"
 
 step "./dev status, ./dev ctl status"
 ./dev status

@@ -46,6 +46,8 @@ struct RealOrderFixturesTests {
         var refunded: String = "0"
         /// The customer's currency when it is not the shop's (every amount above stays in the shop's currency).
         var presentment: String? = nil
+        /// Prices include tax (`taxes_included`): the tax is part of the unit price and the total, not added on top.
+        var taxesIncluded = false
         var testDescription: String { name }
     }
 
@@ -143,6 +145,13 @@ struct RealOrderFixturesTests {
             lines: [.init(sku: "AU-PEN", quantity: 1, unitPrice: "45.62", discount: "0", tax: "4.56", net: "45.62")],
             shipping: [("10.15", "0", "0")], subtotal: "45.62", totalDiscounts: "0", totalShipping: "10.15", totalTax: "4.56",
             totalTip: "0", total: "60.33", presentment: "USD"),
+        // Prices include 20% VAT: the 100.95 line holds 16.83 of tax (100.95 x 20/120), which stays inside the price,
+        // the net and the total; nothing is added on top. Free shipping.
+        Expected(
+            name: "uah-taxes-included", currency: "UAH", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "10107", quantity: 1, unitPrice: "100.95", discount: "0", tax: "16.83", net: "100.95")],
+            shipping: [("0.00", "0", "0")], subtotal: "100.95", totalDiscounts: "0", totalShipping: "0", totalTax: "16.83",
+            totalTip: "0", total: "100.95", taxesIncluded: true),
     ]
 
     static func d(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX"))! }
@@ -180,6 +189,7 @@ struct RealOrderFixturesTests {
         #expect(so.discountCodes == e.discountCodes)
         #expect(so.refundedAmount.value == Self.d(e.refunded))
         if let presentment = e.presentment { #expect(so.presentmentCurrency == presentment) }
+        #expect(so.taxesIncluded == e.taxesIncluded)
     }
 
     @Test("an order edit's current_quantity (REST 2024-01+) marks the removed units, and wins over refund lines")
