@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the monitoring files with Prometheus's own promtool (Debian's `prometheus` package): the alerting rules
 # (syntax and their unit tests), the scrape configuration, and every PromQL expression of the Grafana dashboard
-# (each is turned into a recording rule, so promtool parses it). Run by CI (.ci/run).
+# (each is turned into a recording rule, so promtool parses it), and the hosts compose URLs name. Run by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v promtool >/dev/null || { echo "promtool is missing: apt-get install prometheus" >&2; exit 1; }
