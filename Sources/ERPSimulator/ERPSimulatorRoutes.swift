@@ -432,22 +432,17 @@ public struct ERPSimulatorRoutes: Sendable {
             await self.store.setFaults(.init())
             return Self.json(.ok, ["faults": "cleared"])
         }
-        router.put("/_admin/skus") { request, _ in
-            let buffer = try await request.body.collect(upTo: 1 << 20)
-            guard let skus = try? JSONDecoder().decode([String].self, from: Data(buffer.readableBytesView)) else {
-                return Self.json(.badRequest, ["error": "expected a JSON array of SKUs"])
+        // Items added to the ERP (PUT) or withdrawn from it (DELETE: order lines with them are refused with 422
+        // unknown_sku until added again); the body is a JSON array of SKUs.
+        for (method, verb) in [(HTTPRequest.Method.put, "added"), (.delete, "removed")] {
+            router.on("/_admin/skus", method: method) { request, _ in
+                let buffer = try await request.body.collect(upTo: 1 << 20)
+                guard let skus = try? JSONDecoder().decode([String].self, from: Data(buffer.readableBytesView)) else {
+                    return Self.json(.badRequest, ["error": "expected a JSON array of SKUs"])
+                }
+                if method == .put { await self.store.addSKUs(skus) } else { await self.store.removeSKUs(skus) }
+                return Self.json(.ok, [verb: skus.count])
             }
-            await self.store.addSKUs(skus)
-            return Self.json(.ok, ["added": skus.count])
-        }
-        // Items withdrawn from the ERP: order lines with them are refused with 422 unknown_sku until added again.
-        router.delete("/_admin/skus") { request, _ in
-            let buffer = try await request.body.collect(upTo: 1 << 20)
-            guard let skus = try? JSONDecoder().decode([String].self, from: Data(buffer.readableBytesView)) else {
-                return Self.json(.badRequest, ["error": "expected a JSON array of SKUs"])
-            }
-            await self.store.removeSKUs(skus)
-            return Self.json(.ok, ["removed": skus.count])
         }
         router.get("/_inspect/sales-orders/{ref}/writes") { _, context in
             let c = await self.store.writeCounts(ref: context.parameters.get("ref") ?? "")
