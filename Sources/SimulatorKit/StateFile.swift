@@ -22,8 +22,21 @@ public struct StateFile: Sendable {
         }
     }
 
-    /// Encodes a state the way `save` and `keepSaved` compare it: the same value gives the same bytes.
-    public static func encode<S: Encodable>(_ state: S) throws -> Data {
+    /// Restores the saved state, if there is one, through `restore` (before serving), then keeps `snapshot()` saved
+    /// until the returned task is cancelled; it saves once more then, so a stop that awaits it loses nothing.
+    /// Returns whether a state was restored, and that task.
+    public func attach<S: Codable & Sendable>(
+        _ type: S.Type, restore: (S) async -> Void, snapshot: @escaping @Sendable () async -> S,
+        report: @escaping @Sendable (String) -> Void
+    ) async throws -> (restored: Bool, saver: Task<Void, Never>) {
+        let saved = try load(S.self)
+        if let saved { await restore(saved) }
+        let saver = Task { await keepSaved(report: report) { try Self.encode(await snapshot()) } }
+        return (saved != nil, saver)
+    }
+
+    /// Encodes a state the way `keepSaved` compares it: the same value gives the same bytes.
+    static func encode<S: Encodable>(_ state: S) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return try encoder.encode(state)
@@ -41,27 +54,32 @@ public struct StateFile: Sendable {
     }
 
     /// Saves `snapshot()` every `interval` when it changed, until the task is cancelled, then once more: a stop
-    /// (SIGTERM) loses nothing, a crash at most the last interval. Failures are reported through `report` and retried.
-    public func keepSaved(
+    /// (SIGTERM) loses nothing, a crash at most the last interval. Telling whether it changed means encoding it, so
+    /// a large state waits ten times as long as its encoding took (the saving never takes more than a tenth of the
+    /// simulator's time). Failures are reported through `report` and retried.
+    func keepSaved(
         every interval: Duration = .milliseconds(500), report: @Sendable (String) -> Void,
         _ snapshot: @Sendable () async throws -> Data
     ) async {
         var last: Data?
-        func saveIfChanged() async {
+        func saveIfChanged() async -> Duration {
+            let started = ContinuousClock.now
             do {
                 let data = try await snapshot()
-                guard data != last else { return }
-                try save(data)
-                last = data
+                if data != last {
+                    try save(data)
+                    last = data
+                }
             } catch {
                 report("could not save the simulator's state to \(path): \(error)")
             }
+            return ContinuousClock.now - started
         }
         while !Task.isCancelled {
-            await saveIfChanged()
-            try? await Task.sleep(for: interval)
+            let took = await saveIfChanged()
+            try? await Task.sleep(for: max(interval, took * 10))
         }
-        await saveIfChanged()
+        _ = await saveIfChanged()
     }
 }
 
@@ -69,5 +87,3 @@ public struct StateFileError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }
-
-

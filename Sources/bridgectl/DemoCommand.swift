@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import BridgeDomain
 import BridgeMessaging
 import BridgeRuntime
 import Foundation
@@ -50,11 +51,11 @@ struct DemoCommand: AsyncParsableCommand {
         let config = try await loadConfig(options)
         guard let shop = config.shops.first?.id else { throw ValidationError("the configuration names no shop") }
         let sims = DemoSimulators(shopify: shopifySim, erp: erpSim, erpKey: erpKey)
-        let narrator = Narrator()
+        let say = narrator()
         let ordersQueue = try DeadLetters.workQueue(named: "orders")
         var verdict: DemoVerdict?
         try await withConnection(config) { broker in
-            verdict = try await scenario(shop: shop, sims: sims, broker: broker, ordersQueue: ordersQueue, say: narrator.say)
+            verdict = try await scenario(shop: shop, sims: sims, broker: broker, ordersQueue: ordersQueue, say: say)
         }
         guard let verdict else { throw ExitCode.failure }
         FileHandle.standardOutput.write(Data(verdict.table(console: console, metrics: metricsURLs, dlq: BridgeTopology.deadLetterQueue(of: ordersQueue)).utf8))
@@ -213,14 +214,11 @@ struct DemoCommand: AsyncParsableCommand {
 }
 
 /// Progress lines with the time since the demo started.
-final class Narrator: Sendable {
+func narrator() -> @Sendable (String) -> Void {
     let started = ContinuousClock.now
-    var say: @Sendable (String) -> Void {
-        { [started] line in
-            let seconds = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-            // Unbuffered, so progress shows while the demo runs (stdout may be a pipe).
-            FileHandle.standardOutput.write(Data((String(format: "[%6.1f s] ", seconds) + line + "\n").utf8))
-        }
+    return { line in
+        // Unbuffered, so progress shows while the demo runs (stdout may be a pipe).
+        FileHandle.standardOutput.write(Data((String(format: "[%6.1f s] ", (ContinuousClock.now - started).seconds) + line + "\n").utf8))
     }
 }
 

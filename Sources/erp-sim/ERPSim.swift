@@ -56,20 +56,23 @@ struct ERPSim: AsyncParsableCommand {
         }
         var logger = Logger(label: "erp-sim")
         logger.logLevel = .info
-        let stateFile = state.map(StateFile.init(path:))
-        if let stateFile, let saved = try stateFile.load(SavedState.self) {
-            await store.restore(saved.store, alsoKnown: Set(items))
-            await inventory.restore(saved.inventory)
-            let count = await store.orderCount
-            logger.notice("state restored", metadata: ["file": "\(stateFile.path)", "sales_orders": "\(count)"])
-        }
-        let saver = Task {
-            guard let stateFile else { return }
-            await stateFile.keepSaved(report: { [logger] in logger.error("\($0)") }) {
-                try StateFile.encode(SavedState(store: await store.state, inventory: await inventory.state))
+        var saver: Task<Void, Never>?
+        if let state {
+            let attached = try await StateFile(path: state).attach(
+                SavedState.self,
+                restore: {
+                    await store.restore($0.store, alsoKnown: Set(items))
+                    await inventory.restore($0.inventory)
+                },
+                snapshot: { SavedState(store: await store.state, inventory: await inventory.state) },
+                report: { [logger] in logger.error("\($0)") })
+            if attached.restored {
+                let count = await store.orderCount
+                logger.notice("state restored", metadata: ["file": "\(state)", "sales_orders": "\(count)"])
             }
+            saver = attached.saver
         }
-        defer { saver.cancel() }
+        defer { saver?.cancel() }
         let routes = ERPSimulatorRoutes(store: store, apiKey: apiKey, inventory: inventory, pusher: pusher)
         let server = ERPSimulatorServer(
             routes: routes, host: host, port: port, logger: logger,
@@ -87,13 +90,13 @@ struct ERPSim: AsyncParsableCommand {
             throw error
         }
         await pusher.shutdown()
-        saver.cancel()
-        await saver.value
+        saver?.cancel()
+        await saver?.value
     }
 }
 
 /// What `--state` keeps: the sales side and the stock side.
-struct SavedState: Codable {
+struct SavedState: Codable, Sendable {
     var store: ERPStore.State
     var inventory: ERPInventory.State
 }

@@ -42,17 +42,18 @@ struct ShopifySim: AsyncParsableCommand {
             return l
         }()
         let store = ShopifyStore(domain: shop, seed: seed, skus: skus, locations: locations)
-        let stateFile = state.map(StateFile.init(path:))
-        if let stateFile, let saved = try stateFile.load(ShopifyStore.State.self) {
-            await store.restore(saved)
-            let count = await store.orderCount
-            logger.notice("state restored", metadata: ["file": "\(stateFile.path)", "orders": "\(count)"])
+        var saver: Task<Void, Never>?
+        if let state {
+            let attached = try await StateFile(path: state).attach(
+                ShopifyStore.State.self, restore: { await store.restore($0) }, snapshot: { await store.state },
+                report: { logger.error("\($0)") })
+            if attached.restored {
+                let count = await store.orderCount
+                logger.notice("state restored", metadata: ["file": "\(state)", "orders": "\(count)"])
+            }
+            saver = attached.saver
         }
-        let saver = Task {
-            guard let stateFile else { return }
-            await stateFile.keepSaved(report: { logger.error("\($0)") }) { try StateFile.encode(await store.state) }
-        }
-        defer { saver.cancel() }
+        defer { saver?.cancel() }
         let deliverer = WebhookDeliverer(domain: shop, secret: secret, policy: .init(timeScale: timeScale), logger: logger)
         if let webhookURL { await deliverer.subscribe(topic: "*", url: webhookURL) }
         guard let apiPlan = ShopifyPlan(rawValue: plan) else {
@@ -82,7 +83,7 @@ struct ShopifySim: AsyncParsableCommand {
             try await app.runService()
         }
         await deliverer.shutdown()
-        saver.cancel()
-        await saver.value
+        saver?.cancel()
+        await saver?.value
     }
 }
