@@ -553,6 +553,11 @@ public struct ShopSnapshot: Sendable {
     public var priceLists: [ShopifyStore.PriceList]
     public var deletedVariants: Set<Int64>
 
+    /// Nothing: what a mutation's request holds until its mutation took effect (it then takes a real snapshot).
+    static let empty = ShopSnapshot(
+        domain: "", createdAt: .distantPast, locations: [], variants: [], itemIndex: [:], variantIndex: [:], stock: [:],
+        committed: [:], levelUpdatedAt: [:], orders: [:], priceLists: [], deletedVariants: [])
+
     /// The variants the shop still has.
     var liveVariants: [ShopifyStore.Variant] { deletedVariants.isEmpty ? variants : variants.filter { !deletedVariants.contains($0.variantId) } }
 

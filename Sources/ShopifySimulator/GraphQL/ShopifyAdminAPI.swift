@@ -173,7 +173,11 @@ public final class ShopifyAdminAPI: Sendable {
                 extensions: ["code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"])
             return (.ok, encode(Envelope(errors: [error], extensions: costExtension(requested, nil, status))))
         }
-        let context = RequestContext(snapshot: await store.snapshot(), api: self, bulk: false, baseURL: baseURL)
+        // A mutation starts from no snapshot and takes one after it changed the shop: a snapshot held while the store
+        // mutates would make the store copy its whole stock dictionaries (copy-on-write) on every mutation, which at
+        // 100,000 SKUs cost more than the mutation itself.
+        let snapshot = operation.operation == .mutation ? ShopSnapshot.empty : await store.snapshot()
+        let context = RequestContext(snapshot: snapshot, api: self, bulk: false, baseURL: baseURL)
         let result: GraphQLResult
         do {
             result = try await execute(
