@@ -123,7 +123,11 @@ public final class InventoryLevelWriter: Sendable {
                 current = try await read(pending)
             }
             await afterRead?()
-            let desired = await decide(current.filter { pending.contains($0.key) })
+            // Picked by key from `current`, not filtered out of it: a full sync's `known` holds every level of the
+            // shop, and filtering 300,000 levels by a 250-key array once a chunk made the syncer, not Shopify's
+            // budget, the limit (about 2 s a call at 100,000 SKUs x 3).
+            let figures = Dictionary(pending.compactMap { key in current[key].map { (key, $0) } }, uniquingKeysWith: { a, _ in a })
+            let desired = await decide(figures)
             var rows: [Row] = []
             for key in pending {
                 guard let now = current[key]?.available else {
