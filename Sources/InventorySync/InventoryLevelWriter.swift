@@ -126,8 +126,8 @@ public final class InventoryLevelWriter: Sendable {
             // Picked by key from `current`, not filtered out of it: a full sync's `known` holds every level of the
             // shop, and filtering 300,000 levels by a 250-key array once a chunk made the syncer, not Shopify's
             // budget, the limit (about 2 s a call at 100,000 SKUs x 3).
-            let figures = Dictionary(pending.compactMap { key in current[key].map { (key, $0) } }, uniquingKeysWith: { a, _ in a })
-            let desired = await decide(figures)
+            let seen = Dictionary(pending.compactMap { key in current[key].map { (key, $0) } }, uniquingKeysWith: { a, _ in a })
+            let desired = await decide(seen)
             var rows: [Row] = []
             for key in pending {
                 guard let now = current[key]?.available else {
