@@ -178,6 +178,14 @@ public actor ERPInventory {
         return change
     }
 
+    /// Moves a level by `delta` units (a receipt, another channel's sale), never below zero, read and set in one step:
+    /// a caller that read the level and then set `available` could overwrite an allocation made in between.
+    @discardableResult
+    public func adjust(sku: String, warehouse: String, by delta: Int, at date: Date = Date()) async -> Change? {
+        guard let level = levels["\(sku)|\(warehouse)"] else { return nil }
+        return await move(sku: sku, warehouse: warehouse, available: max(0, level.available + delta), at: date)
+    }
+
     /// A sales order arrived, changed or was cancelled (document `document`, external reference `orderRef`):
     /// allocates its lines from the allocation warehouse, as an ERP commits stock to a confirmed order. An edit
     /// allocates or gives back the difference; a cancellation gives back what was taken. Units the warehouse does
