@@ -5,7 +5,9 @@ import Shopify
 /// that includes its level and gets its outcome, so a queue message is acknowledged only once its change is in
 /// Shopify. What is written is decided by the write from the figures it reads, so ten changes to one level within
 /// the window make one row with the latest figure. Writes of a shop run one after another (each reads fresh figures
-/// for its compare-and-set); a window closes early at 250 levels, one `inventorySetQuantities` call.
+/// for its compare-and-set); a window closes early at 250 levels, one `inventorySetQuantities` call. Windows that
+/// closed while a write ran go out together in the next write (up to 250 levels): under a backlog each call carries
+/// as many changes as it can, so the write's 10 points are shared instead of paid once a window.
 public actor LevelCoalescer {
     /// Brings the levels to their targets for a decision.
     public typealias Write = @Sendable (Set<LevelKey>, String) async throws -> LevelWriteReport
@@ -66,7 +68,13 @@ public actor LevelCoalescer {
 
     private func drain() {
         guard !closed.isEmpty else { return }
-        let batch = closed.removeFirst()
+        var batch = closed.removeFirst()
+        while let next = closed.first, batch.keys.union(next.keys).count <= maxRows {
+            closed.removeFirst()
+            batch.keys.formUnion(next.keys)
+            batch.decisions += next.decisions
+            batch.waiters += next.waiters
+        }
         writing = true
         writes += 1
         let write = self.write
