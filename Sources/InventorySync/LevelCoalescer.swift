@@ -27,6 +27,8 @@ public actor LevelCoalescer {
     /// Batches closed while a write was running, in order.
     private var closed: [Batch] = []
     public private(set) var writes = 0
+    /// Windows closed and waiting for the write in progress to finish.
+    public var queuedBatches: Int { closed.count }
 
     public init(window: Duration, maxRows: Int = 250, write: @escaping Write) {
         self.window = window

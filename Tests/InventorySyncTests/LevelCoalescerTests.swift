@@ -31,8 +31,10 @@ struct LevelCoalescerTests {
         var later: [Task<LevelWriteReport, any Error>] = []
         for n in 2...4 {
             later.append(Task { try await coalescer.submit([Self.key(n)], decision: "erp-\(n)") })
-            try await Task.sleep(for: .milliseconds(40))  // longer than the window: each is its own closed batch
+            // Its window closes (bounded wait on the coalescer's own count, not on the clock): each is its own batch.
+            for _ in 0..<500 where await coalescer.queuedBatches < n - 1 { try await Task.sleep(for: .milliseconds(10)) }
         }
+        #expect(await coalescer.queuedBatches == 3)
         opener.yield()
         _ = try await first.value
         for (i, task) in later.enumerated() {
