@@ -174,8 +174,8 @@ public final class ShopifyAdminAPI: Sendable {
             return (.ok, encode(Envelope(errors: [error], extensions: costExtension(requested, nil, status))))
         }
         // A mutation starts from no snapshot and takes one after it changed the shop: a snapshot held while the store
-        // mutates would make the store copy its whole stock dictionaries (copy-on-write) on every mutation, which at
-        // 100,000 SKUs cost more than the mutation itself.
+        // mutates makes the store copy its whole stock tables (copy-on-write) on every mutation, 100,000 SKUs' worth
+        // in a big shop.
         let snapshot = operation.operation == .mutation ? ShopSnapshot.empty : await store.snapshot()
         let context = RequestContext(snapshot: snapshot, api: self, bulk: false, baseURL: baseURL)
         let result: GraphQLResult
