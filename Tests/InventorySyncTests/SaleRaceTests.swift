@@ -47,7 +47,7 @@ struct SaleRaceTests {
                     if !receipt { otherChannelSales[level, default: 0] += 1 }
                     // By a delta, read and set in one step: setting `now - 1` could overwrite an allocation or a
                     // cancellation's give-back made since `now` was read (a lost give-back is a drop the safety stock
-                    // was not kept for, and oversold a unit with no bridge fault on a loaded machine).
+                    // was not kept for: it could oversell a unit with no bridge fault).
                     await inventory.adjust(sku: SimulatedCatalogue.sku(n), warehouse: warehouse, by: receipt ? 1 + Int(rng.next() % 5) : -1)
                     moved += 1
                 }
