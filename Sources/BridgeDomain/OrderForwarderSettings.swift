@@ -6,8 +6,12 @@ public struct OrderForwarderSettings: Sendable, Equatable {
     public var enabled: Bool
     /// Shopify's customers are written into the ERP too; allowed only when `source_of_truth.customers` is shopify.
     public var syncCustomers: Bool
-    /// Unacked deliveries per forwarder process: its parallelism.
+    /// Unacked deliveries per forwarder process.
     public var prefetch: Int
+    /// Orders applied at once per forwarder process (ERP writes in flight), at most `prefetch`. The rest of the
+    /// prefetch waits: a delivery whose order another delivery holds (the orders/paid behind its orders/create, in
+    /// this process or another) waits without a slot, and a prefetched delivery of another order uses it.
+    public var concurrency: Int
     /// Where the idempotency/version ledger lives.
     public var ledger: LedgerLocation
     /// How long a worker holds an order's lease before it expires on its own (a killed holder).
@@ -21,13 +25,14 @@ public struct OrderForwarderSettings: Sendable, Equatable {
     public var mapping: OrderMappingSettings
 
     public init(
-        enabled: Bool = true, syncCustomers: Bool = false, prefetch: Int = 32, ledger: LedgerLocation = .sqlite(path: "data/order-ledger.sqlite"),
+        enabled: Bool = true, syncCustomers: Bool = false, prefetch: Int = 64, concurrency: Int? = nil, ledger: LedgerLocation = .sqlite(path: "data/order-ledger.sqlite"),
         lockTTL: Duration = .seconds(60), lockWait: Duration = .seconds(10), breakerThreshold: Int = 5,
         breakerProbeInterval: Duration = .seconds(5), mapping: OrderMappingSettings = .init()
     ) {
         self.enabled = enabled
         self.syncCustomers = syncCustomers
         self.prefetch = prefetch
+        self.concurrency = min(concurrency ?? Self.defaultConcurrency(prefetch: prefetch), prefetch)
         self.ledger = ledger
         self.lockTTL = lockTTL
         self.lockWait = lockWait
@@ -38,8 +43,19 @@ public struct OrderForwarderSettings: Sendable, Equatable {
 }
 
 extension OrderForwarderSettings {
+    /// Half the prefetch: as many deliveries again can wait for their order as are being applied.
+    public static func defaultConcurrency(prefetch: Int) -> Int { max(1, (prefetch + 1) / 2) }
+
     /// Parses `order_forwarder.*`.
     public static func parse(_ p: inout SettingsParser) -> OrderForwarderSettings {
+        let prefetch = p.int("order_forwarder.prefetch", default: 64, range: 1...1000)
+        let concurrency = p.int(
+            "order_forwarder.concurrency", default: defaultConcurrency(prefetch: prefetch), range: 1...1000)
+        if concurrency > prefetch {
+            p.fail(
+                "order_forwarder.concurrency", "\(concurrency) orders at once with only \(prefetch) prefetched",
+                fix: "set order_forwarder.concurrency at most order_forwarder.prefetch (\(prefetch)), or raise the prefetch")
+        }
         let ledgerRaw = p.string("order_forwarder.ledger", default: "sqlite:data/order-ledger.sqlite", secret: true)
         let ledger = LedgerLocation(ledgerRaw)
         if ledger == nil {
@@ -68,7 +84,7 @@ extension OrderForwarderSettings {
         return OrderForwarderSettings(
             enabled: p.bool("order_forwarder.enabled", default: true),
             syncCustomers: p.bool("order_forwarder.sync_customers", default: false),
-            prefetch: p.int("order_forwarder.prefetch", default: 32, range: 1...1000),
+            prefetch: prefetch, concurrency: concurrency,
             ledger: ledger ?? .sqlite(path: "data/order-ledger.sqlite"),
             lockTTL: p.duration("order_forwarder.lock_ttl", default: .seconds(60), range: .seconds(1) ... .seconds(3600)),
             lockWait: p.duration("order_forwarder.lock_wait", default: .seconds(10), range: .zero ... .seconds(600)),

@@ -36,7 +36,8 @@ public final class OrderForwarder: Service, Sendable {
         let handler = try OrderForwardingHandler(settings: settings, shops: shops, erp: erp, ledger: ledger, metrics: metrics, logger: logger)
         worker = QueueWorker(
             settings: .init(
-                queue: settings.queue, prefetch: settings.forwarder.prefetch, retryDelays: settings.retryDelays,
+                queue: settings.queue, prefetch: settings.forwarder.prefetch, concurrency: settings.forwarder.concurrency,
+                retryDelays: settings.retryDelays,
                 circuit: (settings.forwarder.breakerThreshold, settings.forwarder.breakerProbeInterval),
                 consumerTagPrefix: "order-forwarder"),
             handler: handler, consumer: consumer, publisher: publisher, logger: logger)
@@ -206,8 +207,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         // Workers of this process queue behind each other per order without touching the database; the ledger's
         // lease then guards against workers of other processes.
         let log = context.logger
+        let waiter = context
         let outcome = try await context.serialized("\(shop)/\(order.id)") {
-            try await self.applyLeased(order, version: version, shop: shop, replay: replay, logger: log)
+            try await self.applyLeased(order, version: version, shop: shop, replay: replay, waiter: waiter, logger: log)
         }
         if let document = outcome.erpDocument { context.logger[metadataKey: "erp_document"] = "\(document)" }
         return outcome
@@ -216,10 +218,10 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
     /// Takes the order's lease, skips a version not newer than the applied one, else applies it and records it
     /// (fenced: a worker whose lease was taken over records nothing). The lease is renewed while the ERP works.
     private func applyLeased(
-        _ order: ShopifyOrder, version: OrderVersion, shop: String, replay: Bool, logger: Logger
+        _ order: ShopifyOrder, version: OrderVersion, shop: String, replay: Bool, waiter: WorkContext, logger: Logger
     ) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
-        let applied = try await lease(shop: shop, orderId: order.id, owner: owner)
+        let applied = try await lease(shop: shop, orderId: order.id, owner: owner, waiter: waiter)
         do {
             if let applied, applied.version >= version {
                 try await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
@@ -387,15 +389,16 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             return .refundDuplicate(document: doc)
         }
         let log = context.logger
+        let waiter = context
         // Under the order's lease: two deliveries of one refund never create two credit notes.
         return try await context.serialized("\(shop)/\(refund.orderId)") {
-            try await self.recordRefundLeased(refund, shop: shop, logger: log)
+            try await self.recordRefundLeased(refund, shop: shop, waiter: waiter, logger: log)
         }
     }
 
-    private func recordRefundLeased(_ refund: ShopifyRefund, shop: String, logger: Logger) async throws -> Outcome {
+    private func recordRefundLeased(_ refund: ShopifyRefund, shop: String, waiter: WorkContext, logger: Logger) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
-        let applied = try await lease(shop: shop, orderId: refund.orderId, owner: owner)
+        let applied = try await lease(shop: shop, orderId: refund.orderId, owner: owner, waiter: waiter)
         do {
             let outcome = try await recordRefund(refund, shop: shop, owner: owner, applied: applied, logger: logger)
             try await ledger.release(shop: shop, orderId: refund.orderId, owner: owner, recording: nil)
@@ -444,28 +447,39 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         return .refundRecorded(document: document)
     }
 
-    /// Takes the order's lease (and reads what was applied), waiting up to `lockWait` for another worker; then
-    /// gives up as retryable.
-    private func lease(shop: String, orderId: Int64, owner: String) async throws -> LedgerEntry? {
+    /// Takes the order's lease (and reads what was applied), waiting up to `lockWait` for another worker (another
+    /// process: this process's own deliveries of the order queue in `serialized`); then gives up as retryable. The
+    /// wait leaves the delivery's handler slot to another order (`WorkContext.waiting`).
+    private func lease(shop: String, orderId: Int64, owner: String, waiter: WorkContext) async throws -> LedgerEntry? {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: settings.forwarder.lockWait)
+        let ttl = settings.forwarder.lockTTL
+        if case .acquired(let entry) = try await ledger.acquire(shop: shop, orderId: orderId, owner: owner, ttl: ttl) {
+            return entry
+        }
+        return try await waiter.waiting {
+            try await self.pollLease(shop: shop, orderId: orderId, owner: owner, deadline: deadline)
+        }
+    }
+
+    private func pollLease(shop: String, orderId: Int64, owner: String, deadline: ContinuousClock.Instant) async throws -> LedgerEntry? {
+        let clock = ContinuousClock()
         var pause = Duration.milliseconds(5)
         while true {
-            if case .acquired(let entry) = try await ledger.acquire(
-                shop: shop, orderId: orderId, owner: owner, ttl: settings.forwarder.lockTTL)
-            {
-                return entry
-            }
             guard clock.now < deadline else {
                 throw ProcessingFailure(
                     errorClass: "order_busy", message: "another worker held order \(orderId) for longer than the lock wait",
                     retryable: true)
             }
-            // Capped at 20 ms: the holder is usually one ERP call from done, and every millisecond past its release
-            // is a delivery slot held idle (with a 200 ms ERP a 100 ms cap cost four forwarders a fifth of their
-            // throughput). A waiter polls at most 50 times a second, one indexed row each.
+            // Capped at 20 ms: the holder is usually one ERP call from done, and past its release this delivery's
+            // order waits for nothing. A waiter polls at most 50 times a second, one indexed row each.
             try await Task.sleep(for: pause)
             pause = min(pause * 2, .milliseconds(20))
+            if case .acquired(let entry) = try await ledger.acquire(
+                shop: shop, orderId: orderId, owner: owner, ttl: settings.forwarder.lockTTL)
+            {
+                return entry
+            }
         }
     }
 

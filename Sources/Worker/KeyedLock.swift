@@ -13,6 +13,9 @@ public actor KeyedLock {
         // Ownership was handed over by `unlock`.
     }
 
+    /// Takes `key` if nobody holds it.
+    public func tryLock(_ key: String) -> Bool { held.insert(key).inserted }
+
     public func unlock(_ key: String) {
         if var queue = waiters[key], !queue.isEmpty {
             let next = queue.removeFirst()

@@ -44,14 +44,49 @@ public enum WorkFailure: Sendable {
 public struct WorkContext: Sendable {
     public var logger: Logger
     let locks: KeyedLock
+    let slots: HandlerSlots?
     /// What the message is about (an order id), for its trace (`bridgectl trace --order`): set it once known.
     public var traceSubject: String?
     /// What the effect was (the ERP document), for the trace.
     public var traceDetail: String?
 
+    init(logger: Logger, locks: KeyedLock, slots: HandlerSlots? = nil) {
+        self.logger = logger
+        self.locks = locks
+        self.slots = slots
+    }
+
     /// Runs `body` while no other message of this process with the same `key` is being handled (FIFO hand-over).
+    /// Waiting for the key does not hold a handler slot (`waiting`).
     public func serialized<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
-        try await locks.withLock(key, body)
+        if await !locks.tryLock(key) {
+            await waiting { await self.locks.lock(key) }
+        }
+        do {
+            let value = try await body()
+            await locks.unlock(key)
+            return value
+        } catch {
+            await locks.unlock(key)
+            throw error
+        }
+    }
+
+    /// Runs `body`, a wait for something another delivery holds (an order's lease held by another process), without
+    /// this delivery's handler slot: with `concurrency` below the prefetch, a prefetched delivery runs meanwhile.
+    /// Takes a slot again before returning, ahead of the deliveries that have not started. Without a concurrency
+    /// limit it just runs `body`.
+    public func waiting<T: Sendable>(_ body: @Sendable () async throws -> T) async rethrows -> T {
+        guard let slots else { return try await body() }
+        await slots.release()
+        do {
+            let value = try await body()
+            await slots.acquire(returning: true)
+            return value
+        } catch {
+            await slots.acquire(returning: true)
+            throw error
+        }
     }
 }
 
@@ -86,6 +121,10 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     public struct Settings: Sendable {
         public var queue: String
         public var prefetch: Int
+        /// Handlers running at once (at most `prefetch`; nil: `prefetch`). Below the prefetch, a delivery waiting for
+        /// a key another delivery holds (`WorkContext.serialized`, `WorkContext.waiting`) leaves its slot to a
+        /// prefetched one, so the waits do not idle the worker's writes.
+        public var concurrency: Int?
         public var retryDelays: [Duration]
         /// Consecutive outages that open the circuit, and how long it stays open before a probe; nil: no circuit.
         public var circuit: (threshold: Int, probeInterval: Duration)?
@@ -96,12 +135,14 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         public var consumerTagPrefix: String
 
         public init(
-            queue: String, prefetch: Int, retryDelays: [Duration], circuit: (threshold: Int, probeInterval: Duration)? = nil,
-            heartbeat: Duration? = .seconds(15), trace: Duration? = .seconds(1), consumerTagPrefix: String? = nil
+            queue: String, prefetch: Int, concurrency: Int? = nil, retryDelays: [Duration],
+            circuit: (threshold: Int, probeInterval: Duration)? = nil, heartbeat: Duration? = .seconds(15),
+            trace: Duration? = .seconds(1), consumerTagPrefix: String? = nil
         ) {
             self.trace = trace
             self.queue = queue
             self.prefetch = max(1, prefetch)
+            self.concurrency = concurrency.map { min(max(1, $0), max(1, prefetch)) }
             self.retryDelays = retryDelays
             self.circuit = circuit
             self.heartbeat = heartbeat
@@ -117,6 +158,8 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     let breaker: CircuitBreaker?
     let logger: Logger
     private let locks = KeyedLock()
+    /// Present when `concurrency` is below the prefetch.
+    private let slots: HandlerSlots?
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
     private let settled = Mutex<[String: Int]>([:])
@@ -141,6 +184,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         self.consumer = consumer
         self.router = FailureRouter(publisher: publisher, queue: settings.queue, retryDelays: settings.retryDelays)
         self.publisher = publisher
+        slots = settings.concurrency.flatMap { $0 < settings.prefetch ? HandlerSlots($0) : nil }
         var logger = logger
         logger[metadataKey: "queue"] = "\(settings.queue)"
         self.logger = logger
@@ -244,7 +288,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         let stream = try await consumer.consume(
             queue: settings.queue, prefetch: UInt16(min(settings.prefetch, Int(UInt16.max))),
             consumerTagPrefix: settings.consumerTagPrefix)
-        logger.info("consuming", metadata: ["prefetch": "\(settings.prefetch)"])
+        logger.info("consuming", metadata: ["prefetch": "\(settings.prefetch)", "concurrency": "\(settings.concurrency ?? settings.prefetch)"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.sendHeartbeats() }
             group.addTask { await self.sendTraces() }
@@ -293,10 +337,10 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                 // Shutting down with the circuit open: the message stays unsettled and returns to the queue.
                 return
             }
-            var context = WorkContext(logger: logger, locks: locks)
+            var context = WorkContext(logger: logger, locks: locks, slots: slots)
             let started = ContinuousClock.now
             do {
-                let outcome = try await handler.handle(message, context: &context)
+                let outcome = try await handleInSlot(message, context: &context)
                 handleTimer.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
                 if outcome.calledDependency { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
                 count("worker_messages_total", [("outcome", outcome.label)])
@@ -340,6 +384,20 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                     return
                 }
             }
+        }
+    }
+
+    /// The handler, in one of the `concurrency` slots (if limited).
+    private func handleInSlot(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
+        guard let slots else { return try await handler.handle(message, context: &context) }
+        await slots.acquire()
+        do {
+            let outcome = try await handler.handle(message, context: &context)
+            await slots.release()
+            return outcome
+        } catch {
+            await slots.release()
+            throw error
         }
     }
 
