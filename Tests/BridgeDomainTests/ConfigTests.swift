@@ -245,6 +245,7 @@ struct SourceOfTruthTests {
         let f = c.orderForwarder
         #expect(f.ledger == .postgres(host: "db", port: 6543, user: "bridge", password: "pw", database: "ledger"))
         #expect(f.prefetch == 64)
+        #expect(f.concurrency == 32, "half the prefetch unless set")
         #expect(f.mapping.skuMap == ["TSHIRT-RED-M": "100234", "A": "B"])
         #expect(f.mapping.variantMap == [40_123_456_789: "100235"])
         #expect(f.mapping.missingSKU == .catchAll)
@@ -258,6 +259,10 @@ struct SourceOfTruthTests {
         await expectConfigError("order_forwarder.variant_map", yaml: "order_forwarder: {variant_map: [abc=1]}")
         await expectConfigError("order_forwarder.missing_sku", yaml: "order_forwarder: {missing_sku: ignore}")
         await expectConfigError("order_forwarder.prefetch", yaml: "order_forwarder: {prefetch: 0}")
+        #expect(try await loadConfig(yaml: "order_forwarder: {prefetch: 8, concurrency: 8}").orderForwarder.concurrency == 8)
+        let defaults = try await loadConfig(yaml: "log: {level: info}").orderForwarder
+        #expect(defaults.prefetch == 64 && defaults.concurrency == 32)
+        await expectConfigError("order_forwarder.concurrency", yaml: "order_forwarder: {prefetch: 4, concurrency: 5}")
     }
 
     @Test("erp.profile: upsert by default, plain when the ERP only creates, finds and overwrites; anything else refused")

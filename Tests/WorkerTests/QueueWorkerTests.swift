@@ -139,3 +139,80 @@ struct QueueWorkerTests {
         #expect(try await eventually { try await pub.queueCounts(Self.queue).messages == 5 }, "the rest is back in the queue")
     }
 }
+
+/// Counts handlers running outside their waits, for the concurrency limit: `hold:<k>` holds key k until `gate`
+/// opens, `key:<k>` takes key k, `wait` waits (`context.waiting`) until `gate` opens, `work` takes 100 ms.
+final class SlotHandler: QueueHandler {
+    let gate = Mutex(false)
+    let running = Mutex<(now: Int, max: Int)>((0, 0))
+    let handled = Mutex<[String]>([])
+
+    var subject: String { "test message" }
+
+    private func working<T>(_ body: () async throws -> T) async rethrows -> T {
+        running.withLock { $0.now += 1; $0.max = max($0.max, $0.now) }
+        defer { running.withLock { $0.now -= 1 } }
+        return try await body()
+    }
+
+    private func untilOpen() async throws {
+        while !gate.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
+        let kind = String(decoding: message.body, as: UTF8.self)
+        switch kind {
+        case let k where k.hasPrefix("hold:"):
+            try await context.serialized(String(k.dropFirst(5))) { try await self.working { try await self.untilOpen() } }
+        case let k where k.hasPrefix("key:"):
+            try await context.serialized(String(k.dropFirst(4))) { await self.working {} }
+        case "wait":
+            try await context.waiting { try await self.untilOpen() }
+            await working {}
+        default:
+            try await working { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        handled.withLock { $0.append(message.envelope.deliveryId) }
+        return WorkOutcome("done")
+    }
+
+    func classify(_ error: any Error) -> WorkFailure {
+        .failed(ProcessingFailure(errorClass: "unexpected", message: "\(error)", retryable: true))
+    }
+}
+
+extension QueueWorkerTests {
+    @Test("concurrency below the prefetch: at most that many handlers run; one waiting for a key or in `waiting` leaves its slot to a prefetched message")
+    func concurrencyBelowPrefetch() async throws {
+        let (broker, vhost, pub, consumer) = try await Self.world("worker-slots")
+        defer { Task { await pub.close(); await consumer.close(); await broker.deleteVhost(vhost) } }
+        // Slot 1: hold:A until the gate opens. key:A waits for A and `wait` waits for the gate: neither holds a slot,
+        // so the work messages run, two at a time, while the gate is closed.
+        let handler = SlotHandler()
+        let worker = QueueWorker(
+            settings: .init(queue: Self.queue, prefetch: 5, concurrency: 2, retryDelays: Self.settings.retryDelays),
+            handler: handler, consumer: consumer, publisher: pub, logger: Self.logger)
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+        try await Self.send(pub, "hold:A", id: "hold")
+        #expect(await eventually { handler.running.withLock { $0.now } == 1 }, "hold:A holds A")
+        try await Self.send(pub, "key:A", id: "same-key")
+        try await Self.send(pub, "wait", id: "waiting")
+        for i in 0..<8 { try await Self.send(pub, "work", id: "work-\(i)") }
+        let works = Set((0..<8).map { "work-\($0)" })
+        #expect(
+            await eventually(timeout: .seconds(30)) { works.isSubset(of: handler.handled.withLock { Set($0) }) },
+            "the work ran beside the held key, the delivery waiting for it and the one in `waiting`: \(handler.handled.withLock { $0 })")
+        #expect(handler.handled.withLock { $0 }.allSatisfy { works.contains($0) }, "nothing behind the gate finished")
+        #expect(handler.running.withLock { $0.max } == 2, "never more than 2 handlers at once, and 2 when there was work")
+
+        handler.gate.withLock { $0 = true }
+        #expect(await eventually(timeout: .seconds(30)) { worker.settledTotal == 11 }, "\(worker.settledCounts)")
+        let order = handler.handled.withLock { $0 }
+        let holdAt = try #require(order.firstIndex(of: "hold"))
+        let keyAt = try #require(order.firstIndex(of: "same-key"))
+        #expect(holdAt < keyAt, "the delivery waiting for A ran after A's holder")
+        #expect(handler.running.withLock { $0.max } == 2)
+        #expect(try await eventually { try await pub.queueCounts(Self.queue).messages == 0 })
+    }
+}
