@@ -24,6 +24,7 @@ struct ForwarderBench: ParsableCommand {
 
     func run() throws {
         let before = try erpOrderCount()
+        let callsBefore = try erpStat("calls")
         let known = try simOrders()
         let start = Date()
         try startSale(orders: orders, rate: 0)
@@ -31,7 +32,8 @@ struct ForwarderBench: ParsableCommand {
         let seconds = allIn.timeIntervalSince(start)
         let (latencies, missing) = try endToEnd(excluding: known)
         print("\(label): \(orders) orders end to end in \(String(format: "%.1f", seconds)) s -> \(String(format: "%.0f", Double(orders) / seconds)) orders/s; "
-            + "latency order placed -> ERP commit p50 \(pct(latencies, 0.5)) ms, p99 \(pct(latencies, 0.99)) ms, max \(pct(latencies, 1)) ms (n=\(latencies.count))")
+            + "latency order placed -> ERP commit p50 \(pct(latencies, 0.5)) ms, p99 \(pct(latencies, 0.99)) ms, max \(pct(latencies, 1)) ms (n=\(latencies.count)); "
+            + "ERP calls by then \(try erpStat("calls") - callsBefore)")
         guard missing.isEmpty, latencies.count == orders else {
             print("FAILED: \(missing.count) of \(orders) placed orders are not in the ERP (first: \(missing.prefix(5)))")
             throw ExitCode.failure
@@ -71,9 +73,11 @@ struct ForwarderBench: ParsableCommand {
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
-    func erpOrderCount() throws -> Int {
+    func erpOrderCount() throws -> Int { try erpStat("orders") }
+
+    func erpStat(_ name: String) throws -> Int {
         let (_, stats) = try HTTPConnection.json(port: erpPort, "GET", "/_inspect/stats")
-        return (stats as? [String: Any])?["orders"] as? Int ?? 0
+        return (stats as? [String: Any])?[name] as? Int ?? 0
     }
 
     func waitForERP(count: Int, timeout: Double) throws -> Date {
