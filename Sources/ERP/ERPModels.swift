@@ -81,12 +81,16 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
         /// not to be shipped. Their money comes back as a credit note; `quantity` and the amounts stay as ordered, so
         /// the document still adds up to the order's total.
         public var removedQuantity: Int
+        /// A gift card sold (Shopify's `gift_card`): money owed to the holder until it is redeemed, not revenue, and
+        /// nothing to take from stock or ship.
+        public var giftCard: Bool
 
         public init(
             lineRef: String, sku: String, description: String?, quantity: Int, unitPrice: Amount, discount: Amount,
-            tax: Amount, netAmount: Amount, removedQuantity: Int = 0
+            tax: Amount, netAmount: Amount, removedQuantity: Int = 0, giftCard: Bool = false
         ) {
             self.removedQuantity = removedQuantity
+            self.giftCard = giftCard
             self.lineRef = lineRef
             self.sku = sku
             self.description = description
@@ -107,6 +111,7 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             case tax
             case netAmount = "net_amount"
             case removedQuantity = "removed_quantity"
+            case giftCard = "gift_card"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -120,6 +125,7 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             tax = try c.decode(Amount.self, forKey: .tax)
             netAmount = try c.decode(Amount.self, forKey: .netAmount)
             removedQuantity = try c.decodeIfPresent(Int.self, forKey: .removedQuantity) ?? 0
+            giftCard = try c.decodeIfPresent(Bool.self, forKey: .giftCard) ?? false
         }
     }
 

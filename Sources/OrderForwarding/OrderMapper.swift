@@ -75,7 +75,7 @@ public struct OrderMapper: Sendable {
                 ERPSalesOrder.Line(
                     lineRef: String(item.id), sku: sku, description: item.title, quantity: item.quantity,
                     unitPrice: item.price, discount: Amount(discount), tax: Amount(tax), netAmount: Amount(gross - discount),
-                    removedQuantity: min(max(removed, 0), item.quantity)))
+                    removedQuantity: min(max(removed, 0), item.quantity), giftCard: item.giftCard ?? false))
         }
         let shipping = (order.shippingLines ?? []).map { s in
             ERPSalesOrder.ShippingCharge(

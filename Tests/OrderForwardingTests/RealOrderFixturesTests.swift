@@ -29,6 +29,8 @@ struct RealOrderFixturesTests {
             var net: String
             /// Units removed after the order was placed (not to be shipped).
             var removed: Int = 0
+            /// A gift card sold: a liability, not revenue; nothing to ship.
+            var giftCard = false
         }
         var name: String
         var currency: String
@@ -54,7 +56,7 @@ struct RealOrderFixturesTests {
     /// The Hong Kong store's lines carry no SKU (as on many real stores): mapped by variant id.
     static let mapping = OrderMappingSettings(variantMap: [
         50_398_373_085_484: "HK-SERUM", 50_451_770_802_476: "HK-CREAM", 50_460_159_541_548: "HK-TONER",
-        41_383_274_741_953: "CA-MUG", 37_319_198_802_069: "AU-PEN",
+        41_383_274_741_953: "CA-MUG", 37_319_198_802_069: "AU-PEN", 43_869_584_064_726: "US-GIFT-CARD",
     ])
 
     static let cases: [Expected] = [
@@ -152,6 +154,13 @@ struct RealOrderFixturesTests {
             lines: [.init(sku: "10107", quantity: 1, unitPrice: "100.95", discount: "0", tax: "16.83", net: "100.95")],
             shipping: [("0.00", "0", "0")], subtotal: "100.95", totalDiscounts: "0", totalShipping: "0", totalTax: "16.83",
             totalTip: "0", total: "100.95", taxesIncluded: true),
+        // A gift card bought (its $25.00 variant sold at 10.00): the line says gift card (money owed to the holder,
+        // not revenue, nothing to ship), it is not taxable (its 0.00 tax line stays 0), no shipping; paid 10.00.
+        Expected(
+            name: "usd-gift-card-purchase", currency: "USD", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "US-GIFT-CARD", quantity: 1, unitPrice: "10.00", discount: "0", tax: "0", net: "10.00", giftCard: true)],
+            shipping: [], subtotal: "10.00", totalDiscounts: "0", totalShipping: "0", totalTax: "0", totalTip: "0",
+            total: "10.00"),
     ]
 
     static func d(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX"))! }
@@ -173,6 +182,7 @@ struct RealOrderFixturesTests {
             #expect(line.tax.value == Self.d(want.tax), "\(want.sku) tax")
             #expect(line.netAmount.value == Self.d(want.net), "\(want.sku) net")
             #expect(line.removedQuantity == want.removed, "\(want.sku) removed quantity")
+            #expect(line.giftCard == want.giftCard, "\(want.sku) gift card")
         }
         #expect(so.shipping.count == e.shipping.count)
         for (s, want) in zip(so.shipping, e.shipping) {
