@@ -57,6 +57,7 @@ struct RealOrderFixturesTests {
     static let mapping = OrderMappingSettings(variantMap: [
         50_398_373_085_484: "HK-SERUM", 50_451_770_802_476: "HK-CREAM", 50_460_159_541_548: "HK-TONER",
         41_383_274_741_953: "CA-MUG", 37_319_198_802_069: "AU-PEN", 43_869_584_064_726: "US-GIFT-CARD",
+        43_448_250_368_060: "IN-TROUSERS",
     ])
 
     static let cases: [Expected] = [
@@ -161,6 +162,14 @@ struct RealOrderFixturesTests {
             lines: [.init(sku: "US-GIFT-CARD", quantity: 1, unitPrice: "10.00", discount: "0", tax: "0", net: "10.00", giftCard: true)],
             shipping: [], subtotal: "10.00", totalDiscounts: "0", totalShipping: "0", totalTax: "0", totalTip: "0",
             total: "10.00"),
+        // Prices include 5% IGST: 2590.00 less the 400.00 code is 2190.00 charged, of which 104.29 is tax (2190 x
+        // 5/105), inside the net and the total. The free-shipping discount takes 100% of a 0.00 rate: one shipping
+        // charge at 0.00 with a 0.00 discount.
+        Expected(
+            name: "inr-taxes-included-code-free-shipping", currency: "INR", status: "open", financialStatus: "paid",
+            lines: [.init(sku: "IN-TROUSERS", quantity: 1, unitPrice: "2590.00", discount: "400.00", tax: "104.29", net: "2190.00")],
+            shipping: [("0.00", "0.00", "0")], subtotal: "2190.00", totalDiscounts: "400.00", totalShipping: "0", totalTax: "104.29",
+            totalTip: "0", total: "2190.00", discountCodes: ["WELCOME400"], taxesIncluded: true),
     ]
 
     static func d(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX"))! }
