@@ -28,6 +28,11 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
     public var totalShipping: Amount
     public var totalTax: Amount
     public var totalTip: Amount
+    /// Import duties the customer paid (Shopify's `original_total_duties_set`, shop money): part of `total` unless
+    /// `dutiesIncluded`. Money owed to customs, not revenue.
+    public var totalDuties: Amount
+    /// The duties are inside the line prices (Shopify's `duties_included`), as tax is when `taxesIncluded`.
+    public var dutiesIncluded: Bool
     public var total: Amount
     public var refundedAmount: Amount
     public var customerRef: String?
@@ -35,8 +40,10 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
     public var shippingAddress: Address?
 
     public init(
-        externalRef: String, version: String, source: String, sourceOrderId: String, orderName: String?, placedAt: String?, status: String, cancelReason: String?, financialStatus: String?, fulfillmentStatus: String?, currency: String, presentmentCurrency: String?, taxesIncluded: Bool, lines: [Line], shipping: [ShippingCharge], discountCodes: [String], subtotal: Amount, totalDiscounts: Amount, totalShipping: Amount, totalTax: Amount, totalTip: Amount, total: Amount, refundedAmount: Amount, customerRef: String?, billingAddress: Address?, shippingAddress: Address?
+        externalRef: String, version: String, source: String, sourceOrderId: String, orderName: String?, placedAt: String?, status: String, cancelReason: String?, financialStatus: String?, fulfillmentStatus: String?, currency: String, presentmentCurrency: String?, taxesIncluded: Bool, lines: [Line], shipping: [ShippingCharge], discountCodes: [String], subtotal: Amount, totalDiscounts: Amount, totalShipping: Amount, totalTax: Amount, totalTip: Amount, totalDuties: Amount = 0, dutiesIncluded: Bool = false, total: Amount, refundedAmount: Amount, customerRef: String?, billingAddress: Address?, shippingAddress: Address?
     ) {
+        self.totalDuties = totalDuties
+        self.dutiesIncluded = dutiesIncluded
         self.externalRef = externalRef
         self.version = version
         self.source = source
@@ -84,11 +91,14 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
         /// A gift card sold (Shopify's `gift_card`): money owed to the holder until it is redeemed, not revenue, and
         /// nothing to take from stock or ship.
         public var giftCard: Bool
+        /// Import duties on this line (shop money), not part of `netAmount`.
+        public var duty: Amount
 
         public init(
             lineRef: String, sku: String, description: String?, quantity: Int, unitPrice: Amount, discount: Amount,
-            tax: Amount, netAmount: Amount, removedQuantity: Int = 0, giftCard: Bool = false
+            tax: Amount, netAmount: Amount, removedQuantity: Int = 0, giftCard: Bool = false, duty: Amount = 0
         ) {
+            self.duty = duty
             self.removedQuantity = removedQuantity
             self.giftCard = giftCard
             self.lineRef = lineRef
@@ -112,6 +122,7 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             case netAmount = "net_amount"
             case removedQuantity = "removed_quantity"
             case giftCard = "gift_card"
+            case duty
         }
 
         public init(from decoder: any Decoder) throws {
@@ -126,6 +137,7 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
             netAmount = try c.decode(Amount.self, forKey: .netAmount)
             removedQuantity = try c.decodeIfPresent(Int.self, forKey: .removedQuantity) ?? 0
             giftCard = try c.decodeIfPresent(Bool.self, forKey: .giftCard) ?? false
+            duty = try c.decodeIfPresent(Amount.self, forKey: .duty) ?? 0
         }
     }
 
@@ -216,11 +228,47 @@ public struct ERPSalesOrder: Codable, Sendable, Equatable {
         case totalShipping = "total_shipping"
         case totalTax = "total_tax"
         case totalTip = "total_tip"
+        case totalDuties = "total_duties"
+        case dutiesIncluded = "duties_included"
         case total
         case refundedAmount = "refunded_amount"
         case customerRef = "customer_ref"
         case billingAddress = "billing_address"
         case shippingAddress = "shipping_address"
+    }
+
+    /// Fields added after the first contract (`total_duties`, `duties_included`) may be absent: documents stored
+    /// before them, and ERPs that do not echo them, read as no duties.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        externalRef = try c.decode(String.self, forKey: .externalRef)
+        version = try c.decode(String.self, forKey: .version)
+        source = try c.decode(String.self, forKey: .source)
+        sourceOrderId = try c.decode(String.self, forKey: .sourceOrderId)
+        orderName = try c.decodeIfPresent(String.self, forKey: .orderName)
+        placedAt = try c.decodeIfPresent(String.self, forKey: .placedAt)
+        status = try c.decode(String.self, forKey: .status)
+        cancelReason = try c.decodeIfPresent(String.self, forKey: .cancelReason)
+        financialStatus = try c.decodeIfPresent(String.self, forKey: .financialStatus)
+        fulfillmentStatus = try c.decodeIfPresent(String.self, forKey: .fulfillmentStatus)
+        currency = try c.decode(String.self, forKey: .currency)
+        presentmentCurrency = try c.decodeIfPresent(String.self, forKey: .presentmentCurrency)
+        taxesIncluded = try c.decode(Bool.self, forKey: .taxesIncluded)
+        lines = try c.decode([Line].self, forKey: .lines)
+        shipping = try c.decode([ShippingCharge].self, forKey: .shipping)
+        discountCodes = try c.decode([String].self, forKey: .discountCodes)
+        subtotal = try c.decode(Amount.self, forKey: .subtotal)
+        totalDiscounts = try c.decode(Amount.self, forKey: .totalDiscounts)
+        totalShipping = try c.decode(Amount.self, forKey: .totalShipping)
+        totalTax = try c.decode(Amount.self, forKey: .totalTax)
+        totalTip = try c.decode(Amount.self, forKey: .totalTip)
+        totalDuties = try c.decodeIfPresent(Amount.self, forKey: .totalDuties) ?? 0
+        dutiesIncluded = try c.decodeIfPresent(Bool.self, forKey: .dutiesIncluded) ?? false
+        total = try c.decode(Amount.self, forKey: .total)
+        refundedAmount = try c.decode(Amount.self, forKey: .refundedAmount)
+        customerRef = try c.decodeIfPresent(String.self, forKey: .customerRef)
+        billingAddress = try c.decodeIfPresent(Address.self, forKey: .billingAddress)
+        shippingAddress = try c.decodeIfPresent(Address.self, forKey: .shippingAddress)
     }
 }
 

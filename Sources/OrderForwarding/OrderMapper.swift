@@ -27,8 +27,11 @@ public struct MappedOrder: Sendable, Equatable {
 /// Maps a Shopify order (REST webhook payload) to an ERP sales order, exactly, in `Decimal`.
 ///
 /// Totals: Σ(line price x quantity - line discount allocations) + Σ(shipping price - shipping discounts)
-/// + taxes (only when prices exclude tax) + tip must equal Shopify's `total_price` to the cent; otherwise the order
-/// is refused with the difference in the reason rather than booked wrong.
+/// + taxes (only when prices exclude tax) + tip + import duties (only when prices exclude them) must equal Shopify's
+/// `total_price` to the cent; otherwise the order is refused with the difference in the reason rather than booked
+/// wrong. Duties are the order's `original_total_duties_set` (shop money), else the sum of its lines' `duties`;
+/// taxes charged on a duty are not added apart (Shopify does not document them outside the order's tax): an order
+/// whose total counts them separately fails the check and is dead-lettered, not booked short.
 ///
 /// Lines keep the quantity ordered (so the document adds up to `total_price`) and carry `removed_quantity`: units an
 /// order edit or a cancelling refund took off (`quantity - current_quantity` since API 2024-01, else the refunds'
@@ -71,11 +74,13 @@ public struct OrderMapper: Sendable {
             let discount = Money.sum((item.discountAllocations ?? []).map(\.amount.value))
             let tax = Money.sum((item.taxLines ?? []).map(\.price.value))
             let removed = item.currentQuantity.map { item.quantity - $0 } ?? refundedUnits[item.id] ?? 0
+            let duty = Money.sum((item.duties ?? []).map(\.shopMoney.value))
             lines.append(
                 ERPSalesOrder.Line(
                     lineRef: String(item.id), sku: sku, description: item.title, quantity: item.quantity,
                     unitPrice: item.price, discount: Amount(discount), tax: Amount(tax), netAmount: Amount(gross - discount),
-                    removedQuantity: min(max(removed, 0), item.quantity), giftCard: item.giftCard ?? false))
+                    removedQuantity: min(max(removed, 0), item.quantity), giftCard: item.giftCard ?? false,
+                    duty: Amount(duty)))
         }
         let shipping = (order.shippingLines ?? []).map { s in
             ERPSalesOrder.ShippingCharge(
@@ -90,7 +95,9 @@ public struct OrderMapper: Sendable {
         let tax = Money.sum(lines.map(\.tax.value)) + Money.sum(shipping.map(\.tax.value))
         // The tip line and total_tip_received are the same money: counted once.
         let tip = order.totalTipReceived.map(\.value).flatMap { $0 == 0 ? nil : $0 } ?? tipLines
-        let computed = subtotal + shippingNet + (taxesIncluded ? 0 : tax) + tip
+        let dutiesIncluded = order.dutiesIncluded ?? false
+        let duties = order.originalTotalDutiesSet?.shopMoney.amount.value ?? Money.sum(lines.map(\.duty.value))
+        let computed = subtotal + shippingNet + (taxesIncluded ? 0 : tax) + tip + (dutiesIncluded ? 0 : duties)
         let expected = order.totalPrice.value
         guard computed == expected else {
             throw MappingError(
@@ -110,7 +117,8 @@ public struct OrderMapper: Sendable {
             currency: order.currency, presentmentCurrency: order.presentmentCurrency, taxesIncluded: taxesIncluded,
             lines: lines, shipping: shipping, discountCodes: (order.discountCodes ?? []).compactMap(\.code),
             subtotal: Amount(subtotal), totalDiscounts: Amount(lineDiscounts + Money.sum(shipping.map(\.discount.value))),
-            totalShipping: Amount(shippingNet), totalTax: Amount(tax), totalTip: Amount(tip), total: order.totalPrice,
+            totalShipping: Amount(shippingNet), totalTax: Amount(tax), totalTip: Amount(tip),
+            totalDuties: Amount(duties), dutiesIncluded: dutiesIncluded, total: order.totalPrice,
             refundedAmount: Amount(refunded), customerRef: customerRef,
             billingAddress: order.billingAddress.map(Self.address), shippingAddress: order.shippingAddress.map(Self.address))
         let customer = order.customer.map { c in

@@ -25,6 +25,10 @@ public struct ShopifyOrder: Decodable, Sendable {
     public var totalDiscounts: ShopifyMoney?
     public var totalTipReceived: ShopifyMoney?
     public var taxesIncluded: Bool?
+    /// Duties are inside the prices (`INCLUDE_DUTIES_IN_PRICE` markets), as taxes are when `taxesIncluded`.
+    public var dutiesIncluded: Bool?
+    /// Import duties charged when the order was created, before any edit or refund (null when none applied).
+    public var originalTotalDutiesSet: MoneySet?
     public var lineItems: [LineItem]
     public var shippingLines: [ShippingLine]?
     public var discountCodes: [DiscountCode]?
@@ -48,6 +52,8 @@ public struct ShopifyOrder: Decodable, Sendable {
         public var discountAllocations: [DiscountAllocation]?
         public var taxLines: [TaxLine]?
         public var giftCard: Bool?
+        /// Import duties on this line (Shopify Markets collecting duties at checkout); empty or absent otherwise.
+        public var duties: [Duty]?
         /// Present on the line Shopify adds for a tip (no product, no SKU): the tip is money of the order, not an item.
         public var tip: Tip?
 
@@ -71,7 +77,50 @@ public struct ShopifyOrder: Decodable, Sendable {
             case discountAllocations = "discount_allocations"
             case taxLines = "tax_lines"
             case giftCard = "gift_card"
+            case duties
             case tip
+        }
+    }
+
+    /// One duty on a line. Shopify's REST reference shows its amount as `shop_money` / `presentment_money` at the
+    /// duty's top level; other payloads carry them in a `price_set`: both are read, the shop's money is used.
+    public struct Duty: Decodable, Sendable {
+        public var id: String?
+        public var shopMoney: ShopifyMoney
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case shopMoney = "shop_money"
+            case priceSet = "price_set"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            // Ids arrive as strings in the reference ("2") and as numbers elsewhere.
+            id = (try? c.decodeIfPresent(String.self, forKey: .id)) ?? (try? c.decodeIfPresent(Int64.self, forKey: .id)).flatMap { $0.map(String.init) }
+            if let set = try c.decodeIfPresent(MoneySet.self, forKey: .priceSet) {
+                shopMoney = set.shopMoney.amount
+            } else {
+                shopMoney = try c.decode(MoneySet.Money.self, forKey: .shopMoney).amount
+            }
+        }
+    }
+
+    /// A money bag (`*_set`): the amount in the shop's currency and in the customer's.
+    public struct MoneySet: Decodable, Sendable {
+        public struct Money: Decodable, Sendable {
+            public var amount: ShopifyMoney
+            public var currencyCode: String?
+            enum CodingKeys: String, CodingKey {
+                case amount
+                case currencyCode = "currency_code"
+            }
+        }
+        public var shopMoney: Money
+        public var presentmentMoney: Money?
+        enum CodingKeys: String, CodingKey {
+            case shopMoney = "shop_money"
+            case presentmentMoney = "presentment_money"
         }
     }
 
@@ -231,6 +280,8 @@ public struct ShopifyOrder: Decodable, Sendable {
         case totalDiscounts = "total_discounts"
         case totalTipReceived = "total_tip_received"
         case taxesIncluded = "taxes_included"
+        case dutiesIncluded = "duties_included"
+        case originalTotalDutiesSet = "original_total_duties_set"
         case lineItems = "line_items"
         case shippingLines = "shipping_lines"
         case discountCodes = "discount_codes"

@@ -2,7 +2,7 @@ import Foundation
 import SimulatorKit
 
 /// A deterministic stream of orders for tests and benchmarks: `count` orders with 1-`maxLines` lines over
-/// `skuCount` SKUs (skewed: a few SKUs sell most, as in a sale), from `seed`.
+/// `skuCount` SKUs (skewed: a few SKUs sell most, as in a sale), from `seed`. One order in six carries import duties.
 public struct OrderGenerator: Sendable {
     public var seed: UInt64
     public var skuCount: Int
@@ -38,6 +38,14 @@ public struct OrderGenerator: Sendable {
                 lines.append(
                     .init(id: id * 100 + Int64(j), sku: Self.sku(skuNumber), variantId: 40_000_000_000 + Int64(skuNumber),
                         quantity: qty, price: price, discount: discount, tax: tax))
+            }
+            // One order in six ships abroad with duties collected at checkout (4% of the line's net), decided by
+            // the id so the random stream (and every other order) stays as it was.
+            if id % 6 == 0 {
+                for j in lines.indices {
+                    let l = lines[j]
+                    lines[j].duty = ((l.price * Decimal(l.quantity) - l.discount) * Decimal(4) / 100).roundedToCents
+                }
             }
             var o = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)
             o.shipping = [.init(price: Decimal(495) / 100, tax: Decimal(94) / 100)]

@@ -15,11 +15,14 @@ public struct ShopifyOrderFixture: Sendable, Codable {
         /// Line and order-level discounts allocated to this line.
         public var discount: Decimal
         public var tax: Decimal
+        /// Import duty collected at checkout (a cross-border order), in the shop's currency; nil when none.
+        public var duty: Decimal?
 
         public init(
             id: Int64, sku: String?, variantId: Int64? = nil, title: String = "Ünïcode T-shirt 👕", quantity: Int,
-            price: Decimal, discount: Decimal = 0, tax: Decimal = 0
+            price: Decimal, discount: Decimal = 0, tax: Decimal = 0, duty: Decimal? = nil
         ) {
+            self.duty = duty
             self.id = id
             self.sku = sku
             self.variantId = variantId
@@ -82,8 +85,11 @@ public struct ShopifyOrderFixture: Sendable, Codable {
         var t = Decimal(0)
         for l in lines { t += l.price * Decimal(l.quantity) - l.discount + (taxesIncluded ? 0 : l.tax) }
         for s in shipping { t += s.price - s.discount + (taxesIncluded ? 0 : s.tax) }
-        return t + tip
+        return t + tip + duties
     }
+
+    /// Import duties on the order (added at checkout, so part of `total_price`).
+    public var duties: Decimal { lines.reduce(Decimal(0)) { $0 + ($1.duty ?? 0) } }
 
     /// Money refunded so far (Shopify's `totalRefundedSet`).
     public var refunded: Decimal { refunds.reduce(Decimal(0)) { $0 + $1.amount } }
@@ -121,6 +127,15 @@ public struct ShopifyOrderFixture: Sendable, Codable {
                 "gift_card": false, "properties": [Any](),
                 "discount_allocations": l.discount > 0 ? [["amount": Self.money(l.discount), "discount_application_index": 0]] : [],
                 "tax_lines": l.tax > 0 ? [["title": "VAT", "price": Self.money(l.tax), "rate": 0.2]] : [],
+                // The shape of Shopify's REST reference: the amount as shop_money / presentment_money on the duty.
+                "duties": l.duty.map { d -> [Any] in
+                    [[
+                        "id": String(l.id), "harmonized_system_code": "610910", "country_code_of_origin": "PT",
+                        "shop_money": ["amount": Self.money(d), "currency_code": currency],
+                        "presentment_money": ["amount": Self.money(d), "currency_code": presentmentCurrency],
+                        "tax_lines": [Any](), "admin_graphql_api_id": "gid://shopify/Duty/\(l.id)",
+                    ] as [String: Any]]
+                } ?? [Any](),
             ]
         }
         let shippingLines: [[String: Any]] = shipping.enumerated().map { i, s in
@@ -164,6 +179,13 @@ public struct ShopifyOrderFixture: Sendable, Codable {
                 "transactions": [["amount": Self.money(r.amount), "kind": "refund", "status": "success"]],
             ]
         }
+        let hasDuties = lines.contains { $0.duty != nil }
+        let dutiesSet: Any =
+            hasDuties
+            ? [
+                "shop_money": ["amount": Self.money(duties), "currency_code": currency],
+                "presentment_money": ["amount": Self.money(duties), "currency_code": presentmentCurrency],
+            ] as [String: Any] : NSNull()
         let order: [String: Any] = [
             "id": id, "admin_graphql_api_id": "gid://shopify/Order/\(id)", "name": "#\(id % 100_000)",
             "order_number": id % 100_000, "email": customerId == nil ? "" : "kunde@example.com",
@@ -173,7 +195,8 @@ public struct ShopifyOrderFixture: Sendable, Codable {
             "financial_status": financialStatus, "fulfillment_status": NSNull(), "currency": currency,
             "presentment_currency": presentmentCurrency, "taxes_included": taxesIncluded,
             "total_price": Self.money(total), "subtotal_price": Self.money(subtotal), "total_tax": Self.money(tax),
-            "total_discounts": Self.money(discounts), "total_tip_received": Self.money(tip),
+            "total_discounts": Self.money(discounts), "total_tip_received": Self.money(tip), "duties_included": false,
+            "original_total_duties_set": dutiesSet, "current_total_duties_set": dutiesSet,
             "total_price_set": [
                 "shop_money": ["amount": Self.money(total), "currency_code": currency],
                 "presentment_money": ["amount": Self.money(total), "currency_code": presentmentCurrency],

@@ -209,6 +209,53 @@ struct RealOrderFixturesTests {
         #expect(so.refundedAmount.value == Self.d(e.refunded))
         if let presentment = e.presentment { #expect(so.presentmentCurrency == presentment) }
         #expect(so.taxesIncluded == e.taxesIncluded)
+        #expect(so.totalDuties.value == 0, "none of these orders carries duties")
+        #expect(so.lines.allSatisfy { $0.duty.value == 0 })
+    }
+
+    @Test("import duties collected at checkout: on their line, in the order's duties and in the total; none added when prices include them")
+    func dutiesCollectedAtCheckout() throws {
+        // A real payload with duties set the way Shopify's REST reference shows them (a duty's amount as shop_money /
+        // presentment_money, the order's original_total_duties_set), and total_price raised by them as Shopify
+        // defines it (the amount charged includes the duties added at checkout).
+        var payload = try #require(Self.fixtures["pln-taxes-excluded-a"] as? [String: Any])
+        var items = try #require(payload["line_items"] as? [[String: Any]])
+        items[0]["duties"] = [[
+            "id": "2", "harmonized_system_code": "520300", "country_code_of_origin": "CA",
+            "shop_money": ["amount": "41.20", "currency_code": "PLN"], "presentment_money": ["amount": "41.20", "currency_code": "PLN"],
+            "tax_lines": [Any](), "admin_graphql_api_id": "gid://shopify/Duty/2",
+        ] as [String: Any]]
+        // The other line's duty in a price_set, as some payloads carry it.
+        items[1]["duties"] = [["id": 3, "price_set": ["shop_money": ["amount": "12.05", "currency_code": "PLN"]]] as [String: Any]]
+        payload["line_items"] = items
+        payload["original_total_duties_set"] = ["shop_money": ["amount": "53.25", "currency_code": "PLN"]]
+        payload["total_price"] = "2200.83"  // 2147.58 + 41.20 + 12.05
+        payload["duties_included"] = false
+        let mapper = OrderMapper(settings: Self.mapping)
+        let so = try mapper.map(ShopifyOrder.decode(Array(try JSONSerialization.data(withJSONObject: payload))), shop: "real", triggeredAtMs: 0).salesOrder
+        #expect(so.lines.map(\.duty.value) == [Self.d("41.20"), Self.d("12.05")])
+        #expect(so.totalDuties.value == Self.d("53.25"))
+        #expect(so.dutiesIncluded == false)
+        #expect(so.total.value == Self.d("2200.83"))
+        #expect(so.subtotal.value == Self.d("1746.00"), "duties are not item revenue")
+        #expect(so.totalTax.value == Self.d("401.58"))
+        #expect(Self.shopifyTotal(payload) == Self.d("2200.83"), "the oracle counts them too")
+
+        // Prices that include duties (a market set to include them): the total does not grow.
+        payload["duties_included"] = true
+        payload["total_price"] = "2147.58"
+        let included = try mapper.map(ShopifyOrder.decode(Array(try JSONSerialization.data(withJSONObject: payload))), shop: "real", triggeredAtMs: 0).salesOrder
+        #expect(included.dutiesIncluded)
+        #expect(included.totalDuties.value == Self.d("53.25"))
+        #expect(included.total.value == Self.d("2147.58"))
+        #expect(Self.shopifyTotal(payload) == Self.d("2147.58"))
+
+        // A total that counts the duties twice is refused with the difference, not booked.
+        payload["duties_included"] = false
+        payload["total_price"] = "2254.08"
+        #expect(throws: MappingError.self) {
+            try mapper.map(ShopifyOrder.decode(Array(try JSONSerialization.data(withJSONObject: payload))), shop: "real", triggeredAtMs: 0)
+        }
     }
 
     @Test("an order edit's current_quantity (REST 2024-01+) marks the removed units, and wins over refund lines")
@@ -228,7 +275,7 @@ struct RealOrderFixturesTests {
 
     /// Shopify's definition of `total_price`, read from the payload's own fields with no code from the mapper or the
     /// generator: Σ line price x quantity − every discount allocation (lines and shipping) + Σ shipping price
-    /// + Σ tax lines when prices exclude tax + tip. A tip also appears as a line with a `tip` object; that line is not
+    /// + Σ tax lines when prices exclude tax + tip + Σ line duties when prices exclude them. A tip also appears as a line with a `tip` object; that line is not
     /// an item (Shopify's `total_line_items_price` leaves it out), so it is not counted twice.
     static func shopifyTotal(_ order: [String: Any]) -> Decimal {
         func money(_ v: Any?) -> Decimal { (v as? String).map(d) ?? 0 }
@@ -237,9 +284,19 @@ struct RealOrderFixturesTests {
         }
         func taxes(_ o: [String: Any]) -> Decimal { ((o["tax_lines"] as? [[String: Any]]) ?? []).reduce(0) { $0 + money($1["price"]) } }
         let excluded = (order["taxes_included"] as? Bool) == false
+        // Import duties added at checkout (unless the prices include them): each duty's shop money, which Shopify's
+        // REST reference puts on the duty itself and other payloads in a price_set.
+        func duties(_ l: [String: Any]) -> Decimal {
+            ((l["duties"] as? [[String: Any]]) ?? []).reduce(0) { sum, duty in
+                let bag = (duty["price_set"] as? [String: Any]) ?? duty
+                return sum + money((bag["shop_money"] as? [String: Any])?["amount"])
+            }
+        }
+        let dutiesAdded = (order["duties_included"] as? Bool) != true
         var total: Decimal = 0
         for l in (order["line_items"] as? [[String: Any]]) ?? [] where l["tip"] == nil {
             total += money(l["price"]) * Decimal((l["quantity"] as? Int) ?? 0) - allocations(l) + (excluded ? taxes(l) : 0)
+                + (dutiesAdded ? duties(l) : 0)
         }
         for s in (order["shipping_lines"] as? [[String: Any]]) ?? [] {
             total += money(s["price"]) - allocations(s) + (excluded ? taxes(s) : 0)
@@ -255,10 +312,12 @@ struct RealOrderFixturesTests {
         }
     }
 
-    @Test("500 generated orders: payload total_price and the mapped total both equal the independent oracle")
+    @Test("500 generated orders (one in six with duties): payload total_price and the mapped total both equal the independent oracle")
     func generatedAgainstOracle() throws {
         let mapper = OrderMapper(settings: .init())
-        for f in OrderGenerator(seed: 11).orders(500) {
+        let generated = OrderGenerator(seed: 11).orders(500)
+        #expect(generated.filter { $0.duties > 0 }.count >= 80, "the generator must exercise duties")
+        for f in generated {
             let body = f.json()
             let order = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
             let oracle = Self.shopifyTotal(order)
