@@ -39,15 +39,8 @@ public struct OrderGenerator: Sendable {
                     .init(id: id * 100 + Int64(j), sku: Self.sku(skuNumber), variantId: 40_000_000_000 + Int64(skuNumber),
                         quantity: qty, price: price, discount: discount, tax: tax))
             }
-            // One order in six ships abroad with duties collected at checkout (4% of the line's net), decided by
-            // the id so the random stream (and every other order) stays as it was.
-            if id % 6 == 0 {
-                for j in lines.indices {
-                    let l = lines[j]
-                    lines[j].duty = ((l.price * Decimal(l.quantity) - l.discount) * Decimal(4) / 100).roundedToCents
-                }
-            }
             var o = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)
+            o.collectDutiesIfAbroad()
             o.shipping = [.init(price: Decimal(495) / 100, tax: Decimal(94) / 100)]
             o.customerId = (rng.next() % 5 == 0) ? nil : 7_000_000_000_000 + Int64(rng.next() % 100_000)
             out.append(o)

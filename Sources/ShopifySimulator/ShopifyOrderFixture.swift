@@ -1,4 +1,5 @@
 import Foundation
+import SimulatorKit
 
 /// A Shopify order as a webhook delivers it (REST JSON: snake_case, money as strings, 64-bit ids, nullable
 /// customer and addresses), built from a few numbers with totals that add up the way Shopify's do.
@@ -90,6 +91,16 @@ public struct ShopifyOrderFixture: Sendable, Codable {
 
     /// Import duties on the order (added at checkout, so part of `total_price`).
     public var duties: Decimal { lines.reduce(Decimal(0)) { $0 + ($1.duty ?? 0) } }
+
+    /// The simulators' cross-border orders: one in six (by order id, so a seeded random stream stays as it was) ships
+    /// abroad with import duties collected at checkout, 4% of each item line's net.
+    public mutating func collectDutiesIfAbroad() {
+        guard id % 6 == 0 else { return }
+        for j in lines.indices where lines[j].sku != nil {
+            let l = lines[j]
+            lines[j].duty = ((l.price * Decimal(l.quantity) - l.discount) * Decimal(4) / 100).roundedToCents
+        }
+    }
 
     /// Money refunded so far (Shopify's `totalRefundedSet`).
     public var refunded: Decimal { refunds.reduce(Decimal(0)) { $0 + $1.amount } }

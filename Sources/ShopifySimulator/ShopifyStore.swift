@@ -200,15 +200,8 @@ public actor ShopifyStore {
         if rng.next() % 50 == 0, customLines {
             lines.append(.init(id: (id % 1_000_000_000) * 100 + 99, sku: nil, title: "Geschenkverpackung 🎁", quantity: 1, price: Decimal(string: "2.50")!))
         }
-        // One order in six ships abroad with import duties collected at checkout (4% of each item line's net),
-        // decided by the id so the random stream stays as it was.
-        if id % 6 == 0 {
-            for j in lines.indices where lines[j].sku != nil {
-                let l = lines[j]
-                lines[j].duty = ((l.price * Decimal(l.quantity) - l.discount) * Decimal(4) / 100).roundedToCents
-            }
-        }
         var order = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)
+        order.collectDutiesIfAbroad()
         order.shipping = [.init(price: Decimal(string: "4.95")!, tax: Decimal(string: "0.94")!)]
         order.customerId = rng.next() % 5 == 0 ? nil : 7_000_000_000_000 + Int64(rng.next() % 100_000)
         // Created pending, paid a few milliseconds later: the same `updated_at` second, as on a real store.
