@@ -137,10 +137,19 @@ struct ReconcilerTests {
                 orders: 200, ordersPerSecond: 0, updateShare: 0.3, cancelShare: 0.05, refundShare: 0.15, sameSecondShare: 0.2, seed: 31,
                 concurrency: 32))
         #expect(result.placed == 200)
+        // The random drops can spare every order's last visible change (a lost tag edit within the same second, or
+        // a lost orders/paid, leaves nothing this oracle compares): lose one cancellation for certain, so every run
+        // has something to heal.
+        let victim = try #require(await admin.store.orders.values.filter { !$0.cancelled }.map(\.id).min())
+        var dropAll = faults
+        dropAll.dropRate = 1
+        await admin.deliverer.setFaults(dropAll)
+        await admin.deliverer.deliver(await admin.store.cancelOrder(victim))
+        await admin.deliverer.setFaults(faults)
         let dropped = await admin.deliverer.log.filter { $0.outcome == .dropped }.count
         try await Self.quiesce(h, f)
         let before = await Self.differing(h, admin.store)
-        #expect(dropped > 0 && !before.differing.isEmpty, "the sale lost webhooks (\(dropped)) and the ERP is behind on some orders")
+        #expect(dropped > 0 && before.differing.contains(victim), "the sale lost webhooks (\(dropped)) and the ERP is behind on some orders")
         let shopifyBefore = await admin.store.orders.mapValues(\.updatedAt)
         let reports = h.dir.appendingPathComponent("reports").path
         let r = try await Self.startReconciler(h, admin: admin, reports: reports)
