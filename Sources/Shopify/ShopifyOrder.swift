@@ -85,42 +85,28 @@ public struct ShopifyOrder: Decodable, Sendable {
     /// One duty on a line. Shopify's REST reference shows its amount as `shop_money` / `presentment_money` at the
     /// duty's top level; other payloads carry them in a `price_set`: both are read, the shop's money is used.
     public struct Duty: Decodable, Sendable {
-        public var id: String?
         public var shopMoney: ShopifyMoney
 
         enum CodingKeys: String, CodingKey {
-            case id
             case shopMoney = "shop_money"
             case priceSet = "price_set"
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            // Ids arrive as strings in the reference ("2") and as numbers elsewhere.
-            id = (try? c.decodeIfPresent(String.self, forKey: .id)) ?? (try? c.decodeIfPresent(Int64.self, forKey: .id)).flatMap { $0.map(String.init) }
-            if let set = try c.decodeIfPresent(MoneySet.self, forKey: .priceSet) {
-                shopMoney = set.shopMoney.amount
-            } else {
-                shopMoney = try c.decode(MoneySet.Money.self, forKey: .shopMoney).amount
-            }
+            let money = try c.decodeIfPresent(MoneySet.self, forKey: .priceSet)?.shopMoney
+            shopMoney = try (money ?? c.decode(MoneySet.Money.self, forKey: .shopMoney)).amount
         }
     }
 
-    /// A money bag (`*_set`): the amount in the shop's currency and in the customer's.
+    /// A money bag (`*_set`): only the shop's money is mapped.
     public struct MoneySet: Decodable, Sendable {
         public struct Money: Decodable, Sendable {
             public var amount: ShopifyMoney
-            public var currencyCode: String?
-            enum CodingKeys: String, CodingKey {
-                case amount
-                case currencyCode = "currency_code"
-            }
         }
         public var shopMoney: Money
-        public var presentmentMoney: Money?
         enum CodingKeys: String, CodingKey {
             case shopMoney = "shop_money"
-            case presentmentMoney = "presentment_money"
         }
     }
 
