@@ -32,7 +32,8 @@ extension BridgeConfig {
         let topology = TopologySettings(
             deliveryLimit: p.int("topology.delivery_limit", default: 10, range: 1...1000),
             maxLength: p.int("topology.max_length", default: 1_000_000, range: 1...100_000_000),
-            retryDelays: retryDelays)
+            retryDelays: retryDelays,
+            maxHold: p.duration("topology.max_hold", default: .seconds(600), range: .seconds(1) ... .seconds(3600)))
 
         let http = HTTP(
             host: p.string("http.host", default: "0.0.0.0"),
@@ -70,6 +71,14 @@ extension BridgeConfig {
                 "source_of_truth.\(flow.domain.rawValue)",
                 "\(flow.domain) is owned by \(policy.owner(of: flow.domain)), but \(flow.enabledBy) is \(isSwitch ? "true" : "set") and \(flow.process) would write \(flow.domain) into \(flow.into), overriding the owner",
                 fix: "set source_of_truth.\(flow.domain.rawValue): \(flow.into.other) or \(isSwitch ? "\(flow.enabledBy): false" : "remove \(flow.enabledBy)")")
+        }
+        if config.erp.profile == .plain, config.orderForwarder.enabled,
+            config.orderForwarder.unknownOutcomeWait <= config.erp.timeout
+        {
+            p.fail(
+                "order_forwarder.unknown_outcome_wait",
+                "\(config.orderForwarder.unknownOutcomeWait) is not longer than erp.timeout (\(config.erp.timeout)): a write the ERP commits after the forwarder gave up could be created again",
+                fix: "set order_forwarder.unknown_outcome_wait above the longest time the ERP may take to commit a request (default 60s)")
         }
         check(config, &p)
         if !p.errors.isEmpty { throw ConfigErrors(errors: p.errors) }

@@ -24,11 +24,20 @@ public struct BridgeConfig: Sendable {
         public var maxLength: Int
         /// Delayed-retry levels, shortest first.
         public var retryDelays: [Duration]
+        /// The longest a worker holds a delivery unsettled while its circuit is open, before parking it on a retry
+        /// level (no attempt counted). Below the broker's `consumer_timeout` (RabbitMQ's default and
+        /// deploy/rabbitmq/rabbitmq.conf: 30 min), which would otherwise close the channel and raise the delivery
+        /// counts of everything held.
+        public var maxHold: Duration
 
-        public init(deliveryLimit: Int = 10, maxLength: Int = 1_000_000, retryDelays: [Duration] = [.seconds(5), .seconds(30), .seconds(300)]) {
+        public init(
+            deliveryLimit: Int = 10, maxLength: Int = 1_000_000, retryDelays: [Duration] = [.seconds(5), .seconds(30), .seconds(300)],
+            maxHold: Duration = .seconds(600)
+        ) {
             self.deliveryLimit = deliveryLimit
             self.maxLength = maxLength
             self.retryDelays = retryDelays
+            self.maxHold = maxHold
         }
     }
 

@@ -18,6 +18,11 @@ public struct OrderForwarderSettings: Sendable, Equatable {
     public var lockTTL: Duration
     /// How long a worker waits for another worker's lease on the same order before retrying later.
     public var lockWait: Duration
+    /// Plain ERP profile: after a create, overwrite or credit note whose outcome is unknown (a timeout, a 5xx, a
+    /// connection lost after the request was sent), how long the order stays fenced before the ERP is asked what it
+    /// holds. Must exceed the longest time the ERP may take to commit a request it received (its own request timeout,
+    /// a proxy's, a queue in front of it); shorter, a late commit can still duplicate a document.
+    public var unknownOutcomeWait: Duration
     /// Consecutive ERP outage failures that open the circuit.
     public var breakerThreshold: Int
     /// How long the circuit stays open before one probe call.
@@ -26,8 +31,8 @@ public struct OrderForwarderSettings: Sendable, Equatable {
 
     public init(
         enabled: Bool = true, syncCustomers: Bool = false, prefetch: Int = 64, concurrency: Int? = nil, ledger: LedgerLocation = .sqlite(path: "data/order-ledger.sqlite"),
-        lockTTL: Duration = .seconds(60), lockWait: Duration = .seconds(10), breakerThreshold: Int = 5,
-        breakerProbeInterval: Duration = .seconds(5), mapping: OrderMappingSettings = .init()
+        lockTTL: Duration = .seconds(60), lockWait: Duration = .seconds(10), unknownOutcomeWait: Duration = .seconds(60),
+        breakerThreshold: Int = 5, breakerProbeInterval: Duration = .seconds(5), mapping: OrderMappingSettings = .init()
     ) {
         self.enabled = enabled
         self.syncCustomers = syncCustomers
@@ -36,6 +41,7 @@ public struct OrderForwarderSettings: Sendable, Equatable {
         self.ledger = ledger
         self.lockTTL = lockTTL
         self.lockWait = lockWait
+        self.unknownOutcomeWait = unknownOutcomeWait
         self.breakerThreshold = breakerThreshold
         self.breakerProbeInterval = breakerProbeInterval
         self.mapping = mapping
@@ -88,6 +94,8 @@ extension OrderForwarderSettings {
             ledger: ledger ?? .sqlite(path: "data/order-ledger.sqlite"),
             lockTTL: p.duration("order_forwarder.lock_ttl", default: .seconds(60), range: .seconds(1) ... .seconds(3600)),
             lockWait: p.duration("order_forwarder.lock_wait", default: .seconds(10), range: .zero ... .seconds(600)),
+            unknownOutcomeWait: p.duration(
+                "order_forwarder.unknown_outcome_wait", default: .seconds(60), range: .milliseconds(100) ... .seconds(3600)),
             breakerThreshold: p.int("order_forwarder.breaker_threshold", default: 5, range: 1...1000),
             breakerProbeInterval: p.duration(
                 "order_forwarder.breaker_probe_interval", default: .seconds(5), range: .milliseconds(100) ... .seconds(600)),

@@ -15,6 +15,9 @@ public enum EnvelopeHeader {
     public static let errorMessage = "x-bridge-error-message"
     /// The work queue a dead letter or retry came from.
     public static let originQueue = "x-bridge-origin-queue"
+    /// How often the message was parked (deferred without counting an attempt: an earlier write's outcome unknown,
+    /// a delivery held past its limit while the circuit was open).
+    public static let parked = "x-bridge-parked"
     /// How often the message was replayed from its dead-letter queue, and when last.
     public static let replays = "x-bridge-replays"
     public static let replayedAt = "x-bridge-replayed-at"

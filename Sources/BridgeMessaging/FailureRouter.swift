@@ -29,6 +29,8 @@ public struct FailureRouter: Sendable {
     public enum Outcome: Sendable, Equatable {
         case retried(level: Int, delay: Duration)
         case deadLettered
+        /// Parked on a retry level without counting an attempt (`park`).
+        case parked(delay: Duration)
     }
 
     public let publisher: AMQPConnection
@@ -39,6 +41,36 @@ public struct FailureRouter: Sendable {
         self.publisher = publisher
         self.queue = queue
         self.retryDelays = retryDelays
+    }
+
+    /// The retry level a message waiting `wait` is parked on: the longest delay not above it (it comes back no later
+    /// than needed, and is parked again for the rest), else the shortest.
+    public func parkingDelay(for wait: Duration) -> Duration {
+        retryDelays.last(where: { $0 <= wait }) ?? retryDelays[0]
+    }
+
+    /// Parks `delivery` on a retry level for about `wait` without counting an attempt, then acks it: for a message
+    /// that is not failing but cannot be decided yet (an earlier write's outcome is unknown), or that was held
+    /// unsettled for as long as the broker allows. Its delivery count starts again in the work queue, so waiting
+    /// never walks it towards the dead-letter queue. Confirmed before the ack, like `route`.
+    @discardableResult
+    public func park(_ delivery: AMQPDelivery, reason: ProcessingFailure, wait: Duration) async throws -> Outcome {
+        var properties = delivery.properties
+        var headers = properties.headers
+        for key in EnvelopeHeader.brokerBookkeeping { headers[key] = nil }
+        headers[EnvelopeHeader.parked] = .int((headers[EnvelopeHeader.parked]?.intValue ?? 0) + 1)
+        headers[EnvelopeHeader.errorClass] = .string(reason.errorClass)
+        headers[EnvelopeHeader.errorMessage] = .string(String(reason.message.prefix(1000)))
+        headers[EnvelopeHeader.originQueue] = .string(queue)
+        properties.headers = headers
+        properties.persistent = true
+        let delay = parkingDelay(for: wait)
+        properties.expiration = String(max(1, delay.wholeMilliseconds))
+        try await publisher.publish(
+            exchange: BridgeTopology.retry, routingKey: BridgeTopology.retryRoutingKey(of: queue, delay: delay),
+            body: delivery.body, properties: properties)
+        try await delivery.ack()
+        return .parked(delay: delay)
     }
 
     /// Republishes `delivery` to retry or DLQ (confirmed), then acks it. If the republish fails the error is thrown

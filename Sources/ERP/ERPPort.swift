@@ -29,12 +29,28 @@ public struct ERPError: Error, Sendable, CustomStringConvertible, Equatable {
     public var message: String
     public var status: Int?
     public var retryAfter: Duration?
+    /// The request certainly never reached the ERP (the connection was refused or never set up, the ERP said it did
+    /// not read the whole request): for `unreachable` and `timeout`, which otherwise leave the outcome open.
+    public var notSent: Bool
 
-    public init(_ code: Code, _ message: String, status: Int? = nil, retryAfter: Duration? = nil) {
+    public init(_ code: Code, _ message: String, status: Int? = nil, retryAfter: Duration? = nil, notSent: Bool = false) {
         self.code = code
         self.message = message
         self.status = status
         self.retryAfter = retryAfter
+        self.notSent = notSent
+    }
+
+    /// Whether the ERP may have applied the request this error answers: a timeout, a 5xx (from the ERP or a proxy in
+    /// front of it), a connection lost after the request was sent, a 2xx whose body could not be read. A write that
+    /// failed like this has an unknown outcome: the ERP may still commit it after the caller gave up. False only
+    /// where the request was certainly not applied (refused before sending, 429, 4xx).
+    public var mayHaveApplied: Bool {
+        switch code {
+        case .timeout, .unreachable: return !notSent
+        case .serverError, .invalidResponse: return true
+        case .rateLimited, .unauthorized, .notFound, .unknownSKU, .rejected: return false
+        }
     }
 
     /// Transient failures are retried (and open the circuit breaker); permanent ones dead-letter at once.
@@ -69,6 +85,19 @@ public protocol ERPPort: Sendable {
     func recordRefund(_ refund: ERPRefund) async throws(ERPError) -> String
 }
 
+/// A sales order a reference lookup found: its number, and the `version` field as the ERP stores it (what the bridge
+/// wrote last; nil if the ERP does not keep it). After a write whose outcome was unknown it tells whether the ERP
+/// already holds a newer version than the one about to be written.
+public struct ERPFoundSalesOrder: Sendable, Equatable {
+    public var documentNumber: String
+    public var version: String?
+
+    public init(documentNumber: String, version: String?) {
+        self.documentNumber = documentNumber
+        self.version = version
+    }
+}
+
 /// What an ERP without an upsert offers (docs/erp-api.yaml, plain profile): create (a new document on every call),
 /// find by reference (a filter that may return several documents), overwrite by document number (no version
 /// check), credit notes created on every call. The bridge provides exactly once and version order itself: its
@@ -77,8 +106,8 @@ public protocol ERPPort: Sendable {
 public protocol PlainERPPort: Sendable {
     /// Creates a new sales order document; returns its number.
     func createSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> String
-    /// Document numbers of every sales order holding `externalRef`, oldest first.
-    func findSalesOrders(externalRef: String) async throws(ERPError) -> [String]
+    /// Every sales order holding `externalRef`, oldest first, with the version the bridge last wrote into it.
+    func findSalesOrders(externalRef: String) async throws(ERPError) -> [ERPFoundSalesOrder]
     /// Overwrites document `document` with `order`.
     func updateSalesOrder(document: String, _ order: ERPSalesOrder) async throws(ERPError)
     /// Creates a credit note against the sales order document; returns its number.

@@ -109,11 +109,19 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
         try await call(.POST, "/api/v1/sales-orders", order, DocumentAnswer.self, what: "sales-order create").documentNumber
     }
 
-    public func findSalesOrders(externalRef: String) async throws(ERPError) -> [String] {
-        struct Answer: Decodable { var orders: [DocumentAnswer] }
+    public func findSalesOrders(externalRef: String) async throws(ERPError) -> [ERPFoundSalesOrder] {
+        struct Found: Decodable {
+            var documentNumber: String
+            var version: String?
+            enum CodingKeys: String, CodingKey {
+                case documentNumber = "document_number"
+                case version
+            }
+        }
+        struct Answer: Decodable { var orders: [Found] }
         let query = "external_ref=\(Self.escapeQuery(externalRef))"
         return try await call(.GET, "/api/v1/sales-orders?\(query)", Optional<String>.none, Answer.self, what: "sales-order lookup")
-            .orders.map(\.documentNumber)
+            .orders.map { ERPFoundSalesOrder(documentNumber: $0.documentNumber, version: $0.version) }
     }
 
     public func updateSalesOrder(document: String, _ order: ERPSalesOrder) async throws(ERPError) {
@@ -218,19 +226,28 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
         return nil
     }
 
-    /// Transport failures are all retryable; a deadline is told apart for metrics.
+    /// Transport failures are all retryable; a deadline is told apart for metrics. A failure to connect at all
+    /// (refused, connect timeout) is marked `notSent`: the ERP cannot have applied the request. Anything else (a
+    /// deadline, a reset) may have reached the ERP, whose outcome is then unknown.
     static func classify(transport error: any Error) -> ERPError {
         if let e = error as? HTTPClientError {
             switch e {
             case .deadlineExceeded, .readTimeout, .writeTimeout:
                 return ERPError(.timeout, "no answer within the timeout")
             case .connectTimeout:
-                return ERPError(.unreachable, "connect timed out")
+                return ERPError(.unreachable, "connect timed out", notSent: true)
             default:
                 return ERPError(.unreachable, "\(e)")
             }
         }
-        return ERPError(.unreachable, "\(error)")
+        return ERPError(.unreachable, "\(error)", notSent: isConnectFailure(error))
+    }
+
+    /// A connection that was never established: refused (`ECONNREFUSED` from the socket, or NIO's connection error
+    /// that gathers one per address tried).
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if let io = error as? IOError, io.errnoCode == ECONNREFUSED { return true }
+        return String(describing: type(of: error)) == "NIOConnectionError"
     }
 
     /// Status codes to error classes, per the contract.
@@ -246,7 +263,7 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
         case 429: return ERPError(.rateLimited, "rate limited", status: status)
         case 401, 403: return ERPError(.unauthorized, "ERP refused the API key (\(status))", status: status)
         case 404: return ERPError(.notFound, "not found: \(detail)", status: status)
-        case 408: return ERPError(.timeout, "ERP reported a timeout", status: status)
+        case 408: return ERPError(.timeout, "ERP reported a timeout reading the request", status: status, notSent: true)
         case 422 where p?.error == "unknown_sku": return ERPError(.unknownSKU, "unknown SKU \(p?.sku ?? "?")", status: status)
         case 400..<500: return ERPError(.rejected, "ERP rejected the document (\(status)): \(detail)", status: status)
         default: return ERPError(.serverError, "ERP answered \(status)\(detail.isEmpty ? "" : ": \(detail)")", status: status)

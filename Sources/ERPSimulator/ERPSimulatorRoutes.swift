@@ -477,6 +477,7 @@ public struct ERPSimulatorRoutes: Sendable {
         guard request.headers[.authorization] == "Bearer \(apiKey)" else {
             return Self.json(.unauthorized, ["error": "unauthorized"])
         }
+        await store.recordArrival()
         let f = await store.faults
         var delay = f.latencyMs + (f.latencyJitterMs > 0 ? Int.random(in: 0...f.latencyJitterMs) : 0)
         if f.slowRate > 0, Double.random(in: 0..<1) < f.slowRate { delay += f.slowMs }

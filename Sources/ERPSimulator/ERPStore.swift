@@ -212,6 +212,10 @@ public actor ERPStore {
     /// API calls answered with an injected fault (429 or error status) so far.
     public private(set) var faultHits = 0
     func recordFaultHit() { faultHits += 1 }
+    /// Authorised requests received, counted on arrival (before any injected delay): a test sees a call is in the
+    /// ERP's hands while it is still being "processed".
+    public private(set) var arrivals = 0
+    func recordArrival() { arrivals += 1 }
     public func addSKUs(_ skus: [String]) { knownSKUs.formUnion(skus) }
     /// Items the ERP does not have: lines with them are refused with 422 `unknown_sku`.
     public func removeSKUs(_ skus: [String]) { knownSKUs.subtract(skus) }
@@ -402,6 +406,8 @@ public actor ERPStore {
     }
 
     /// Every order write the bridge sent for `ref`, in arrival order, stale or not.
+    /// Every call naming `ref`, in the order the simulator processed them.
+    public func calls(ref: String) -> [Call] { calls.filter { $0.ref == ref } }
     public func writes(ref: String) -> [Call] { calls.filter { $0.ref == ref && $0.isOrderWrite } }
 
     /// References held by more than one document: must always be empty (the duplicates a test looks for).

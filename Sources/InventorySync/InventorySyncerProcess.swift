@@ -73,7 +73,7 @@ public struct InventorySyncerProcess: Sendable {
                     circuit: circuit ? (threshold: 5, probeInterval: .seconds(5)) : nil,
                     // Stock movements are the bulk of the traffic and are traced by nobody (bridgectl trace follows
                     // orders and webhooks); q.inventory-orders carries order webhooks and keeps its trace.
-                    trace: queue.name == BridgeTopology.inventoryOrders.name ? .seconds(1) : nil),
+                    trace: queue.name == BridgeTopology.inventoryOrders.name ? .seconds(1) : nil, maxHold: config.topology.maxHold),
                 handler: handler, consumer: consumer, publisher: publisher, logger: logger)
         }
         var prices: QueueWorker<PriceChangedHandler>?

@@ -67,9 +67,11 @@ public struct LedgerEntry: Sendable, Equatable {
     public var appliedAtMs: Int64
 }
 
-/// A create the forwarder is about to send to an ERP that cannot deduplicate it (the plain profile). Recorded under
-/// the order's lease before the create; after a crash between the create and the record, its presence says "look
-/// the reference up before creating again".
+/// A write the forwarder is about to send to an ERP that cannot deduplicate it (the plain profile): a create or an
+/// overwrite of the order's sales order, or a credit note. Recorded under the order's lease before the call, touched
+/// again when the call fails with an unknown outcome (a timeout, a 5xx, a connection lost after sending), cleared
+/// when its outcome is recorded. While one stands younger than `order_forwarder.unknown_outcome_wait`, the ERP may
+/// still commit it: no other write of the order is made. Older, the reference is looked up before writing again.
 public enum WriteIntent: Sendable, Hashable {
     case salesOrder
     case creditNote(refundId: Int64)
@@ -125,6 +127,11 @@ public protocol OrderLedger: Sendable {
     /// Takes or renews the order's lease for `owner`. False when another owner holds an unexpired lease.
     func tryLock(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool
 
+    /// Extends `owner`'s lease by `ttl` from now, only while it is still theirs: false once another owner took it
+    /// over (or it was released). Unlike `tryLock`, never takes a lease back that was lost: a holder that was paused
+    /// past its lease learns it lost the order instead of silently taking it again.
+    func renew(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool
+
     /// Releases the lease if `owner` still holds it.
     func unlock(shop: String, orderId: Int64, owner: String) async throws
 
@@ -132,17 +139,25 @@ public protocol OrderLedger: Sendable {
     func acquire(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> LeaseResult
 
     /// `record` (when given) and `unlock` in one transaction. Returns whether a version was recorded. Fenced: with a
-    /// recording, throws `LedgerError.leaseLost` (and records nothing) if `owner` no longer holds the lease.
+    /// recording, throws `LedgerError.leaseLost` (and records nothing) if `owner` no longer holds the lease. A
+    /// recording settles the order's `.salesOrder` write intent (cleared in the same transaction).
     @discardableResult
     func release(shop: String, orderId: Int64, owner: String, recording: AppliedVersion?) async throws -> Bool
 
     /// Records `intent` for the order, if `owner` still holds its lease (else false: another worker took over).
     func markIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool
 
-    /// Whether a create was announced for `intent` (a crash may have left it sent but unrecorded).
-    func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool
+    /// How long ago (by the database's clock) `intent` was marked or last touched; nil when none stands: its write
+    /// may still be committed by the ERP while younger than the unknown-outcome wait.
+    func intentAge(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Duration?
+
+    /// Removes `intent` once its outcome is known (the write certainly did not happen), if `owner` still holds the
+    /// order's lease.
+    @discardableResult
+    func clearIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool
 
     func refundDocument(shop: String, refundId: Int64) async throws -> String?
+    /// Records the refund's credit note (once) and settles its `.creditNote` write intent.
     func recordRefund(shop: String, refundId: Int64, orderId: Int64, erpDocument: String) async throws
 
     /// Number of orders recorded (tests and metrics).
@@ -153,7 +168,12 @@ public protocol OrderLedger: Sendable {
     func run() async throws
 }
 
-
+extension OrderLedger {
+    /// Whether an intent stands for `intent` (its write was sent, or is about to be, and its outcome not recorded).
+    public func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool {
+        try await intentAge(intent, shop: shop, orderId: orderId) != nil
+    }
+}
 
 /// Runs a ledger's background work as a lifecycle service.
 public struct LedgerService: Service {

@@ -149,6 +149,9 @@ public final class PostgresOrderLedger: OrderLedger {
             var recorded = false
             for try await _ in rows { recorded = true }
             try await connection.query(
+                "DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(WriteIntent.salesOrder.kind) AND key = 0",
+                logger: logger)
+            try await connection.query(
                 "DELETE FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner)", logger: logger)
             return recorded
         }
@@ -165,9 +168,30 @@ public final class PostgresOrderLedger: OrderLedger {
         return try await returnsRow(q)
     }
 
-    public func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool {
+    public func intentAge(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Duration? {
+        let rows = try await client.query(
+            "SELECT \(unescaped: Self.nowMs) - at_ms FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
+        for try await age in rows.decode(Int64.self) { return .milliseconds(max(0, age)) }
+        return nil
+    }
+
+    public func clearIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool {
+        guard try await holds(shop: shop, orderId: orderId, owner: owner) else { return false }
+        try await client.query(
+            "DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
+        return true
+    }
+
+    private func holds(shop: String, orderId: Int64, owner: String) async throws -> Bool {
+        try await returnsRow("SELECT 1 FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner)")
+    }
+
+    public func renew(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool {
         try await returnsRow(
-            "SELECT 1 FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
+            """
+            UPDATE order_locks SET expires_at_ms = \(unescaped: Self.nowMs) + \(ttl.wholeMilliseconds)
+            WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner) RETURNING 1
+            """)
     }
 
     public func refundDocument(shop: String, refundId: Int64) async throws -> String? {
@@ -183,6 +207,9 @@ public final class PostgresOrderLedger: OrderLedger {
             VALUES (\(shop), \(refundId), \(orderId), \(erpDocument), \(unescaped: Self.nowMs)) ON CONFLICT (shop, refund_id) DO NOTHING
             """
         try await client.query(q)
+        let intent = WriteIntent.creditNote(refundId: refundId)
+        try await client.query(
+            "DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
     }
 
     public func orderCount() async throws -> Int {

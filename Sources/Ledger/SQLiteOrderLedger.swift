@@ -103,6 +103,15 @@ public final class SQLiteOrderLedger: OrderLedger {
             return db.changesCount == 1
     }
 
+    public func renew(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE order_locks SET expires_at_ms = \(Self.nowMs) + ? WHERE shop = ? AND order_id = ? AND owner = ?",
+                arguments: [ttl.wholeMilliseconds, shop, orderId, owner])
+            return db.changesCount == 1
+        }
+    }
+
     public func unlock(shop: String, orderId: Int64, owner: String) async throws {
         try await pool.write { db in try Self.unlock(db, shop: shop, orderId: orderId, owner: owner) }
     }
@@ -137,6 +146,7 @@ public final class SQLiteOrderLedger: OrderLedger {
                     throw LedgerError.leaseLost(shop: shop, orderId: orderId)
                 }
                 recorded = try Self.record(db, shop: shop, orderId: orderId, version: r.version, erpDocument: r.erpDocument)
+                try Self.deleteIntent(db, .salesOrder, shop: shop, orderId: orderId)
             }
             try Self.unlock(db, shop: shop, orderId: orderId, owner: owner)
             return recorded
@@ -162,12 +172,27 @@ public final class SQLiteOrderLedger: OrderLedger {
         }
     }
 
-    public func hasIntent(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Bool {
+    public func intentAge(_ intent: WriteIntent, shop: String, orderId: Int64) async throws -> Duration? {
         try await pool.read { db in
-            try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM write_intents WHERE shop = ? AND order_id = ? AND kind = ? AND key = ?)",
-                arguments: [shop, orderId, intent.kind, intent.key]) ?? false
+            try Int64.fetchOne(
+                db, sql: "SELECT \(Self.nowMs) - at_ms FROM write_intents WHERE shop = ? AND order_id = ? AND kind = ? AND key = ?",
+                arguments: [shop, orderId, intent.kind, intent.key]
+            ).map { .milliseconds(max(0, $0)) }
         }
+    }
+
+    public func clearIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool {
+        try await pool.write { db in
+            guard try Self.holds(db, shop: shop, orderId: orderId, owner: owner) else { return false }
+            try Self.deleteIntent(db, intent, shop: shop, orderId: orderId)
+            return true
+        }
+    }
+
+    static func deleteIntent(_ db: Database, _ intent: WriteIntent, shop: String, orderId: Int64) throws {
+        try db.execute(
+            sql: "DELETE FROM write_intents WHERE shop = ? AND order_id = ? AND kind = ? AND key = ?",
+            arguments: [shop, orderId, intent.kind, intent.key])
     }
 
     public func refundDocument(shop: String, refundId: Int64) async throws -> String? {
@@ -185,6 +210,7 @@ public final class SQLiteOrderLedger: OrderLedger {
                     VALUES (?, ?, ?, ?, \(Self.nowMs)) ON CONFLICT (shop, refund_id) DO NOTHING
                     """,
                 arguments: [shop, refundId, orderId, erpDocument])
+            try Self.deleteIntent(db, .creditNote(refundId: refundId), shop: shop, orderId: orderId)
         }
     }
 

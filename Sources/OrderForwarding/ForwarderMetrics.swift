@@ -24,6 +24,12 @@ public final class ForwarderMetrics: Sendable {
     public func createRecovered(_ kind: String, found: Int) {
         cache.counter("forwarder_create_recovered_total", [("kind", kind), ("found", found > 1 ? "2+" : String(found))]).increment()
     }
+    /// Plain-profile ERPs: writes whose outcome was unknown (event: `sent` a create/overwrite/credit note failed
+    /// after it may have reached the ERP; `fenced` a later delivery waited for it to settle; `resolved` the ERP was
+    /// asked what it holds once it had).
+    public func unknownOutcome(_ kind: String, _ event: String) {
+        cache.counter("forwarder_unknown_outcome_total", [("kind", kind), ("event", event)]).increment()
+    }
     /// A worker's lease was taken over while it worked (renewal failed, or the record was fenced).
     public func leaseLost() { cache.counter("forwarder_lease_lost_total").increment() }
     public func erpCall(_ operation: String, _ d: Duration, ok: Bool) {

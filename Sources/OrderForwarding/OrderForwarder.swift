@@ -39,7 +39,7 @@ public final class OrderForwarder: Service, Sendable {
                 queue: settings.queue, prefetch: settings.forwarder.prefetch, concurrency: settings.forwarder.concurrency,
                 retryDelays: settings.retryDelays,
                 circuit: (settings.forwarder.breakerThreshold, settings.forwarder.breakerProbeInterval),
-                consumerTagPrefix: "order-forwarder"),
+                consumerTagPrefix: "order-forwarder", maxHold: settings.maxHold),
             handler: handler, consumer: consumer, publisher: publisher, logger: logger)
     }
 
@@ -66,11 +66,14 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         public var writeCustomers: Bool
         /// What the ERP guarantees; with `.plain` the forwarder provides exactly once and version order itself.
         public var erpProfile: BridgeConfig.ERPProfile
+        /// `topology.max_hold`: the longest a delivery is held while the ERP circuit is open.
+        public var maxHold: Duration
 
         public init(
             queue: String = BridgeTopology.orders.name, forwarder: OrderForwarderSettings, retryDelays: [Duration], writeCustomers: Bool,
-            erpProfile: BridgeConfig.ERPProfile = .upsert
+            erpProfile: BridgeConfig.ERPProfile = .upsert, maxHold: Duration = .seconds(600)
         ) {
+            self.maxHold = maxHold
             self.queue = queue
             self.forwarder = forwarder
             self.retryDelays = retryDelays
@@ -84,7 +87,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             self.init(
                 forwarder: config.orderForwarder, retryDelays: config.topology.retryDelays,
                 writeCustomers: config.orderForwarder.syncCustomers && config.policy.mayWrite(.customers, into: .erp),
-                erpProfile: config.erp.profile)
+                erpProfile: config.erp.profile, maxHold: config.topology.maxHold)
         }
     }
 
@@ -162,6 +165,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
 
     public func classify(_ error: any Error) -> WorkFailure {
         switch error {
+        case let u as OutcomeUnknown:
+            return .deferred(
+                ProcessingFailure(errorClass: "outcome_unknown", message: u.description, retryable: true), wait: u.wait, outage: u.outage)
         case let e as ERPError where e.indicatesOutage:
             return .outage(ProcessingFailure(errorClass: e.code.rawValue, message: e.message, retryable: true), retryAfter: e.retryAfter)
         case let e as ERPError:
@@ -184,7 +190,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                 retryable: false)
         }
         if Self.refundTopics.contains(env.topic) {
-            return try await processRefund(message.body, shop: shop, context: &context)
+            return try await processRefund(message, shop: shop, context: &context)
         }
         guard Self.orderTopics.contains(env.topic) else { return .ignored }
         let order: ShopifyOrder
@@ -222,13 +228,14 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
     ) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
         let applied = try await lease(shop: shop, orderId: order.id, owner: owner, waiter: waiter)
+        let held = HeldLease(owner: owner, ttl: settings.forwarder.lockTTL)
         do {
             if let applied, applied.version >= version {
                 try await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
                 return .staleSkipped(applied: applied.version, document: applied.erpDocument)
             }
-            let result = try await withLeaseRenewal(shop: shop, orderId: order.id, owner: owner, logger: logger) {
-                try await self.apply(order, version: version, shop: shop, owner: owner, applied: applied, replay: replay, logger: logger)
+            let result = try await withLeaseRenewal(shop: shop, orderId: order.id, lease: held, logger: logger) {
+                try await self.apply(order, version: version, shop: shop, lease: held, applied: applied, replay: replay, logger: logger)
             }
             try await ledger.release(
                 shop: shop, orderId: order.id, owner: owner,
@@ -251,7 +258,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
 
     /// Maps and writes customer (if allowed) and sales order. The caller holds the order's lease.
     private func apply(
-        _ order: ShopifyOrder, version: OrderVersion, shop: String, owner: String, applied: LedgerEntry?, replay: Bool,
+        _ order: ShopifyOrder, version: OrderVersion, shop: String, lease: HeldLease, applied: LedgerEntry?, replay: Bool,
         logger: Logger
     ) async throws -> Applied {
         let mapped: MappedOrder
@@ -261,13 +268,15 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             throw ProcessingFailure(errorClass: error.code.rawValue, message: error.message, retryable: false)
         }
         if settings.writeCustomers, let customer = mapped.customer {
+            try lease.check(shop: shop, orderId: order.id)
             _ = try await timed("upsert_customer") { () async throws(ERPError) in try await self.erp.upsertCustomer(customer) }
         }
         if let plain = plainERP {
             return try await applyPlain(
-                mapped.salesOrder, plain, version: version, shop: shop, orderId: order.id, owner: owner, applied: applied,
+                mapped.salesOrder, plain, version: version, shop: shop, orderId: order.id, lease: lease, applied: applied,
                 replay: replay, logger: logger)
         }
+        try lease.check(shop: shop, orderId: order.id)
         let result = try await timed("upsert_sales_order") { () async throws(ERPError) in
             try await self.erp.upsertSalesOrder(mapped.salesOrder)
         }
@@ -299,28 +308,41 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         }
     }
 
-    /// The plain profile: the ERP neither deduplicates nor checks versions, so the ledger does both. A create is
-    /// announced (intent) under the lease before it is sent; finding an intent without a document means a crash
-    /// between the create and the record, so the reference is looked up before creating again. A reconciliation
-    /// replay looks it up too: it comes because the ERP may not hold the document the ledger recorded (an ERP
-    /// restored from an older backup), and updating that document would fail or write into the wrong one.
+    /// The plain profile: the ERP neither deduplicates nor checks versions, so the ledger does both.
+    ///
+    /// Every create or overwrite is announced (a write intent) under the lease before it is sent, and the intent is
+    /// settled when its result is recorded. An intent still standing means an earlier write's outcome is unknown: it
+    /// timed out, failed with a 5xx or a lost connection after sending, or its worker died or lost its lease
+    /// mid-call. The ERP may still commit it, so while the intent is younger than `unknown_outcome_wait` no other
+    /// write of the order is made (the delivery is parked, no attempt counted); once it is older the reference is
+    /// looked up, and the write goes to what the ERP holds: an update of the document found, a create only when the
+    /// lookup is empty past the wait. A reconciliation replay looks the reference up too: it comes because the ERP may
+    /// not hold the document the ledger recorded (an ERP restored from an older backup).
     private func applyPlain(
         _ salesOrder: ERPSalesOrder, _ plain: any PlainERPPort, version: OrderVersion, shop: String, orderId: Int64,
-        owner: String, applied: LedgerEntry?, replay: Bool, logger: Logger
+        lease: HeldLease, applied: LedgerEntry?, replay: Bool, logger: Logger
     ) async throws -> Applied {
         var document = applied?.erpDocument
-        let interrupted = !replay && document == nil ? try await ledger.hasIntent(.salesOrder, shop: shop, orderId: orderId) : false
-        if replay || interrupted {
-            let found = try await timed("find_sales_order") { () async throws(ERPError) in
-                try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
+        let unsure = try await settledIntent(.salesOrder, kind: "sales_order", shop: shop, orderId: orderId)
+        if replay || unsure {
+            try lease.check(shop: shop, orderId: orderId)
+            let matches = try await unlessUnsure(unsure, kind: "sales order") {
+                try await self.timed("find_sales_order") { () async throws(ERPError) in
+                    try await plain.findSalesOrders(externalRef: salesOrder.externalRef)
+                }
             }
-            if interrupted { metrics.createRecovered("sales_order", found: found.count) }
+            let found = matches.map(\.documentNumber)
+            if unsure {
+                metrics.createRecovered("sales_order", found: found.count)
+                metrics.unknownOutcome("sales_order", "resolved")
+                logger.info(
+                    "an earlier write's outcome was unknown; looked the reference up after the wait",
+                    metadata: ["found": "\(found.count)", "erp_documents": "\(found.joined(separator: ","))"])
+            }
             if found.count > 1 {
                 logger.error(
                     "ERP holds several sales orders for one reference; updating the oldest",
                     metadata: ["erp_documents": "\(found.joined(separator: ","))"])
-            } else if interrupted {
-                logger.info("create interrupted before it was recorded; looked the reference up", metadata: ["found": "\(found.count)"])
             }
             if let recorded = document, !found.contains(recorded) {
                 logger.warning(
@@ -328,41 +350,108 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                     metadata: ["ledger_document": "\(recorded)", "found": "\(found.joined(separator: ","))"])
             }
             document = found.first
-        }
-        if let document {
-            try await timed("update_sales_order") { () async throws(ERPError) in
-                try await plain.updateSalesOrder(document: document, salesOrder)
+            // A write whose outcome was unknown may have landed after all, and it may be newer than this version (the
+            // orders/paid behind a timed-out orders/create): never overwrite what the ERP holds with an older version.
+            if let first = matches.first, let held = first.version.flatMap(OrderVersion.init(erpVersion:)), held >= version {
+                metrics.erpStale("erp_newer")
+                logger.info(
+                    "the ERP already holds this version or a newer one; recording it instead of writing",
+                    metadata: ["version": "\(version)", "erp_version": "\(held)", "erp_document": "\(first.documentNumber)"])
+                return Applied(outcome: .staleIgnored, document: first.documentNumber, version: held)
             }
-            return Applied(outcome: .updated, document: document, version: version)
         }
-        guard try await ledger.markIntent(.salesOrder, shop: shop, orderId: orderId, owner: owner) else {
+        return try await announced(.salesOrder, kind: "sales_order", shop: shop, orderId: orderId, lease: lease) {
+            if let document {
+                try await self.timed("update_sales_order") { () async throws(ERPError) in
+                    try await plain.updateSalesOrder(document: document, salesOrder)
+                }
+                return Applied(outcome: .updated, document: document, version: version)
+            }
+            let created = try await self.timed("create_sales_order") { () async throws(ERPError) in try await plain.createSalesOrder(salesOrder) }
+            return Applied(outcome: .created, document: created, version: version)
+        }
+    }
+
+    /// Whether an earlier write of `intent` stands whose outcome is unknown but settled (older than
+    /// `unknown_outcome_wait`: look the ERP up before writing). Throws `OutcomeUnknown` while it is younger: the
+    /// ERP may still commit it, and the order is fenced until then.
+    private func settledIntent(_ intent: WriteIntent, kind: String, shop: String, orderId: Int64) async throws -> Bool {
+        guard let age = try await ledger.intentAge(intent, shop: shop, orderId: orderId) else { return false }
+        let wait = settings.forwarder.unknownOutcomeWait
+        guard age >= wait else {
+            metrics.unknownOutcome(kind, "fenced")
+            throw OutcomeUnknown(what: kind, wait: wait - age, outage: false, cause: "an earlier write may still be committed by the ERP")
+        }
+        return true
+    }
+
+    /// Runs a lookup that resolves an unknown outcome: while `unsure`, an ERP failure leaves the order fenced (parked,
+    /// no attempt counted) instead of walking it to the dead-letter queue.
+    private func unlessUnsure<T: Sendable>(_ unsure: Bool, kind: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let e as ERPError where unsure && e.isRetryable {
+            throw OutcomeUnknown(
+                what: kind, wait: settings.retryDelays.first ?? .seconds(5), outage: e.indicatesOutage,
+                cause: "the lookup that would settle an earlier write failed (\(e.code.rawValue))")
+        }
+    }
+
+    /// Sends one mutating write of the plain profile: checks the lease is still held, records the intent, calls.
+    /// A failure that may have reached the ERP touches the intent (the wait counts from when the caller gave up) and
+    /// is thrown as `OutcomeUnknown`; one that certainly did not clears it. The caller's record settles a success.
+    private func announced<T: Sendable>(
+        _ intent: WriteIntent, kind: String, shop: String, orderId: Int64, lease: HeldLease, _ write: () async throws -> T
+    ) async throws -> T {
+        try lease.check(shop: shop, orderId: orderId)
+        guard try await ledger.markIntent(intent, shop: shop, orderId: orderId, owner: lease.owner) else {
             throw LedgerError.leaseLost(shop: shop, orderId: orderId)
         }
-        let created = try await timed("create_sales_order") { () async throws(ERPError) in try await plain.createSalesOrder(salesOrder) }
-        return Applied(outcome: .created, document: created, version: version)
+        try lease.check(shop: shop, orderId: orderId)
+        do {
+            return try await write()
+        } catch let e as ERPError where e.mayHaveApplied {
+            metrics.unknownOutcome(kind, "sent")
+            _ = try? await ledger.markIntent(intent, shop: shop, orderId: orderId, owner: lease.owner)
+            throw OutcomeUnknown(
+                what: kind, wait: settings.forwarder.unknownOutcomeWait, outage: e.indicatesOutage,
+                cause: "\(e.code.rawValue): the ERP may still commit it")
+        } catch let e as ERPError {
+            _ = try? await ledger.clearIntent(intent, shop: shop, orderId: orderId, owner: lease.owner)
+            throw e
+        }
     }
 
     /// Runs `body` while renewing the order's lease every third of `lock_ttl`, so a slow ERP call cannot outlive it.
-    /// A renewal that finds the lease taken over is counted; the fenced record then refuses to record.
+    /// Fenced at the write: a renewal that finds the lease gone (taken over, or released by another), or no renewal
+    /// succeeding before the lease's local deadline (the ledger unreachable, the process paused), cancels `body`, and
+    /// `body` checks the lease before each ERP call, so a worker that lost the order makes no further call for it.
     private func withLeaseRenewal<T: Sendable>(
-        shop: String, orderId: Int64, owner: String, logger: Logger, _ body: @escaping @Sendable () async throws -> T
+        shop: String, orderId: Int64, lease: HeldLease, logger: Logger, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let ttl = settings.forwarder.lockTTL
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
                 while true {
-                    try await Task.sleep(for: ttl / 3)
+                    try await Task.sleep(for: min(ttl / 3, max(.zero, lease.remaining - .milliseconds(1))))
+                    let started = ContinuousClock.now
                     do {
-                        if try await !self.ledger.tryLock(shop: shop, orderId: orderId, owner: owner, ttl: ttl) {
-                            logger.warning("order lease taken over while the ERP call was running", metadata: ["lock_ttl": "\(ttl)"])
-                            return nil
+                        if try await self.ledger.renew(shop: shop, orderId: orderId, owner: lease.owner, ttl: ttl) {
+                            lease.renewed(at: started)
+                            continue
                         }
+                        lease.lose()
+                        logger.warning("order lease lost while the ERP call was running; cancelling it", metadata: ["lock_ttl": "\(ttl)"])
                     } catch is CancellationError {
                         throw CancellationError()
                     } catch {
                         logger.warning("could not renew the order lease", metadata: ["error": "\(error)"])
+                        guard lease.remaining <= .zero else { continue }
+                        lease.lose()
+                        logger.warning("order lease expired without a renewal; cancelling the ERP call", metadata: ["lock_ttl": "\(ttl)"])
                     }
+                    throw LedgerError.leaseLost(shop: shop, orderId: orderId)
                 }
             }
             while let next = try await group.next() {
@@ -375,32 +464,40 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         }
     }
 
-    private func processRefund(_ body: [UInt8], shop: String, context: inout WorkContext) async throws -> Outcome {
+    private func processRefund(_ message: InboundMessage, shop: String, context: inout WorkContext) async throws -> Outcome {
         let refund: ShopifyRefund
         do {
-            refund = try ShopifyRefund.decode(body)
+            refund = try ShopifyRefund.decode(message.body)
         } catch {
             throw ProcessingFailure(errorClass: "invalid_json", message: "not a Shopify refund: \(Self.describe(error))", retryable: false)
         }
         context.logger[metadataKey: "order_id"] = "\(refund.orderId)"
         context.traceSubject = "\(refund.orderId)"
         context.logger[metadataKey: "refund_id"] = "\(refund.id)"
-        if let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
+        // A reconciliation replay comes because the ERP may lack the credit note the ledger recorded (an ERP restored
+        // from an older backup): the ERP is asked, not the ledger.
+        let replay = message.envelope.source == .reconciler
+        if !replay, let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
             return .refundDuplicate(document: doc)
         }
         let log = context.logger
         let waiter = context
         // Under the order's lease: two deliveries of one refund never create two credit notes.
         return try await context.serialized("\(shop)/\(refund.orderId)") {
-            try await self.recordRefundLeased(refund, shop: shop, waiter: waiter, logger: log)
+            try await self.recordRefundLeased(refund, shop: shop, replay: replay, waiter: waiter, logger: log)
         }
     }
 
-    private func recordRefundLeased(_ refund: ShopifyRefund, shop: String, waiter: WorkContext, logger: Logger) async throws -> Outcome {
+    private func recordRefundLeased(
+        _ refund: ShopifyRefund, shop: String, replay: Bool, waiter: WorkContext, logger: Logger
+    ) async throws -> Outcome {
         let owner = "\(instance)-\(UUID().uuidString.prefix(8))"
         let applied = try await lease(shop: shop, orderId: refund.orderId, owner: owner, waiter: waiter)
+        let held = HeldLease(owner: owner, ttl: settings.forwarder.lockTTL)
         do {
-            let outcome = try await recordRefund(refund, shop: shop, owner: owner, applied: applied, logger: logger)
+            let outcome = try await withLeaseRenewal(shop: shop, orderId: refund.orderId, lease: held, logger: logger) {
+                try await self.recordRefund(refund, shop: shop, lease: held, applied: applied, replay: replay, logger: logger)
+            }
             try await ledger.release(shop: shop, orderId: refund.orderId, owner: owner, recording: nil)
             return outcome
         } catch {
@@ -410,39 +507,77 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         }
     }
 
-    /// The caller holds the order's lease.
-    private func recordRefund(_ refund: ShopifyRefund, shop: String, owner: String, applied: LedgerEntry?, logger: Logger) async throws -> Outcome {
-        if let doc = try await ledger.refundDocument(shop: shop, refundId: refund.id) {
-            return .refundDuplicate(document: doc)
-        }
+    /// The caller holds the order's lease. Plain profile: the credit note is announced like a sales-order write
+    /// (`announced`), and an earlier one whose outcome is unknown is waited for and looked up (`settledIntent`). A
+    /// replay looks the refund up in the ERP whatever the ledger says, and books it again only if the ERP lacks it.
+    private func recordRefund(
+        _ refund: ShopifyRefund, shop: String, lease: HeldLease, applied: LedgerEntry?, replay: Bool, logger: Logger
+    ) async throws -> Outcome {
+        let recorded = try await ledger.refundDocument(shop: shop, refundId: refund.id)
+        if !replay, let recorded { return .refundDuplicate(document: recorded) }
         let request = mapper.map(refund, shop: shop)
         var document: String
         if let plain = plainERP {
-            guard let orderDocument = applied?.erpDocument else {
-                // Like the upsert profile's 404: the order may still come (a refund delivered before its order).
-                throw ERPError(.notFound, "sales order \(request.orderRef) not forwarded yet")
-            }
+            let intent = WriteIntent.creditNote(refundId: refund.id)
+            let unsure = try await settledIntent(intent, kind: "credit_note", shop: shop, orderId: refund.orderId)
             var found: [String] = []
-            if try await ledger.hasIntent(.creditNote(refundId: refund.id), shop: shop, orderId: refund.orderId) {
-                found = try await timed("find_credit_note") { () async throws(ERPError) in try await plain.findCreditNotes(refundRef: request.refundRef) }
-                metrics.createRecovered("credit_note", found: found.count)
+            if unsure || replay {
+                try lease.check(shop: shop, orderId: refund.orderId)
+                found = try await unlessUnsure(unsure, kind: "credit note") {
+                    try await self.timed("find_credit_note") { () async throws(ERPError) in try await plain.findCreditNotes(refundRef: request.refundRef) }
+                }
+                if unsure {
+                    metrics.createRecovered("credit_note", found: found.count)
+                    metrics.unknownOutcome("credit_note", "resolved")
+                }
                 if found.count > 1 {
                     logger.error("ERP holds several credit notes for one refund", metadata: ["erp_documents": "\(found.joined(separator: ","))"])
                 }
             }
             if let existing = found.first {
+                if replay, recorded != nil { return .refundDuplicate(document: existing) }
                 document = existing
             } else {
-                guard try await ledger.markIntent(.creditNote(refundId: refund.id), shop: shop, orderId: refund.orderId, owner: owner) else {
-                    throw LedgerError.leaseLost(shop: shop, orderId: refund.orderId)
+                // The credit note goes against the order's document as the ERP holds it now (a replay: the ledger's
+                // may be gone with a restored backup; the order's replay ahead of this one re-created it).
+                let orderDocument: String
+                if replay {
+                    try lease.check(shop: shop, orderId: refund.orderId)
+                    let orders = try await timed("find_sales_order") { () async throws(ERPError) in
+                        try await plain.findSalesOrders(externalRef: request.orderRef)
+                    }
+                    guard let first = orders.first else { throw ERPError(.notFound, "sales order \(request.orderRef) not in the ERP yet") }
+                    orderDocument = first.documentNumber
+                } else {
+                    guard let known = applied?.erpDocument else {
+                        // The order's own write is in the ERP's hands with an unknown outcome: wait with it, uncounted.
+                        if let age = try await ledger.intentAge(.salesOrder, shop: shop, orderId: refund.orderId) {
+                            let wait = settings.forwarder.unknownOutcomeWait
+                            throw OutcomeUnknown(
+                                what: "credit note", wait: max(wait - age, settings.retryDelays.first ?? .seconds(1)), outage: false,
+                                cause: "the order's own write has an unknown outcome")
+                        }
+                        // Like the upsert profile's 404: the order may still come (a refund delivered before its order).
+                        throw ERPError(.notFound, "sales order \(request.orderRef) not forwarded yet")
+                    }
+                    orderDocument = known
                 }
-                document = try await timed("create_credit_note") { () async throws(ERPError) in
-                    try await plain.createCreditNote(request, orderDocument: orderDocument)
+                document = try await announced(intent, kind: "credit_note", shop: shop, orderId: refund.orderId, lease: lease) {
+                    try await self.timed("create_credit_note") { () async throws(ERPError) in
+                        try await plain.createCreditNote(request, orderDocument: orderDocument)
+                    }
                 }
             }
         } else {
+            try lease.check(shop: shop, orderId: refund.orderId)
+            // Idempotent by refund reference: a replay re-books a credit note the ERP lost, and returns the one it holds.
             document = try await timed("record_refund") { () async throws(ERPError) in try await self.erp.recordRefund(request) }
+            if replay, recorded != nil {
+                try await ledger.recordRefund(shop: shop, refundId: refund.id, orderId: refund.orderId, erpDocument: document)
+                return .refundDuplicate(document: document)
+            }
         }
+        try lease.check(shop: shop, orderId: refund.orderId)
         try await ledger.recordRefund(shop: shop, refundId: refund.id, orderId: refund.orderId, erpDocument: document)
         return .refundRecorded(document: document)
     }
@@ -539,5 +674,50 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         default:
             return "unreadable"
         }
+    }
+}
+
+/// An earlier write's outcome is unknown (or the write just made failed after it may have reached the ERP): the
+/// order stays fenced for `wait`, then the ERP is asked what it holds. Parked, not failed: no attempt is counted.
+struct OutcomeUnknown: Error, CustomStringConvertible {
+    var what: String
+    var wait: Duration
+    /// The ERP failed on the way (counts towards the circuit).
+    var outage: Bool
+    var cause: String
+
+    var description: String { "\(what) write outcome unknown (\(cause)); the order waits \(wait) before the ERP is asked what it holds" }
+}
+
+/// The order's lease as its holder sees it, by the local monotonic clock: valid until 90% of `lock_ttl` after the
+/// last acquire or renewal began (the ledger's expiry is later still, its clock started after ours), or lost at
+/// once when a renewal found it gone. `check` before every ERP call: a holder that was paused, or cut off from the
+/// ledger, past its lease makes no further call for the order.
+final class HeldLease: Sendable {
+    let owner: String
+    private let ttl: Duration
+    private let validUntil: Mutex<ContinuousClock.Instant?>
+
+    init(owner: String, ttl: Duration) {
+        self.owner = owner
+        self.ttl = ttl
+        // Made right after the acquire returned: the ledger's expiry was set a moment earlier, hence the wider margin.
+        validUntil = Mutex(ContinuousClock.now.advanced(by: ttl * 8 / 10))
+    }
+
+    var remaining: Duration {
+        validUntil.withLock { until in until.map { $0 - ContinuousClock.now } ?? .zero }
+    }
+
+    func renewed(at start: ContinuousClock.Instant) {
+        validUntil.withLock { until in
+            if until != nil { until = start.advanced(by: ttl * 9 / 10) }
+        }
+    }
+
+    func lose() { validUntil.withLock { $0 = nil } }
+
+    func check(shop: String, orderId: Int64) throws {
+        guard remaining > .zero else { throw LedgerError.leaseLost(shop: shop, orderId: orderId) }
     }
 }

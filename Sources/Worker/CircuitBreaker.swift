@@ -49,21 +49,28 @@ public actor CircuitBreaker {
 
     /// Returns when a call may be made: at once when closed; after the open period as the single probe when open.
     public func acquire() async throws {
+        _ = try await acquire(until: nil)
+    }
+
+    /// `acquire`, giving up at `deadline`: returns false if the circuit still refused calls then (the caller parks
+    /// what it was holding).
+    public func acquire(until deadline: ContinuousClock.Instant?) async throws -> Bool {
         while true {
             if stopped { throw CancellationError() }
+            if let deadline, state != .closed, clock.now >= deadline { return false }
             switch state {
             case .closed:
-                return
+                return true
             case .open:
                 if let until = openUntil, clock.now >= until {
                     move(to: .halfOpen)
                     probeInFlight = true
-                    return
+                    return true
                 }
             case .halfOpen:
                 if !probeInFlight {
                     probeInFlight = true
-                    return
+                    return true
                 }
             }
             try await Task.sleep(for: .milliseconds(25))

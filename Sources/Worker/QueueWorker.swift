@@ -38,6 +38,10 @@ public enum WorkFailure: Sendable {
     /// Anything else: retried (`failure.retryable`) or dead-lettered. `dependencyAnswered`: the dependency did answer
     /// (e.g. a validation error), which counts as a success for the circuit.
     case failed(ProcessingFailure, dependencyAnswered: Bool = false)
+    /// Not a failure of the message: it cannot be decided for about `wait` (an earlier write's outcome is unknown
+    /// and the dependency is given time to settle). Parked on a retry level without counting an attempt, so waiting
+    /// never dead-letters it. `outage`: the dependency failed on the way (counts towards opening the circuit).
+    case deferred(ProcessingFailure, wait: Duration, outage: Bool)
 }
 
 /// The per-message context a handler gets: a logger carrying the message's ids, and per-key serialization.
@@ -114,7 +118,7 @@ extension QueueHandler {
 ///
 /// Metrics, the same for every queue: `worker_messages_total{queue,outcome}`, `worker_handle_seconds{queue}`,
 /// `worker_in_flight{queue}`, `worker_retried_total{queue,error_class}`, `worker_dead_lettered_total{queue,reason}`,
-/// `worker_requeued_total{queue}`, `worker_held_for_circuit_total{queue}`, `worker_ack_failed_total{queue}`,
+/// `worker_requeued_total{queue}`, `worker_parked_total{queue,reason}`, `worker_held_for_circuit_total{queue}`, `worker_ack_failed_total{queue}`,
 /// `worker_circuit_state{queue}` (0 closed, 1 half-open, 2 open), `worker_circuit_transitions_total{queue}`.
 /// Log lines carry `queue`, `shop`, `topic` and `delivery_id`, plus what the handler adds.
 public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
@@ -133,13 +137,19 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         /// How often the worker publishes the trace steps of the deliveries it settled (`message.traced`); nil: never.
         public var trace: Duration?
         public var consumerTagPrefix: String
+        /// The longest a delivery is held unsettled while the circuit is open; then it is parked on a retry level
+        /// (no attempt counted) and comes back later. Must stay below the broker's `consumer_timeout` (30 min by
+        /// default), past which RabbitMQ closes the channel and returns every unacked delivery with its delivery
+        /// count raised. Nil: held for as long as the circuit stays open.
+        public var maxHold: Duration?
 
         public init(
             queue: String, prefetch: Int, concurrency: Int? = nil, retryDelays: [Duration],
             circuit: (threshold: Int, probeInterval: Duration)? = nil, heartbeat: Duration? = .seconds(15),
-            trace: Duration? = .seconds(1), consumerTagPrefix: String? = nil
+            trace: Duration? = .seconds(1), consumerTagPrefix: String? = nil, maxHold: Duration? = .seconds(600)
         ) {
             self.trace = trace
+            self.maxHold = maxHold
             self.queue = queue
             self.prefetch = max(1, prefetch)
             self.concurrency = concurrency.map { min(max(1, $0), max(1, prefetch)) }
@@ -330,9 +340,14 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         logger[metadataKey: "topic"] = "\(message.envelope.topic)"
         logger[metadataKey: "delivery_id"] = "\(message.envelope.deliveryId)"
         var heldLogged = false
+        // The broker's consumer_timeout counts from the delivery: a message held for the circuit is parked before it.
+        let holdDeadline = settings.maxHold.map { ContinuousClock.now.advanced(by: $0) }
         while true {
             do {
-                try await breaker?.acquire()
+                if let breaker, try await !breaker.acquire(until: holdDeadline) {
+                    await parkHeld(message, logger: logger)
+                    return
+                }
             } catch {
                 // Shutting down with the circuit open: the message stays unsettled and returns to the queue.
                 return
@@ -382,6 +397,10 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                     if answered { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
                     await fail(message, failure, context: context, started: started)
                     return
+                case .deferred(let failure, let wait, let outage):
+                    if outage { await breaker?.recordOutage() } else { await breaker?.releaseProbe() }
+                    await park(message, failure, wait: wait, context: context, started: started)
+                    return
                 }
             }
         }
@@ -401,13 +420,46 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         }
     }
 
+    /// A delivery held for the open circuit as long as `maxHold` allows: parked so the broker's consumer_timeout
+    /// never closes the channel over it.
+    private func parkHeld(_ message: InboundMessage, logger: Logger) async {
+        let reason = ProcessingFailure(
+            errorClass: "circuit_open", message: "held for \(settings.maxHold ?? .zero) while the circuit was open; parked", retryable: true)
+        await park(
+            message, reason, wait: settings.retryDelays.first ?? .seconds(5), context: WorkContext(logger: logger, locks: locks),
+            started: .now)
+    }
+
+    /// Parks the delivery (no attempt counted): `FailureRouter.park`. If even that fails, it is returned to the queue.
+    private func park(
+        _ message: InboundMessage, _ reason: ProcessingFailure, wait: Duration, context: WorkContext, started: ContinuousClock.Instant
+    ) async {
+        do {
+            let routed = try await router.park(message.delivery, reason: reason, wait: wait)
+            count("worker_parked_total", [("reason", reason.errorClass)])
+            tally("parked")
+            trace(message, context, result: "parked", outcome: reason.errorClass, detail: reason.message, started: started)
+            if case .parked(let delay) = routed {
+                context.logger.info(
+                    "\(handler.subject) parked, not failed",
+                    metadata: ["reason": "\(reason.errorClass)", "detail": "\(reason.message)", "back_in": "\(delay)"])
+            }
+        } catch {
+            count("worker_requeued_total")
+            tally("requeued")
+            context.logger.error(
+                "could not park \(handler.subject), requeueing", metadata: ["reason": "\(reason.errorClass)", "route_error": "\(error)"])
+            try? await message.delivery.nack(requeue: true)
+        }
+    }
+
     private func fail(_ message: InboundMessage, _ failure: ProcessingFailure, context: WorkContext, started: ContinuousClock.Instant) async {
         let d = message.delivery
         let logger = context.logger
         do {
             let routed = try await router.route(d, failure: failure)
             trace(
-                message, context, result: { if case .retried = routed { "retry" } else { "dead_lettered" } }(),
+                message, context, result: { if case .deadLettered = routed { "dead_lettered" } else { "retry" } }(),
                 outcome: failure.errorClass, detail: failure.message, started: started)
             switch routed {
             case .retried(let level, let delay):
@@ -420,6 +472,8 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                         "error_class": "\(failure.errorClass)", "error": "\(failure.message)", "retry_level": "\(level)",
                         "retry_in": "\(delay)",
                     ])
+            case .parked:
+                break
             case .deadLettered:
                 count("worker_dead_lettered_total", [("reason", failure.errorClass)])
                 tally("dead_lettered")

@@ -75,7 +75,8 @@ final class ForwarderHarness: Sendable {
     /// share the SQLite ledger file, as processes on one host do.
     func startForwarder(
         mapping: OrderMappingSettings = .init(), prefetch: Int = 32, writeCustomers: Bool = false,
-        breakerThreshold: Int = 3, probeInterval: Duration = .milliseconds(500), erpURL: String? = nil
+        breakerThreshold: Int = 3, probeInterval: Duration = .milliseconds(500), erpURL: String? = nil,
+        environment extra: [String: String] = [:]
     ) async throws -> RunningForwarder {
         var env = [
             "BROKER_URL": broker.url(vhost: vhost), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
@@ -106,6 +107,7 @@ final class ForwarderHarness: Sendable {
             env["ORDER_FORWARDER_SYNC_CUSTOMERS"] = "true"
             env["SOURCE_OF_TRUTH_CUSTOMERS"] = "shopify"
         }
+        env.merge(extra) { $1 }
         let config = try await BridgeConfig.load(filePath: nil, environment: env, defaultHTTPPort: 0)
         var logger = Logger(label: "order-forwarder")
         logger.logLevel = .warning

@@ -324,12 +324,14 @@ struct ForwarderTests {
         await h.close()
     }
 
-    @Test("the REST adapter classifies refused connections, timeouts, 5xx, 429 and validation errors once")
+    @Test("the REST adapter classifies refused connections, timeouts, 5xx, 429 and validation errors once, and says which may have been applied")
     func errorClassification() async throws {
         let h = try await ForwarderHarness.make("classify")
         let refused = RESTERPClient(configuration: .init(baseURL: "http://127.0.0.1:\(TestProcesses.freePort())", apiKey: "k", timeout: .seconds(2)))
         let so = try OrderMapper(settings: .init()).map(ShopifyOrder.decode(Array(order(1).json())), shop: "acme", triggeredAtMs: 0).salesOrder
-        await #expect { _ = try await refused.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unreachable && ($0 as? ERPError)?.isRetryable == true }
+        await #expect { _ = try await refused.upsertSalesOrder(so) } throws: {
+            ($0 as? ERPError)?.code == .unreachable && ($0 as? ERPError)?.isRetryable == true && ($0 as? ERPError)?.mayHaveApplied == false
+        }
         await refused.shutdown()
 
         // A short client timeout only for the timeout case; the others get time to answer on a loaded machine.
@@ -338,21 +340,25 @@ struct ForwarderTests {
         var slow = ERPStore.Faults()
         slow.latencyMs = 1500
         await h.store.setFaults(slow)
-        await #expect { _ = try await impatient.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .timeout }
+        await #expect { _ = try await impatient.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .timeout && ($0 as? ERPError)?.mayHaveApplied == true }
         await impatient.shutdown()
         var failing = ERPStore.Faults()
         failing.errorRate = 1
         failing.errorStatus = 500
         await h.store.setFaults(failing)
-        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .serverError && ($0 as? ERPError)?.indicatesOutage == true }
+        await #expect { _ = try await client.upsertSalesOrder(so) } throws: {
+            ($0 as? ERPError)?.code == .serverError && ($0 as? ERPError)?.indicatesOutage == true && ($0 as? ERPError)?.mayHaveApplied == true
+        }
         var limited = ERPStore.Faults()
         limited.rateLimitedRetryAfter = 7
         await h.store.setFaults(limited)
-        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.retryAfter == .seconds(7) }
+        await #expect { _ = try await client.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.retryAfter == .seconds(7) && ($0 as? ERPError)?.mayHaveApplied == false }
         await h.store.setFaults(.init())
         var bad = so
         bad.lines[0].sku = "NOPE"
-        await #expect { _ = try await client.upsertSalesOrder(bad) } throws: { ($0 as? ERPError)?.code == .unknownSKU && ($0 as? ERPError)?.isRetryable == false }
+        await #expect { _ = try await client.upsertSalesOrder(bad) } throws: {
+            ($0 as? ERPError)?.code == .unknownSKU && ($0 as? ERPError)?.isRetryable == false && ($0 as? ERPError)?.mayHaveApplied == false
+        }
         let wrongKey = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: "wrong", timeout: .seconds(2)))
         await #expect { _ = try await wrongKey.upsertSalesOrder(so) } throws: { ($0 as? ERPError)?.code == .unauthorized }
         // The timed-out call above may still commit on the ERP side (a timeout says nothing about the outcome: hence
