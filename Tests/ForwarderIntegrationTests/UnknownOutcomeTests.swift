@@ -103,14 +103,16 @@ struct UnknownOutcomeTests {
             "TOPOLOGY_RETRY_DELAYS": "1s,2s", "SHOPS": ForwarderHarness.shopId,
             "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain, "SHOP_ACME_WEBHOOK_SECRETS": "unused-here",
             "SHOP_ACME_ADMIN_TOKEN": "unused-here", "ERP_BASE_URL": h.erpURL, "ERP_API_KEY": ForwarderHarness.apiKey,
-            "ERP_PROFILE": "plain", "ERP_TIMEOUT": "5s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "6s",
+            "ERP_PROFILE": "plain", "ERP_TIMEOUT": "10s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "12s",
             "ORDER_FORWARDER_LEDGER": "sqlite:\(h.ledgerPath)", "ORDER_FORWARDER_LOCK_TTL": "2s", "ORDER_FORWARDER_LOCK_WAIT": "1s",
+            // One delivery at a time: the broker would otherwise push the newer version to the stopped process too.
+            "ORDER_FORWARDER_PREFETCH": "1", "ORDER_FORWARDER_CONCURRENCY": "1",
         ]
-        // Every ERP call takes 3 s: the first forwarder's create is in the ERP's hands when it is paused, and the ERP
-        // commits it 3 s later while the forwarder is stopped.
+        // Every ERP call takes 8 s: the first forwarder's create is in the ERP's hands when it is paused, and the ERP
+        // commits it 8 s later, long after the paused forwarder's lease expired and the second one took the order.
         var slow = ERPStore.Faults()
         slow.slowRate = 1
-        slow.slowMs = 3000
+        slow.slowMs = 8000
         await h.store.setFaults(slow)
         let (paused, _) = try TestProcesses.launch("order-forwarder", environment: env)
         defer {
@@ -128,7 +130,7 @@ struct UnknownOutcomeTests {
         order.tags = "vip"
         let second = try await h.startForwarder(
             environment: [
-                "ERP_TIMEOUT": "5s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "6s", "ORDER_FORWARDER_LOCK_TTL": "2s",
+                "ERP_TIMEOUT": "10s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "12s", "ORDER_FORWARDER_LOCK_TTL": "2s",
                 "ORDER_FORWARDER_LOCK_WAIT": "1s",
             ])
         try await h.publish(order.json(), topic: "orders/updated", webhookId: "wh-v2")
@@ -139,6 +141,21 @@ struct UnknownOutcomeTests {
                 return OrderVersion(erpVersion: erp.version).map { $0.updatedAtMs == v2.updatedAtMs } ?? false
             }, "the second forwarder wrote the newer version")
 
+        // The ERP commits the paused forwarder's create in its own time, whatever the forwarders do meanwhile.
+        let v1 = try OrderVersion(
+            updatedAtMs: Timestamp.milliseconds(ShopifyOrder.decode(Array(order.json())).updatedAt) ?? 0, triggeredAtMs: 0
+        ).updatedAtMs - 60_000
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                await h.store.writes(ref: h.ref(order.id)).contains {
+                    $0.operation == "create" && $0.version.flatMap(OrderVersion.init(erpVersion:))?.updatedAtMs == v1
+                }
+            }, "the paused forwarder's create was committed")
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                guard let erp = await h.store.order(ref: h.ref(order.id)) else { return false }
+                return OrderVersion(erpVersion: erp.version).map { $0.updatedAtMs == v2.updatedAtMs } ?? false
+            }, "and the newer version is what the ERP holds")
         // The paused forwarder resumes with its create's answer in hand and no lease.
         let callsBefore = await h.store.writes(ref: h.ref(order.id)).count
         kill(paused.processIdentifier, SIGCONT)
