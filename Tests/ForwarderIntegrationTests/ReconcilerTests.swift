@@ -256,4 +256,49 @@ struct ReconcilerTests {
         await f.stop()
         await h.close()
     }
+
+    @Test(
+        "an ERP restored from an empty backup after orders with refunds: one run restores every sales order and credit note (the ledger holds them all), the next finds nothing to heal",
+        arguments: ERPStore.Profile.allCases)
+    func restoredBackupHealedWhole(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("reconcile-restore", profile: profile)
+        let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
+        let admin = try await TestShopifyAdmin.start(skus: 200, seed: 17)
+        // Twelve orders whose webhooks never left Shopify, every third refunded twice.
+        for _ in 0..<12 { _ = await admin.store.placeOrder() }
+        let ids = await admin.store.orders.keys.sorted()
+        for id in ids.enumerated().filter({ $0.offset % 3 == 0 }).map(\.element) {
+            _ = await admin.store.refundOrder(id)
+            _ = await admin.store.refundOrder(id)
+        }
+        let refunds = await admin.store.orders.values.reduce(0) { $0 + $1.refunds.count }
+        #expect(refunds == 8)
+        let reports = h.dir.appendingPathComponent("reports").path
+        let reconciler = try await Self.startReconciler(h, admin: admin, reports: reports)
+
+        let first = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(first.healed == 12, "\(first.summary)")
+        try await Self.quiesce(h, f)
+        #expect(await Self.differing(h, admin.store).differing.isEmpty, "the first run brought every order in")
+        #expect(await h.store.creditNoteCount == refunds)
+
+        // The ERP comes back from a backup taken before any of it; the forwarder's ledger still holds everything.
+        await h.store.restoreEmptyBackup()
+        let second = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(second.healed == 12, "\(second.summary)")
+        try await Self.quiesce(h, f)
+        let after = await Self.differing(h, admin.store)
+        #expect(after.differing.isEmpty, "every order and refunded amount restored; differing: \(after.differing.sorted().prefix(5))")
+        #expect(await h.store.creditNoteCount == refunds, "each refund booked once in the restored ERP")
+        #expect(await h.store.duplicatedRefunds().isEmpty)
+        #expect(await h.store.duplicatedRefs().isEmpty)
+
+        let third = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(third.healed == 0 && third.matched == 12, "nothing left to heal: \(third.summary)")
+        #expect(try await h.publisher.queueCounts(BridgeTopology.deadLetterQueue(of: BridgeTopology.orders.name)).messages == 0)
+        await reconciler.stop()
+        await admin.stop()
+        await f.stop()
+        await h.close()
+    }
 }
