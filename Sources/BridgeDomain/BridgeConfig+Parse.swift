@@ -72,14 +72,6 @@ extension BridgeConfig {
                 "\(flow.domain) is owned by \(policy.owner(of: flow.domain)), but \(flow.enabledBy) is \(isSwitch ? "true" : "set") and \(flow.process) would write \(flow.domain) into \(flow.into), overriding the owner",
                 fix: "set source_of_truth.\(flow.domain.rawValue): \(flow.into.other) or \(isSwitch ? "\(flow.enabledBy): false" : "remove \(flow.enabledBy)")")
         }
-        if config.erp.profile == .plain, config.orderForwarder.enabled,
-            config.orderForwarder.unknownOutcomeWait <= config.erp.timeout
-        {
-            p.fail(
-                "order_forwarder.unknown_outcome_wait",
-                "\(config.orderForwarder.unknownOutcomeWait) is not longer than erp.timeout (\(config.erp.timeout)): a write the ERP commits after the forwarder gave up could be created again",
-                fix: "set order_forwarder.unknown_outcome_wait above the longest time the ERP may take to commit a request (default 60s)")
-        }
         check(config, &p)
         if !p.errors.isEmpty { throw ConfigErrors(errors: p.errors) }
         return config

@@ -18,10 +18,11 @@ public struct OrderForwarderSettings: Sendable, Equatable {
     public var lockTTL: Duration
     /// How long a worker waits for another worker's lease on the same order before retrying later.
     public var lockWait: Duration
-    /// Plain ERP profile: after a create, overwrite or credit note whose outcome is unknown (a timeout, a 5xx, a
-    /// connection lost after the request was sent), how long the order stays fenced before the ERP is asked what it
-    /// holds. Must exceed the longest time the ERP may take to commit a request it received (its own request timeout,
-    /// a proxy's, a queue in front of it); shorter, a late commit can still duplicate a document.
+    /// Plain ERP profile: the longest the ERP may take to commit a request it received (its own request timeout, a
+    /// proxy's, a queue in front of it). After a create, overwrite or credit note whose outcome is unknown (a timeout,
+    /// a 5xx, a connection lost after the request was sent, a worker that died or lost its lease mid-call) the order
+    /// stays fenced for `erp.timeout` (the latest the request can have reached the ERP) plus this, then the ERP is asked
+    /// what it holds. Shorter than the ERP's real commit time, a late commit can still duplicate a document.
     public var unknownOutcomeWait: Duration
     /// Consecutive ERP outage failures that open the circuit.
     public var breakerThreshold: Int

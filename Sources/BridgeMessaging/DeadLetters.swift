@@ -149,7 +149,7 @@ public enum DeadLetters {
                 try await d.reject(requeue: true)
             } else {
                 var properties = d.properties
-                for key in EnvelopeHeader.brokerBookkeeping + [EnvelopeHeader.attempt] { properties.headers[key] = nil }
+                for key in EnvelopeHeader.brokerBookkeeping + [EnvelopeHeader.attempt, EnvelopeHeader.deferrals] { properties.headers[key] = nil }
                 properties.headers[EnvelopeHeader.replayedAt] = .string(Timestamp.string(milliseconds: Timestamp.milliseconds(now)))
                 properties.headers[EnvelopeHeader.replays] = .int((d.properties.headers[EnvelopeHeader.replays]?.intValue ?? 0) + 1)
                 properties.expiration = nil

@@ -18,6 +18,12 @@ public enum EnvelopeHeader {
     /// How often the message was parked (deferred without counting an attempt: an earlier write's outcome unknown,
     /// a delivery held past its limit while the circuit was open).
     public static let parked = "x-bridge-parked"
+    /// Why it was parked last (`outcome_unknown`, `circuit_open`) and the detail; the error headers keep the last
+    /// failure's.
+    public static let parkedReason = "x-bridge-parked-reason"
+    /// How often it was parked because it could not be decided yet (`WorkFailure.deferred`), as opposed to held for
+    /// an open circuit: bounded, then it is routed as a failure. Restarts at 0 on a DLQ replay.
+    public static let deferrals = "x-bridge-deferrals"
     /// How often the message was replayed from its dead-letter queue, and when last.
     public static let replays = "x-bridge-replays"
     public static let replayedAt = "x-bridge-replayed-at"

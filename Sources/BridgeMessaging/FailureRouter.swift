@@ -54,13 +54,13 @@ public struct FailureRouter: Sendable {
     /// unsettled for as long as the broker allows. Its delivery count starts again in the work queue, so waiting
     /// never walks it towards the dead-letter queue. Confirmed before the ack, like `route`.
     @discardableResult
-    public func park(_ delivery: AMQPDelivery, reason: ProcessingFailure, wait: Duration) async throws -> Outcome {
+    public func park(_ delivery: AMQPDelivery, reason: ProcessingFailure, wait: Duration, deferral: Bool = false) async throws -> Outcome {
         var properties = delivery.properties
         var headers = properties.headers
         for key in EnvelopeHeader.brokerBookkeeping { headers[key] = nil }
         headers[EnvelopeHeader.parked] = .int((headers[EnvelopeHeader.parked]?.intValue ?? 0) + 1)
-        headers[EnvelopeHeader.errorClass] = .string(reason.errorClass)
-        headers[EnvelopeHeader.errorMessage] = .string(String(reason.message.prefix(1000)))
+        if deferral { headers[EnvelopeHeader.deferrals] = .int((headers[EnvelopeHeader.deferrals]?.intValue ?? 0) + 1) }
+        headers[EnvelopeHeader.parkedReason] = .string(String("\(reason.errorClass): \(reason.message)".prefix(1000)))
         headers[EnvelopeHeader.originQueue] = .string(queue)
         properties.headers = headers
         properties.persistent = true

@@ -176,14 +176,14 @@ public final class PostgresOrderLedger: OrderLedger {
     }
 
     public func clearIntent(_ intent: WriteIntent, shop: String, orderId: Int64, owner: String) async throws -> Bool {
-        guard try await holds(shop: shop, orderId: orderId, owner: owner) else { return false }
-        try await client.query(
-            "DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
-        return true
-    }
-
-    private func holds(shop: String, orderId: Int64, owner: String) async throws -> Bool {
-        try await returnsRow("SELECT 1 FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner)")
+        // One statement: the intent goes only while the lease is still this owner's (another worker's newer intent
+        // is never removed).
+        try await returnsRow(
+            """
+            DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)
+            AND EXISTS (SELECT 1 FROM order_locks WHERE shop = \(shop) AND order_id = \(orderId) AND owner = \(owner))
+            RETURNING 1
+            """)
     }
 
     public func renew(shop: String, orderId: Int64, owner: String, ttl: Duration) async throws -> Bool {
@@ -206,10 +206,18 @@ public final class PostgresOrderLedger: OrderLedger {
             INSERT INTO forwarded_refunds (shop, refund_id, order_id, erp_document, applied_at_ms)
             VALUES (\(shop), \(refundId), \(orderId), \(erpDocument), \(unescaped: Self.nowMs)) ON CONFLICT (shop, refund_id) DO NOTHING
             """
-        try await client.query(q)
         let intent = WriteIntent.creditNote(refundId: refundId)
-        try await client.query(
-            "DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)")
+        let logger = self.logger
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(q, logger: logger)
+                try await connection.query(
+                    "DELETE FROM write_intents WHERE shop = \(shop) AND order_id = \(orderId) AND kind = \(intent.kind) AND key = \(intent.key)",
+                    logger: logger)
+            }
+        } catch let e as PostgresTransactionError {
+            throw e.closureError ?? e
+        }
     }
 
     public func orderCount() async throws -> Int {

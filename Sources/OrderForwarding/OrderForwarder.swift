@@ -68,12 +68,16 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         public var erpProfile: BridgeConfig.ERPProfile
         /// `topology.max_hold`: the longest a delivery is held while the ERP circuit is open.
         public var maxHold: Duration
+        /// `erp.timeout`: no request is sent later than this after its intent was marked (the HTTP deadline covers
+        /// waiting for a connection too), so an unknown outcome is settled `erpTimeout + unknownOutcomeWait` after it.
+        public var erpTimeout: Duration
 
         public init(
             queue: String = BridgeTopology.orders.name, forwarder: OrderForwarderSettings, retryDelays: [Duration], writeCustomers: Bool,
-            erpProfile: BridgeConfig.ERPProfile = .upsert, maxHold: Duration = .seconds(600)
+            erpProfile: BridgeConfig.ERPProfile = .upsert, maxHold: Duration = .seconds(600), erpTimeout: Duration = .seconds(10)
         ) {
             self.maxHold = maxHold
+            self.erpTimeout = erpTimeout
             self.queue = queue
             self.forwarder = forwarder
             self.retryDelays = retryDelays
@@ -87,7 +91,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             self.init(
                 forwarder: config.orderForwarder, retryDelays: config.topology.retryDelays,
                 writeCustomers: config.orderForwarder.syncCustomers && config.policy.mayWrite(.customers, into: .erp),
-                erpProfile: config.erp.profile, maxHold: config.topology.maxHold)
+                erpProfile: config.erp.profile, maxHold: config.topology.maxHold, erpTimeout: config.erp.timeout)
         }
     }
 
@@ -205,7 +209,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             throw ProcessingFailure(errorClass: "invalid_timestamp", message: "updated_at '\(order.updatedAt)' is not ISO-8601", retryable: false)
         }
         let version = OrderVersion(updatedAtMs: updatedMs, triggeredAtMs: env.triggeredAtMs ?? 0)
-        // A reconciliation replay: Shopify's state as the reconciler read it (its version is the read time), for an
+        // A reconciliation replay: Shopify's state as the reconciler read it (its version from Shopify's clock), for an
         // order the ERP lacks or holds behind; what the ledger recorded is not trusted to be in the ERP.
         let replay = env.source == .reconciler
         if let run = env.reconcileRun { context.logger[metadataKey: "reconcile_run"] = "\(run)" }
@@ -230,7 +234,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         let applied = try await lease(shop: shop, orderId: order.id, owner: owner, waiter: waiter)
         let held = HeldLease(owner: owner, ttl: settings.forwarder.lockTTL)
         do {
-            if let applied, applied.version >= version {
+            // A replay is not held against the ledger (which may describe an ERP since restored): the ERP decides,
+            // keeping what is as new or newer (upsert: its version check; plain: the lookup in `applyPlain`).
+            if let applied, applied.version >= version, !replay {
                 try await ledger.release(shop: shop, orderId: order.id, owner: owner, recording: nil)
                 return .staleSkipped(applied: applied.version, document: applied.erpDocument)
             }
@@ -293,9 +299,14 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             logger.info("ERP already held this version; recording it", metadata: meta)
             return Applied(outcome: .staleIgnored, document: result.documentNumber, version: version)
         case .some(let h) where h > version:
-            // Another writer (or a ledger restored from an older backup): the ERP is ahead; the ledger catches up.
+            // Another writer (or a ledger restored from an older backup): the ERP is ahead; the ledger catches up. For a
+            // replay this is the expected answer where the ERP is in step: it is not held against the ledger.
             metrics.erpStale("erp_newer")
-            logger.warning("ERP holds a newer version than the ledger knew; recording the ERP's", metadata: meta)
+            if replay {
+                logger.info("the ERP holds a newer version than the replay; recording the ERP's", metadata: meta)
+            } else {
+                logger.warning("ERP holds a newer version than the ledger knew; recording the ERP's", metadata: meta)
+            }
             return Applied(outcome: .staleIgnored, document: result.documentNumber, version: h)
         default:
             // The ERP ignored a version the bridge orders newer: an update would be lost. Never recorded as applied.
@@ -372,12 +383,16 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
         }
     }
 
-    /// Whether an earlier write of `intent` stands whose outcome is unknown but settled (older than
-    /// `unknown_outcome_wait`: look the ERP up before writing). Throws `OutcomeUnknown` while it is younger: the
-    /// ERP may still commit it, and the order is fenced until then.
+    /// How long after its intent was marked (or touched) a write's outcome is settled: its request reached the ERP
+    /// within `erp.timeout` or never, and the ERP committed it within `unknown_outcome_wait` of receiving it or never.
+    var settleAfter: Duration { settings.erpTimeout + settings.forwarder.unknownOutcomeWait }
+
+    /// Whether an earlier write of `intent` stands whose outcome is unknown but settled (older than `settleAfter`:
+    /// look the ERP up before writing). Throws `OutcomeUnknown` while it is younger: the ERP may still commit it, and
+    /// the order is fenced until then.
     private func settledIntent(_ intent: WriteIntent, kind: String, shop: String, orderId: Int64) async throws -> Bool {
         guard let age = try await ledger.intentAge(intent, shop: shop, orderId: orderId) else { return false }
-        let wait = settings.forwarder.unknownOutcomeWait
+        let wait = settleAfter
         guard age >= wait else {
             metrics.unknownOutcome(kind, "fenced")
             throw OutcomeUnknown(what: kind, wait: wait - age, outage: false, cause: "an earlier write may still be committed by the ERP")
@@ -390,7 +405,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
     private func unlessUnsure<T: Sendable>(_ unsure: Bool, kind: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let e as ERPError where unsure && e.isRetryable {
+        } catch let e as ERPError where unsure && e.indicatesOutage {
             throw OutcomeUnknown(
                 what: kind, wait: settings.retryDelays.first ?? .seconds(5), outage: e.indicatesOutage,
                 cause: "the lookup that would settle an earlier write failed (\(e.code.rawValue))")
@@ -414,7 +429,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             metrics.unknownOutcome(kind, "sent")
             _ = try? await ledger.markIntent(intent, shop: shop, orderId: orderId, owner: lease.owner)
             throw OutcomeUnknown(
-                what: kind, wait: settings.forwarder.unknownOutcomeWait, outage: e.indicatesOutage,
+                what: kind, wait: settleAfter, outage: e.indicatesOutage,
                 cause: "\(e.code.rawValue): the ERP may still commit it")
         } catch let e as ERPError {
             _ = try? await ledger.clearIntent(intent, shop: shop, orderId: orderId, owner: lease.owner)
@@ -551,8 +566,9 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                 } else {
                     guard let known = applied?.erpDocument else {
                         // The order's own write is in the ERP's hands with an unknown outcome: wait with it, uncounted.
-                        if let age = try await ledger.intentAge(.salesOrder, shop: shop, orderId: refund.orderId) {
-                            let wait = settings.forwarder.unknownOutcomeWait
+                        // Once that is settled, a missing order is counted like any other (it may be dead-lettered).
+                        if let age = try await ledger.intentAge(.salesOrder, shop: shop, orderId: refund.orderId), age < settleAfter {
+                            let wait = settleAfter
                             throw OutcomeUnknown(
                                 what: "credit note", wait: max(wait - age, settings.retryDelays.first ?? .seconds(1)), outage: false,
                                 cause: "the order's own write has an unknown outcome")
@@ -572,10 +588,6 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             try lease.check(shop: shop, orderId: refund.orderId)
             // Idempotent by refund reference: a replay re-books a credit note the ERP lost, and returns the one it holds.
             document = try await timed("record_refund") { () async throws(ERPError) in try await self.erp.recordRefund(request) }
-            if replay, recorded != nil {
-                try await ledger.recordRefund(shop: shop, refundId: refund.id, orderId: refund.orderId, erpDocument: document)
-                return .refundDuplicate(document: document)
-            }
         }
         try lease.check(shop: shop, orderId: refund.orderId)
         try await ledger.recordRefund(shop: shop, refundId: refund.id, orderId: refund.orderId, erpDocument: document)

@@ -8,10 +8,15 @@ import Messaging
 /// `reconciler`, `x-bridge-reconcile-run`), and the order-forwarder writes it like any webhook, with its
 /// idempotency and version order.
 ///
-/// Its version is the time the reconciler read the order: a state read at that moment reflects every change whose
-/// `X-Shopify-Triggered-At` is earlier, so it orders after the webhooks the ledger recorded (which is what lets a
-/// replay through where the ledger believes the order was written: an ERP restored from an older backup) and
-/// before any change made after the read (a webhook that overtakes the replay is never overwritten by it).
+/// Its version comes from Shopify's clock only: the state's own `updated_at`, with that same instant as the
+/// tie-break (`<updated_at>|<updated_at>`). Every change Shopify makes after the read has a version at least that
+/// (a later `updated_at`, or the same second and a trigger time within it), so a replay never sorts after a change
+/// it did not see, whatever the reconciler's clock says (an earlier design used the reconciler's read time, and a
+/// reconciler clock ahead of Shopify's let a replay undo a same-second change). The forwarder does not hold a
+/// replay against its ledger (the ledger may describe an ERP since restored from a backup): it asks the ERP, which
+/// keeps whatever is as new or newer (the upsert profile's version check; the plain profile's lookup).
+///
+/// `readAt` (when the reconciler read the order) is only the delivery's receive time, for traces and logs.
 public struct OrderReplay: Sendable, Equatable {
     public var shopDomain: String
     public var orderId: Int64
@@ -59,7 +64,15 @@ public struct OrderReplay: Sendable, Equatable {
         let id = refundId.map { "\(orderId)-refund-\($0)" } ?? "\(orderId)"
         return InboundEnvelope(
             source: .reconciler, shopDomain: shopDomain, topic: topic, deliveryId: "reconcile-\(runId)-\(id)",
-            triggeredAt: read, receivedAt: read, reconcileRun: runId)
+            triggeredAt: shopifyUpdatedAt ?? read, receivedAt: read, reconcileRun: runId)
+    }
+
+    /// The order state's `updated_at` (Shopify's clock), normalised; nil for a refund or a body without one.
+    var shopifyUpdatedAt: String? {
+        guard refundId == nil, let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let updated = object["updated_at"] as? String, let ms = Timestamp.milliseconds(updated)
+        else { return nil }
+        return Timestamp.string(milliseconds: ms)
     }
 
     /// Publishes the replay, confirmed by the broker (mandatory: a missing `q.orders` binding is an error, not a

@@ -399,7 +399,13 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                     return
                 case .deferred(let failure, let wait, let outage):
                     if outage { await breaker?.recordOutage() } else { await breaker?.releaseProbe() }
-                    await park(message, failure, wait: wait, context: context, started: started)
+                    // Waiting has a bound: a message deferred this often is failing after all, and walks the retry
+                    // levels to the dead-letter queue with its reason, where a human sees it.
+                    if (message.delivery.properties.headers[EnvelopeHeader.deferrals]?.intValue ?? 0) >= Self.maxDeferrals {
+                        await fail(message, failure, context: context, started: started)
+                    } else {
+                        await park(message, failure, wait: wait, deferral: true, context: context, started: started)
+                    }
                     return
                 }
             }
@@ -420,6 +426,10 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         }
     }
 
+    /// Deferrals (`WorkFailure.deferred`) after which a message is routed as an ordinary failure. Parks for an open
+    /// circuit do not count towards it: an outage of any length is waited out.
+    static var maxDeferrals: Int { 50 }
+
     /// A delivery held for the open circuit as long as `maxHold` allows: parked so the broker's consumer_timeout
     /// never closes the channel over it.
     private func parkHeld(_ message: InboundMessage, logger: Logger) async {
@@ -432,10 +442,11 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
 
     /// Parks the delivery (no attempt counted): `FailureRouter.park`. If even that fails, it is returned to the queue.
     private func park(
-        _ message: InboundMessage, _ reason: ProcessingFailure, wait: Duration, context: WorkContext, started: ContinuousClock.Instant
+        _ message: InboundMessage, _ reason: ProcessingFailure, wait: Duration, deferral: Bool = false, context: WorkContext,
+        started: ContinuousClock.Instant
     ) async {
         do {
-            let routed = try await router.park(message.delivery, reason: reason, wait: wait)
+            let routed = try await router.park(message.delivery, reason: reason, wait: wait, deferral: deferral)
             count("worker_parked_total", [("reason", reason.errorClass)])
             tally("parked")
             trace(message, context, result: "parked", outcome: reason.errorClass, detail: reason.message, started: started)

@@ -263,6 +263,18 @@ struct SourceOfTruthTests {
         let defaults = try await loadConfig(yaml: "log: {level: info}").orderForwarder
         #expect(defaults.prefetch == 64 && defaults.concurrency == 32)
         await expectConfigError("order_forwarder.concurrency", yaml: "order_forwarder: {prefetch: 4, concurrency: 5}")
+        #expect(defaults.unknownOutcomeWait == .seconds(60))
+        #expect(try await loadConfig(yaml: "order_forwarder: {unknown_outcome_wait: 90s}").orderForwarder.unknownOutcomeWait == .seconds(90))
+        await expectConfigError("order_forwarder.unknown_outcome_wait", yaml: "order_forwarder: {unknown_outcome_wait: later}")
+        await expectConfigError("order_forwarder.unknown_outcome_wait", yaml: "order_forwarder: {unknown_outcome_wait: 0s}")
+    }
+
+    @Test("topology.max_hold: 10 min by default, below RabbitMQ's 30 min consumer_timeout; a bad value refused with its key")
+    func maxHold() async throws {
+        #expect(try await loadConfig(yaml: "log: {level: info}").topology.maxHold == .seconds(600))
+        #expect(try await loadConfig(yaml: "topology: {max_hold: 5m}").topology.maxHold == .seconds(300))
+        await expectConfigError("topology.max_hold", yaml: "topology: {max_hold: 0s}")
+        await expectConfigError("topology.max_hold", yaml: "topology: {max_hold: 2h}")
     }
 
     @Test("erp.profile: upsert by default, plain when the ERP only creates, finds and overwrites; anything else refused")

@@ -172,11 +172,42 @@ struct ForwarderTests {
         #expect(healed?.total == o.total, "the replay wrote the order: \(f.forwarder.settledCounts)")
         #expect(healed?.documentNumber != first.documentNumber, "a new document in the restored ERP")
         #expect(await h.store.duplicatedRefs().isEmpty)
-        // The same replay delivered again is skipped by the ledger: one write for the heal.
+        // The same replay delivered again changes nothing: the ERP already holds its version.
         try await replay.publish(on: h.publisher)
         #expect(await eventually { f.forwarder.settledTotal == 4 })
-        let writes = await h.store.writes(ref: h.ref(o.id))
+        let writes = await h.store.writes(ref: h.ref(o.id)).filter { $0.outcome != "stale_ignored" }
         #expect(writes.count == 2, "the first create and the heal, nothing else: \(writes.map(\.operation))")
+        #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
+        await f.stop()
+        await h.close()
+    }
+
+    @Test(
+        "a reconciliation replay read before a same-second change never undoes it, even from a reconciler whose clock is an hour ahead of Shopify's",
+        arguments: ERPStore.Profile.allCases)
+    func replayNeverUndoesSameSecondChange(profile: ERPStore.Profile) async throws {
+        let h = try await ForwarderHarness.make("replay-clock", profile: profile)
+        let f = try await h.startForwarder()
+        // Two changes within one `updated_at` second: the order placed, then cancelled 500 ms later.
+        var placed = order(5_550_002)
+        let second = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 - 60).rounded(.down))
+        placed.updatedAt = second
+        var cancelled = placed
+        cancelled.cancelled = true
+        try await h.publish(placed.json(), topic: "orders/create", webhookId: "wh-1", triggeredAt: second.addingTimeInterval(0.1))
+        try await h.publish(cancelled.json(), topic: "orders/cancelled", webhookId: "wh-2", triggeredAt: second.addingTimeInterval(0.6))
+        #expect(await eventually { f.forwarder.settledTotal == 2 })
+        #expect(await h.store.order(ref: h.ref(placed.id))?.status == "cancelled")
+
+        // The reconciler read the order before the cancellation; its replay arrives after it, stamped by a clock an
+        // hour ahead of Shopify's.
+        let replay = OrderReplay(
+            shopDomain: ForwarderHarness.shopDomain, orderId: placed.id, body: Array(placed.json()), readAt: Date().addingTimeInterval(3600),
+            runId: "run-ahead")
+        try await replay.publish(on: h.publisher)
+        #expect(await eventually { f.forwarder.settledTotal == 3 })
+        #expect(await h.store.order(ref: h.ref(placed.id))?.status == "cancelled", "the replay did not undo the cancellation")
+        #expect(await h.callLogProblems([placed.id], strict: false).isEmpty)
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         await f.stop()
         await h.close()

@@ -70,8 +70,7 @@ struct SaleEndToEndTests {
         #expect(result.updated >= 60, "same-second edits happen (\(result.updated) updates)")
         #expect(await eventually(timeout: .seconds(120)) { await h.store.orderCount == orders.count })
         // Wait for the last versions and refunds to land, then compare every order.
-        func mismatches() async throws -> [String] {
-            var bad: [String] = []
+        var bad: [String] = []
             for (id, o) in orders {
                 guard let erp = await h.store.order(ref: h.ref(id)) else {
                     bad.append("\(id): missing")
@@ -90,7 +89,7 @@ struct SaleEndToEndTests {
         }
         var bad: [String] = []
         let settled = await eventually(timeout: .seconds(60)) {
-            bad = (try? await mismatches()) ?? ["comparison failed"]
+            bad = await h.mismatches(orders)
             return bad.isEmpty
         }
         #expect(settled, "first mismatches: \(bad.prefix(5))")

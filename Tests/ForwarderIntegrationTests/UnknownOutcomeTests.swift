@@ -17,27 +17,6 @@ import Testing
 struct UnknownOutcomeTests {
     static let dlq = BridgeTopology.deadLetterQueue(of: BridgeTopology.orders.name)
 
-    /// Differences between shopify-sim's orders and what erp-sim holds: missing, status, financial status, total,
-    /// refunded amount.
-    static func mismatches(_ h: ForwarderHarness, _ orders: [Int64: ShopifyOrderFixture]) async -> [String] {
-        var bad: [String] = []
-        for (id, o) in orders {
-            guard let erp = await h.store.order(ref: h.ref(id)) else {
-                bad.append("\(id): missing")
-                continue
-            }
-            if erp.status != (o.cancelled ? "cancelled" : "open") { bad.append("\(id): status \(erp.status)") }
-            let written = (try? JSONSerialization.jsonObject(with: erp.document)) as? [String: Any]
-            if written?["financial_status"] as? String != o.financialStatus {
-                bad.append("\(id): financial_status \(written?["financial_status"] ?? "none") != \(o.financialStatus)")
-            }
-            if erp.total != o.total { bad.append("\(id): total \(erp.total) != \(o.total)") }
-            let refunded = o.refunds.reduce(Decimal(0)) { $0 + $1.amount }
-            if erp.refundedTotal != refunded { bad.append("\(id): refunded \(erp.refundedTotal) != \(refunded)") }
-        }
-        return bad
-    }
-
     @Test("a slow plain ERP that commits 30% of requests after the forwarder's timeout: every order and refund once, never an older version after a newer one, nothing dead-lettered")
     func slowPlainERP() async throws {
         let h = try await ForwarderHarness.make("unknown", profile: .plain)
@@ -66,7 +45,7 @@ struct UnknownOutcomeTests {
         let orders = await store.orders
         var bad: [String] = []
         let settled = await eventually(timeout: .seconds(240)) {
-            bad = await Self.mismatches(h, orders)
+            bad = await h.mismatches(orders)
             return bad.isEmpty
         }
         #expect(settled, "first mismatches: \(bad.prefix(5))")

@@ -202,6 +202,44 @@ struct LedgerTests {
         }
     }
 
+    @Test(
+        "write intents: aged by the database's clock, cleared only by their lease holder, settled by the record; renewal never takes back a lost lease",
+        arguments: LedgerKind.available)
+    func intentsAndRenewal(kind: LedgerKind) async throws {
+        try await kind.with { (ledger: any OrderLedger) async throws in
+            let shop = Self.shop()
+            #expect(try await ledger.intentAge(.salesOrder, shop: shop, orderId: 3) == nil)
+            #expect(try await ledger.acquire(shop: shop, orderId: 3, owner: "a", ttl: .milliseconds(300)) == .acquired(nil))
+            #expect(try await ledger.markIntent(.salesOrder, shop: shop, orderId: 3, owner: "a"))
+            #expect(try await ledger.markIntent(.creditNote(refundId: 5), shop: shop, orderId: 3, owner: "a"))
+            try await Task.sleep(for: .milliseconds(400))
+            let age = try #require(try await ledger.intentAge(.salesOrder, shop: shop, orderId: 3))
+            #expect(age >= .milliseconds(350) && age < .seconds(30), "aged \(age)")
+            // a's lease expired; b takes the order. a can neither renew, nor clear b's view of the intent.
+            #expect(try await ledger.acquire(shop: shop, orderId: 3, owner: "b", ttl: .seconds(30)) == .acquired(nil))
+            #expect(try await ledger.renew(shop: shop, orderId: 3, owner: "a", ttl: .seconds(30)) == false)
+            #expect(try await ledger.clearIntent(.salesOrder, shop: shop, orderId: 3, owner: "a") == false)
+            #expect(try await ledger.hasIntent(.salesOrder, shop: shop, orderId: 3))
+            #expect(try await ledger.renew(shop: shop, orderId: 3, owner: "b", ttl: .seconds(30)))
+            // Touching the intent restarts its age.
+            #expect(try await ledger.markIntent(.salesOrder, shop: shop, orderId: 3, owner: "b"))
+            #expect(try await ledger.intentAge(.salesOrder, shop: shop, orderId: 3).map { $0 < .milliseconds(350) } == true)
+            // The record settles the sales order's intent, not the credit note's; the refund's record settles that.
+            #expect(try await ledger.release(shop: shop, orderId: 3, owner: "b", recording: .init(version: .init(updatedAtMs: 1, triggeredAtMs: 1), erpDocument: "SO-1")))
+            #expect(try await ledger.hasIntent(.salesOrder, shop: shop, orderId: 3) == false)
+            #expect(try await ledger.hasIntent(.creditNote(refundId: 5), shop: shop, orderId: 3))
+            try await ledger.recordRefund(shop: shop, refundId: 5, orderId: 3, erpDocument: "CN-1")
+            #expect(try await ledger.hasIntent(.creditNote(refundId: 5), shop: shop, orderId: 3) == false)
+            // A holder clears an intent whose write certainly did not happen; a released lease cannot be renewed.
+            #expect(try await ledger.acquire(shop: shop, orderId: 3, owner: "c", ttl: .seconds(30)) == .acquired(try await ledger.entry(shop: shop, orderId: 3)))
+            #expect(try await ledger.markIntent(.salesOrder, shop: shop, orderId: 3, owner: "c"))
+            #expect(try await ledger.clearIntent(.salesOrder, shop: shop, orderId: 3, owner: "c"))
+            #expect(try await ledger.hasIntent(.salesOrder, shop: shop, orderId: 3) == false)
+            try await ledger.unlock(shop: shop, orderId: 3, owner: "c")
+            #expect(try await ledger.renew(shop: shop, orderId: 3, owner: "c", ttl: .seconds(30)) == false)
+        }
+    }
+
     @Test("a refund is recorded once; the first credit note stays", arguments: LedgerKind.available)
     func refunds(kind: LedgerKind) async throws {
         try await kind.with { ledger in
