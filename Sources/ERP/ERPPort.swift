@@ -29,8 +29,9 @@ public struct ERPError: Error, Sendable, CustomStringConvertible, Equatable {
     public var message: String
     public var status: Int?
     public var retryAfter: Duration?
-    /// The request certainly never reached the ERP (the connection was refused or never set up, the ERP said it did
-    /// not read the whole request): for `unreachable` and `timeout`, which otherwise leave the outcome open.
+    /// The request certainly was not applied (the connection was refused or never set up, the ERP said it did not read
+    /// the whole request, a 503 Service Unavailable): for `unreachable`, `timeout` and `serverError`, which otherwise
+    /// leave the outcome open.
     public var notSent: Bool
 
     public init(_ code: Code, _ message: String, status: Int? = nil, retryAfter: Duration? = nil, notSent: Bool = false) {
@@ -41,14 +42,14 @@ public struct ERPError: Error, Sendable, CustomStringConvertible, Equatable {
         self.notSent = notSent
     }
 
-    /// Whether the ERP may have applied the request this error answers: a timeout, a 5xx (from the ERP or a proxy in
-    /// front of it), a connection lost after the request was sent, a 2xx whose body could not be read. A write that
+    /// Whether the ERP may have applied the request this error answers: a timeout, a 500/502/504 (from the ERP or a
+    /// proxy in front of it), a connection lost after the request was sent, a 2xx whose body could not be read. A write that
     /// failed like this has an unknown outcome: the ERP may still commit it after the caller gave up. False only
     /// where the request was certainly not applied (refused before sending, 429, 4xx).
     public var mayHaveApplied: Bool {
         switch code {
-        case .timeout, .unreachable: return !notSent
-        case .serverError, .invalidResponse: return true
+        case .timeout, .unreachable, .serverError: return !notSent
+        case .invalidResponse: return true
         case .rateLimited, .unauthorized, .notFound, .unknownSKU, .rejected: return false
         }
     }

@@ -266,7 +266,9 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
         case 408: return ERPError(.timeout, "ERP reported a timeout reading the request", status: status, notSent: true)
         case 422 where p?.error == "unknown_sku": return ERPError(.unknownSKU, "unknown SKU \(p?.sku ?? "?")", status: status)
         case 400..<500: return ERPError(.rejected, "ERP rejected the document (\(status)): \(detail)", status: status)
-        default: return ERPError(.serverError, "ERP answered \(status)\(detail.isEmpty ? "" : ": \(detail)")", status: status)
+        // 503: the ERP (or a proxy with no backend to forward to) did not take the request; 500, 502, 504 and the
+        // rest may come after it was applied.
+        default: return ERPError(.serverError, "ERP answered \(status)\(detail.isEmpty ? "" : ": \(detail)")", status: status, notSent: status == 503)
         }
     }
 

@@ -91,6 +91,9 @@ final class ForwarderHarness: Sendable {
             // committed (legitimate, but it hides what the strict call-log checks look for). Timeouts are tested on
             // their own.
             "ERP_TIMEOUT": "30s",
+            // erp-sim commits a request as soon as it takes it (unless a test slows it down): an unknown outcome (a
+            // connection cut mid-request) is settled right after the client's deadline.
+            "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "2s",
             "ORDER_FORWARDER_LEDGER": "sqlite:\(ledgerPath)", "ORDER_FORWARDER_PREFETCH": "\(prefetch)",
             "ORDER_FORWARDER_LOCK_TTL": "10s", "ORDER_FORWARDER_LOCK_WAIT": "5s",
             "ORDER_FORWARDER_BREAKER_THRESHOLD": "\(breakerThreshold)",

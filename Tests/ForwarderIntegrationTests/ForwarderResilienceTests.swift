@@ -152,7 +152,7 @@ struct ForwarderResilienceTests {
             "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain, "SHOP_ACME_WEBHOOK_SECRETS": "unused-here",
             "SHOP_ACME_ADMIN_TOKEN": "unused-here", "ERP_BASE_URL": h.erpURL, "ERP_API_KEY": ForwarderHarness.apiKey,
             "ORDER_FORWARDER_LEDGER": "sqlite:\(h.ledgerPath)", "ORDER_FORWARDER_LOCK_TTL": "3s",
-            "ORDER_FORWARDER_LOCK_WAIT": "4s", "ORDER_FORWARDER_PREFETCH": "32",
+            "ORDER_FORWARDER_LOCK_WAIT": "4s", "ORDER_FORWARDER_PREFETCH": "32", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "2s",
         ].merging(h.erpProfileEnvironment) { $1 }
         let orders = OrderGenerator(seed: 9, firstOrderId: 7_000_000_000_000).orders(2000)
         try await Self.publish(orders, via: h, duplicateEvery: 10)

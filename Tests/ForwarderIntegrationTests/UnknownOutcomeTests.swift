@@ -82,7 +82,7 @@ struct UnknownOutcomeTests {
             "TOPOLOGY_RETRY_DELAYS": "1s,2s", "SHOPS": ForwarderHarness.shopId,
             "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain, "SHOP_ACME_WEBHOOK_SECRETS": "unused-here",
             "SHOP_ACME_ADMIN_TOKEN": "unused-here", "ERP_BASE_URL": h.erpURL, "ERP_API_KEY": ForwarderHarness.apiKey,
-            "ERP_PROFILE": "plain", "ERP_TIMEOUT": "10s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "12s",
+            "ERP_PROFILE": "plain", "ERP_TIMEOUT": "10s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "9s",
             "ORDER_FORWARDER_LEDGER": "sqlite:\(h.ledgerPath)", "ORDER_FORWARDER_LOCK_TTL": "2s", "ORDER_FORWARDER_LOCK_WAIT": "1s",
             // One delivery at a time: the broker would otherwise push the newer version to the stopped process too.
             "ORDER_FORWARDER_PREFETCH": "1", "ORDER_FORWARDER_CONCURRENCY": "1",
@@ -109,7 +109,7 @@ struct UnknownOutcomeTests {
         order.tags = "vip"
         let second = try await h.startForwarder(
             environment: [
-                "ERP_TIMEOUT": "10s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "12s", "ORDER_FORWARDER_LOCK_TTL": "2s",
+                "ERP_TIMEOUT": "10s", "ORDER_FORWARDER_UNKNOWN_OUTCOME_WAIT": "9s", "ORDER_FORWARDER_LOCK_TTL": "2s",
                 "ORDER_FORWARDER_LOCK_WAIT": "1s",
             ])
         try await h.publish(order.json(), topic: "orders/updated", webhookId: "wh-v2")
