@@ -33,7 +33,8 @@ public struct WorkOutcome: Sendable {
 /// How a thrown error is routed, decided by the handler that knows its errors.
 public enum WorkFailure: Sendable {
     /// The guarded dependency is unreachable: counts toward opening the circuit; while it is open the message is
-    /// held unsettled (not cycled through the retry levels) and retried when a probe succeeds.
+    /// held unsettled (not cycled through the retry levels) and retried when a probe succeeds. When the circuit stays
+    /// closed the message is parked (no attempt counted) for `retryAfter` or the first retry level.
     case outage(ProcessingFailure, retryAfter: Duration?)
     /// Anything else: retried (`failure.retryable`) or dead-lettered. `dependencyAnswered`: the dependency did answer
     /// (e.g. a validation error), which counts as a success for the circuit.
@@ -391,7 +392,16 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                         }
                         continue
                     }
-                    await fail(message, failure, context: context, started: started)
+                    // The dependency failed, not the message (an ERP 500 now and then, a timeout): parked without
+                    // counting an attempt, so sporadic errors never walk an order to the dead-letter queue; bounded
+                    // like any deferral, then routed as a failure.
+                    if deferrals(message) >= Self.maxDeferrals {
+                        await fail(message, failure, context: context, started: started)
+                    } else {
+                        await park(
+                            message, failure, wait: retryAfter ?? settings.retryDelays.first ?? .seconds(5), deferral: true, context: context,
+                            started: started)
+                    }
                     return
                 case .failed(let failure, let answered):
                     if answered { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
@@ -401,7 +411,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                     if outage { await breaker?.recordOutage() } else { await breaker?.releaseProbe() }
                     // Waiting has a bound: a message deferred this often is failing after all, and walks the retry
                     // levels to the dead-letter queue with its reason, where a human sees it.
-                    if (message.delivery.properties.headers[EnvelopeHeader.deferrals]?.intValue ?? 0) >= Self.maxDeferrals {
+                    if deferrals(message) >= Self.maxDeferrals {
                         await fail(message, failure, context: context, started: started)
                     } else {
                         await park(message, failure, wait: wait, deferral: true, context: context, started: started)
@@ -426,9 +436,14 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
         }
     }
 
-    /// Deferrals (`WorkFailure.deferred`) after which a message is routed as an ordinary failure. Parks for an open
-    /// circuit do not count towards it: an outage of any length is waited out.
+    /// Deferrals (`WorkFailure.deferred`, and outage failures that did not open the circuit) after which a message is
+    /// routed as an ordinary failure. Parks for an open circuit do not count towards it: an outage of any length is
+    /// waited out.
     static var maxDeferrals: Int { 50 }
+
+    private func deferrals(_ message: InboundMessage) -> Int64 {
+        message.delivery.properties.headers[EnvelopeHeader.deferrals]?.intValue ?? 0
+    }
 
     /// A delivery held for the open circuit as long as `maxHold` allows: parked so the broker's consumer_timeout
     /// never closes the channel over it.

@@ -14,7 +14,7 @@ import Worker
 /// `bridgectl trace`: the journey of one order as the workers recorded it, through the alerter's journal.
 @Suite("trace: one order's journey across the processes (real broker, erp-sim, the alerter's journal)", .serialized)
 struct TraceTests {
-    @Test("an order retried (ERP 503), dead-lettered (ERP refuses its SKU) and replayed after the fix: its trace shows every step in order")
+    @Test("an order parked (ERP 503), dead-lettered (ERP refuses its SKU) and replayed after the fix: its trace shows every step in order")
     func retriedDeadLetteredReplayed() async throws {
         let h = try await ForwarderHarness.make("trace", profile: .plain)
         let f = try await h.startForwarder()
@@ -37,7 +37,8 @@ struct TraceTests {
             id: 4242, updatedAt: Date(), lines: [.init(id: 42_420, sku: "LEGACY-BLUE-L", quantity: 1, price: Decimal(string: "19.90")!)])
         fixture.shipping = [.init(price: Decimal(string: "4.95")!)]
         try await h.publish(fixture.json(), topic: "orders/create", webhookId: "wh-trace-1")
-        #expect(await eventually { f.forwarder.settledCounts["retried"] == 1 })
+        // A failure of the ERP, not of the order: parked, no attempt counted.
+        #expect(await eventually { f.forwarder.settledCounts["parked"] == 1 })
         await h.store.setFaults(ERPStore.Faults())
         #expect(await eventually { f.forwarder.settledCounts["dead_lettered"] == 1 })
         // The fix (the ERP learns the item), then the replay.
@@ -53,7 +54,7 @@ struct TraceTests {
         #expect(
             summary == [
                 "shopify triggered - -", "ingest received - -",
-                "q.orders retry erp_server_error 1", "q.orders dead_lettered erp_unknown_sku 2",
+                "q.orders parked erp_server_error 1", "q.orders dead_lettered erp_unknown_sku 1",
                 "bridgectl replayed - -", "q.orders handled created 1",
             ], "\(summary)")
         #expect(lines.last?.detail == "ERP document \(document)", "\(lines.last?.detail ?? "-")")
