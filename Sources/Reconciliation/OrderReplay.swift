@@ -8,15 +8,18 @@ import Messaging
 /// `reconciler`, `x-bridge-reconcile-run`), and the order-forwarder writes it like any webhook, with its
 /// idempotency and version order.
 ///
-/// Its version comes from Shopify's clock only: the state's own `updated_at`, with that same instant as the
-/// tie-break (`<updated_at>|<updated_at>`). Every change Shopify makes after the read has a version at least that
-/// (a later `updated_at`, or the same second and a trigger time within it), so a replay never sorts after a change
-/// it did not see, whatever the reconciler's clock says (an earlier design used the reconciler's read time, and a
-/// reconciler clock ahead of Shopify's let a replay undo a same-second change). The forwarder does not hold a
-/// replay against its ledger (the ledger may describe an ERP since restored from a backup): it asks the ERP, which
-/// keeps whatever is as new or newer (the upsert profile's version check; the plain profile's lookup).
+/// Its version comes from Shopify's clock only: the state's own `updated_at`, with Shopify's time of the read as the
+/// tie-break (the REST answer's `Date` header, whole seconds; `<updated_at>|<read>`). A change Shopify makes after
+/// the read has a later version (a later `updated_at`, or the same second and a trigger time after the read), so a
+/// replay never undoes a change it did not see, whatever the reconciler's clock says (the reconciler's own read time
+/// was used before, and a reconciler clock ahead of Shopify's let a replay undo a same-second change). A change
+/// before the read, in the same `updated_at` second, sorts before the replay as soon as the read's whole second is
+/// later than `updated_at`, so a lost same-second change is healed; read within that same second (or without a
+/// `Date` header), the tie-break is `updated_at` itself and such a change waits for the next run. The forwarder
+/// does not hold a replay against its ledger (the ledger may describe an ERP since restored from a backup): it asks
+/// the ERP, which keeps whatever is as new or newer (the upsert profile's version check; the plain profile's lookup).
 ///
-/// `readAt` (when the reconciler read the order) is only the delivery's receive time, for traces and logs.
+/// `readAt` (the reconciler's clock at the read) is only the delivery's receive time, for traces and logs.
 public struct OrderReplay: Sendable, Equatable {
     public var shopDomain: String
     public var orderId: Int64
@@ -29,11 +32,14 @@ public struct OrderReplay: Sendable, Equatable {
     public var topic: String
     /// The refund's id when `topic` is `refunds/create`.
     public var refundId: Int64?
+    /// Shopify's clock when the reconciler read the order (its answer's `Date` header), if known.
+    public var shopifyReadAt: Date?
 
     public init(
         shopDomain: String, orderId: Int64, body: [UInt8], readAt: Date, runId: String, topic: String = "orders/updated",
-        refundId: Int64? = nil
+        refundId: Int64? = nil, shopifyReadAt: Date? = nil
     ) {
+        self.shopifyReadAt = shopifyReadAt
         self.shopDomain = shopDomain
         self.orderId = orderId
         self.body = body
@@ -55,7 +61,8 @@ public struct OrderReplay: Sendable, Equatable {
                 return nil
             }
             return OrderReplay(
-                shopDomain: shopDomain, orderId: orderId, body: Array(data), readAt: readAt, runId: runId, topic: "refunds/create", refundId: id)
+                shopDomain: shopDomain, orderId: orderId, body: Array(data), readAt: readAt, runId: runId, topic: "refunds/create", refundId: id,
+                shopifyReadAt: shopifyReadAt)
         }
     }
 
@@ -67,12 +74,14 @@ public struct OrderReplay: Sendable, Equatable {
             triggeredAt: shopifyUpdatedAt ?? read, receivedAt: read, reconcileRun: runId)
     }
 
-    /// The order state's `updated_at` (Shopify's clock), normalised; nil for a refund or a body without one.
+    /// The replay's tie-break from Shopify's clock: the read's whole second when it is later than the state's
+    /// `updated_at`, else `updated_at` itself; nil for a refund or a body without `updated_at`.
     var shopifyUpdatedAt: String? {
         guard refundId == nil, let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let updated = object["updated_at"] as? String, let ms = Timestamp.milliseconds(updated)
         else { return nil }
-        return Timestamp.string(milliseconds: ms)
+        let read = shopifyReadAt.map { Timestamp.milliseconds($0) / 1000 * 1000 } ?? 0
+        return Timestamp.string(milliseconds: max(ms, read))
     }
 
     /// Publishes the replay, confirmed by the broker (mandatory: a missing `q.orders` binding is an error, not a

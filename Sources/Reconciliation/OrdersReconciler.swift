@@ -150,12 +150,13 @@ public struct OrdersReconciler: Sendable {
                     continue
                 }
                 let readAt = Date()
-                guard let body = try await client.restOrder(id: item.id) else {
+                guard let (body, shopifyDate) = try await client.restOrderRead(id: item.id) else {
                     report.reported += 1
                     report.record(.init(kind: "gone_in_shopify", id: "\(item.id)", ref: item.ref, action: "reported"), itemised: settings.itemised)
                     continue
                 }
-                let replay = OrderReplay(shopDomain: shop.domain, orderId: item.id, body: body, readAt: readAt, runId: request.runId)
+                let replay = OrderReplay(
+                    shopDomain: shop.domain, orderId: item.id, body: body, readAt: readAt, runId: request.runId, shopifyReadAt: shopifyDate)
                 try await replay.publish(on: publisher)
                 // Refunds the ERP may lack (a refunds/create webhook lost): each re-sent, booked once per reference.
                 if item.refunds {

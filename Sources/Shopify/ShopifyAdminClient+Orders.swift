@@ -12,6 +12,11 @@ extension ShopifyAdminClient {
     /// it is read only for the orders that need healing. Shopify limits REST calls per app and shop (a leaky bucket
     /// of 40 requests, 2 a second on standard plans): a 429 is waited out (`Retry-After`) up to `attempts` times.
     public func restOrder(id: Int64, attempts: Int = 10) async throws(ShopifyAdminError) -> [UInt8]? {
+        try await restOrderRead(id: id, attempts: attempts)?.body
+    }
+
+    /// `restOrder` with Shopify's own clock at the read: the answer's `Date` header (whole seconds), nil if absent.
+    public func restOrderRead(id: Int64, attempts: Int = 10) async throws(ShopifyAdminError) -> (body: [UInt8], shopifyDate: Date?)? {
         let url = "\(configuration.adminURL)/admin/api/\(configuration.apiVersion)/orders/\(id).json"
         for _ in 1...max(1, attempts) {
             var request = HTTPClientRequest(url: url)
@@ -19,10 +24,12 @@ extension ShopifyAdminClient {
             let status: UInt
             let bytes: ByteBuffer
             let retryAfter: String?
+            let date: Date?
             do {
                 let response = try await client.execute(request, timeout: .milliseconds(configuration.timeout.wholeMilliseconds))
                 status = response.status.code
                 retryAfter = response.headers.first(name: "Retry-After")
+                date = response.headers.first(name: "Date").flatMap(Self.httpDate)
                 bytes = try await response.body.collect(upTo: 16 << 20)
             } catch {
                 restCount("unavailable")
@@ -34,7 +41,7 @@ extension ShopifyAdminClient {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
                     let order = object["order"], let data = try? JSONSerialization.data(withJSONObject: order)
                 else { throw .invalidResponse("order \(id): the answer has no order object") }
-                return Array(data)
+                return (Array(data), date)
             case 404:
                 restCount("not_found")
                 return nil
@@ -59,5 +66,16 @@ extension ShopifyAdminClient {
 
     private func restCount(_ outcome: String) {
         Counter(label: "shopify_rest_requests_total", dimensions: [("shop", configuration.shopId), ("outcome", outcome)]).increment()
+    }
+}
+
+extension ShopifyAdminClient {
+    /// An HTTP `Date` header (IMF-fixdate, RFC 9110 5.6.7: `Sun, 06 Nov 1994 08:49:37 GMT`).
+    static func httpDate(_ value: String) -> Date? {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return f.date(from: value)
     }
 }

@@ -399,8 +399,8 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                         await fail(message, failure, context: context, started: started)
                     } else {
                         await park(
-                            message, failure, wait: retryAfter ?? settings.retryDelays.first ?? .seconds(5), deferral: true, context: context,
-                            started: started)
+                            message, failure, wait: retryAfter ?? settings.retryDelays.first ?? .seconds(5), deferral: true,
+                            dependencyFailed: true, context: context, started: started)
                     }
                     return
                 case .failed(let failure, let answered):
@@ -414,7 +414,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                     if deferrals(message) >= Self.maxDeferrals {
                         await fail(message, failure, context: context, started: started)
                     } else {
-                        await park(message, failure, wait: wait, deferral: true, context: context, started: started)
+                        await park(message, failure, wait: wait, deferral: true, dependencyFailed: outage, context: context, started: started)
                     }
                     return
                 }
@@ -456,14 +456,18 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     }
 
     /// Parks the delivery (no attempt counted): `FailureRouter.park`. If even that fails, it is returned to the queue.
+    /// - Parameter dependencyFailed: the park follows a failure of the dependency (an outage that did not open the
+    ///   circuit, or one on the way to an unknown outcome): counted as a failed delivery in the heartbeat's per-shop
+    ///   figures, so the alerter's `error_rate` still sees a sick ERP whose failures are parked rather than retried.
     private func park(
-        _ message: InboundMessage, _ reason: ProcessingFailure, wait: Duration, deferral: Bool = false, context: WorkContext,
-        started: ContinuousClock.Instant
+        _ message: InboundMessage, _ reason: ProcessingFailure, wait: Duration, deferral: Bool = false, dependencyFailed: Bool = false,
+        context: WorkContext, started: ContinuousClock.Instant
     ) async {
         do {
             let routed = try await router.park(message.delivery, reason: reason, wait: wait, deferral: deferral)
             count("worker_parked_total", [("reason", reason.errorClass)])
             tally("parked")
+            if dependencyFailed { tally(shop: message.envelope.shopDomain, failed: true) }
             trace(message, context, result: "parked", outcome: reason.errorClass, detail: reason.message, started: started)
             if case .parked(let delay) = routed {
                 context.logger.info(

@@ -79,7 +79,7 @@ struct ChaosTests {
         var inProcess: RunningForwarder?
         var process: Process?
         let processEnvironment = [
-            "BROKER_URL": h.broker.url(vhost: h.vhost), "HTTP_PORT": "0", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+            "BROKER_URL": h.broker.url(vhost: h.vhost), "HTTP_PORT": "0", "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "error",
             "TOPOLOGY_RETRY_DELAYS": "1s,2s", "SHOPS": ForwarderHarness.shopId,
             "SHOP_ACME_DOMAIN": ForwarderHarness.shopDomain, "SHOP_ACME_WEBHOOK_SECRETS": "unused-here",
             "SHOP_ACME_ADMIN_TOKEN": "unused-here", "ERP_BASE_URL": erpURL, "ERP_API_KEY": ForwarderHarness.apiKey,
@@ -97,78 +97,108 @@ struct ChaosTests {
         let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: 61, skus: 200)
         let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: SaleEndToEndTests.secret, policy: .init(timeScale: 0.001))
         await deliverer.subscribe(topic: "*", url: ingestURL)
-        var webhookFaults = WebhookDeliverer.Faults()
-        var faults = ERPStore.Faults()
-        switch cell {
-        case .duplicates:
-            webhookFaults.duplicateRate = 0.2
-            webhookFaults.maxDelayMs = 400
-        case .slow:
-            faults.slowRate = 0.3
-            faults.slowMs = 1500
-        case .errors:
-            faults.errorRate = 0.2
-            faults.errorStatus = 500
-        case .down, .killForwarder:
-            faults.latencyMs = 10
-        }
-        await deliverer.setFaults(webhookFaults)
-        await h.store.setFaults(faults)
-
-        // The fault in the middle of the sale.
-        let victim = process?.processIdentifier
-        let disruption = Task {
-            switch cell {
-            case .down:
-                try await Task.sleep(for: .seconds(2))
-                await h.store.requestMaintenance(Self.outage)
-            case .killForwarder:
-                _ = await eventually(timeout: .seconds(120)) { await h.store.orderCount >= Self.orders / 3 }
-                if let victim { kill(victim, SIGKILL) }
-            default:
-                break
-            }
-        }
-        let sale = await TrafficGenerator(store: store, deliverer: deliverer).run(
-            SaleProfile(
-                orders: Self.orders, ordersPerSecond: cell == .killForwarder ? 20 : 0, updateShare: 0.3, cancelShare: 0.1,
-                refundShare: 0.2, sameSecondShare: cell == .duplicates ? 0.35 : 0.2, seed: 62, concurrency: 16))
-        try await disruption.value
-        if let process { process.waitUntilExit() }
         var replacement: Process?
-        if cell == .killForwarder {
-            (replacement, _) = try TestProcesses.launch("order-forwarder", environment: processEnvironment)
+        // Torn down whether the cell passes, fails or throws: the next cells run on the same two cores.
+        func teardown() async {
+            ingestTask.cancel()
+            await deliverer.shutdown()
+            await inProcess?.stop()
+            if let replacement, replacement.isRunning {
+                kill(replacement.processIdentifier, SIGTERM)
+                _ = await eventually(timeout: .seconds(20)) { !replacement.isRunning }
+                if replacement.isRunning { kill(replacement.processIdentifier, SIGKILL) }
+            }
+            erpTask.cancel()
+            await h.close()
         }
-        defer { if let replacement, replacement.isRunning { kill(replacement.processIdentifier, SIGKILL) } }
+        do {
+            var webhookFaults = WebhookDeliverer.Faults()
+            var faults = ERPStore.Faults()
+            switch cell {
+            case .duplicates:
+                webhookFaults.duplicateRate = 0.2
+                webhookFaults.maxDelayMs = 400
+            case .slow:
+                faults.slowRate = 0.3
+                faults.slowMs = 1500
+            case .errors:
+                faults.errorRate = 0.2
+                faults.errorStatus = 500
+            case .down, .killForwarder:
+                faults.latencyMs = 10
+            }
+            await deliverer.setFaults(webhookFaults)
+            await h.store.setFaults(faults)
 
-        // Settled: every Shopify order in the ERP in its latest state, or the wait runs out (what is left is counted).
-        let orders = await store.orders
-        _ = await eventually(timeout: .seconds(Self.mode == .full ? 600 : 300)) { await h.mismatches(orders).isEmpty }
-        var row = Row(cell: cell, profile: profile)
-        row.orders = sale.placed
-        row.refunds = orders.values.reduce(0) { $0 + $1.refunds.count }
-        row.cancelled = orders.values.filter(\.cancelled).count
-        let mismatches = await h.mismatches(orders)
-        row.lost = mismatches.filter { $0.hasSuffix(": missing") }.count
-        row.stale = Set(mismatches.filter { !$0.hasSuffix(": missing") }.compactMap { $0.split(separator: ":").first }).count
-        row.duplicatedOrders = await h.store.duplicatedRefs().count
-        row.duplicatedCreditNotes = await h.store.duplicatedRefunds().count
-        let letters = try await DeadLetters.list(h.publisher, workQueue: BridgeTopology.orders.name, limit: 1000)
-        for letter in letters.letters { row.deadLettered[letter.errorClass ?? letter.brokerReason ?? "?", default: 0] += 1 }
-        row.seconds = Double((ContinuousClock.now - started).wholeMilliseconds) / 1000
-        print(row)
-        if !mismatches.isEmpty { print("chaos   first differences: \(mismatches.prefix(5))") }
-        #expect(row.passed, "\(row)")
+            // The fault in the middle of the sale.
+            let victim = process?.processIdentifier
+            let disruption = Task {
+                switch cell {
+                case .down:
+                    try await Task.sleep(for: .seconds(2))
+                    await h.store.requestMaintenance(Self.outage)
+                case .killForwarder:
+                    _ = await eventually(timeout: .seconds(120)) { await h.store.orderCount >= Self.orders / 3 }
+                    if let victim { kill(victim, SIGKILL) }
+                    return await h.store.orderCount
+                default:
+                    break
+                }
+                return 0
+            }
+            let sale = await TrafficGenerator(store: store, deliverer: deliverer).run(
+                SaleProfile(
+                    orders: Self.orders, ordersPerSecond: cell == .killForwarder || cell == .down ? 20 : 0, updateShare: 0.3, cancelShare: 0.1,
+                    refundShare: 0.2, sameSecondShare: cell == .duplicates ? 0.35 : 0.2, seed: 62, concurrency: 16))
+            let atKill = try await disruption.value
+            #expect(sale.placed == Self.orders, "the sale placed every order")
+            if let process {
+                process.waitUntilExit()
+                #expect(process.terminationReason == .uncaughtSignal && atKill < Self.orders, "killed mid-sale (\(atKill) orders in the ERP)")
+            }
+            if cell == .killForwarder {
+                (replacement, _) = try TestProcesses.launch("order-forwarder", environment: processEnvironment)
+            }
 
-        ingestTask.cancel()
-        await deliverer.shutdown()
-        await inProcess?.stop()
-        if let replacement {
-            kill(replacement.processIdentifier, SIGTERM)
-            _ = await eventually(timeout: .seconds(20)) { !replacement.isRunning }
+            // Settled: every Shopify order in the ERP in its latest state, or the wait runs out (what is left is counted).
+            let orders = await store.orders
+            _ = await eventually(timeout: .seconds(Self.mode == .full ? 600 : 300)) { await h.mismatches(orders).isEmpty }
+            // Then quiet: the work queue and its retry levels empty and no ERP call for 6 s (longer than the longest
+            // unknown-outcome fence, 1 s + 3 s, and a retry level), so a late duplicate is counted too.
+            let queues = [BridgeTopology.orders.name] + ["1s", "2s"].map { "\(BridgeTopology.orders.name).retry.\($0)" }
+            var lastCalls = -1
+            var quietSince = ContinuousClock.now
+            _ = await eventually(timeout: .seconds(120)) {
+                var empty = true
+                for q in queues where ((try? await h.publisher.queueCounts(q).messages) ?? 1) > 0 { empty = false }
+                let calls = await h.store.arrivals
+                if !empty || calls != lastCalls {
+                    lastCalls = calls
+                    quietSince = .now
+                    return false
+                }
+                return ContinuousClock.now - quietSince > .seconds(6)
+            }
+            var row = Row(cell: cell, profile: profile)
+            row.orders = sale.placed
+            row.refunds = orders.values.reduce(0) { $0 + $1.refunds.count }
+            row.cancelled = orders.values.filter(\.cancelled).count
+            let mismatches = await h.mismatches(orders)
+            row.lost = mismatches.filter { $0.hasSuffix(": missing") }.count
+            row.stale = Set(mismatches.filter { !$0.hasSuffix(": missing") }.compactMap { $0.split(separator: ":").first }).count
+            row.duplicatedOrders = await h.store.duplicatedRefs().count
+            row.duplicatedCreditNotes = await h.store.duplicatedRefunds().count
+            let letters = try await DeadLetters.list(h.publisher, workQueue: BridgeTopology.orders.name, limit: 1000)
+            for letter in letters.letters { row.deadLettered[letter.errorClass ?? letter.brokerReason ?? "?", default: 0] += 1 }
+            row.seconds = Double((ContinuousClock.now - started).wholeMilliseconds) / 1000
+            print(row)
+            if !mismatches.isEmpty { print("chaos   first differences: \(mismatches.prefix(5))") }
+            #expect(row.passed, "\(row)")
+        } catch {
+            await teardown()
+            throw error
         }
-        erpTask.cancel()
-        await h.close()
+        await teardown()
     }
 }
 

@@ -183,7 +183,7 @@ struct ForwarderTests {
     }
 
     @Test(
-        "a reconciliation replay read before a same-second change never undoes it, even from a reconciler whose clock is an hour ahead of Shopify's",
+        "a reconciliation replay read before a same-second change never undoes it, even from a reconciler whose clock is an hour ahead of Shopify's; one read after a lost same-second change heals it",
         arguments: ERPStore.Profile.allCases)
     func replayNeverUndoesSameSecondChange(profile: ERPStore.Profile) async throws {
         let h = try await ForwarderHarness.make("replay-clock", profile: profile)
@@ -203,11 +203,24 @@ struct ForwarderTests {
         // hour ahead of Shopify's.
         let replay = OrderReplay(
             shopDomain: ForwarderHarness.shopDomain, orderId: placed.id, body: Array(placed.json()), readAt: Date().addingTimeInterval(3600),
-            runId: "run-ahead")
+            runId: "run-ahead", shopifyReadAt: second.addingTimeInterval(0.3))
         try await replay.publish(on: h.publisher)
         #expect(await eventually { f.forwarder.settledTotal == 3 })
         #expect(await h.store.order(ref: h.ref(placed.id))?.status == "cancelled", "the replay did not undo the cancellation")
         #expect(await h.callLogProblems([placed.id], strict: false).isEmpty)
+
+        // The other way round: a second order whose same-second cancellation never reached the bridge (its webhook
+        // lost). A run two seconds later reads the cancelled state; its replay sorts after what the ERP holds: healed.
+        var other = order(5_550_003)
+        other.updatedAt = second
+        try await h.publish(other.json(), topic: "orders/create", webhookId: "wh-3", triggeredAt: second.addingTimeInterval(0.1))
+        #expect(await eventually { f.forwarder.settledTotal == 4 })
+        other.cancelled = true
+        let heal = OrderReplay(
+            shopDomain: ForwarderHarness.shopDomain, orderId: other.id, body: Array(other.json()), readAt: Date().addingTimeInterval(3600),
+            runId: "run-later", shopifyReadAt: second.addingTimeInterval(2.4))
+        try await heal.publish(on: h.publisher)
+        #expect(await eventually { await h.store.order(ref: h.ref(other.id))?.status == "cancelled" }, "the lost same-second cancellation healed")
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         await f.stop()
         await h.close()

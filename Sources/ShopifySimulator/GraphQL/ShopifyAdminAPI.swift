@@ -91,7 +91,10 @@ public final class ShopifyAdminAPI: Sendable {
                 let order = await self.store.orders[id]
             else { return Self.response(.notFound, Data(#"{"errors":"Not Found"}"#.utf8), version: version) }
             self.restReads.add(1, ordering: .relaxed)
-            return Self.response(.ok, Data(#"{"order":"#.utf8) + order.json() + Data("}".utf8), version: version)
+            var response = Self.response(.ok, Data(#"{"order":"#.utf8) + order.json() + Data("}".utf8), version: version)
+            // Shopify's clock at the read, as every Shopify answer carries it (whole seconds).
+            response.headers[.date] = Self.httpDate(Date())
+            return response
         }
         router.get("/_sim/bulk/{file}") { _, context in
             guard let file = context.parameters.get("file"), file.hasSuffix(".jsonl"), let id = Int64(file.dropLast(6)),
@@ -277,4 +280,15 @@ final class RequestContext: Sendable {
 
     var snapshot: ShopSnapshot { state.withLock { $0 } }
     func refresh(_ s: ShopSnapshot) { state.withLock { $0 = s } }
+}
+
+extension ShopifyAdminAPI {
+    /// IMF-fixdate (RFC 9110 5.6.7), as HTTP's `Date` header carries it.
+    static func httpDate(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.string(from: date)
+    }
 }
