@@ -30,6 +30,12 @@ public final class ForwarderMetrics: Sendable {
     public func unknownOutcome(_ kind: String, _ event: String) {
         cache.counter("forwarder_unknown_outcome_total", [("kind", kind), ("event", event)]).increment()
     }
+    /// An unknown outcome settled by a lookup: `forwarder_unknown_outcome_total{event="resolved"}` and what the lookup
+    /// found (`forwarder_create_recovered_total`).
+    public func unknownOutcomeResolved(_ kind: String, found: Int) {
+        createRecovered(kind, found: found)
+        unknownOutcome(kind, "resolved")
+    }
     /// A worker's lease was taken over while it worked (renewal failed, or the record was fenced).
     public func leaseLost() { cache.counter("forwarder_lease_lost_total").increment() }
     public func erpCall(_ operation: String, _ d: Duration, ok: Bool) {

@@ -324,10 +324,10 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
     /// Every create or overwrite is announced (a write intent) under the lease before it is sent, and the intent is
     /// settled when its result is recorded. An intent still standing means an earlier write's outcome is unknown: it
     /// timed out, failed with a 5xx or a lost connection after sending, or its worker died or lost its lease
-    /// mid-call. The ERP may still commit it, so while the intent is younger than `unknown_outcome_wait` no other
-    /// write of the order is made (the delivery is parked, no attempt counted); once it is older the reference is
-    /// looked up, and the write goes to what the ERP holds: an update of the document found, a create only when the
-    /// lookup is empty past the wait. A reconciliation replay looks the reference up too: it comes because the ERP may
+    /// mid-call. The ERP may still commit it, so while the intent is younger than `settleAfter` (`erp.timeout` +
+    /// `unknown_outcome_wait`) no other write of the order is made (the delivery is parked, no attempt counted); once
+    /// it is older the reference is looked up, and the write goes to what the ERP holds: nothing when it already holds
+    /// this version or a newer one, else an update of the document found, a create only when the lookup is empty. A reconciliation replay looks the reference up too: it comes because the ERP may
     /// not hold the document the ledger recorded (an ERP restored from an older backup).
     private func applyPlain(
         _ salesOrder: ERPSalesOrder, _ plain: any PlainERPPort, version: OrderVersion, shop: String, orderId: Int64,
@@ -344,8 +344,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             }
             let found = matches.map(\.documentNumber)
             if unsure {
-                metrics.createRecovered("sales_order", found: found.count)
-                metrics.unknownOutcome("sales_order", "resolved")
+                metrics.unknownOutcomeResolved("sales_order", found: found.count)
                 logger.info(
                     "an earlier write's outcome was unknown; looked the reference up after the wait",
                     metadata: ["found": "\(found.count)", "erp_documents": "\(found.joined(separator: ","))"])
@@ -407,7 +406,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
             return try await body()
         } catch let e as ERPError where unsure && e.indicatesOutage {
             throw OutcomeUnknown(
-                what: kind, wait: settings.retryDelays.first ?? .seconds(5), outage: e.indicatesOutage,
+                what: kind, wait: settings.retryDelays.first ?? .seconds(5), outage: true,
                 cause: "the lookup that would settle an earlier write failed (\(e.code.rawValue))")
         }
     }
@@ -541,10 +540,7 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                 found = try await unlessUnsure(unsure, kind: "credit note") {
                     try await self.timed("find_credit_note") { () async throws(ERPError) in try await plain.findCreditNotes(refundRef: request.refundRef) }
                 }
-                if unsure {
-                    metrics.createRecovered("credit_note", found: found.count)
-                    metrics.unknownOutcome("credit_note", "resolved")
-                }
+                if unsure { metrics.unknownOutcomeResolved("credit_note", found: found.count) }
                 if found.count > 1 {
                     logger.error("ERP holds several credit notes for one refund", metadata: ["erp_documents": "\(found.joined(separator: ","))"])
                 }
@@ -565,14 +561,10 @@ public final class OrderForwardingHandler: QueueHandler, Sendable {
                     orderDocument = first.documentNumber
                 } else {
                     guard let known = applied?.erpDocument else {
-                        // The order's own write is in the ERP's hands with an unknown outcome: wait with it, uncounted.
-                        // Once that is settled, a missing order is counted like any other (it may be dead-lettered).
-                        if let age = try await ledger.intentAge(.salesOrder, shop: shop, orderId: refund.orderId), age < settleAfter {
-                            let wait = settleAfter
-                            throw OutcomeUnknown(
-                                what: "credit note", wait: max(wait - age, settings.retryDelays.first ?? .seconds(1)), outage: false,
-                                cause: "the order's own write has an unknown outcome")
-                        }
+                        // The order's own write is in the ERP's hands with an unknown outcome: wait with it, uncounted
+                        // (`settledIntent` throws while it is fenced). Once that is settled, a missing order is counted
+                        // like any other (it may be dead-lettered).
+                        _ = try await settledIntent(.salesOrder, kind: "credit_note", shop: shop, orderId: refund.orderId)
                         // Like the upsert profile's 404: the order may still come (a refund delivered before its order).
                         throw ERPError(.notFound, "sales order \(request.orderRef) not forwarded yet")
                     }

@@ -393,15 +393,10 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                         continue
                     }
                     // The dependency failed, not the message (an ERP 500 now and then, a timeout): parked without
-                    // counting an attempt, so sporadic errors never walk an order to the dead-letter queue; bounded
-                    // like any deferral, then routed as a failure.
-                    if deferrals(message) >= Self.maxDeferrals {
-                        await fail(message, failure, context: context, started: started)
-                    } else {
-                        await park(
-                            message, failure, wait: retryAfter ?? settings.retryDelays.first ?? .seconds(5), deferral: true,
-                            dependencyFailed: true, context: context, started: started)
-                    }
+                    // counting an attempt, so sporadic errors never walk an order to the dead-letter queue.
+                    await deferOrFail(
+                        message, failure, wait: retryAfter ?? settings.retryDelays.first ?? .seconds(5), dependencyFailed: true,
+                        context: context, started: started)
                     return
                 case .failed(let failure, let answered):
                     if answered { await breaker?.recordSuccess() } else { await breaker?.releaseProbe() }
@@ -409,13 +404,7 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
                     return
                 case .deferred(let failure, let wait, let outage):
                     if outage { await breaker?.recordOutage() } else { await breaker?.releaseProbe() }
-                    // Waiting has a bound: a message deferred this often is failing after all, and walks the retry
-                    // levels to the dead-letter queue with its reason, where a human sees it.
-                    if deferrals(message) >= Self.maxDeferrals {
-                        await fail(message, failure, context: context, started: started)
-                    } else {
-                        await park(message, failure, wait: wait, deferral: true, dependencyFailed: outage, context: context, started: started)
-                    }
+                    await deferOrFail(message, failure, wait: wait, dependencyFailed: outage, context: context, started: started)
                     return
                 }
             }
@@ -441,8 +430,19 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     /// waited out.
     static var maxDeferrals: Int { 50 }
 
-    private func deferrals(_ message: InboundMessage) -> Int64 {
-        message.delivery.properties.headers[EnvelopeHeader.deferrals]?.intValue ?? 0
+    /// Parks a message that cannot be decided yet (a deferral, counted in `x-bridge-deferrals`). Waiting has a bound:
+    /// a message deferred `maxDeferrals` times is failing after all, and walks the retry levels to the dead-letter
+    /// queue with its reason, where a human sees it.
+    private func deferOrFail(
+        _ message: InboundMessage, _ failure: ProcessingFailure, wait: Duration, dependencyFailed: Bool, context: WorkContext,
+        started: ContinuousClock.Instant
+    ) async {
+        let deferrals = message.delivery.properties.headers[EnvelopeHeader.deferrals]?.intValue ?? 0
+        if deferrals >= Self.maxDeferrals {
+            await fail(message, failure, context: context, started: started)
+        } else {
+            await park(message, failure, wait: wait, deferral: true, dependencyFailed: dependencyFailed, context: context, started: started)
+        }
     }
 
     /// A delivery held for the open circuit as long as `maxHold` allows: parked so the broker's consumer_timeout

@@ -94,9 +94,9 @@ struct ChaosTests {
         defer { if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         let (ingestURL, ingestTask) = try await SaleEndToEndTests.startIngest(h)
-        let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: 61, skus: 200)
-        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: SaleEndToEndTests.secret, policy: .init(timeScale: 0.001))
-        await deliverer.subscribe(topic: "*", url: ingestURL)
+        // Webhooks duplicated (20%) and reordered (up to 400 ms) in the duplicates cell only.
+        let (store, deliverer) = await SaleEndToEndTests.shop(
+            seed: 61, ingestURL: ingestURL, duplicateRate: cell == .duplicates ? 0.2 : 0, maxDelayMs: cell == .duplicates ? 400 : 0)
         var replacement: Process?
         // Torn down whether the cell passes, fails or throws: the next cells run on the same two cores.
         func teardown() async {
@@ -112,12 +112,10 @@ struct ChaosTests {
             await h.close()
         }
         do {
-            var webhookFaults = WebhookDeliverer.Faults()
             var faults = ERPStore.Faults()
             switch cell {
             case .duplicates:
-                webhookFaults.duplicateRate = 0.2
-                webhookFaults.maxDelayMs = 400
+                break
             case .slow:
                 faults.slowRate = 0.3
                 faults.slowMs = 1500
@@ -127,7 +125,6 @@ struct ChaosTests {
             case .down, .killForwarder:
                 faults.latencyMs = 10
             }
-            await deliverer.setFaults(webhookFaults)
             await h.store.setFaults(faults)
 
             // The fault in the middle of the sale.

@@ -40,6 +40,20 @@ struct SaleEndToEndTests {
         return ("http://127.0.0.1:\(port)/webhooks/shopify", task)
     }
 
+    /// shopify-sim's shop (200 SKUs) and its webhook deliverer, signing with the sale secret and delivering every topic
+    /// to `ingestURL` (time-scaled retries), with `duplicateRate` of the webhooks twice and each delayed up to
+    /// `maxDelayMs` (they overtake each other).
+    static func shop(seed: UInt64, ingestURL: String, duplicateRate: Double, maxDelayMs: Int) async -> (ShopifyStore, WebhookDeliverer) {
+        let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: seed, skus: 200)
+        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: secret, policy: .init(timeScale: 0.001))
+        await deliverer.subscribe(topic: "*", url: ingestURL)
+        var faults = WebhookDeliverer.Faults()
+        faults.duplicateRate = duplicateRate
+        faults.maxDelayMs = maxDelayMs
+        await deliverer.setFaults(faults)
+        return (store, deliverer)
+    }
+
     @Test(
         "after a sale with duplicates, reordering and several changes per second, every ERP order equals Shopify's latest state, once",
         arguments: ERPStore.Profile.allCases)
@@ -48,13 +62,7 @@ struct SaleEndToEndTests {
         // Custom lines without SKU (gift wrap) are booked on a catch-all ERP item.
         let f = try await h.startForwarder(mapping: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
         let (ingestURL, ingestTask) = try await Self.startIngest(h)
-        let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: 5, skus: 200)
-        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: Self.secret, policy: .init(timeScale: 0.001))
-        await deliverer.subscribe(topic: "*", url: ingestURL)
-        var faults = WebhookDeliverer.Faults()
-        faults.duplicateRate = 0.2
-        faults.maxDelayMs = 50
-        await deliverer.setFaults(faults)
+        let (store, deliverer) = await Self.shop(seed: 5, ingestURL: ingestURL, duplicateRate: 0.2, maxDelayMs: 50)
 
         let result = await TrafficGenerator(store: store, deliverer: deliverer).run(
             SaleProfile(

@@ -30,13 +30,7 @@ struct UnknownOutcomeTests {
         slow.slowRate = 0.3
         slow.slowMs = 1500
         await h.store.setFaults(slow)
-        let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: 33, skus: 200)
-        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: SaleEndToEndTests.secret, policy: .init(timeScale: 0.001))
-        await deliverer.subscribe(topic: "*", url: ingestURL)
-        var faults = WebhookDeliverer.Faults()
-        faults.duplicateRate = 0.1
-        faults.maxDelayMs = 50
-        await deliverer.setFaults(faults)
+        let (store, deliverer) = await SaleEndToEndTests.shop(seed: 33, ingestURL: ingestURL, duplicateRate: 0.1, maxDelayMs: 50)
         let result = await TrafficGenerator(store: store, deliverer: deliverer).run(
             SaleProfile(
                 orders: 200, ordersPerSecond: 0, updateShare: 0.3, cancelShare: 0.1, refundShare: 0.2, sameSecondShare: 0.2, seed: 34,
