@@ -32,11 +32,17 @@ public struct ReconcilerSettings: Sendable, Equatable {
     /// Inventory: a level off by at most this many units is reported as within the allowance (changes in flight),
     /// not corrected.
     public var inventoryAllowance: Int
+    /// Orders: how long a run waits, after re-sending, for the ERP to show each re-sent order as Shopify has it. Only
+    /// an order the ERP then matches counts as healed; the rest are reported `heal_unconfirmed` (the next run looks
+    /// again). Zero: nothing is confirmed (every re-sent order is reported unconfirmed).
+    public var verifyWait: Duration
 
     public init(
         timeZone: TimeZone = .gmt, reportsDir: String = "data/reconcile-reports", domains: [Domain: DomainSchedule] = Self.defaultDomains(.gmt),
-        settle: Duration = .seconds(120), itemised: Int = 50, bulkThreshold: Int = 2500, inventoryAllowance: Int = 0
+        settle: Duration = .seconds(120), itemised: Int = 50, bulkThreshold: Int = 2500, inventoryAllowance: Int = 0,
+        verifyWait: Duration = .seconds(120)
     ) {
+        self.verifyWait = verifyWait
         self.inventoryAllowance = inventoryAllowance
         self.timeZone = timeZone
         self.reportsDir = reportsDir
@@ -87,6 +93,7 @@ public struct ReconcilerSettings: Sendable, Equatable {
             settle: p.duration("reconciler.settle", default: .seconds(120), range: .zero ... .seconds(86400)),
             itemised: p.int("reconciler.itemised", default: 50, range: 0...10_000),
             bulkThreshold: p.int("reconciler.bulk_threshold", default: 2500, range: 1...10_000_000),
-            inventoryAllowance: p.int("reconciler.inventory.allowance", default: 0, range: 0...1_000_000))
+            inventoryAllowance: p.int("reconciler.inventory.allowance", default: 0, range: 0...1_000_000),
+            verifyWait: p.duration("reconciler.verify_wait", default: .seconds(120), range: .zero ... .seconds(3600)))
     }
 }

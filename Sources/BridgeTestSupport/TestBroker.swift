@@ -68,8 +68,8 @@ public struct TestBroker: Sendable {
     }
 
     /// Private nodes live under BRIDGE_TEST_PRIVATE_DIR when set (./dev test stops whatever is left there).
-    /// - Parameter consumerTimeout: the node's `consumer_timeout` (RabbitMQ 3.10 checks it once a minute, measured
-    ///   here: a 10 s timeout closed the channel after 60 s).
+    /// - Parameter consumerTimeout: the node's `consumer_timeout`, checked every second (`scripts/broker` sets
+    ///   `channel_tick_interval`; RabbitMQ's default checks once a minute: a 10 s timeout closed the channel after 60 s).
     public static func startPrivate(tls: Bool = false, consumerTimeout: Duration? = nil) async throws -> TestBroker {
         let base = ProcessInfo.processInfo.environment["BRIDGE_TEST_PRIVATE_DIR"] ?? NSTemporaryDirectory()
         let dir = base + "/bridge-broker-\(UUID().uuidString.prefix(8))"

@@ -26,6 +26,17 @@ public final class TestShopifyAdmin: Sendable {
         return TestShopifyAdmin(store: store, api: api, deliverer: deliverer, port: port, task: task)
     }
 
+    /// The Admin API of a shop a test already drives (a sale's store and deliverer), e.g. for a reconciler to read.
+    public static func serve(
+        _ store: ShopifyStore, deliverer: WebhookDeliverer, bucket: ThrottleBucket = ThrottleBucket(restoreRate: 1000)
+    ) async throws -> TestShopifyAdmin {
+        let api = try ShopifyAdminAPI(store: store, deliverer: deliverer, accessToken: token, bucket: bucket)
+        let router = Router()
+        api.addRoutes(to: router)
+        let (port, task) = await TestHTTPServer.start(router, label: "shopify-sim")
+        return TestShopifyAdmin(store: store, api: api, deliverer: deliverer, port: port, task: task)
+    }
+
     init(store: ShopifyStore, api: ShopifyAdminAPI, deliverer: WebhookDeliverer, port: Int, task: Task<Void, any Error>) {
         self.store = store
         self.api = api

@@ -106,8 +106,17 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
     }
 
     public func createSalesOrder(_ order: ERPSalesOrder) async throws(ERPError) -> String {
-        try await call(.POST, "/api/v1/sales-orders", order, DocumentAnswer.self, what: "sales-order create").documentNumber
+        try await call(
+            .POST, "/api/v1/sales-orders", order, DocumentAnswer.self, what: "sales-order create",
+            idempotencyKey: Self.idempotencyKey(create: order)
+        ).documentNumber
     }
+
+    /// The optional `Idempotency-Key` of a create (`docs/erp-api.yaml`): the same for every repeat of one write (the
+    /// order's reference and version; a refund's reference), so an ERP that honours it books a repeat once. An ERP
+    /// that does not ignores it: the forwarder's write intents and lookups are what keep the plain profile exact.
+    static func idempotencyKey(create order: ERPSalesOrder) -> String { "sales-order:\(order.externalRef):\(order.version)" }
+    static func idempotencyKey(creditNote refund: ERPRefund) -> String { "credit-note:\(refund.refundRef)" }
 
     public func findSalesOrders(externalRef: String) async throws(ERPError) -> [ERPFoundSalesOrder] {
         struct Found: Decodable {
@@ -150,7 +159,10 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
             }
         }
         let body = Body(orderNumber: orderDocument, refundRef: refund.refundRef, amount: refund.amount, createdAt: refund.createdAt, lines: refund.lines)
-        return try await call(.POST, "/api/v1/credit-notes", body, CreditNoteAnswer.self, what: "credit-note create").creditNoteNumber
+        return try await call(
+            .POST, "/api/v1/credit-notes", body, CreditNoteAnswer.self, what: "credit-note create",
+            idempotencyKey: Self.idempotencyKey(creditNote: refund)
+        ).creditNoteNumber
     }
 
     public func findCreditNotes(refundRef: String) async throws(ERPError) -> [String] {
@@ -178,9 +190,9 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
 
     /// Sends `body` (if any) as JSON; a 2xx answer decoded as `Answer`, anything else classified.
     private func call<Body: Encodable, Answer: Decodable>(
-        _ method: HTTPMethod, _ path: String, _ body: Body?, _: Answer.Type, what: String
+        _ method: HTTPMethod, _ path: String, _ body: Body?, _: Answer.Type, what: String, idempotencyKey: String? = nil
     ) async throws(ERPError) -> Answer {
-        let (status, data) = try await send(method, path, json: body)
+        let (status, data) = try await send(method, path, json: body, idempotencyKey: idempotencyKey)
         guard (200..<300).contains(status) else { throw Self.classify(status: status, body: data) }
         do {
             return try Self.decoder.decode(Answer.self, from: data)
@@ -191,11 +203,14 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
 
     // MARK: HTTP
 
-    private func send<Body: Encodable>(_ method: HTTPMethod, _ path: String, json: Body?) async throws(ERPError) -> (Int, Data) {
+    private func send<Body: Encodable>(
+        _ method: HTTPMethod, _ path: String, json: Body?, idempotencyKey: String? = nil
+    ) async throws(ERPError) -> (Int, Data) {
         var request = HTTPClientRequest(url: configuration.baseURL + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(configuration.apiKey)")
         request.headers.add(name: "Accept", value: "application/json")
+        if let idempotencyKey { request.headers.add(name: "Idempotency-Key", value: idempotencyKey) }
         if let json {
             guard let data = try? Self.encoder.encode(json) else {
                 throw ERPError(.rejected, "request body could not be encoded")

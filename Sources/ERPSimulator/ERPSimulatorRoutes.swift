@@ -299,7 +299,7 @@ public struct ERPSimulatorRoutes: Sendable {
             }
             switch await self.store.create(
                 ref: ref, version: body.version, status: body.status, currency: body.currency, total: body.total,
-                lines: body.lines, document: body.raw)
+                lines: body.lines, document: body.raw, idempotencyKey: request.headers[.init("Idempotency-Key")!])
             {
             case .written(let o):
                 await self.allocate(o)
@@ -367,7 +367,9 @@ public struct ERPSimulatorRoutes: Sendable {
             else {
                 return Self.json(.badRequest, ["error": "invalid_body", "message": "expected order_number, refund_ref, amount"])
             }
-            switch await self.store.createCreditNote(orderNumber: b.orderNumber, refundRef: b.refundRef, amount: amount) {
+            switch await self.store.createCreditNote(
+                orderNumber: b.orderNumber, refundRef: b.refundRef, amount: amount, idempotencyKey: request.headers[.init("Idempotency-Key")!])
+            {
             case .created(let n), .existing(let n):
                 return Self.json(.created, ["credit_note_number": n.number, "refund_ref": n.refundRef, "amount": "\(n.amount)"])
             case .orderNotFound:

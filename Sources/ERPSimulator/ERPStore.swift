@@ -151,10 +151,20 @@ public actor ERPStore {
     /// Every call that reached the ERP's logic, in order (what tests assert on, not only the final state).
     public private(set) var calls: [Call] = []
 
-    public init(skus: Set<String>, profile: Profile = .upsert) {
+    public init(skus: Set<String>, profile: Profile = .upsert, honoursIdempotencyKeys: Bool = false) {
         knownSKUs = skus
         self.profile = profile
+        self.honoursIdempotencyKeys = honoursIdempotencyKeys
     }
+
+    /// Plain profile: whether a create carrying an `Idempotency-Key` already seen answers the first document (or credit
+    /// note) instead of creating another. Off by default: most plain ERPs have no such key, and the bridge's own
+    /// fence is what the default proves (`erp-sim --idempotency-keys` turns it on).
+    public private(set) var honoursIdempotencyKeys: Bool
+    public func setHonoursIdempotencyKeys(_ on: Bool) { honoursIdempotencyKeys = on }
+    /// Keys seen by a create: the document or credit note number they created. Not part of a backup (`State`): an ERP
+    /// restored from one has forgotten them, as a real one would.
+    private var idempotencyKeys: [String: String] = [:]
 
     public func setFaults(_ f: Faults) { faults = f }
 
@@ -169,6 +179,9 @@ public actor ERPStore {
         var nextDocument: Int
         var knownSKUs: Set<String>
         var calls: [Call]
+
+        /// Sales orders the state holds.
+        public var salesOrderCount: Int { documents.count }
     }
 
     public var state: State {
@@ -198,6 +211,20 @@ public actor ERPStore {
         customers = [:]
         creditNotes = [:]
         creditNotesByRefund = [:]
+        idempotencyKeys = [:]
+        log("restore_backup", ref: nil, "restored")
+    }
+
+    /// The ERP restored from a backup taken earlier (`state` at that time): sales orders, customers and credit notes
+    /// as they were then; what was written since is gone. Document numbers go on from where they are now, the call
+    /// log stays (it is the test's record, not the ERP's data).
+    public func restoreBackup(_ backup: State) {
+        documents = backup.documents
+        byRef = backup.byRef
+        customers = backup.customers
+        creditNotes = backup.creditNotes
+        creditNotesByRefund = backup.creditNotesByRefund
+        idempotencyKeys = [:]
         log("restore_backup", ref: nil, "restored")
     }
 
@@ -279,14 +306,19 @@ public actor ERPStore {
     /// Plain profile: always a new document, whatever the store already holds for `ref`.
     public func create(
         ref: String, version: String, status: String, currency: String, total: Decimal, lines: [Line],
-        document: Data = Data("{}".utf8), now: Date = Date()
+        document: Data = Data("{}".utf8), now: Date = Date(), idempotencyKey: String? = nil
     ) -> WriteResult {
+        if honoursIdempotencyKeys, let key = idempotencyKey, let number = idempotencyKeys[key], let first = documents[number] {
+            log("create", ref: ref, document: number, version: version, "idempotent_repeat")
+            return .written(first)
+        }
         if let bad = lines.first(where: { !knownSKUs.contains($0.sku) }) {
             log("create", ref: ref, version: version, "unknown_sku")
             return .unknownSKU(bad.sku)
         }
         let order = newDocument(
             ref: ref, version: version, status: status, currency: currency, total: total, lines: lines, document: document, now: now)
+        if honoursIdempotencyKeys, let key = idempotencyKey { idempotencyKeys[key] = order.documentNumber }
         log("create", ref: ref, document: order.documentNumber, version: version, "created")
         return .written(order)
     }
@@ -374,12 +406,17 @@ public actor ERPStore {
     }
 
     /// Plain profile: a new credit note against document `orderNumber` on every call.
-    public func createCreditNote(orderNumber: String, refundRef: String, amount: Decimal) -> RefundResult {
+    public func createCreditNote(orderNumber: String, refundRef: String, amount: Decimal, idempotencyKey: String? = nil) -> RefundResult {
+        if honoursIdempotencyKeys, let key = idempotencyKey, let number = idempotencyKeys[key], let first = creditNotes[number] {
+            log("create_credit_note", ref: refundRef, document: number, "idempotent_repeat")
+            return .existing(first)
+        }
         guard documents[orderNumber] != nil else {
             log("create_credit_note", ref: refundRef, document: orderNumber, "order_not_found")
             return .orderNotFound
         }
         let note = newCreditNote(refundRef: refundRef, order: orderNumber, amount: amount)
+        if honoursIdempotencyKeys, let key = idempotencyKey { idempotencyKeys[key] = note.number }
         log("create_credit_note", ref: refundRef, document: note.number, "created")
         return .created(note)
     }

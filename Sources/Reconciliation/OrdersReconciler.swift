@@ -7,10 +7,12 @@ import Shopify
 
 /// Orders (Shopify owns them): every Shopify order updated in the window against the ERP by external reference.
 ///
-/// - Missing in the ERP, or behind in version, status, total or refunded amount: healed by re-sending the order's
-///   current Shopify state to `q.orders` (`OrderReplay`); the order-forwarder writes it with its idempotency and
-///   version order, also where its ledger believes the order was written (an ERP restored from a backup). A
-///   refunded amount the ERP lacks also re-sends the order's refunds (`refunds/create`, booked once per refund).
+/// - Missing in the ERP, or behind in version, status, total or refunded amount: re-sent as the order's current
+///   Shopify state to `q.orders` (`OrderReplay`); the order-forwarder writes it with its idempotency and version
+///   order, also where its ledger believes the order was written (an ERP restored from a backup). A refunded amount
+///   the ERP lacks also re-sends the order's refunds (`refunds/create`, booked once per refund). A re-sent order is
+///   counted healed only when a re-read of the ERP then matches (`confirm`, within `reconciler.verify_wait`);
+///   otherwise it is reported `heal_unconfirmed`.
 /// - ERP orders of the shop with no Shopify order (orphans), several ERP documents for one order (duplicates) and
 ///   an ERP version ahead of Shopify's: reported, never changed or deleted.
 /// - Orders changed within `reconciler.settle` are not compared: their webhooks may still be in the queues.
@@ -79,7 +81,7 @@ public struct OrdersReconciler: Sendable {
         let healedBefore = request.dryRun ? [] : reports.healed(runId: request.runId)
         let settleCut = Timestamp.milliseconds(startedAt.addingTimeInterval(-Double(settings.settle.wholeMilliseconds) / 1000))
         var seen: Set<String> = []
-        var toHeal: [(id: Int64, ref: String, refunds: Bool)] = []
+        var toHeal: [(id: Int64, ref: String, refunds: Bool, order: ShopifyOrderSummary, updatedMs: Int64)] = []
         for (index, order) in orders.enumerated() {
             if index % 500 == 0 {
                 await progress?(.init(runId: request.runId, phase: "comparing", done: index, total: orders.count))
@@ -112,13 +114,15 @@ public struct OrdersReconciler: Sendable {
                 continue
             }
             let heals = mayHeal && documents.count <= 1 && differences.contains { Self.healable.contains($0.kind) }
-            let action = heals ? (request.dryRun ? "would_heal" : "healed") : "reported"
+            // Re-sent now; counted healed only when the ERP then matches (`confirm`).
+            let action = heals ? (request.dryRun ? "would_heal" : "resent") : "reported"
             for var d in differences {
                 d.action = action
                 report.record(d, itemised: settings.itemised)
             }
             if heals && !request.dryRun {
-                toHeal.append((id, ref, order.refunded.value > 0 && differences.contains { $0.kind == "refunded" || $0.kind == "missing_in_erp" }))
+                toHeal.append(
+                    (id, ref, order.refunded.value > 0 && differences.contains { $0.kind == "refunded" || $0.kind == "missing_in_erp" }, order, updatedMs))
             } else {
                 report.reported += 1
             }
@@ -137,6 +141,7 @@ public struct OrdersReconciler: Sendable {
 
         // Healing: Shopify's current state re-sent through the forwarder. An interrupted run (redelivered with the
         // same id) skips what it re-sent before.
+        var resent: [String: (id: Int64, order: ShopifyOrderSummary, updatedMs: Int64)] = [:]
         if !toHeal.isEmpty {
             try policy.authorize(.orders, into: .erp)
             let log = try reports.healingLog(runId: request.runId)
@@ -146,7 +151,7 @@ public struct OrdersReconciler: Sendable {
                     await progress?(.init(runId: request.runId, phase: "healing", done: index, total: toHeal.count))
                 }
                 if healedBefore.contains(item.ref) {
-                    report.healed += 1
+                    resent[item.ref] = (item.id, item.order, item.updatedMs)
                     continue
                 }
                 let readAt = Date()
@@ -163,13 +168,54 @@ public struct OrdersReconciler: Sendable {
                     for refund in replay.refunds() { try await refund.publish(on: publisher) }
                 }
                 log.append(item.ref)
-                report.healed += 1
-                try await afterHeal?(report.healed)
+                resent[item.ref] = (item.id, item.order, item.updatedMs)
+                try await afterHeal?(resent.count)
             }
         }
+        try await confirm(resent, into: &report, runId: request.runId, progress: progress)
         report.pointsUsed = client.stats.pointsUsed - pointsBefore
         report.finishedAt = Date()
         return report
+    }
+
+    /// A re-sent order counts as healed only once a re-read of the ERP shows it as Shopify has it (one document, its
+    /// version, status, total and refunded amount; a version ahead of the compared one also matches: a newer Shopify
+    /// state got there). Re-read by reference in rounds (0.5 s, doubling to 5 s) for up to `reconciler.verify_wait`;
+    /// what still differs then is reported `heal_unconfirmed` (re-sent: the next run compares it again).
+    func confirm(
+        _ resent: [String: (id: Int64, order: ShopifyOrderSummary, updatedMs: Int64)], into report: inout ReconcileReport, runId: String,
+        progress: ReconcileProgress.Sink?
+    ) async throws {
+        guard !resent.isEmpty else { return }
+        var pending = resent
+        let deadline = ContinuousClock.now + settings.verifyWait
+        var pause = Duration.milliseconds(500)
+        while true {
+            await progress?(.init(runId: runId, phase: "confirming healed orders in the ERP", done: resent.count - pending.count, total: resent.count))
+            for ref in pending.keys.sorted() {
+                let item = pending[ref]!
+                let documents = try await erp.salesOrders(externalRef: ref)
+                let differences = Self.compare(item.order, updatedMs: item.updatedMs, documents: documents, ref: ref)
+                if differences.allSatisfy({ $0.kind == "erp_ahead" }) {
+                    pending[ref] = nil
+                    report.healed += 1
+                }
+            }
+            let now = ContinuousClock.now
+            if pending.isEmpty || now >= deadline { break }
+            try await Task.sleep(for: min(pause, deadline - now))
+            pause = min(pause * 2, .seconds(5))
+        }
+        for (ref, item) in pending.sorted(by: { $0.key < $1.key }) {
+            report.reported += 1
+            report.record(
+                .init(kind: "heal_unconfirmed", id: "\(item.id)", ref: ref, action: "reported"), itemised: settings.itemised)
+        }
+        if !pending.isEmpty {
+            logger.warning(
+                "re-sent orders not yet as Shopify has them in the ERP: reported heal_unconfirmed",
+                metadata: ["run_id": "\(runId)", "unconfirmed": "\(pending.count)", "wait": "\(settings.verifyWait)"])
+        }
     }
 
     /// How Shopify's order and the ERP's documents for it differ (empty: they match).

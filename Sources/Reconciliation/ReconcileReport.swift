@@ -8,7 +8,8 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
     /// One difference between the two systems.
     public struct Difference: Codable, Sendable, Equatable {
         /// `missing_in_erp`, `version_behind`, `status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`,
-        /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now); inventory:
+        /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now),
+        /// `heal_unconfirmed` (re-sent, but the ERP did not match within `reconciler.verify_wait`); inventory:
         /// `drift_up`, `drift_down`, `within_allowance`, `unknown_sku`; prices: `b2b_price_missing`,
         /// `b2b_price_differs`, `unknown_sku`, `dtc_price_differs` (reported only: Shopify owns DTC prices); catalogue:
         /// `missing_in_shopify`, `missing_in_erp`, `duplicate_sku`, `variant_gone`.
@@ -19,7 +20,8 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
         public var ref: String?
         public var shopify: String?
         public var erp: String?
-        /// `healed` (re-sent to the owner's flow), `would_heal` (dry run), `reported` (the bridge cannot heal it).
+        /// `healed` (written into the non-owner), `resent` (orders: re-sent to the forwarder; healed once the ERP
+        /// matches), `would_heal` (dry run), `reported` (the bridge cannot heal it).
         public var action: String
 
         public init(kind: String, id: String, ref: String? = nil, shopify: String? = nil, erp: String? = nil, action: String) {
@@ -46,7 +48,7 @@ public struct ReconcileReport: Codable, Sendable, Equatable {
     /// Items compared (orders, levels, prices).
     public var checked = 0
     public var matched = 0
-    /// Items that differed and were written into the non-owner (or re-sent to the flow that writes them).
+    /// Items that differed and were written into the non-owner (orders: re-sent, and the ERP matched on a re-read).
     public var healed = 0
     /// Items that differed and were only reported (the bridge may not or cannot write them, or a dry run).
     public var reported = 0

@@ -31,6 +31,12 @@ struct ERPSim: AsyncParsableCommand {
             creates, lookup is a filter, update overwrites: what most ERPs offer; nothing protects the bridge).
             """)
     var profile: ERPStore.Profile = .upsert
+    @Flag(
+        help: """
+            Plain profile: honour the optional Idempotency-Key of creates (a repeated key answers the first sales order \
+            or credit note). Off by default, so the default proves the bridge's own fence.
+            """)
+    var idempotencyKeys = false
     @Option(help: "Secret for the pushed events' X-ERP-Signature (ingest's erp.webhook_secret).") var pushSecret = "demo-erp-webhook-secret"
     @Option(
         help: """
@@ -40,7 +46,8 @@ struct ERPSim: AsyncParsableCommand {
     var state: String?
 
     func run() async throws {
-        let store = ERPStore(skus: Set((1...max(1, skus)).map(OrderGenerator.sku)).union(items), profile: profile)
+        let store = ERPStore(
+            skus: Set((1...max(1, skus)).map(OrderGenerator.sku)).union(items), profile: profile, honoursIdempotencyKeys: idempotencyKeys)
         var faults = ERPStore.Faults()
         faults.latencyMs = latencyMs
         await store.setFaults(faults)

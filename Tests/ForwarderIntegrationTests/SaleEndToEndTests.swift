@@ -41,11 +41,13 @@ struct SaleEndToEndTests {
     }
 
     /// shopify-sim's shop (200 SKUs) and its webhook deliverer, signing with the sale secret and delivering every topic
-    /// to `ingestURL` (time-scaled retries), with `duplicateRate` of the webhooks twice and each delayed up to
-    /// `maxDelayMs` (they overtake each other).
-    static func shop(seed: UInt64, ingestURL: String, duplicateRate: Double, maxDelayMs: Int) async -> (ShopifyStore, WebhookDeliverer) {
+    /// to `ingestURL` (Shopify's retries time-scaled by `timeScale`: 0.001 puts its four hours in ~14 s), with
+    /// `duplicateRate` of the webhooks twice and each delayed up to `maxDelayMs` (they overtake each other).
+    static func shop(
+        seed: UInt64, ingestURL: String, duplicateRate: Double, maxDelayMs: Int, timeScale: Double = 0.001
+    ) async -> (ShopifyStore, WebhookDeliverer) {
         let store = ShopifyStore(domain: ForwarderHarness.shopDomain, seed: seed, skus: 200)
-        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: secret, policy: .init(timeScale: 0.001))
+        let deliverer = WebhookDeliverer(domain: ForwarderHarness.shopDomain, secret: secret, policy: .init(timeScale: timeScale))
         await deliverer.subscribe(topic: "*", url: ingestURL)
         var faults = WebhookDeliverer.Faults()
         faults.duplicateRate = duplicateRate

@@ -1,6 +1,7 @@
 import BridgeDomain
 import BridgeMessaging
 import BridgeTestSupport
+import ERP
 import ERPSimulator
 import Foundation
 import Ledger
@@ -156,6 +157,46 @@ struct UnknownOutcomeTests {
         #expect(problems.isEmpty, "\(problems)")
         #expect(try await h.publisher.queueCounts(Self.dlq).messages == 0)
         await second.stop()
+        await h.close()
+    }
+
+    @Test(
+        "an ERP that honours Idempotency-Key books a create and a credit note repeated while the first is still being committed once; the same plain ERP without keys books them twice",
+        arguments: [true, false])
+    func idempotencyKeys(honoured: Bool) async throws {
+        let h = try await ForwarderHarness.make("idem-\(honoured)", profile: .plain)
+        await h.store.setHonoursIdempotencyKeys(honoured)
+        let impatient = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: ForwarderHarness.apiKey, timeout: .milliseconds(500)))
+        let client = RESTERPClient(configuration: .init(baseURL: h.erpURL, apiKey: ForwarderHarness.apiKey, timeout: .seconds(10)))
+        let order = OrderGenerator(seed: 71, firstOrderId: 9_300_000_000_000).orders(1)[0]
+        let so = try OrderMapper(settings: .init(missingSKU: .catchAll, catchAllItem: "SKU-00001"))
+            .map(ShopifyOrder.decode(Array(order.json())), shop: ForwarderHarness.shopId, triggeredAtMs: 0).salesOrder
+        // The first create is committed 1.5 s after its caller gave up (0.5 s); the repeat goes out meanwhile.
+        var slow = ERPStore.Faults()
+        slow.slowRate = 1
+        slow.slowMs = 1500
+        await h.store.setFaults(slow)
+        await #expect { _ = try await impatient.createSalesOrder(so) } throws: { ($0 as? ERPError)?.mayHaveApplied == true }
+        await h.store.setFaults(.init())
+        let repeated = try await client.createSalesOrder(so)
+        #expect(await eventually(timeout: .seconds(10)) { await h.store.writes(ref: so.externalRef).count == 2 }, "both creates reached the ERP")
+        let documents = await h.store.find(ref: so.externalRef)
+        #expect(documents.count == (honoured ? 1 : 2), "sales orders for one create repeated: \(documents.map(\.documentNumber))")
+        if honoured { #expect(documents.first?.documentNumber == repeated) }
+
+        let refund = ERPRefund(refundRef: "\(so.externalRef).r1", orderRef: so.externalRef, amount: Amount(Decimal(5)), createdAt: nil, lines: [])
+        await h.store.setFaults(slow)
+        await #expect { _ = try await impatient.createCreditNote(refund, orderDocument: repeated) } throws: { ($0 as? ERPError)?.mayHaveApplied == true }
+        await h.store.setFaults(.init())
+        _ = try await client.createCreditNote(refund, orderDocument: repeated)
+        #expect(
+            await eventually(timeout: .seconds(10)) {
+                await h.store.calls(ref: refund.refundRef).filter { $0.operation == "create_credit_note" }.count == 2
+            }, "both credit notes reached the ERP")
+        let notes = await h.store.findCreditNotes(refundRef: refund.refundRef).count
+        #expect(notes == (honoured ? 1 : 2), "credit notes for one refund repeated: \(notes)")
+        await impatient.shutdown()
+        await client.shutdown()
         await h.close()
     }
 }
