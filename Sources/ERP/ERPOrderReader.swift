@@ -13,11 +13,15 @@ public struct ERPOrderRecord: Decodable, Sendable, Equatable {
     public var total: Amount
     /// What the ERP booked as refunded (its credit notes), not the figure in the order document.
     public var refundedTotal: Amount
+    /// The Shopify financial status the bridge wrote (`paid`, `pending`, `partially_refunded`...), when the ERP keeps
+    /// it: two changes within one `updated_at` second (created, then paid) differ only here.
+    public var financialStatus: String?
 
     public init(
         externalRef: String, documentNumber: String, version: String, status: String, currency: String?, total: Amount,
-        refundedTotal: Amount
+        refundedTotal: Amount, financialStatus: String? = nil
     ) {
+        self.financialStatus = financialStatus
         self.externalRef = externalRef
         self.documentNumber = documentNumber
         self.version = version
@@ -32,6 +36,7 @@ public struct ERPOrderRecord: Decodable, Sendable, Equatable {
         case documentNumber = "document_number"
         case version, status, currency, total
         case refundedTotal = "refunded_total"
+        case financialStatus = "financial_status"
     }
 }
 

@@ -7,7 +7,7 @@ import Shopify
 
 /// Orders (Shopify owns them): every Shopify order updated in the window against the ERP by external reference.
 ///
-/// - Missing in the ERP, or behind in version, status, total or refunded amount: re-sent as the order's current
+/// - Missing in the ERP, or behind in version, status, financial status, total or refunded amount: re-sent as the order's current
 ///   Shopify state to `q.orders` (`OrderReplay`); the order-forwarder writes it with its idempotency and version
 ///   order, also where its ledger believes the order was written (an ERP restored from a backup). A refunded amount
 ///   the ERP lacks also re-sends the order's refunds (`refunds/create`, booked once per refund). A re-sent order is
@@ -48,7 +48,7 @@ public struct OrdersReconciler: Sendable {
     }
 
     /// Kinds a replay of Shopify's state heals.
-    static let healable: Set<String> = ["missing_in_erp", "version_behind", "status", "total", "refunded"]
+    static let healable: Set<String> = ["missing_in_erp", "version_behind", "status", "financial_status", "total", "refunded"]
 
     public func run(_ request: ReconcileRequest, resumed: Bool, progress: ReconcileProgress.Sink?) async throws -> ReconcileReport {
         let startedAt = Date()
@@ -238,6 +238,11 @@ public struct OrdersReconciler: Sendable {
         }
         let status = order.isCancelled ? "cancelled" : "open"
         if doc.status != status { out.append(.init(kind: "status", id: id, ref: ref, shopify: status, erp: doc.status, action: "")) }
+        // Shopify's GraphQL enum (PAID, PARTIALLY_REFUNDED) is the REST value the bridge wrote, upper-cased. Compared
+        // only where the ERP keeps it: a change within the same `updated_at` second shows nowhere else.
+        if let erp = doc.financialStatus, let shopify = order.displayFinancialStatus?.lowercased(), erp != shopify {
+            out.append(.init(kind: "financial_status", id: id, ref: ref, shopify: shopify, erp: erp, action: ""))
+        }
         if doc.total.value != order.total.value {
             out.append(.init(kind: "total", id: id, ref: ref, shopify: "\(order.total)", erp: "\(doc.total)", action: ""))
         }

@@ -7,7 +7,7 @@ import Foundation
 public struct ReconcileReport: Codable, Sendable, Equatable {
     /// One difference between the two systems.
     public struct Difference: Codable, Sendable, Equatable {
-        /// `missing_in_erp`, `version_behind`, `status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`,
+        /// `missing_in_erp`, `version_behind`, `status`, `financial_status`, `total`, `refunded`, `orphan_in_erp`, `duplicate_in_erp`,
         /// `healed_before_resume` (re-sent by an interrupted delivery of the same run, matching now),
         /// `heal_unconfirmed` (re-sent, but the ERP did not match within `reconciler.verify_wait`); inventory:
         /// `drift_up`, `drift_down`, `within_allowance`, `unknown_sku`; prices: `b2b_price_missing`,

@@ -182,13 +182,13 @@ struct ForwarderResilienceTests {
 
     @Test("an ERP outage longer than the broker's consumer_timeout: held deliveries are parked before it, so the channel is never closed, no delivery count grows, nothing is dead-lettered, every order once after the ERP returns")
     func outageLongerThanConsumerTimeout() async throws {
-        // consumer_timeout 10 s, enforced at RabbitMQ 3.10's one-minute check; the ERP is down for 130 s (two checks).
+        // consumer_timeout 6 s, checked every second (scripts/broker); the ERP is down for 36 s (six times as long).
         // A delivery limit of 1: a second return to the queue would dead-letter an order as `delivery_limit`.
-        let broker = try await TestBroker.startPrivate(consumerTimeout: .seconds(10))
+        let broker = try await TestBroker.startPrivate(consumerTimeout: .seconds(6))
         let topology = BridgeConfig.TopologySettings(deliveryLimit: 1, retryDelays: ForwarderHarness.settings.retryDelays)
         let h = try await ForwarderHarness.make("hold", broker: broker, topology: topology)
         let f = try await h.startForwarder(
-            breakerThreshold: 3, probeInterval: .seconds(1), environment: ["TOPOLOGY_DELIVERY_LIMIT": "1", "TOPOLOGY_MAX_HOLD": "5s"])
+            breakerThreshold: 3, probeInterval: .seconds(1), environment: ["TOPOLOGY_DELIVERY_LIMIT": "1", "TOPOLOGY_MAX_HOLD": "2s"])
         var down = ERPStore.Faults()
         down.errorRate = 1
         down.errorStatus = 503
@@ -196,7 +196,7 @@ struct ForwarderResilienceTests {
         let reconnectsBefore = f.consumer.currentStatus.reconnects
         let orders = OrderGenerator(seed: 51, firstOrderId: 9_200_000_000_000).orders(40)
         try await Self.publish(orders, via: h, duplicateEvery: 10)
-        try await Task.sleep(for: .seconds(130))
+        try await Task.sleep(for: .seconds(36))
         #expect(await h.store.orderCount == 0)
         let parked = f.forwarder.settledCounts["parked", default: 0]
         await h.store.setFaults(.init())
@@ -204,7 +204,7 @@ struct ForwarderResilienceTests {
         #expect(f.consumer.currentStatus.reconnects == reconnectsBefore, "the broker never closed the consuming channel")
         #expect(parked > 0, "held deliveries were parked")
         try await Self.expectExactlyOnce(h, orders, strict: true)
-        print("outage past consumer_timeout: \(parked) deliveries parked while the ERP was down 130 s; settled \(f.forwarder.settledCounts)")
+        print("outage past consumer_timeout: \(parked) deliveries parked while the ERP was down 36 s; settled \(f.forwarder.settledCounts)")
         await f.stop()
         await h.close()
         await broker.destroy()

@@ -100,7 +100,7 @@ struct ReconcilerTests {
     }
 
     /// The oracle, from both simulators' memory (not through any API the reconciler uses): every Shopify order
-    /// whose ERP copy is missing or differs in version, status, total or refunded amount.
+    /// whose ERP copy is missing or differs in version, status, financial status, total or refunded amount.
     static func differing(_ h: ForwarderHarness, _ shop: ShopifyStore) async -> (missing: Set<Int64>, differing: Set<Int64>) {
         var missing: Set<Int64> = []
         var differing: Set<Int64> = []
@@ -112,8 +112,9 @@ struct ReconcilerTests {
             }
             let shopifySecond = Int64(o.updatedAt.timeIntervalSince1970.rounded(.down))
             let erpUpdated = erp.version.split(separator: "|").first.flatMap { Timestamp.milliseconds(String($0)) } ?? 0
+            let written = (try? JSONSerialization.jsonObject(with: erp.document)) as? [String: Any]
             if erpUpdated / 1000 != shopifySecond || erp.status != (o.cancelled ? "cancelled" : "open") || erp.total != o.total
-                || erp.refundedTotal != o.refunded
+                || erp.refundedTotal != o.refunded || written?["financial_status"] as? String != o.financialStatus
             {
                 differing.insert(id)
             }
