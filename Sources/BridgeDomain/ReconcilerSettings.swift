@@ -34,7 +34,8 @@ public struct ReconcilerSettings: Sendable, Equatable {
     public var inventoryAllowance: Int
     /// Orders: how long a run waits, after re-sending, for the ERP to show each re-sent order as Shopify has it. Only
     /// an order the ERP then matches counts as healed; the rest are reported `heal_unconfirmed` (the next run looks
-    /// again). Zero: nothing is confirmed (every re-sent order is reported unconfirmed).
+    /// again). Zero: nothing is confirmed (every re-sent order is reported unconfirmed). At most 15 minutes: the run
+    /// holds its `q.reconcile` delivery meanwhile, and the broker's `consumer_timeout` (30 min) must not close it.
     public var verifyWait: Duration
 
     public init(
@@ -94,6 +95,6 @@ public struct ReconcilerSettings: Sendable, Equatable {
             itemised: p.int("reconciler.itemised", default: 50, range: 0...10_000),
             bulkThreshold: p.int("reconciler.bulk_threshold", default: 2500, range: 1...10_000_000),
             inventoryAllowance: p.int("reconciler.inventory.allowance", default: 0, range: 0...1_000_000),
-            verifyWait: p.duration("reconciler.verify_wait", default: .seconds(120), range: .zero ... .seconds(3600)))
+            verifyWait: p.duration("reconciler.verify_wait", default: .seconds(120), range: .zero ... .seconds(900)))
     }
 }

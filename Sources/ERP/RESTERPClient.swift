@@ -113,10 +113,14 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
     }
 
     /// The optional `Idempotency-Key` of a create (`docs/erp-api.yaml`): the same for every repeat of one write (the
-    /// order's reference and version; a refund's reference), so an ERP that honours it books a repeat once. An ERP
+    /// order's reference and version; a refund's document and reference), so an ERP that honours it books a repeat once. An ERP
     /// that does not ignores it: the forwarder's write intents and lookups are what keep the plain profile exact.
     static func idempotencyKey(create order: ERPSalesOrder) -> String { "sales-order:\(order.externalRef):\(order.version)" }
-    static func idempotencyKey(creditNote refund: ERPRefund) -> String { "credit-note:\(refund.refundRef)" }
+    /// A credit note's key names the sales order document it is booked against: after an ERP restore the order comes
+    /// back as a new document, so a key an ERP kept outside its restored data cannot answer a credit note that is gone.
+    static func idempotencyKey(creditNote refund: ERPRefund, orderDocument: String) -> String {
+        "credit-note:\(orderDocument):\(refund.refundRef)"
+    }
 
     public func findSalesOrders(externalRef: String) async throws(ERPError) -> [ERPFoundSalesOrder] {
         struct Found: Decodable {
@@ -161,7 +165,7 @@ public final class RESTERPClient: ERPPort, PlainERPPort {
         let body = Body(orderNumber: orderDocument, refundRef: refund.refundRef, amount: refund.amount, createdAt: refund.createdAt, lines: refund.lines)
         return try await call(
             .POST, "/api/v1/credit-notes", body, CreditNoteAnswer.self, what: "credit-note create",
-            idempotencyKey: Self.idempotencyKey(creditNote: refund)
+            idempotencyKey: Self.idempotencyKey(creditNote: refund, orderDocument: orderDocument)
         ).creditNoteNumber
     }
 

@@ -179,9 +179,11 @@ public struct OrdersReconciler: Sendable {
     }
 
     /// A re-sent order counts as healed only once a re-read of the ERP shows it as Shopify has it (one document, its
-    /// version, status, total and refunded amount; a version ahead of the compared one also matches: a newer Shopify
-    /// state got there). Re-read by reference in rounds (0.5 s, doubling to 5 s) for up to `reconciler.verify_wait`;
-    /// what still differs then is reported `heal_unconfirmed` (re-sent: the next run compares it again).
+    /// version, status, financial status, total and refunded amount; a version ahead of the compared one also
+    /// matches: a newer Shopify state got there). Re-read by reference in rounds (after 0.5 s, doubling to 5 s) until
+    /// `reconciler.verify_wait` has passed (checked before every read); a read the ERP refuses leaves the order
+    /// pending. What still differs then is reported `heal_unconfirmed` (re-sent: the next run compares it again).
+    /// An order Shopify changed again after the compare (ahead in the ERP and different) is unconfirmed too.
     func confirm(
         _ resent: [String: (id: Int64, order: ShopifyOrderSummary, updatedMs: Int64)], into report: inout ReconcileReport, runId: String,
         progress: ReconcileProgress.Sink?
@@ -189,22 +191,35 @@ public struct OrdersReconciler: Sendable {
         guard !resent.isEmpty else { return }
         var pending = resent
         let deadline = ContinuousClock.now + settings.verifyWait
+        // The forwarder needs a moment for what was just re-sent; an ERP busy with those writes may refuse a read
+        // (429, 503, a timeout): that order stays pending, the run goes on, and only the deadline ends the wait.
         var pause = Duration.milliseconds(500)
-        while true {
+        var unreadable = 0
+        confirming: while !pending.isEmpty, ContinuousClock.now < deadline {
+            try await Task.sleep(for: min(pause, deadline - ContinuousClock.now))
+            pause = min(pause * 2, .seconds(5))
             await progress?(.init(runId: runId, phase: "confirming healed orders in the ERP", done: resent.count - pending.count, total: resent.count))
             for ref in pending.keys.sorted() {
+                if ContinuousClock.now >= deadline { break confirming }
                 let item = pending[ref]!
-                let documents = try await erp.salesOrders(externalRef: ref)
+                let documents: [ERPOrderRecord]
+                do {
+                    documents = try await erp.salesOrders(externalRef: ref)
+                } catch {
+                    unreadable += 1
+                    continue
+                }
                 let differences = Self.compare(item.order, updatedMs: item.updatedMs, documents: documents, ref: ref)
                 if differences.allSatisfy({ $0.kind == "erp_ahead" }) {
                     pending[ref] = nil
                     report.healed += 1
                 }
             }
-            let now = ContinuousClock.now
-            if pending.isEmpty || now >= deadline { break }
-            try await Task.sleep(for: min(pause, deadline - now))
-            pause = min(pause * 2, .seconds(5))
+        }
+        if unreadable > 0 {
+            logger.warning(
+                "ERP reads failed while confirming re-sent orders (those orders stay unconfirmed unless a later read matched)",
+                metadata: ["run_id": "\(runId)", "failed_reads": "\(unreadable)"])
         }
         for (ref, item) in pending.sorted(by: { $0.key < $1.key }) {
             report.reported += 1
@@ -217,6 +232,12 @@ public struct OrdersReconciler: Sendable {
                 metadata: ["run_id": "\(runId)", "unconfirmed": "\(pending.count)", "wait": "\(settings.verifyWait)"])
         }
     }
+
+    /// Financial statuses REST's `financial_status` (what the bridge writes) and GraphQL's `displayFinancialStatus`
+    /// (what the reconciler reads, upper-cased) both name (Shopify Admin API 2026-07, `OrderDisplayFinancialStatus`).
+    static let financialStatuses: Set<String> = [
+        "authorized", "paid", "partially_paid", "partially_refunded", "pending", "refunded", "voided",
+    ]
 
     /// How Shopify's order and the ERP's documents for it differ (empty: they match).
     static func compare(
@@ -238,9 +259,12 @@ public struct OrdersReconciler: Sendable {
         }
         let status = order.isCancelled ? "cancelled" : "open"
         if doc.status != status { out.append(.init(kind: "status", id: id, ref: ref, shopify: status, erp: doc.status, action: "")) }
-        // Shopify's GraphQL enum (PAID, PARTIALLY_REFUNDED) is the REST value the bridge wrote, upper-cased. Compared
-        // only where the ERP keeps it: a change within the same `updated_at` second shows nowhere else.
-        if let erp = doc.financialStatus, let shopify = order.displayFinancialStatus?.lowercased(), erp != shopify {
+        // Compared only where the ERP keeps it (a change within the same `updated_at` second shows nowhere else) and
+        // both sides hold a value REST and GraphQL share (`financialStatuses`): GraphQL's EXPIRED, or an ERP's own
+        // words, are not compared.
+        if let erp = doc.financialStatus?.lowercased(), let shopify = order.displayFinancialStatus?.lowercased(),
+            Self.financialStatuses.contains(erp), Self.financialStatuses.contains(shopify), erp != shopify
+        {
             out.append(.init(kind: "financial_status", id: id, ref: ref, shopify: shopify, erp: erp, action: ""))
         }
         if doc.total.value != order.total.value {

@@ -122,6 +122,7 @@ struct ChaosTests {
             inProcess = try await h.startForwarder(mapping: mapping, breakerThreshold: 5, probeInterval: .seconds(1), erpURL: erpURL, environment: timeouts)
         }
         defer { if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let reconnectsBefore = inProcess?.consumer.currentStatus.reconnects ?? 0
 
         // Ingest: in-process, or the executable (killed and started again) on a port of its own.
         let ingestURL: String
@@ -238,23 +239,34 @@ struct ChaosTests {
                 #expect(victim.terminationReason == .uncaughtSignal && atDisruption < Self.orders, "killed mid-sale (\(atDisruption) orders in the ERP)")
             }
             if cell == .brokerRestart { #expect(atDisruption < Self.orders, "restarted mid-sale (\(atDisruption) orders in the ERP)") }
+            if outsideIngest {
+                // Shopify's side of it: some webhooks were refused or unanswered and delivered on a retry.
+                let retried = await deliverer.log.filter { $0.attempts.count > 1 }.count
+                #expect(retried > 0, "webhooks retried after ingest or the broker went away: \(retried)")
+            }
             if cell == .killForwarder {
                 (replacement, _) = try TestProcesses.launch("order-forwarder", environment: processEnvironment)
             }
             let orders = await store.orders
             var healedReport = ""
+            // Duplicates made before a restore are erased by it: counted before as well as after.
+            var duplicatedBeforeRestore: (orders: Set<String>, creditNotes: Set<String>) = ([], [])
             if cell == .restoredBackup {
                 // The sale settles, then the ERP comes back from the backup, and one reconciliation run heals it.
                 let state = try #require(backup.withLock { $0 })
                 #expect(state.salesOrderCount < Self.orders, "the backup was taken mid-sale (\(state.salesOrderCount) sales orders)")
                 _ = await eventually(timeout: .seconds(300)) { await h.mismatches(orders).isEmpty }
+                duplicatedBeforeRestore = (Set(await h.store.duplicatedRefs()), Set(await h.store.duplicatedRefunds()))
                 await h.store.restoreBackup(state)
-                let lostByRestore = await h.mismatches(orders).count
+                let lostByRestore = Set(await h.mismatches(orders).compactMap { $0.split(separator: ":").first }).count
+                #expect(lostByRestore > 0, "the restore undid orders")
                 admin = try await TestShopifyAdmin.serve(store, deliverer: deliverer)
                 let reports = h.dir.appendingPathComponent("reports").path
                 reconciler = try await ReconcilerTests.startReconciler(h, admin: admin!, reports: reports, verifyWait: .seconds(120))
                 let report = try #require(try await ReconcilerTests.reconcile(h, reports: reports, timeout: .seconds(300)))
                 healedReport = "restore undid \(lostByRestore) orders; reconcile: \(report.summary)"
+                // The run's own account, checked against the simulators' (the table below counts from them alone).
+                #expect(report.healed >= lostByRestore && report.mismatches["heal_unconfirmed"] == nil, "\(report.summary)")
             }
 
             // Settled: every Shopify order in the ERP in its latest state, or the wait runs out (what is left is counted).
@@ -282,11 +294,17 @@ struct ChaosTests {
             let mismatches = await h.mismatches(orders)
             row.lost = mismatches.filter { $0.hasSuffix(": missing") }.count
             row.stale = Set(mismatches.filter { !$0.hasSuffix(": missing") }.compactMap { $0.split(separator: ":").first }).count
-            row.duplicatedOrders = await h.store.duplicatedRefs().count
-            row.duplicatedCreditNotes = await h.store.duplicatedRefunds().count
+            row.duplicatedOrders = duplicatedBeforeRestore.orders.union(await h.store.duplicatedRefs()).count
+            row.duplicatedCreditNotes = duplicatedBeforeRestore.creditNotes.union(await h.store.duplicatedRefunds()).count
             let letters = try await DeadLetters.list(h.publisher, workQueue: BridgeTopology.orders.name, limit: 1000)
             for letter in letters.letters { row.deadLettered[letter.errorClass ?? letter.brokerReason ?? "?", default: 0] += 1 }
             row.seconds = Double((ContinuousClock.now - started).wholeMilliseconds) / 1000
+            if cell == .pastConsumerTimeout, let inProcess {
+                // The fault happened and was absorbed as designed: deliveries parked before the broker's timeout, and
+                // the broker never closed the consuming channel.
+                #expect(inProcess.forwarder.settledCounts["parked", default: 0] > 0, "held deliveries were parked")
+                #expect(inProcess.consumer.currentStatus.reconnects == reconnectsBefore, "the broker never closed the consuming channel")
+            }
             print(row)
             if !healedReport.isEmpty { print("chaos   \(cell.rawValue) (\(profile)): \(healedReport)") }
             if !mismatches.isEmpty { print("chaos   first differences: \(mismatches.prefix(5))") }
