@@ -1,5 +1,8 @@
 import Foundation
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,6 +54,15 @@ public enum TestProcesses {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         return (p.terminationStatus, text)
+    }
+
+    /// A GET with a 2 s timeout: the status and body, `(0, "")` when nothing answered (a process's ops endpoints:
+    /// `/readyz`, `/metrics`).
+    public static func get(_ url: String) async -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 2
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return (0, "") }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
     /// A TCP port free right now on 127.0.0.1 (the kernel picks it).

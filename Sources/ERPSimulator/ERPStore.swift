@@ -206,13 +206,10 @@ public actor ERPStore {
     /// The ERP restored from a backup taken before any of the bridge's writes: every sales order, customer and
     /// credit note is gone; document numbers go on from where they were, the call log stays.
     public func restoreEmptyBackup() {
-        documents = [:]
-        byRef = [:]
-        customers = [:]
-        creditNotes = [:]
-        creditNotesByRefund = [:]
-        idempotencyKeys = [:]
-        log("restore_backup", ref: nil, "restored")
+        restoreBackup(
+            State(
+                documents: [:], byRef: [:], customers: [:], creditNotes: [:], creditNotesByRefund: [:], nextDocument: nextDocument,
+                knownSKUs: knownSKUs, calls: []))
     }
 
     /// The ERP restored from a backup taken earlier (`state` at that time): sales orders, customers and credit notes

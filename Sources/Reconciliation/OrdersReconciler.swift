@@ -81,7 +81,7 @@ public struct OrdersReconciler: Sendable {
         let healedBefore = request.dryRun ? [] : reports.healed(runId: request.runId)
         let settleCut = Timestamp.milliseconds(startedAt.addingTimeInterval(-Double(settings.settle.wholeMilliseconds) / 1000))
         var seen: Set<String> = []
-        var toHeal: [(id: Int64, ref: String, refunds: Bool, order: ShopifyOrderSummary, updatedMs: Int64)] = []
+        var toHeal: [(id: Int64, ref: String, refunds: Bool, order: ShopifyOrderSummary)] = []
         for (index, order) in orders.enumerated() {
             if index % 500 == 0 {
                 await progress?(.init(runId: request.runId, phase: "comparing", done: index, total: orders.count))
@@ -122,7 +122,7 @@ public struct OrdersReconciler: Sendable {
             }
             if heals && !request.dryRun {
                 toHeal.append(
-                    (id, ref, order.refunded.value > 0 && differences.contains { $0.kind == "refunded" || $0.kind == "missing_in_erp" }, order, updatedMs))
+                    (id, ref, order.refunded.value > 0 && differences.contains { $0.kind == "refunded" || $0.kind == "missing_in_erp" }, order))
             } else {
                 report.reported += 1
             }
@@ -141,7 +141,7 @@ public struct OrdersReconciler: Sendable {
 
         // Healing: Shopify's current state re-sent through the forwarder. An interrupted run (redelivered with the
         // same id) skips what it re-sent before.
-        var resent: [String: (id: Int64, order: ShopifyOrderSummary, updatedMs: Int64)] = [:]
+        var resent: [String: (id: Int64, order: ShopifyOrderSummary)] = [:]
         if !toHeal.isEmpty {
             try policy.authorize(.orders, into: .erp)
             let log = try reports.healingLog(runId: request.runId)
@@ -151,7 +151,7 @@ public struct OrdersReconciler: Sendable {
                     await progress?(.init(runId: request.runId, phase: "healing", done: index, total: toHeal.count))
                 }
                 if healedBefore.contains(item.ref) {
-                    resent[item.ref] = (item.id, item.order, item.updatedMs)
+                    resent[item.ref] = (item.id, item.order)
                     continue
                 }
                 let readAt = Date()
@@ -168,7 +168,7 @@ public struct OrdersReconciler: Sendable {
                     for refund in replay.refunds() { try await refund.publish(on: publisher) }
                 }
                 log.append(item.ref)
-                resent[item.ref] = (item.id, item.order, item.updatedMs)
+                resent[item.ref] = (item.id, item.order)
                 try await afterHeal?(resent.count)
             }
         }
@@ -185,7 +185,7 @@ public struct OrdersReconciler: Sendable {
     /// pending. What still differs then is reported `heal_unconfirmed` (re-sent: the next run compares it again).
     /// An order Shopify changed again after the compare (ahead in the ERP and different) is unconfirmed too.
     func confirm(
-        _ resent: [String: (id: Int64, order: ShopifyOrderSummary, updatedMs: Int64)], into report: inout ReconcileReport, runId: String,
+        _ resent: [String: (id: Int64, order: ShopifyOrderSummary)], into report: inout ReconcileReport, runId: String,
         progress: ReconcileProgress.Sink?
     ) async throws {
         guard !resent.isEmpty else { return }
@@ -209,7 +209,8 @@ public struct OrdersReconciler: Sendable {
                     unreadable += 1
                     continue
                 }
-                let differences = Self.compare(item.order, updatedMs: item.updatedMs, documents: documents, ref: ref)
+                let updatedMs = Timestamp.milliseconds(item.order.updatedAt) ?? 0
+                let differences = Self.compare(item.order, updatedMs: updatedMs, documents: documents, ref: ref)
                 if differences.allSatisfy({ $0.kind == "erp_ahead" }) {
                     pending[ref] = nil
                     report.healed += 1

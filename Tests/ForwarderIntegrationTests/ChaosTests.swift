@@ -3,9 +3,6 @@ import BridgeMessaging
 import BridgeTestSupport
 import ERPSimulator
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
 import Messaging
 import OrderForwarding
@@ -139,7 +136,7 @@ struct ChaosTests {
         if cell == .killIngest {
             (ingestProcess, _) = try TestProcesses.launch("ingest", environment: ingestEnvironment)
             ingestURL = "http://127.0.0.1:\(ingestPort)/webhooks/shopify"
-            #expect(await eventually(timeout: .seconds(30)) { await Self.ready(port: ingestOpsPort) }, "ingest started")
+            #expect(await eventually(timeout: .seconds(30)) { await TestProcesses.get("http://127.0.0.1:\(ingestOpsPort)/readyz").0 == 200 }, "ingest started")
         } else {
             let (url, task) = try await SaleEndToEndTests.startIngest(h)
             ingestURL = url
@@ -314,16 +311,6 @@ struct ChaosTests {
             throw error
         }
         await teardown()
-    }
-}
-
-extension ChaosTests {
-    /// ingest's ops listener answers /readyz with 200.
-    static func ready(port: Int) async -> Bool {
-        guard let url = URL(string: "http://127.0.0.1:\(port)/readyz"),
-            let (_, response) = try? await URLSession.shared.data(from: url)
-        else { return false }
-        return (response as? HTTPURLResponse)?.statusCode == 200
     }
 }
 

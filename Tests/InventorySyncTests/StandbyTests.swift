@@ -3,18 +3,13 @@ import Foundation
 import ShopifySimulator
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 /// Two inventory-syncer processes (the real executable): one active, one standing by; kill -9 the active one.
 @Suite("one active inventory-syncer: a standby takes over within seconds of kill -9, without double writes", .serialized)
 struct StandbyTests {
     static func metric(_ port: Int, _ name: String) async -> Double? {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/metrics")!)
-        request.timeoutInterval = 2
-        guard let (data, _) = try? await URLSession.shared.data(for: request) else { return nil }
-        let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+        // Nothing answered: an empty body, no line, nil.
+        let body = await TestProcesses.get("http://127.0.0.1:\(port)/metrics").1
+        let line = body.split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
         return line?.split(separator: " ").last.flatMap { Double($0) }
     }
 

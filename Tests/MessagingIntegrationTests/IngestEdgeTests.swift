@@ -55,7 +55,7 @@ struct IngestEdgeTests {
         let c = try await broker.connect(vhost: vhost)
         #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 1)
         await c.close()
-        let metrics = await ProcessTests.get("http://127.0.0.1:\(ops)/metrics").1
+        let metrics = await TestProcesses.get("http://127.0.0.1:\(ops)/metrics").1
         for phase in ["header", "body", "idle"] {
             #expect(Self.metric(metrics, "http_connections_timed_out_total{phase=\"\(phase)\"") >= 1, "\(phase) timeout counted")
         }
@@ -74,7 +74,7 @@ struct IngestEdgeTests {
         let silent = (0..<3).map { _ in RawClient(port: port) }
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await post(port: port, id: "edge-cap-1") == 200, "served once a silent client was cut")
-        let metrics = await ProcessTests.get("http://127.0.0.1:\(ops)/metrics").1
+        let metrics = await TestProcesses.get("http://127.0.0.1:\(ops)/metrics").1
         #expect(Self.metric(metrics, "http_connection_limit_reached_total") >= 1, "the cap was reached and counted")
         #expect(Self.metric(metrics, "http_connections_timed_out_total{phase=\"header\"") >= 1)
         #expect(p.isRunning)

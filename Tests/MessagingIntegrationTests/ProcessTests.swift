@@ -14,13 +14,6 @@ import FoundationNetworking
 struct ProcessTests {
     static func freePort() -> Int { TestProcesses.freePort() }
 
-    static func get(_ url: String) async -> (Int, String) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.timeoutInterval = 2
-        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return (0, "") }
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
-
     /// The `Server` header of a GET, nil when there is none (or no answer).
     static func serverHeader(_ url: String) async -> String? {
         var request = URLRequest(url: URL(string: url)!)
@@ -49,9 +42,9 @@ struct ProcessTests {
         ])
         defer { if p.isRunning { p.interrupt(); kill(p.processIdentifier, SIGKILL) } }
 
-        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
-        #expect(await Self.get("http://127.0.0.1:\(port)/healthz").0 == 200)
-        let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").1
+        #expect(await eventually(timeout: .seconds(30)) { await TestProcesses.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        #expect(await TestProcesses.get("http://127.0.0.1:\(port)/healthz").0 == 200)
+        let metrics = await TestProcesses.get("http://127.0.0.1:\(port)/metrics").1
         // Every connection of the process reports itself connected (each line `bridge_amqp_connected{...} 1`).
         let connected = metrics.split(separator: "\n").filter { $0.hasPrefix("bridge_amqp_connected{") }
         #expect(!connected.isEmpty)
@@ -59,7 +52,7 @@ struct ProcessTests {
         if process == "ingest" {
             // The internet-facing port: no metrics, no probes, no server banner.
             for path in ["/metrics", "/healthz", "/readyz", "/"] {
-                #expect(await Self.get("http://127.0.0.1:\(publicPort)\(path)").0 == 404, "\(path) on the public port")
+                #expect(await TestProcesses.get("http://127.0.0.1:\(publicPort)\(path)").0 == 404, "\(path) on the public port")
             }
             #expect(await Self.serverHeader("http://127.0.0.1:\(publicPort)/metrics") == nil, "no Server header on the public port")
         }
@@ -72,7 +65,7 @@ struct ProcessTests {
         // SIGHUP (its default action ends a process): ingest reloads its secrets, the others say a restart applies
         // changes; every one keeps running and still serves.
         kill(p.processIdentifier, SIGHUP)
-        #expect(await eventually(timeout: .seconds(10)) { await Self.get("http://127.0.0.1:\(port)/metrics").1.contains("config_reloads_total{") })
+        #expect(await eventually(timeout: .seconds(10)) { await TestProcesses.get("http://127.0.0.1:\(port)/metrics").1.contains("config_reloads_total{") })
         #expect(p.isRunning, "SIGHUP must not end \(process)")
 
         kill(p.processIdentifier, SIGTERM)
@@ -98,7 +91,7 @@ struct ProcessTests {
             "ALERTER_INTERVAL": "200ms", "ALERTER_NO_CONSUMER_GRACE": "0s",
         ])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
+        #expect(await eventually(timeout: .seconds(30)) { await TestProcesses.get("http://127.0.0.1:\(port)/readyz").0 == 200 })
         func bridgectl(_ args: [String]) throws -> (Int32, String) {
             try TestProcesses.run("bridgectl", args + ["--alerter", "http://127.0.0.1:\(port)"])
         }
@@ -131,7 +124,7 @@ struct ProcessTests {
             "SHOPS": "acme", "SHOP_ACME_DOMAIN": "acme.myshopify.com", "SHOP_ACME_WEBHOOK_SECRETS": secret,
             "SHOP_ACME_ADMIN_TOKEN": "token",
         ]) { $1 })
-        #expect(await eventually(timeout: .seconds(30)) { await Self.get("http://127.0.0.1:\(ops)/readyz").0 == 200 })
+        #expect(await eventually(timeout: .seconds(30)) { await TestProcesses.get("http://127.0.0.1:\(ops)/readyz").0 == 200 })
         return (p, port, ops)
     }
 
@@ -168,7 +161,7 @@ struct ProcessTests {
         let c = try await broker.connect(vhost: vhost)
         #expect(try await c.queueCounts(BridgeTopology.orders.name).messages == 1)
         await c.close()
-        let metrics = await Self.get("http://127.0.0.1:\(ops)/metrics").1
+        let metrics = await TestProcesses.get("http://127.0.0.1:\(ops)/metrics").1
         #expect(metrics.contains("ingest_requests_total{"))
         #expect(metrics.contains("reason=\"invalid_signature\""))
         #expect(metrics.contains("topic=\"orders/create\""))

@@ -46,7 +46,7 @@ struct SecretFilesTests {
         ]
         let (p, err) = try TestProcesses.launch("ingest", environment: environment)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        #expect(await eventually(timeout: .seconds(30)) { await ProcessTests.get("http://127.0.0.1:\(ops)/readyz").0 == 200 })
+        #expect(await eventually(timeout: .seconds(30)) { await TestProcesses.get("http://127.0.0.1:\(ops)/readyz").0 == 200 })
 
         #expect(await post(port: port, secret: Self.old) == 200)
         #expect(await post(port: port, secret: Self.new) == 401)
@@ -66,7 +66,7 @@ struct SecretFilesTests {
         #expect(await post(port: port, secret: Self.new) == 200)
         #expect(p.isRunning, "SIGHUP does not end the process")
 
-        let metrics = await ProcessTests.get("http://127.0.0.1:\(ops)/metrics").1
+        let metrics = await TestProcesses.get("http://127.0.0.1:\(ops)/metrics").1
         #expect(metrics.contains("config_reloads_total{result=\"applied\"} 2"), "\(metrics.split(separator: "\n").filter { $0.contains("config_reloads") })")
         #expect(metrics.contains("config_reloads_total{result=\"invalid\"} 1"))
         kill(p.processIdentifier, SIGTERM)
