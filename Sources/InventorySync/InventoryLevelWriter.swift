@@ -40,10 +40,13 @@ public struct LevelWriteReport: Sendable, Equatable {
     public var rejected: [LevelKey: String] = [:]
     /// Compare-and-set conflicts (a sale or a manual edit moved a level between read and write), each re-read.
     public var staleConflicts = 0
+    /// Levels that moved between every read and write of theirs (another app adjusting them as fast as the writer
+    /// reads): not written this time; the caller tries them again later.
+    public var keptMoving: Set<LevelKey> = []
     public init() {}
 
     public static func == (a: Self, b: Self) -> Bool {
-        a.unchanged == b.unchanged && a.rejected == b.rejected && a.staleConflicts == b.staleConflicts
+        a.unchanged == b.unchanged && a.rejected == b.rejected && a.staleConflicts == b.staleConflicts && a.keptMoving == b.keptMoving
             && a.written.mapValues { [$0.from, $0.to] } == b.written.mapValues { [$0.from, $0.to] }
     }
 }
@@ -114,71 +117,129 @@ public final class InventoryLevelWriter: Sendable {
         _ chunk: [LevelKey], decision: String, reason: String, known: [LevelKey: LevelFigures]?, decide: Decide,
         into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
-        var pending = chunk
-        for round in 0..<maxRounds where !pending.isEmpty {
-            let current: [LevelKey: LevelFigures]
-            if round == 0, let known {
-                current = known
-            } else {
-                current = try await read(pending)
+        // Shopify refuses a whole call when one row is stale. The rows that were not stale still hold (their figures
+        // were not what moved): they are sent again at once, without reading; the rows that moved get calls of their
+        // own (`writeMoving`), so a level another app or a POS keeps adjusting never holds back the others.
+        let current: [LevelKey: LevelFigures]
+        if let known {
+            current = known
+        } else {
+            current = try await read(chunk)
+        }
+        await afterRead?()
+        var rows = try await decideRows(chunk, current: current, decide: decide, into: &report)
+        var moving: [LevelKey] = []
+        var round = 0
+        while !rows.isEmpty {
+            round += 1
+            // Applied: nothing comes back. Refused: the stale rows and the still valid ones (a row refused for a
+            // reason of its own is reported and dropped).
+            let outcome = try await send(rows, decision: decision, reason: reason, into: &report)
+            moving += outcome.stale
+            rows = outcome.stillValid
+            if round >= maxRounds {
+                moving += rows.map(\.key)
+                break
             }
+        }
+        for key in moving {
+            try await writeMoving(key, decision: decision, reason: reason, decide: decide, into: &report)
+        }
+    }
+
+    /// One level that moved between its read and its write, alone in its calls: read, decided and written again,
+    /// `maxRounds` times at most, pausing between rounds (0.25 s, doubling to 4 s) so that reverting a level another
+    /// app keeps adjusting costs a few calls a second at most, not the budget the other levels need. Still moving then:
+    /// reported `keptMoving` (the caller tries it again later); never an outage.
+    private func writeMoving(
+        _ key: LevelKey, decision: String, reason: String, decide: Decide, into report: inout LevelWriteReport
+    ) async throws(ShopifyAdminError) {
+        var pause = Duration.milliseconds(250)
+        for _ in 0..<maxRounds {
+            let current = try await read([key])
             await afterRead?()
-            // Picked by key from `current`, not filtered out of it: a full sync's `known` holds every level of the
-            // shop, and filtering 300,000 levels by a 250-key array once a chunk made the syncer, not Shopify's
-            // budget, the limit (about 2 s a call at 100,000 SKUs x 3).
-            let seen = Dictionary(pending.compactMap { key in current[key].map { (key, $0) } }, uniquingKeysWith: { a, _ in a })
-            let desired = await decide(seen)
-            var rows: [Row] = []
-            for key in pending {
-                guard let now = current[key]?.available else {
-                    report.rejected[key] = "ITEM_NOT_STOCKED_AT_LOCATION"
-                    continue
-                }
-                guard let quantity = desired[key] else { continue }
-                if now == quantity {
-                    report.unchanged.insert(key)
-                } else {
-                    rows.append(Row(key: key, quantity: quantity, changeFrom: now))
-                }
-            }
-            guard !rows.isEmpty else { return }
-            let figures = Dictionary(rows.map { ($0.key, $0.quantity) }, uniquingKeysWith: { _, b in b })
-            await memory?.willSend(figures)
-            let errors: [UserError]
-            do {
-                errors = try await set(rows, decision: decision, reason: reason)
-            } catch {
-                await memory?.sent(figures, applied: true)
-                throw error
-            }
-            await memory?.sent(figures, applied: errors.isEmpty)
-            if errors.isEmpty {
-                for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
-                return
-            }
-            let stale = errors.filter { $0.code == "CHANGE_FROM_QUANTITY_STALE" }
-            var refused: Set<LevelKey> = []
-            for e in errors where e.code != "CHANGE_FROM_QUANTITY_STALE" {
-                guard let i = e.rowIndex, i < rows.count else {
-                    // Not about a row (the reason, the name): nothing can be written until the code is fixed.
-                    throw .graphQL(["inventorySetQuantities: \(e.code ?? "?"): \(e.message)"])
-                }
-                report.rejected[rows[i].key] = e.code ?? "UNKNOWN"
-                refused.insert(rows[i].key)
-                logger.warning(
-                    "inventory row refused",
-                    metadata: ["inventory_level": "\(rows[i].key)", "code": "\(e.code ?? "?")", "reason": "\(e.message)"])
-            }
-            if !stale.isEmpty {
-                report.staleConflicts += stale.count
-                Counter(label: "inventory_cas_conflicts_total", dimensions: [("shop", shopId)]).increment(by: stale.count)
-                logger.info("levels moved between read and write; reading them again", metadata: ["rows": "\(stale.count)"])
-            }
-            pending = rows.map(\.key).filter { !refused.contains($0) }
+            let rows = try await decideRows([key], current: current, decide: decide, into: &report)
+            if rows.isEmpty { return }
+            let outcome = try await send(rows, decision: decision, reason: reason, into: &report)
+            if outcome.stale.isEmpty { return }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(4))
         }
-        if !pending.isEmpty {
-            throw .unavailable("inventory levels kept moving: \(pending.count) rows not written after \(maxRounds) rounds")
+        report.keptMoving.insert(key)
+        Counter(label: "inventory_level_kept_moving_total", dimensions: [("shop", shopId)]).increment()
+        logger.info(
+            "inventory level kept moving while being written; tried again later",
+            metadata: ["inventory_level": "\(key)", "rounds": "\(maxRounds)"])
+    }
+
+    /// The rows to send for `keys` from the figures just read: a level not stocked at its location is reported, one
+    /// already at its figure counted unchanged.
+    private func decideRows(
+        _ keys: [LevelKey], current: [LevelKey: LevelFigures], decide: Decide, into report: inout LevelWriteReport
+    ) async throws(ShopifyAdminError) -> [Row] {
+        // Picked by key from `current`, not filtered out of it: a full sync's `known` holds every level of the
+        // shop, and filtering 300,000 levels by a 250-key array once a chunk made the syncer, not Shopify's
+        // budget, the limit (about 2 s a call at 100,000 SKUs x 3).
+        let seen = Dictionary(keys.compactMap { key in current[key].map { (key, $0) } }, uniquingKeysWith: { a, _ in a })
+        let desired = await decide(seen)
+        var rows: [Row] = []
+        for key in keys {
+            guard let now = current[key]?.available else {
+                report.rejected[key] = "ITEM_NOT_STOCKED_AT_LOCATION"
+                continue
+            }
+            guard let quantity = desired[key] else { continue }
+            if now == quantity {
+                report.unchanged.insert(key)
+            } else {
+                rows.append(Row(key: key, quantity: quantity, changeFrom: now))
+            }
         }
+        return rows
+    }
+
+    /// One call. Applied: recorded as written. Refused: rows Shopify refuses for a reason of their own are reported;
+    /// the stale ones and the rows still valid (refused only with their call) are returned apart.
+    private func send(
+        _ rows: [Row], decision: String, reason: String, into report: inout LevelWriteReport
+    ) async throws(ShopifyAdminError) -> (stale: [LevelKey], stillValid: [Row]) {
+        let figures = Dictionary(rows.map { ($0.key, $0.quantity) }, uniquingKeysWith: { _, b in b })
+        await memory?.willSend(figures)
+        let errors: [UserError]
+        do {
+            errors = try await set(rows, decision: decision, reason: reason)
+        } catch {
+            await memory?.sent(figures, applied: true)
+            throw error
+        }
+        await memory?.sent(figures, applied: errors.isEmpty)
+        if errors.isEmpty {
+            for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
+            return ([], [])
+        }
+        var stale: Set<LevelKey> = []
+        var refused: Set<LevelKey> = []
+        for e in errors {
+            guard let i = e.rowIndex, i < rows.count else {
+                // Not about a row (the reason, the name): nothing can be written until the code is fixed.
+                throw .graphQL(["inventorySetQuantities: \(e.code ?? "?"): \(e.message)"])
+            }
+            if e.code == "CHANGE_FROM_QUANTITY_STALE" {
+                stale.insert(rows[i].key)
+                continue
+            }
+            report.rejected[rows[i].key] = e.code ?? "UNKNOWN"
+            refused.insert(rows[i].key)
+            logger.warning(
+                "inventory row refused", metadata: ["inventory_level": "\(rows[i].key)", "code": "\(e.code ?? "?")", "reason": "\(e.message)"])
+        }
+        if !stale.isEmpty {
+            report.staleConflicts += stale.count
+            Counter(label: "inventory_cas_conflicts_total", dimensions: [("shop", shopId)]).increment(by: stale.count)
+            logger.info("levels moved between read and write; the others go again at once", metadata: ["rows": "\(stale.count)"])
+        }
+        let stillValid = rows.filter { !stale.contains($0.key) && !refused.contains($0.key) }
+        return (rows.filter { stale.contains($0.key) }.map(\.key), stillValid)
     }
 
     struct Row {

@@ -56,6 +56,52 @@ struct InventoryLevelWriterTests {
         await sim.stop()
     }
 
+    @Test("a level another app adjusts every 50 ms: the 20 other levels of the call are written at once, the hot one gets calls of its own, nothing is called an outage")
+    func hotLevelDoesNotHoldBackOthers() async throws {
+        let sim = try await TestShopifyAdmin.start(skus: 21, locations: 1, initialStock: 50)
+        let client = sim.client()
+        let store = sim.store
+        let location = store.locations[0]
+        let items = await store.variants.prefix(21).map(\.inventoryItemId)
+        let hot = items[0]
+        // A POS adjusting the hot level every 50 ms until told to stop.
+        let adjusting = Atomic<Bool>(true)
+        let adjuster = Task {
+            var n = 0
+            while adjusting.load(ordering: .relaxed) {
+                n += 1
+                _ = await store.setQuantities(
+                    name: "available", reason: "correction", reference: nil,
+                    rows: [.init(item: hot, location: location, quantity: 100 + n % 7, changeFrom: nil)], idempotencyKey: "pos-\(n)")
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        // Each read takes long enough for the POS to move the hot level before the write (a drained budget).
+        let writer = InventoryLevelWriter(client: client, logger: Self.logger, maxRounds: 3) {
+            try? await Task.sleep(for: .milliseconds(120))
+        }
+        var desired: [LevelKey: Int] = [:]
+        for (i, item) in items.enumerated() { desired[Self.key(item, location)] = 10 + i }
+        let result: Result<LevelWriteReport, ShopifyAdminError>
+        do {
+            result = .success(try await writer.write(desired, decision: "erp-event-hot"))
+        } catch {
+            result = .failure(error)
+        }
+        adjusting.store(false, ordering: .relaxed)
+        _ = await adjuster.value
+        defer { Task { await client.shutdown(); await sim.stop() } }
+        guard case .success(let report) = result else {
+            Issue.record("the write failed as a whole: \(result)")
+            return
+        }
+        for (i, item) in items.enumerated().dropFirst() {
+            #expect(await store.available(item: item, location: location) == 10 + i, "level \(i) written")
+        }
+        #expect(report.keptMoving == [Self.key(hot, location)], "the hot level is left for a later try: \(report.keptMoving)")
+        #expect(report.written.count == 20)
+    }
+
     @Test("one row Shopify refuses among 250: it is reported with its code, the 249 others are written in the next call")
     func badRowDoesNotBlock() async throws {
         let sim = try await TestShopifyAdmin.start(skus: 125, locations: 2, initialStock: 50)
