@@ -65,7 +65,7 @@ public struct ERPStockHandler: QueueHandler {
             do {
                 let label = try await write(change, key, to: shop, logger: context.logger)
                 await picture.finish(change.seq, key, shop: id, written: label == "written" || label == "unchanged")
-                if label == "written" || label == "unchanged" { called = true }
+                if label == "written" || label == "unchanged" || label == "kept_moving" { called = true }
                 labels.append(label)
             } catch {
                 await picture.finish(change.seq, key, shop: id, written: false)
@@ -76,7 +76,7 @@ public struct ERPStockHandler: QueueHandler {
             Counter(label: "inventory_unmapped_warehouse_total", dimensions: [("warehouse", change.warehouse)]).increment()
         }
         // The most telling outcome across shops.
-        let label = ["written", "unchanged", "duplicate_skipped", "unknown_sku", "unmapped_warehouse"].first(where: labels.contains)
+        let label = ["written", "unchanged", "kept_moving", "duplicate_skipped", "unknown_sku", "unmapped_warehouse"].first(where: labels.contains)
         return WorkOutcome(label ?? "no_shop", calledDependency: called)
     }
 
@@ -140,7 +140,8 @@ public struct ERPStockHandler: QueueHandler {
         return WorkOutcome(report.written.isEmpty ? "correction_unchanged" : "corrected", calledDependency: true)
     }
 
-    /// One shop's side of a change: `written`, `unchanged`, `unmapped_warehouse` or `unknown_sku`.
+    /// One shop's side of a change: `written`, `unchanged`, `kept_moving` (left to the level's paced retry),
+    /// `unmapped_warehouse` or `unknown_sku`.
     func write(_ change: ERPStockChange, _ key: StockKey, to shop: ShopInventorySync, logger: Logger) async throws -> String {
         switch try await shop.resolve(key) {
         case .unmappedWarehouse:
@@ -148,7 +149,11 @@ public struct ERPStockHandler: QueueHandler {
         case .unknownSKU:
             return "unknown_sku"
         case .level(let level):
+            // Another app keeps adjusting this level: its paced retry writes the rule's latest figure, this change
+            // included (the picture already holds it). Not confirmed: a full sync at start covers a stop before then.
+            if await shop.isMoving(level) { return "kept_moving" }
             let report = try await shop.sync([level], decision: "erp-\(change.seq)")
+            if report.keptMoving.contains(level) { return "kept_moving" }
             if let code = report.rejected[level] {
                 throw ProcessingFailure(
                     errorClass: "shopify_rejected", message: "Shopify refused \(level) for \(shop.shop.id): \(code)",
@@ -202,12 +207,19 @@ public struct ShopifyLevelHandler: QueueHandler {
             Counter(label: "inventory_echo_total", dimensions: [("shop", shop.shop.id)]).increment()
             return WorkOutcome("echo")
         }
+        // Another app keeps adjusting this level: its paced retry sets it back once it is quiet (or at its next try);
+        // a check of its own per adjustment would spend the budget the other levels need.
+        if await shop.isMoving(level) {
+            await shop.moved(level)
+            return WorkOutcome("moving_retry_scheduled")
+        }
         // Not ours: let whatever caused it settle, then decide on fresh figures.
         try await Task.sleep(for: syncer.settings.overrideGrace)
         let report = try await shop.sync([level], decision: "level-\(message.envelope.deliveryId)")
         if let code = report.rejected[level] {
             throw ProcessingFailure(errorClass: "shopify_rejected", message: "Shopify refused \(level): \(code)", retryable: false)
         }
+        if report.keptMoving.contains(level) { return WorkOutcome("kept_moving", calledDependency: true) }
         guard let w = report.written[level] else { return WorkOutcome("settled", calledDependency: true) }
         Counter(label: "inventory_overrides_reverted_total", dimensions: [("shop", shop.shop.id)]).increment()
         context.logger.warning(

@@ -98,24 +98,31 @@ public final class InventoryLevelWriter: Sendable {
     /// Writes what `decide` makes of each level's fresh figures, 250 rows per call: the figures are read (or
     /// `known`, for the first round: the full sync's bulk read), decided, and written compare-and-set; a conflict
     /// reads and decides again.
+    ///
+    /// - Parameter movingRounds: how many reads and writes of its own a level that moved between its read and its
+    ///   write gets before it is reported `keptMoving` (nil: `maxRounds`). The coalesced delta path gives it one (a
+    ///   sale that moved a level once is written at once) and leaves a level that keeps moving to a paced retry
+    ///   outside the shop's write pipeline (`ShopInventorySync`), so it never holds up the writes behind it.
     public func write(
         _ keys: Set<LevelKey>, decision: String, reason: String = "correction", known: [LevelKey: LevelFigures]? = nil,
-        decide: Decide
+        movingRounds: Int? = nil, decide: Decide
     ) async throws(ShopifyAdminError) -> LevelWriteReport {
         var report = LevelWriteReport()
         let sorted = keys.sorted { $0.description < $1.description }
         var start = 0
         while start < sorted.count {
             let chunk = Array(sorted[start..<min(start + 250, sorted.count)])
-            try await writeChunk(chunk, decision: decision, reason: reason, known: known, decide: decide, into: &report)
+            try await writeChunk(
+                chunk, decision: decision, reason: reason, known: known, movingRounds: movingRounds ?? maxRounds, decide: decide,
+                into: &report)
             start += 250
         }
         return report
     }
 
     private func writeChunk(
-        _ chunk: [LevelKey], decision: String, reason: String, known: [LevelKey: LevelFigures]?, decide: Decide,
-        into report: inout LevelWriteReport
+        _ chunk: [LevelKey], decision: String, reason: String, known: [LevelKey: LevelFigures]?, movingRounds: Int,
+        decide: Decide, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
         // Shopify refuses a whole call when one row is stale. The rows that were not stale still hold (their figures
         // were not what moved): they are sent again at once, without reading; the rows that moved get calls of their
@@ -143,33 +150,34 @@ public final class InventoryLevelWriter: Sendable {
             }
         }
         for key in moving {
-            try await writeMoving(key, decision: decision, reason: reason, decide: decide, into: &report)
+            try await writeMoving(key, decision: decision, reason: reason, rounds: movingRounds, decide: decide, into: &report)
         }
     }
 
     /// One level that moved between its read and its write, alone in its calls: read, decided and written again,
-    /// `maxRounds` times at most, pausing between rounds (0.25 s, doubling to 4 s) so that reverting a level another
-    /// app keeps adjusting costs a few calls a second at most, not the budget the other levels need. Still moving then:
-    /// reported `keptMoving` (the caller tries it again later); never an outage.
+    /// `rounds` times at most, pausing between rounds (0.25 s, doubling to 4 s). Still moving then: reported
+    /// `keptMoving` (the caller tries it again later, paced); never an outage.
     private func writeMoving(
-        _ key: LevelKey, decision: String, reason: String, decide: Decide, into report: inout LevelWriteReport
+        _ key: LevelKey, decision: String, reason: String, rounds: Int, decide: Decide, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) {
         var pause = Duration.milliseconds(250)
-        for _ in 0..<maxRounds {
+        for round in 0..<max(1, rounds) {
+            if round > 0 {
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(4))
+            }
             let current = try await read([key])
             await afterRead?()
             let rows = try await decideRows([key], current: current, decide: decide, into: &report)
             if rows.isEmpty { return }
             let outcome = try await send(rows, decision: decision, reason: reason, into: &report)
             if outcome.stale.isEmpty { return }
-            try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .seconds(4))
         }
         report.keptMoving.insert(key)
         Counter(label: "inventory_level_kept_moving_total", dimensions: [("shop", shopId)]).increment()
         logger.info(
             "inventory level kept moving while being written; tried again later",
-            metadata: ["inventory_level": "\(key)", "rounds": "\(maxRounds)"])
+            metadata: ["inventory_level": "\(key)", "rounds": "\(rounds)"])
     }
 
     /// The rows to send for `keys` from the figures just read: a level not stocked at its location is reported, one

@@ -17,6 +17,7 @@ public final class ShopInventorySync: Sendable {
     public var locations: [String: String] { targets.locations }
     let logger: Logger
     private let coalescer: LevelCoalescer
+    private let moving = MovingLevels()
     /// What the syncer last wrote per level: an `inventory_levels/update` with that figure is its own echo.
     public let memory: LevelMemory
     /// Asked before every write: inventory flows from the ERP into Shopify only.
@@ -44,7 +45,7 @@ public final class ShopInventorySync: Sendable {
             locations: locations, logger: logger)
         self.targets = targets
         coalescer = LevelCoalescer(window: settings.coalesceWindow) { keys, decision in
-            try await writer.write(keys, decision: decision, reason: "correction") { await targets.desired($0) }
+            try await writer.write(keys, decision: decision, reason: "correction", movingRounds: 1) { await targets.desired($0) }
         }
     }
 
@@ -61,31 +62,71 @@ public final class ShopInventorySync: Sendable {
         return .level(LevelKey(inventoryItemId: item, locationId: location))
     }
 
-    /// Brings `keys` to their targets in the next coalesced write; returns once that write is done.
+    /// Brings `keys` to their targets in the next coalesced write; returns once that write is done. A level that
+    /// moved between its read and its write gets one more read and write of its own there; one that moved again is
+    /// in `keptMoving` and is left to the paced retry (`MovingLevels`), outside the shop's write pipeline.
     public func sync(_ keys: Set<LevelKey>, decision: String) async throws -> LevelWriteReport {
         try policy.authorize(.inventory, into: .shopify)
         let report = try await coalescer.submit(keys, decision: decision)
-        if !report.keptMoving.isEmpty { retryLater(report.keptMoving, decision: decision) }
+        if !report.keptMoving.isEmpty { retryMoving(report.keptMoving, decision: decision) }
         return report
     }
 
-    /// Levels that kept moving while being written (another app adjusting them) are tried again 2 s later, with a
-    /// decision of their own (a new idempotency key), for as long as they keep moving: each try costs at most
-    /// `maxRounds` reads and writes of that one level, paced by the writer. WIP: not yet bounded across restarts
-    /// (the full sync catches what a stopped syncer left).
-    private func retryLater(_ keys: Set<LevelKey>, decision: String) {
+    /// Whether `level` is waiting for its paced retry: another app keeps adjusting it. A webhook or an ERP change for
+    /// it asks for no write of its own (the retry writes the rule's latest figure); it only tells the retry when the
+    /// level last moved (`moved`).
+    public func isMoving(_ level: LevelKey) async -> Bool { await moving.contains(level) }
+
+    /// Shopify reported `level` changed by someone else (a webhook that is not the syncer's echo).
+    public func moved(_ level: LevelKey) async { await moving.moved(level) }
+
+    /// A level that kept moving while being written is retried outside the coalescer, alone, paced so that reverting
+    /// a level another app keeps adjusting never starves the budget the other levels need. A try (a read and a write,
+    /// then two more of its own at most: `movingRoundsPerTry`) starts once the level has been quiet for a second (no
+    /// webhook of someone else's change), or at the latest after a delay doubling from 1 s to 30 s while it keeps
+    /// moving. One retry per level at a time. While it keeps moving this costs at most three reads and writes (about
+    /// 42 points) every 30 s; once the adjustments stop the level is set within about a second and a try. A stopped
+    /// syncer leaves it to the full sync at start.
+    private func retryMoving(_ keys: Set<LevelKey>, decision: String) {
         Task { [self] in
-            try? await Task.sleep(for: .seconds(2))
-            _ = try? await sync(keys, decision: "\(decision)#moved-\(UUID().uuidString.prefix(8))")
+            var pending = await moving.begin(keys)
+            guard !pending.isEmpty else { return }
+            let started = pending
+            var delay = Duration.seconds(1)
+            while !pending.isEmpty, !Task.isCancelled {
+                await moving.waitQuietOrDelay(pending, delay: delay)
+                let targets = self.targets
+                let report: LevelWriteReport
+                do {
+                    try policy.authorize(.inventory, into: .shopify)
+                    report = try await writer.write(
+                        pending, decision: "\(decision)#moving-\(UUID().uuidString.prefix(8))", reason: "correction",
+                        movingRounds: Self.movingRoundsPerTry
+                    ) { await targets.desired($0) }
+                } catch {
+                    logger.warning(
+                        "the retry of a level that kept moving failed; the full sync will bring it back",
+                        metadata: ["levels": "\(pending.count)", "error": "\(error)"])
+                    break
+                }
+                pending = report.keptMoving
+                delay = min(delay * 2, .seconds(30))
+            }
+            await moving.end(started)
         }
     }
 
+    static let movingRoundsPerTry = 2
     /// The full sync's corrections, decided on the figures its bulk read gave (a level a sale moved since is read
     /// and decided again).
     public func correct(_ keys: Set<LevelKey>, known: [LevelKey: LevelFigures], decision: String) async throws -> LevelWriteReport {
         try policy.authorize(.inventory, into: .shopify)
         let targets = self.targets
-        return try await writer.write(keys, decision: decision, reason: "correction", known: known) { await targets.desired($0) }
+        let report = try await writer.write(keys, decision: decision, reason: "correction", known: known, movingRounds: 1) {
+            await targets.desired($0)
+        }
+        if !report.keptMoving.isEmpty { retryMoving(report.keptMoving, decision: decision) }
+        return report
     }
 
     /// Writes coalesced so far (for tests and the benchmark).
@@ -183,5 +224,41 @@ public actor LevelMemory {
     /// Whether Shopify showing `available` at `level` is the syncer's own write coming back.
     public func isOwnEcho(_ level: LevelKey, available: Int) -> Bool {
         written[level] == available || sending[level]?.contains(available) == true
+    }
+}
+
+/// Levels waiting for their paced retry (another app keeps adjusting them), with when each last moved.
+actor MovingLevels {
+    private var scheduled: Set<LevelKey> = []
+    private var lastMoved: [LevelKey: ContinuousClock.Instant] = [:]
+
+    func contains(_ level: LevelKey) -> Bool { scheduled.contains(level) }
+
+    /// Takes the levels not already waiting; returns them (the caller retries those).
+    func begin(_ levels: Set<LevelKey>) -> Set<LevelKey> {
+        let mine = levels.subtracting(scheduled)
+        scheduled.formUnion(mine)
+        let now = ContinuousClock.now
+        for l in mine { lastMoved[l] = now }
+        return mine
+    }
+
+    func end(_ levels: Set<LevelKey>) {
+        scheduled.subtract(levels)
+        for l in levels { lastMoved[l] = nil }
+    }
+
+    func moved(_ level: LevelKey) {
+        if scheduled.contains(level) { lastMoved[level] = ContinuousClock.now }
+    }
+
+    /// Returns once every level of `levels` has been quiet for a second, or after `delay`, whichever is first.
+    func waitQuietOrDelay(_ levels: Set<LevelKey>, delay: Duration) async {
+        let deadline = ContinuousClock.now.advanced(by: delay)
+        while ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(250))
+            let now = ContinuousClock.now
+            if levels.allSatisfy({ (lastMoved[$0] ?? now).duration(to: now) >= .seconds(1) }) { return }
+        }
     }
 }

@@ -114,6 +114,79 @@ struct InventorySyncerTests {
         await h.close()
     }
 
+    @Test("a level another app adjusts every 50 ms, on a drained budget (8 points/s): 20 other ERP changes reach Shopify, no circuit opens, and the hot level is set back soon after the adjustments stop")
+    func hotLevelOnDrainedBudget() async throws {
+        let skus = 21
+        let h = try await InventoryHarness.make(
+            "inv-hot", skus: skus, erpStock: 20...20, shopifyStock: 20, bucket: ThrottleBucket(restoreRate: 8))
+        let s = try await h.startSyncer(safetyStock: 0, plan: "standard")
+        #expect(await eventually(timeout: .seconds(120)) { await h.mismatches(skus: skus, safetyStock: 0).isEmpty })
+        let store = h.shopify.store
+        let deliverer = h.shopify.deliverer
+        let hot = await h.item(1)
+        let location = h.locations[0]
+        // The circuits of both inventory queues, sampled every 100 ms: every state seen other than closed.
+        let process = s.process
+        let circuits = Task {
+            var seen: Set<String> = []
+            while !Task.isCancelled {
+                for state in [await process.erpStock.heartbeat().circuit, await process.shopifyLevels.heartbeat().circuit] {
+                    if let state, state != "closed" { seen.insert(state) }
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return seen
+        }
+        // A POS adjusts the hot level in Shopify every 50 ms (with the webhook Shopify sends), the ERP moves it every
+        // second.
+        let adjusting = Task {
+            var n = 0
+            while !Task.isCancelled {
+                n += 1
+                let now = await store.available(item: hot, location: location) ?? 0
+                if let e = await store.setAvailable(item: hot, location: location, available: max(0, now + (n % 2 == 0 ? 1 : -1))) {
+                    Task { await deliverer.deliver([e]) }
+                }
+                if n % 20 == 0 { _ = await h.inventory.adjust(sku: OrderGenerator.sku(1), warehouse: "WH-1", by: n % 40 == 0 ? 2 : -1) }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        try await Task.sleep(for: .seconds(3))
+        let pointsBefore = s.process.syncer.shops[0].client.stats.pointsUsed
+        // 20 other SKUs get new figures in the ERP, once.
+        let started = ContinuousClock.now
+        for n in 2...skus { _ = await h.inventory.move(sku: OrderGenerator.sku(n), warehouse: "WH-1", available: 5 + n) }
+        let others = await eventually(timeout: .seconds(60)) {
+            for n in 2...skus where await h.shopifyAvailable(n) != 5 + n { return false }
+            return true
+        }
+        let took = started.duration(to: .now)
+        var wrong: [String] = []
+        for n in 2...skus where await h.shopifyAvailable(n) != 5 + n { wrong.append("SKU \(n): \(await h.shopifyAvailable(n) ?? -1)") }
+        #expect(others, "the 20 changes in Shopify within 60 s while the hot level moves: still wrong \(wrong)")
+        let points = s.process.syncer.shops[0].client.stats.pointsUsed - pointsBefore
+        // Let the hot level keep moving a while longer, then stop it and see it set back.
+        try await Task.sleep(for: .seconds(10))
+        adjusting.cancel()
+        _ = await adjusting.value
+        let stopped = ContinuousClock.now
+        let settled = await eventually(timeout: .seconds(20)) {
+            let erp = await h.erpAvailable(1)
+            return await h.shopifyAvailable(1) == erp
+        }
+        let settleTook = stopped.duration(to: .now)
+        circuits.cancel()
+        let seen = await circuits.value
+        let shown = await h.shopifyAvailable(1) ?? -1
+        let erp = await h.erpAvailable(1) ?? -1
+        #expect(settled, "the hot level at the ERP's figure once the adjustments stopped: Shopify \(shown), ERP \(erp)")
+        #expect(seen.isEmpty, "no circuit opened or probed: \(seen)")
+        print(
+            "hot level on 8 points/s: 20 other changes in Shopify after \(took) (\(points) points used meanwhile); hot level set back \(settleTook) after the adjustments stopped; ERP \(s.erpCounts), Shopify levels \(s.levelCounts)")
+        await s.stop()
+        await h.close()
+    }
+
     @Test("a restarted syncer counts what the ERP already holds for open orders: Shopify is not lowered by them twice")
     func restartCountsAllocations() async throws {
         let skus = 5
