@@ -5,15 +5,22 @@ import Logging
 import Metrics
 import Shopify
 
-/// What Shopify shows of a level, read in one go: `available`, and `committed` (units of unfulfilled orders).
+/// What Shopify shows of a level, read in one go: `available`, `committed` (units of unfulfilled orders) and
+/// `on_hand` (available + committed + units in other states: reserved, damaged, safety stock, quality control).
 public struct LevelFigures: Sendable, Equatable {
     public var available: Int
     public var committed: Int
+    public var onHand: Int
 
-    public init(available: Int, committed: Int = 0) {
+    /// `onHand` nil: `available + committed` (no units in other states).
+    public init(available: Int, committed: Int = 0, onHand: Int? = nil) {
         self.available = available
         self.committed = committed
+        self.onHand = onHand ?? available + committed
     }
+
+    /// Units in neither `available` nor `committed` (reserved, damaged, ...).
+    var otherStates: Int { onHand - available - committed }
 }
 
 /// One inventory level in Shopify: an inventory item at a location (Admin API global ids).
@@ -51,8 +58,15 @@ public struct LevelWriteReport: Sendable, Equatable {
     }
 }
 
-/// Sets Shopify's `available` to desired figures, never blindly: each row carries `changeFromQuantity` = the
-/// quantity just read (compare-and-set), each call a deterministic `@idempotent` key derived from the decision that
+/// Sets Shopify's `available` to desired figures, never blindly. The figure is decided on `available` and
+/// `committed` read together, and written as the `on_hand` that gives it (`on_hand` read + desired − `available`
+/// read), compare-and-set on `on_hand` (`changeFromQuantity` = the `on_hand` just read). `on_hand` moves with
+/// everything that changes what the level should show but a sale: a receipt, an adjustment, another app's or a
+/// POS's edit, a fulfilment (all refused as stale, read and decided again); a sale only moves units from `available`
+/// to `committed`, and the `on_hand` written then leaves `available` lower by the units sold, which is what the rule
+/// gives once it counts them. So the decision always rests on figures the write checks: a sale plus an equal
+/// receipt between read and write (which leaves `available` where it was read) is refused, where a compare on
+/// `available` would have let the figure decided before the sale through. Each call a deterministic `@idempotent` key derived from the decision that
 /// asked for it (an ERP event, a sync run) and its rows, so a call retried after a timeout changes nothing twice,
 /// while the same change asked for again later by another decision (a level back at 50 and set to 40 again) is a
 /// new call and not answered from Shopify's memory of the first. At most 250 rows per call.
@@ -192,15 +206,16 @@ public final class InventoryLevelWriter: Sendable {
         let desired = await decide(seen)
         var rows: [Row] = []
         for key in keys {
-            guard let now = current[key]?.available else {
+            guard let now = current[key] else {
                 report.rejected[key] = "ITEM_NOT_STOCKED_AT_LOCATION"
                 continue
             }
             guard let quantity = desired[key] else { continue }
-            if now == quantity {
+            if now.available == quantity {
                 report.unchanged.insert(key)
             } else {
-                rows.append(Row(key: key, quantity: quantity, changeFrom: now))
+                rows.append(
+                    Row(key: key, quantity: now.onHand + quantity - now.available, changeFrom: now.onHand, fromAvailable: now.available, available: quantity))
             }
         }
         return rows
@@ -211,7 +226,7 @@ public final class InventoryLevelWriter: Sendable {
     private func send(
         _ rows: [Row], decision: String, reason: String, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) -> (stale: [LevelKey], stillValid: [Row]) {
-        let figures = Dictionary(rows.map { ($0.key, $0.quantity) }, uniquingKeysWith: { _, b in b })
+        let figures = Dictionary(rows.map { ($0.key, $0.available) }, uniquingKeysWith: { _, b in b })
         await memory?.willSend(figures)
         let errors: [UserError]
         do {
@@ -222,7 +237,7 @@ public final class InventoryLevelWriter: Sendable {
         }
         await memory?.sent(figures, applied: errors.isEmpty)
         if errors.isEmpty {
-            for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
+            for r in rows { report.written[r.key] = (r.fromAvailable, r.available) }
             return ([], [])
         }
         var stale: Set<LevelKey> = []
@@ -252,8 +267,12 @@ public final class InventoryLevelWriter: Sendable {
 
     struct Row {
         var key: LevelKey
+        /// The `on_hand` to set, and the one read (the compare value).
         var quantity: Int
         var changeFrom: Int
+        /// `available` read, and the figure decided (what `quantity` gives unless a sale comes between).
+        var fromAvailable: Int
+        var available: Int
     }
 
     struct UserError: Decodable, Sendable {
@@ -272,7 +291,7 @@ public final class InventoryLevelWriter: Sendable {
     /// asked for by another decision, gets a new one. `attempt` > 0 after `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`
     /// (Shopify: retry with a new key).
     static func idempotencyKey(shop: String, decision: String, reason: String, rows: [Row], attempt: Int = 0) -> String {
-        let text = "\(shop)|\(decision)|\(attempt)|available|\(reason)|"
+        let text = "\(shop)|\(decision)|\(attempt)|on_hand|\(reason)|"
             + rows.map { "\($0.key)=\($0.quantity)/\($0.changeFrom)" }.joined(separator: ",")
         return SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
@@ -285,7 +304,7 @@ public final class InventoryLevelWriter: Sendable {
             var changeFromQuantity: Int
         }
         struct Input: Encodable, Sendable {
-            var name = "available"
+            var name = "on_hand"
             var reason: String
             var referenceDocumentUri: String
             var quantities: [Quantity]
@@ -329,7 +348,7 @@ public final class InventoryLevelWriter: Sendable {
         throw .unavailable("inventorySetQuantities: the same idempotency key stayed in use")
     }
 
-    /// Reads `available` and `committed` of each level, up to 50 levels a call (cost about 4 each).
+    /// Reads `available`, `committed` and `on_hand` of each level, up to 50 levels a call (cost about 4 each).
     func read(_ keys: [LevelKey]) async throws(ShopifyAdminError) -> [LevelKey: LevelFigures] {
         var out: [LevelKey: LevelFigures] = [:]
         var start = 0
@@ -348,7 +367,8 @@ public final class InventoryLevelWriter: Sendable {
                     let available = quantities.first(where: { $0.name == "available" })?.quantity
                 else { continue }
                 out[k] = LevelFigures(
-                    available: available, committed: quantities.first(where: { $0.name == "committed" })?.quantity ?? 0)
+                    available: available, committed: quantities.first(where: { $0.name == "committed" })?.quantity ?? 0,
+                    onHand: quantities.first(where: { $0.name == "on_hand" })?.quantity)
             }
             start += 50
         }

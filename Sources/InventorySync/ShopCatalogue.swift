@@ -32,7 +32,8 @@ public struct ShopifyInventorySnapshot: Sendable {
             if let parent = line.__parentId, let location = line.location {
                 if let a = line.quantities?.first(where: { $0.name == "available" }) {
                     levels[LevelKey(inventoryItemId: parent, locationId: location.id)] = LevelFigures(
-                        available: a.quantity, committed: line.quantities?.first(where: { $0.name == "committed" })?.quantity ?? 0)
+                        available: a.quantity, committed: line.quantities?.first(where: { $0.name == "committed" })?.quantity ?? 0,
+                        onHand: line.quantities?.first(where: { $0.name == "on_hand" })?.quantity)
                 }
             } else if let id = line.id, let sku = line.sku, !sku.isEmpty {
                 itemsBySKU[sku] = id

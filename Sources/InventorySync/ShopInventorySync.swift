@@ -194,36 +194,64 @@ public struct LevelTargets: Sendable {
 }
 
 /// The figures the syncer writes per level, for recognising its own echo (`inventory_levels/update` carrying one of
-/// them). A figure is remembered from the moment its call is sent, not when the answer is back: Shopify's webhook
-/// for a write can reach the syncer before the write's own answer does, and an echo taken for a staff edit would
-/// be checked and counted as one.
+/// them). A figure is expected from the moment its call is sent, not when the answer is back: Shopify's webhook for
+/// a write can reach the syncer before the write's own answer does, and an echo taken for a staff edit would be
+/// checked and counted as one.
+///
+/// Each write is one echo: a figure is recognised once, then forgotten (and forgotten after `window` if its echo
+/// never came: a sale between read and write changes the figure Shopify reports). A later webhook carrying the same
+/// figure is someone else's change (a sale and an equal receipt bring a level back to what the syncer wrote while
+/// the rule now says less): it is checked, never swallowed.
 public actor LevelMemory {
-    private var written: [LevelKey: Int] = [:]
-    /// Figures of calls still in flight, per level (two calls for one level can overlap: a correction and a delta).
-    private var sending: [LevelKey: [Int]] = [:]
+    struct Expected {
+        var available: Int
+        var since: ContinuousClock.Instant
+        /// The call is still in flight (its answer not back yet).
+        var inFlight: Bool
+    }
 
-    public init() {}
+    private var expected: [LevelKey: [Expected]] = [:]
+    let window: Duration
+
+    public init(window: Duration = .seconds(120)) { self.window = window }
 
     /// Before a call: these figures may show up in webhooks from now on.
     func willSend(_ rows: [LevelKey: Int]) {
-        for (k, q) in rows { sending[k, default: []].append(q) }
-    }
-
-    /// After a call: `applied` tells whether Shopify took the rows (any user error refuses the whole call; an
-    /// unknown outcome, a timeout, counts as taken: its echo may still come).
-    func sent(_ rows: [LevelKey: Int], applied: Bool) {
+        let now = ContinuousClock.now
         for (k, q) in rows {
-            if var figures = sending[k], let i = figures.firstIndex(of: q) {
-                figures.remove(at: i)
-                sending[k] = figures.isEmpty ? nil : figures
-            }
-            if applied { written[k] = q }
+            var list = (expected[k] ?? []).filter { $0.inFlight || $0.since.duration(to: now) < window }
+            list.append(Expected(available: q, since: now, inFlight: true))
+            // Bounded: a level written over and over (a hot level) keeps its last few.
+            expected[k] = Array(list.suffix(8))
         }
     }
 
-    /// Whether Shopify showing `available` at `level` is the syncer's own write coming back.
+    /// After a call: `applied` tells whether Shopify took the rows (any user error refuses the whole call: no echo
+    /// comes; an unknown outcome, a timeout, counts as taken: its echo may still come).
+    func sent(_ rows: [LevelKey: Int], applied: Bool) {
+        let now = ContinuousClock.now
+        for (k, q) in rows {
+            guard var list = expected[k], let i = list.firstIndex(where: { $0.inFlight && $0.available == q }) else { continue }
+            if applied {
+                list[i].inFlight = false
+                list[i].since = now
+            } else {
+                list.remove(at: i)
+            }
+            expected[k] = list.isEmpty ? nil : list
+        }
+    }
+
+    /// Whether Shopify showing `available` at `level` is the syncer's own write coming back; a match is consumed.
     public func isOwnEcho(_ level: LevelKey, available: Int) -> Bool {
-        written[level] == available || sending[level]?.contains(available) == true
+        let now = ContinuousClock.now
+        guard var list = expected[level] else { return false }
+        list.removeAll { !$0.inFlight && $0.since.duration(to: now) >= window }
+        defer { expected[level] = list.isEmpty ? nil : list }
+        guard let i = list.firstIndex(where: { $0.available == available }) else { return false }
+        // Consumed (an echo that came before its call's answer leaves the answer nothing to mark).
+        list.remove(at: i)
+        return true
     }
 }
 

@@ -189,6 +189,63 @@ struct InventorySyncerTests {
         await h.close()
     }
 
+    @Test("full sync: a sale plus an equal receipt between the bulk read and the write never leaves Shopify above the rule")
+    func fullSyncSaleAndReceipt() async throws {
+        let h = try await InventoryHarness.make("inv-fs-race", skus: 1, erpStock: 30...30, shopifyStock: 30, push: false)
+        // Webhook checks far off: what Shopify shows after the run is the full sync's doing alone.
+        let s = try await h.startSyncer(safetyStock: 0, extra: ["INVENTORY_SYNCER_OVERRIDE_GRACE": "60s"])
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 1, safetyStock: 0).isEmpty })
+        // The ERP lowers the level to 20, unpushed: the next full sync corrects it.
+        _ = await h.inventory.move(sku: OrderGenerator.sku(1), warehouse: "WH-1", available: 20)
+        let store = h.shopify.store
+        let item = await h.item(1)
+        let location = h.locations[0]
+        let fullSync = s.process.fullSync
+        let levels = try await fullSync.readERP()
+        _ = try await fullSync.run(s.process.syncer.shops[0], erpLevels: levels, dryRun: false) {
+            // Between the bulk read and the write: a sale, and a receipt of as many units, so `available` is back
+            // where the bulk read saw it while `committed` grew.
+            _ = await store.placeOrder(maxLines: 1, customLines: false)
+            let sold = await store.committed[item]?[location] ?? 0
+            let now = await store.available(item: item, location: location) ?? 0
+            _ = await store.setAvailable(item: item, location: location, available: now + sold)
+        }
+        let committed = await store.committed[item]?[location] ?? 0
+        let shown = await h.shopifyAvailable(1) ?? -1
+        #expect(committed > 0, "a sale happened")
+        // The rule: ERP 20 − safety 0 − the units sold that the ERP does not hold yet.
+        #expect(shown == 20 - committed, "Shopify shows \(shown), the rule \(20 - committed)")
+        await s.stop()
+        await h.close()
+    }
+
+    @Test("the echo rule never swallows the webhook of a level that differs from the rule: a sale and an equal receipt after the syncer's write are checked and set back")
+    func echoRecognisedOnce() async throws {
+        let h = try await InventoryHarness.make("inv-echo-once", skus: 1, erpStock: 30...30, shopifyStock: 30)
+        let s = try await h.startSyncer(safetyStock: 0)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 1, safetyStock: 0).isEmpty })
+        let store = h.shopify.store
+        let item = await h.item(1)
+        let location = h.locations[0]
+        // The ERP moves the level to 20: the syncer writes 20, and its echo comes back.
+        _ = await h.inventory.move(sku: OrderGenerator.sku(1), warehouse: "WH-1", available: 20)
+        #expect(await eventually(timeout: .seconds(30)) { await h.shopifyAvailable(1) == 20 && (s.levelCounts["echo"] ?? 0) >= 1 })
+        // A sale: the rule counts its units as pending, the level is where it should be.
+        await h.shopify.deliverer.deliver(await store.placeOrder(maxLines: 1, customLines: false))
+        let sold = await store.committed[item]?[location] ?? 0
+        #expect(sold > 0)
+        #expect(await eventually(timeout: .seconds(30)) { (s.levelCounts["settled"] ?? 0) >= 1 }, "\(s.levelCounts)")
+        // A receipt of as many units in Shopify: the level shows 20 again, the figure the syncer wrote, while the
+        // rule says 20 − the units sold.
+        let receipt = await store.setAvailable(item: item, location: location, available: 20)!
+        await h.shopify.deliverer.deliver([receipt])
+        let back = await eventually(timeout: .seconds(30)) { await h.shopifyAvailable(1) == 20 - sold }
+        let shown = await h.shopifyAvailable(1) ?? -1
+        #expect(back, "Shopify \(shown), the rule \(20 - sold): \(s.levelCounts)")
+        await s.stop()
+        await h.close()
+    }
+
     @Test("a restarted syncer counts what the ERP already holds for open orders: Shopify is not lowered by them twice")
     func restartCountsAllocations() async throws {
         let skus = 5
