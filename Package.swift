@@ -542,6 +542,7 @@ let package = Package(
                 "BridgeMessaging",
                 "BridgeRuntime",
                 "BridgeTestSupport",
+                "ERP",
                 "ERPSimulator",
                 "Ingest",
                 "InventorySync",

@@ -37,7 +37,9 @@ public struct ERPStockChange: Codable, Sendable, Equatable {
     }
 }
 
-/// One page of the ERP's stock snapshot (`GET /api/v1/inventory`).
+/// One page of the ERP's stock snapshot (`GET /api/v1/inventory`), with its place in the change feed: every change
+/// up to `asOfSeq` is in its figures, and `feedCursor` is the feed's cursor there (both optional in the contract:
+/// without them a change older than the snapshot cannot be told from a newer one by its sequence alone).
 public struct ERPStockPage: Decodable, Sendable {
     public struct Level: Decodable, Sendable, Equatable {
         public var sku: String
@@ -46,11 +48,28 @@ public struct ERPStockPage: Decodable, Sendable {
     }
     public var items: [Level]
     public var nextPageToken: String?
+    public var asOfSeq: Int64?
+    public var feedCursor: String?
 
     enum CodingKeys: String, CodingKey {
         case items
         case nextPageToken = "next_page_token"
+        case asOfSeq = "as_of_seq"
+        case feedCursor = "feed_cursor"
     }
+}
+
+/// The whole snapshot, read page by page: each level with the sequence its page reflects, and the feed cursor of
+/// the first page (the earliest point of the read: polling from there misses no change made while it ran).
+public struct ERPStockSnapshot: Sendable {
+    public struct Level: Sendable, Equatable {
+        public var sku: String
+        public var warehouse: String
+        public var available: Int
+        public var asOfSeq: Int64?
+    }
+    public var levels: [Level]
+    public var feedCursor: String?
 }
 
 /// Changes after a cursor (`GET /api/v1/inventory/changes`), oldest first, and the cursor to ask from next.
@@ -82,13 +101,17 @@ public struct ERPOpenAllocations: Decodable, Sendable {
     public var allocations: [Allocation]
     /// The change sequence the figures include: movements up to it are counted here, later ones are not.
     public var asOfSeq: Int64
-    public init(allocations: [Allocation], asOfSeq: Int64) {
+    /// The change feed's cursor at `asOfSeq` (optional in the contract).
+    public var feedCursor: String?
+    public init(allocations: [Allocation], asOfSeq: Int64, feedCursor: String? = nil) {
         self.allocations = allocations
         self.asOfSeq = asOfSeq
+        self.feedCursor = feedCursor
     }
     enum CodingKeys: String, CodingKey {
         case allocations
         case asOfSeq = "as_of_seq"
+        case feedCursor = "feed_cursor"
     }
 }
 
@@ -106,15 +129,19 @@ extension RESTERPClient {
     }
 
     /// The whole snapshot, page by page.
-    public func inventorySnapshot() async throws(ERPError) -> [ERPStockPage.Level] {
-        var all: [ERPStockPage.Level] = []
+    public func inventorySnapshot() async throws(ERPError) -> ERPStockSnapshot {
+        var all: [ERPStockSnapshot.Level] = []
+        var cursor: String?
+        var first = true
         var token: String?
         repeat {
             let page = try await inventorySnapshot(pageToken: token)
-            all += page.items
+            all += page.items.map { .init(sku: $0.sku, warehouse: $0.warehouse, available: $0.available, asOfSeq: page.asOfSeq) }
+            if first { cursor = page.feedCursor }
+            first = false
             token = page.nextPageToken
         } while token != nil
-        return all
+        return ERPStockSnapshot(levels: all, feedCursor: cursor)
     }
 
     /// Stock changes after `cursor` (the feed, for ERPs that cannot push), at most `limit`.

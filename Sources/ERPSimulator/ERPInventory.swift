@@ -143,15 +143,21 @@ public actor ERPInventory {
 
     public func level(sku: String, warehouse: String) -> Level? { levels["\(sku)|\(warehouse)"] }
 
-    /// A page of the snapshot, ordered by SKU then warehouse; `offset` is the page token.
-    public func snapshot(offset: Int, limit: Int) -> (levels: [Level], next: Int?) {
+    /// A page of the snapshot, ordered by SKU then warehouse; `offset` is the page token. `asOf`: the change
+    /// sequence the page reflects (every change up to it is in its figures; the feed's cursor there is the same
+    /// number).
+    public func snapshot(offset: Int, limit: Int) -> (levels: [Level], next: Int?, asOf: Int64) {
         let end = min(sortedKeys.count, offset + limit)
-        guard offset < end else { return ([], nil) }
-        return (sortedKeys[offset..<end].compactMap { levels[$0] }, end < sortedKeys.count ? end : nil)
+        guard offset < end else { return ([], nil, Int64(changes.count)) }
+        return (sortedKeys[offset..<end].compactMap { levels[$0] }, end < sortedKeys.count ? end : nil, Int64(changes.count))
     }
+
+    /// The cursors the change feed was read from, in order (the simulator's record of who polled from where).
+    public private(set) var feedCursorsRead: [Int64] = []
 
     /// Changes after `cursor` (a sequence number), oldest first.
     public func changes(after cursor: Int64, limit: Int) -> [Change] {
+        if feedCursorsRead.count < 100_000 { feedCursorsRead.append(cursor) }
         // seq n is at index n - 1.
         let start = Int(max(0, cursor))
         guard start < changes.count else { return [] }

@@ -31,6 +31,8 @@ public struct ERPSimulatorRoutes: Sendable {
                 "items": page.levels.map { ["sku": $0.sku, "warehouse": $0.warehouse, "available": $0.available, "updated_at": Self.iso($0.updatedAt)] }
             ]
             body["next_page_token"] = page.next.map { String($0) as Any } ?? NSNull()
+            body["as_of_seq"] = page.asOf
+            body["feed_cursor"] = String(page.asOf)
             return Self.json(.ok, body)
         }
         router.get("/api/v1/inventory/changes") { request, _ in
@@ -62,6 +64,7 @@ public struct ERPSimulatorRoutes: Sendable {
                         ["order_ref": $0.orderRef, "sku": $0.sku, "warehouse": $0.warehouse, "quantity": $0.quantity] as [String: Any]
                     },
                     "as_of_seq": open.asOf,
+                    "feed_cursor": String(open.asOf),
                 ])
         }
         router.get("/api/v1/price-lists") { request, _ in

@@ -15,6 +15,7 @@ import Worker
 /// re-polls (and re-enqueues harmlessly) instead of skipping. Runs only while this process holds the lease.
 public struct ERPFeedPoller: Service {
     let erp: RESTERPClient
+    let picture: StockPicture
     let publisher: AMQPConnection
     let interval: Duration
     let cursorFile: CursorFile
@@ -22,9 +23,11 @@ public struct ERPFeedPoller: Service {
     let logger: Logger
 
     public init(
-        erp: RESTERPClient, publisher: AMQPConnection, interval: Duration, statePath: String, lease: ActiveLease?, logger: Logger
+        erp: RESTERPClient, picture: StockPicture, publisher: AMQPConnection, interval: Duration, statePath: String,
+        lease: ActiveLease?, logger: Logger
     ) {
         self.erp = erp
+        self.picture = picture
         self.publisher = publisher
         self.interval = interval
         self.cursorFile = CursorFile(path: statePath)
@@ -35,7 +38,7 @@ public struct ERPFeedPoller: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await lease?.waitUntilActive()
-            var cursor = cursorFile.load() ?? "0"
+            guard var cursor = await startingCursor() else { return }
             logger.info("polling the ERP's stock change feed", metadata: ["cursor": "\(cursor)", "interval": "\(interval)"])
             let polls = Counter(label: "inventory_feed_polls_total")
             let enqueued = Counter(label: "inventory_feed_changes_total")
@@ -61,6 +64,19 @@ public struct ERPFeedPoller: Service {
                 if !full { try? await Task.sleep(for: interval) }
             }
         }
+    }
+
+    /// The saved cursor; without one (a first start, a standby on another machine), the cursor of the ERP
+    /// figures this process loaded at start (`StockPicture.feedStart`): changes before it are in them, so the feed's
+    /// whole history is not read again. From an ERP that gives no cursor: "0". Nil when cancelled while waiting.
+    func startingCursor() async -> String? {
+        if let saved = cursorFile.load() { return saved }
+        while !(await picture.feedStartKnown) {
+            guard (try? await Task.sleep(for: .milliseconds(100))) != nil else { return nil }
+        }
+        let cursor = await picture.feedStart ?? "0"
+        logger.info("no saved feed cursor: starting where the ERP figures loaded at start stand", metadata: ["cursor": "\(cursor)"])
+        return cursor
     }
 
     func enqueue(_ change: ERPStockChange) async throws {

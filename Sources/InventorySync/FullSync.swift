@@ -153,12 +153,20 @@ public struct FullSync: Sendable {
         self.logger = logger
     }
 
-    /// Reads the ERP's snapshot into the picture (figures a change replaced during the read are kept).
+    /// Reads the ERP's snapshot into the picture (a figure a newer change replaced is kept: by the sequence each
+    /// page reflects, or, from an ERP that does not say, by arrival during the read).
     public func readERP() async throws -> [StockKey: Int] {
         let since = await picture.currentGeneration
         var levels: [StockKey: Int] = [:]
-        for l in try await erp.inventorySnapshot() { levels[StockKey(sku: l.sku, warehouse: l.warehouse)] = l.available }
-        await picture.adopt(levels, since: since)
+        var adopt: [StockKey: (available: Int, asOfSeq: Int64?)] = [:]
+        let snapshot = try await erp.inventorySnapshot()
+        for l in snapshot.levels {
+            let key = StockKey(sku: l.sku, warehouse: l.warehouse)
+            levels[key] = l.available
+            adopt[key] = (l.available, l.asOfSeq)
+        }
+        await picture.adopt(adopt, since: since)
+        await picture.offerFeedStart(snapshot.feedCursor, final: true)
         return levels
     }
 
@@ -174,6 +182,7 @@ public struct FullSync: Sendable {
             return
         }
         let orders = await picture.adoptAllocations(open)
+        await picture.offerFeedStart(open.feedCursor, final: false)
         logger.info(
             "allocations counted from the ERP",
             metadata: ["orders": "\(orders)", "lines": "\(open.allocations.count)", "as_of_seq": "\(open.asOfSeq)"])

@@ -103,7 +103,9 @@ public struct InventorySyncerProcess: Sendable {
             shopifyLevels: worker(BridgeTopology.shopifyInventory, ShopifyLevelHandler(syncer: syncer), circuit: true),
             orders: worker(BridgeTopology.inventoryOrders, OrderActivityHandler(syncer: syncer), circuit: false),
             feedPoller: settings.feedPollInterval.map {
-                ERPFeedPoller(erp: erp, publisher: publisher, interval: $0, statePath: settings.statePath, lease: lease, logger: logger)
+                ERPFeedPoller(
+                    erp: erp, picture: picture, publisher: publisher, interval: $0, statePath: settings.statePath, lease: lease,
+                    logger: logger)
             },
             prices: prices,
             fullSyncService: FullSyncService(sync: fullSync, syncer: syncer, interval: settings.fullSyncInterval, logger: logger))

@@ -119,18 +119,43 @@ public actor StockPicture {
     /// A point in the change history, for `adopt`.
     public var currentGeneration: Int { generation }
 
-    /// Takes snapshot figures read by a full sync, except where a change arrived after `since` (it is newer than
-    /// the snapshot page it replaced). Returns the keys adopted.
+    /// Takes snapshot figures read by a full sync. A figure with the change sequence its page reflects
+    /// (`asOfSeq`) is taken unless a newer change is held, and takes that sequence: a change up to it (still queued,
+    /// retried, redelivered after a takeover) is older than the figure and never applied after it. Without one (an
+    /// ERP that does not say), a figure is taken unless a change arrived after `since` (the read's start). Returns
+    /// the keys adopted.
     @discardableResult
-    public func adopt(_ levels: [StockKey: Int], since: Int) -> Int {
+    public func adopt(_ levels: [StockKey: (available: Int, asOfSeq: Int64?)], since: Int) -> Int {
         var adopted = 0
-        for (key, available) in levels {
-            if let held = figures[key], held.generation > since { continue }
+        for (key, level) in levels {
+            let held = figures[key]
+            let seq: Int64
+            if let asOf = level.asOfSeq {
+                if let held, held.seq > asOf { continue }
+                seq = asOf
+            } else {
+                if let held, held.generation > since { continue }
+                seq = held?.seq ?? 0
+            }
             generation += 1
-            figures[key] = Figure(available: available, seq: figures[key]?.seq ?? 0, generation: generation)
+            figures[key] = Figure(available: level.available, seq: seq, generation: generation)
             adopted += 1
         }
         return adopted
+    }
+
+    // MARK: Where the change feed starts when no cursor was saved
+
+    /// The feed cursor a poller without a saved one starts from: the earliest of the open allocations' and the
+    /// first snapshot's (changes before it are in both; from it on each is applied, or skipped as older with its
+    /// allocation still counted). Nil with `feedStartKnown`: the ERP gave none (the whole feed is read).
+    public private(set) var feedStart: String?
+    public private(set) var feedStartKnown = false
+
+    /// Offered by the allocations' read (first) and the snapshot's (then known); the first cursor offered stands.
+    public func offerFeedStart(_ cursor: String?, final: Bool) {
+        if feedStart == nil, let cursor { feedStart = cursor }
+        if final { feedStartKnown = true }
     }
 
     // MARK: Written sequences (push and feed on together write each change once)

@@ -41,7 +41,7 @@ public struct CatalogueReconciler: Sendable {
         report.readMode = "bulk variants, ERP snapshot"
         let pointsBefore = client.stats.pointsUsed
         await progress?(.init(runId: request.runId, phase: "reading the ERP's items", done: 0, total: nil))
-        let erpSKUs = Set(try await erp.inventorySnapshot().map(\.sku))
+        let erpSKUs = Set(try await erp.inventorySnapshot().levels.map(\.sku))
         await progress?(.init(runId: request.runId, phase: "reading Shopify's variants", done: 0, total: nil))
         let variants = try await client.variantPrices()
         var bySKU: [String: [String]] = [:]

@@ -1,8 +1,11 @@
+import BridgeDomain
 import BridgeMessaging
 import BridgeTestSupport
+import ERP
 import ERPSimulator
 import Foundation
 import InventorySync
+import Messaging
 import ShopifySimulator
 import Testing
 
@@ -243,6 +246,43 @@ struct InventorySyncerTests {
         let shown = await h.shopifyAvailable(1) ?? -1
         #expect(back, "Shopify \(shown), the rule \(20 - sold): \(s.levelCounts)")
         await s.stop()
+        await h.close()
+    }
+
+    @Test("a change older than the ERP snapshot (redelivered after a takeover) is never applied after it; a syncer without a saved cursor polls the feed from the snapshot's cursor, not from the start")
+    func snapshotCarriesItsPlace() async throws {
+        let h = try await InventoryHarness.make("inv-snap-seq", skus: 2, erpStock: 30...30, shopifyStock: 30, push: false)
+        // History before this syncer ever ran: 40 movements the snapshot already reflects.
+        for i in 0..<40 { _ = await h.inventory.move(sku: OrderGenerator.sku(2), warehouse: "WH-2", available: 10 + i % 7) }
+        let before = Int64(await h.inventory.changes.count)
+        let s = try await h.startSyncer(safetyStock: 0, extra: ["INVENTORY_SYNCER_ERP_FEED_POLL": "200ms"])
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        #expect(await eventually(timeout: .seconds(10)) { !(await h.inventory.feedCursorsRead.isEmpty) })
+        let first = await h.inventory.feedCursorsRead.first ?? -1
+        #expect(first >= before, "the feed was first read from \(first): the history up to \(before) is in the snapshot")
+        await s.stop()
+
+        // A syncer whose feed is off: the ERP moves SKU 1 to 5, then to 9, and its full sync loads the snapshot (9).
+        let t = try await h.startSyncer(safetyStock: 0, extra: ["INVENTORY_SYNCER_STATE_PATH": h.dir.appendingPathComponent("t.json").path])
+        let older = await h.inventory.move(sku: OrderGenerator.sku(1), warehouse: "WH-1", available: 5)!
+        _ = await h.inventory.move(sku: OrderGenerator.sku(1), warehouse: "WH-1", available: 9)
+        let fullSync = t.process.fullSync
+        _ = try await fullSync.run(t.process.syncer.shops[0], erpLevels: try await fullSync.readERP(), dryRun: false)
+        #expect(await h.shopifyAvailable(1) == 9)
+        // The first change (to 5) arrives now, as a copy queued before the snapshot or redelivered after a takeover.
+        let change = ERPStockChange(seq: older.seq, sku: older.sku, warehouse: older.warehouse, available: older.available)
+        let id = "erp-feed-\(older.seq)"
+        let envelope = InboundEnvelope(
+            source: .erp, shopDomain: nil, topic: "inventory.changed", deliveryId: id, eventId: id,
+            receivedAt: Timestamp.string(milliseconds: Timestamp.milliseconds(Date())))
+        try await h.publisher.publish(
+            exchange: BridgeTopology.work, routingKey: BridgeTopology.erpInventory.name,
+            body: Array(try JSONEncoder().encode(change)), properties: envelope.properties())
+        let handled = await eventually(timeout: .seconds(30)) { t.process.erpStock.settledTotal >= 1 }
+        #expect(handled, "\(t.erpCounts)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await h.shopifyAvailable(1) == 9, "Shopify keeps the snapshot's newer figure: \(t.erpCounts)")
+        await t.stop()
         await h.close()
     }
 
