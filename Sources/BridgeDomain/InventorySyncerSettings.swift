@@ -18,13 +18,17 @@ public struct InventorySyncerSettings: Sendable, Equatable {
     public var statePath: String
     /// Deliveries each queue hands the syncer at once (changes waiting in one coalescing window).
     public var prefetch: Int
+    /// One writer at a time: an active syncer that could not confirm its lease for half this long stops writing to
+    /// Shopify, and one that takes the lease writes only this long after (`ActiveLease`).
+    public var leaseTTL: Duration
 
     public init(
         enabled: Bool = true, fullSyncInterval: Duration = .seconds(3600), safetyStock: Int = 0,
         coalesceWindow: Duration = .milliseconds(250), overrideGrace: Duration = .seconds(5),
         feedPollInterval: Duration? = nil, statePath: String = "inventory-syncer.state.json",
-        prefetch: Int = 500
+        prefetch: Int = 500, leaseTTL: Duration = .seconds(10)
     ) {
+        self.leaseTTL = leaseTTL
         self.enabled = enabled
         self.fullSyncInterval = fullSyncInterval
         self.safetyStock = safetyStock
@@ -48,6 +52,7 @@ public struct InventorySyncerSettings: Sendable, Equatable {
             overrideGrace: p.duration("inventory_syncer.override_grace", default: .seconds(5), range: .zero ... .seconds(600)),
             feedPollInterval: feed == .zero ? nil : feed,
             statePath: p.string("inventory_syncer.state_path", default: "inventory-syncer.state.json"),
-            prefetch: p.int("inventory_syncer.prefetch", default: 500, range: 1...10_000))
+            prefetch: p.int("inventory_syncer.prefetch", default: 500, range: 1...10_000),
+            leaseTTL: p.duration("inventory_syncer.lease_ttl", default: .seconds(10), range: .seconds(1) ... .seconds(600)))
     }
 }

@@ -84,13 +84,16 @@ public final class InventoryLevelWriter: Sendable {
     let logger: Logger
     /// Told of every figure before its call is sent and after the answer (echo recognition).
     let memory: LevelMemory?
+    /// Asked before every write: false while this process cannot confirm it is the one writer (`ActiveLease.mayWrite`).
+    let fence: (@Sendable () -> Bool)?
     /// A test seam: runs after the levels were read and before they are written (a sale "between" the two).
     let afterRead: (@Sendable () async -> Void)?
 
     public init(
         client: ShopifyAdminClient, logger: Logger, maxRounds: Int = 8, memory: LevelMemory? = nil,
-        afterRead: (@Sendable () async -> Void)? = nil
+        afterRead: (@Sendable () async -> Void)? = nil, fence: (@Sendable () -> Bool)? = nil
     ) {
+        self.fence = fence
         self.client = client
         self.shopId = client.configuration.shopId
         self.maxRounds = maxRounds
@@ -324,6 +327,11 @@ public final class InventoryLevelWriter: Sendable {
         }
         var attempt = 0
         for _ in 0..<5 {
+            if let fence, !fence() {
+                Counter(label: "inventory_fenced_writes_total", dimensions: [("shop", shopId)]).increment()
+                logger.warning("not writing: this syncer cannot confirm it holds the lease (inventory_syncer.lease_ttl)")
+                throw .unavailable("this syncer cannot confirm its lease: not writing to Shopify")
+            }
             let key = Self.idempotencyKey(shop: shopId, decision: decision, reason: reason, rows: rows, attempt: attempt)
             let variables = Variables(
                 input: Input(

@@ -49,18 +49,19 @@ public struct InventorySyncerProcess: Sendable {
                 fix: "set inventory_syncer.enabled: true (with source_of_truth.inventory: erp), or do not run the inventory-syncer")
         }
         let picture = StockPicture()
+        let lease = ActiveLease(
+            name: BridgeTopology.inventorySyncerLease, role: "inventory-syncer", connection: consumer, retryInterval: leaseRetry,
+            ttl: settings.leaseTTL, logger: logger)
         let shops = config.shops.map { shop in
             ShopInventorySync(
                 shop: shop, client: ShopifyAdminClient(configuration: .init(shop: shop), logger: logger), picture: picture,
-                settings: settings, policy: config.policy, logger: logger, afterRead: afterRead)
+                settings: settings, policy: config.policy, logger: logger, mayWrite: { lease.mayWrite }, afterRead: afterRead)
         }
         for shop in config.shops where shop.locations.isEmpty {
             logger.warning(
                 "shop has no warehouse -> location map: nothing is synced to it",
                 metadata: ["shop": "\(shop.id)", "fix": "set shop.\(shop.id).locations: [\"WH-1=<location id>\"]"])
         }
-        let lease = ActiveLease(
-            name: BridgeTopology.inventorySyncerLease, role: "inventory-syncer", connection: consumer, retryInterval: leaseRetry, logger: logger)
         let erp = RESTERPClient(
             configuration: .init(baseURL: config.erp.baseURL, apiKey: config.erp.apiKey, timeout: config.erp.timeout))
         let fullSync = FullSync(erp: erp, picture: picture, publisher: publisher, logger: logger)

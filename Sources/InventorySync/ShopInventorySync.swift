@@ -25,7 +25,8 @@ public final class ShopInventorySync: Sendable {
 
     public init(
         shop: BridgeConfig.Shop, client: ShopifyAdminClient, picture: StockPicture, settings: InventorySyncerSettings,
-        policy: SourceOfTruthPolicy = .defaults, logger: Logger, afterRead: (@Sendable () async -> Void)? = nil
+        policy: SourceOfTruthPolicy = .defaults, logger: Logger, mayWrite: (@Sendable () -> Bool)? = nil,
+        afterRead: (@Sendable () async -> Void)? = nil
     ) {
         self.shop = shop
         self.policy = policy
@@ -37,7 +38,7 @@ public final class ShopInventorySync: Sendable {
         self.catalogue = catalogue
         let memory = LevelMemory()
         self.memory = memory
-        let writer = InventoryLevelWriter(client: client, logger: logger, memory: memory, afterRead: afterRead)
+        let writer = InventoryLevelWriter(client: client, logger: logger, memory: memory, afterRead: afterRead, fence: mayWrite)
         self.writer = writer
         let locations = shop.locations.mapValues { "gid://shopify/Location/\($0)" }
         let targets = LevelTargets(

@@ -16,31 +16,55 @@ import Synchronization
 /// An active process checks the lease every `retryInterval`; if it finds it held by another connection (its own was
 /// dropped and a standby took over) it stops the process, so the supervisor restarts it as a standby, rather than
 /// two of them writing.
+///
+/// With a `ttl` the lease also fences writes when the broker connection is cut rather than closed (a partition, a
+/// frozen peer: no FIN reaches either side, so the broker keeps the old holder's queue until heartbeats time out,
+/// and the old holder cannot hear that it was replaced). `mayWrite` is true only while the lease was confirmed
+/// within `ttl / 2`; a process that takes the lease becomes active (its consumers and writes start) only `ttl` after
+/// it took it. The old holder's last confirmation came before the broker dropped its queue, so it stopped writing
+/// at least `ttl / 2` before the new one starts, whatever the broker's heartbeat: one writer at a time.
 public final class ActiveLease: Service, Sendable {
     public let name: String
     /// `inventory-syncer`, `reconciler`: log lines and the gauge's name.
     public let role: String
     let connection: AMQPConnection
     let retryInterval: Duration
+    /// Nil: no fencing (active as soon as held; `mayWrite` = `isActive`).
+    public let ttl: Duration?
     let logger: Logger
     private let active = Mutex<Bool>(false)
+    private let lastConfirmed = Mutex<ContinuousClock.Instant?>(nil)
     private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let gauge: Gauge
 
     /// - Parameters:
     ///   - name: the exclusive queue (`BridgeTopology.inventorySyncerLease`, `BridgeTopology.reconcilerLease`).
     ///   - role: the process's name; the gauge is `<role with underscores>_active`.
-    public init(name: String, role: String, connection: AMQPConnection, retryInterval: Duration = .seconds(1), logger: Logger) {
+    ///   - ttl: see the type; at least 4 × `retryInterval` (a shorter one is raised to that: the lease is only
+    ///     confirmed every `retryInterval`).
+    public init(
+        name: String, role: String, connection: AMQPConnection, retryInterval: Duration = .seconds(1), ttl: Duration? = nil,
+        logger: Logger
+    ) {
         self.name = name
         self.role = role
         self.connection = connection
         self.retryInterval = retryInterval
+        self.ttl = ttl.map { max($0, retryInterval * 4) }
         self.logger = logger
         gauge = Gauge(label: role.replacingOccurrences(of: "-", with: "_") + "_active")
         gauge.record(0)
     }
 
     public var isActive: Bool { active.withLock { $0 } }
+
+    /// Whether this process may write now: active and, with a `ttl`, its lease confirmed within `ttl / 2`.
+    public var mayWrite: Bool {
+        guard isActive else { return false }
+        guard let ttl else { return true }
+        guard let last = lastConfirmed.withLock({ $0 }) else { return false }
+        return last.duration(to: .now) < ttl / 2
+    }
 
     /// Returns once this process holds the lease.
     public func waitUntilActive() async {
@@ -66,12 +90,29 @@ public final class ActiveLease: Service, Sendable {
 
     private func hold() async throws {
         var announcedStandby = false
+        var takenAt: ContinuousClock.Instant?
         while !Task.isCancelled {
             guard let held = await tryHold() else {
                 // The broker is unreachable: nobody can take the lease over this connection; try again.
                 try? await Task.sleep(for: retryInterval)
                 continue
             }
+            if held { lastConfirmed.withLock { $0 = .now } }
+            if held, !isActive, let ttl {
+                // Taken, not yet active: a previous holder cut off from the broker may still write until its own
+                // confirmation is `ttl / 2` old; waiting `ttl` from here is longer than that.
+                if takenAt == nil {
+                    takenAt = .now
+                    logger.notice(
+                        "\(role) lease taken; active once it has been held for lease_ttl (a previous holder cut off from the broker stops writing by then)",
+                        metadata: ["lease": "\(name)", "ttl": "\(ttl)"])
+                }
+                if let t = takenAt, t.duration(to: .now) < ttl {
+                    try? await Task.sleep(for: retryInterval)
+                    continue
+                }
+            }
+            if !held { takenAt = nil }
             if held, !isActive {
                 let resumed = active.withLock { a -> [CheckedContinuation<Void, Never>] in
                     a = true

@@ -126,6 +126,9 @@ final class InventoryHarness: Sendable {
             "ERP_BASE_URL": erpURL, "ERP_API_KEY": Self.apiKey, "ERP_WEBHOOK_SECRET": Self.erpSecret, "ERP_TIMEOUT": "30s",
             "INVENTORY_SYNCER_SAFETY_STOCK": "\(safetyStock)", "INVENTORY_SYNCER_COALESCE_WINDOW": "50ms",
             "INVENTORY_SYNCER_OVERRIDE_GRACE": "300ms", "INVENTORY_SYNCER_FULL_SYNC_INTERVAL": "1h",
+            // The shortest the lease check allows (4 × its interval): a syncer starts writing this long after it took
+            // the lease.
+            "INVENTORY_SYNCER_LEASE_TTL": "1s",
             "INVENTORY_SYNCER_STATE_PATH": dir.appendingPathComponent("syncer-state.json").path,
             "ORDER_FORWARDER_LEDGER": "sqlite:\(dir.appendingPathComponent("ledger.sqlite").path)",
             "ORDER_FORWARDER_LOCK_TTL": "10s", "ORDER_FORWARDER_LOCK_WAIT": "5s",

@@ -1,5 +1,6 @@
 import BridgeTestSupport
 import Foundation
+import InventorySync
 import ShopifySimulator
 import Testing
 
@@ -47,6 +48,49 @@ struct StandbyTests {
         #expect(await h.levelWrites(1) == writesBefore + 1, "written once")
         kill(b.processIdentifier, SIGTERM)
         _ = await eventually(timeout: .seconds(15)) { !b.isRunning }
+        await h.close()
+    }
+
+    @Test("one writer: an active syncer whose broker connection is cut, not closed, stops writing within half its lease_ttl; the standby that takes over writes only lease_ttl after taking the lease")
+    func cutActiveStopsWriting() async throws {
+        let h = try await InventoryHarness.make("inv-cut", skus: 2, erpStock: 30...30, shopifyStock: 30)
+        let proxy = try TestTCPProxy.start(to: h.broker.amqpPort)
+        defer { proxy.stop() }
+        let ttl = 8
+        // A reaches the broker through the proxy only (heartbeats every second: the broker notices the cut in a few
+        // seconds and drops A's lease); B directly.
+        let viaProxy = h.broker.url(vhost: h.vhost).replacingOccurrences(of: ":\(h.broker.amqpPort)/", with: ":\(proxy.port)/")
+        let a = try await h.startSyncer(
+            safetyStock: 0, extra: ["BROKER_URL": viaProxy, "BROKER_HEARTBEAT": "1s", "INVENTORY_SYNCER_LEASE_TTL": "\(ttl)s"])
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        let b = try await h.startSyncer(safetyStock: 0, extra: ["INVENTORY_SYNCER_LEASE_TTL": "\(ttl)s"], waitActive: false)
+        try await Task.sleep(for: .seconds(1))
+        #expect(a.process.lease.isActive && !b.process.lease.isActive, "A active, B standing by")
+        let item = await h.item(1)
+        let location = h.locations[0]
+        let writesBefore = await h.shopify.store.totalLevelWrites
+
+        proxy.freeze()
+        let cut = Date()
+        // Half the TTL on, A can no longer confirm its lease. It still reaches Shopify and the ERP: a change now,
+        // and a full sync of A's (its schedule could start one at any time), must not write.
+        try await Task.sleep(for: .seconds(ttl / 2) + .milliseconds(500))
+        _ = await h.inventory.move(sku: OrderGenerator.sku(1), warehouse: "WH-1", available: 7)
+        let fullSync = a.process.fullSync
+        _ = try? await fullSync.run(a.process.syncer.shops[0], erpLevels: try await fullSync.readERP(), dryRun: false)
+        let writesByA = await h.shopify.store.totalLevelWrites - writesBefore
+        #expect(writesByA == 0, "A wrote \(writesByA) levels after it could no longer confirm its lease")
+
+        // B takes the lease once the broker drops A's connection, and writes the pushed change lease_ttl later.
+        let written = await eventually(timeout: .seconds(60)) { await h.shopifyAvailable(1) == 7 }
+        #expect(written, "B wrote the change")
+        let at = await h.shopify.store.levelUpdatedAt[item]?[location] ?? .distantPast
+        let after = at.timeIntervalSince(cut)
+        #expect(after >= Double(ttl), "the first write came \(after) s after the cut: before A's lease ran out")
+        print("cut, not closed: A fenced, B's first write \(String(format: "%.1f", after)) s after the cut (lease_ttl \(ttl) s)")
+        proxy.thaw()
+        await b.stop()
+        await a.stop()
         await h.close()
     }
 }
