@@ -79,7 +79,7 @@ struct StandbyTests {
         let fullSync = a.process.fullSync
         _ = try? await fullSync.run(a.process.syncer.shops[0], erpLevels: try await fullSync.readERP(), dryRun: false)
         let writesByA = await h.shopify.store.totalLevelWrites - writesBefore
-        #expect(writesByA == 0, "A wrote \(writesByA) levels after it could no longer confirm its lease")
+        #expect(writesByA == 0, "\(writesByA) levels written after A could no longer confirm its lease and before it ran out")
 
         // B takes the lease once the broker drops A's connection, and writes the pushed change lease_ttl later.
         let written = await eventually(timeout: .seconds(60)) { await h.shopifyAvailable(1) == 7 }
