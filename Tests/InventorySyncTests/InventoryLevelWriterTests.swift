@@ -86,21 +86,26 @@ struct InventoryLevelWriterTests {
         let location = store.locations[0]
         let items = await store.variants.prefix(21).map(\.inventoryItemId)
         let hot = items[0]
-        // A POS adjusting the hot level every 50 ms until told to stop.
+        // A POS adjusting the hot level every 50 ms until told to stop, always to a figure it never had (a level that
+        // came back to the figure read would pass the compare by chance).
         let adjusting = Atomic<Bool>(true)
+        let moves = Atomic<Int>(0)
         let adjuster = Task {
             var n = 0
             while adjusting.load(ordering: .relaxed) {
                 n += 1
                 _ = await store.setQuantities(
                     name: "available", reason: "correction", reference: nil,
-                    rows: [.init(item: hot, location: location, quantity: 100 + n % 7, changeFrom: nil)], idempotencyKey: "pos-\(n)")
+                    rows: [.init(item: hot, location: location, quantity: 100 + n, changeFrom: nil)], idempotencyKey: "pos-\(n)")
+                moves.add(1, ordering: .relaxed)
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
-        // Each read takes long enough for the POS to move the hot level before the write (a drained budget).
+        // Each read lasts until the POS has moved the hot level at least once (as on a drained budget, where seconds
+        // pass between a read and its write): waited for, not slept, so a busy machine cannot make it pass.
         let writer = InventoryLevelWriter(client: client, logger: Self.logger, maxRounds: 3) {
-            try? await Task.sleep(for: .milliseconds(120))
+            let seen = moves.load(ordering: .relaxed)
+            for _ in 0..<500 where moves.load(ordering: .relaxed) == seen { try? await Task.sleep(for: .milliseconds(10)) }
         }
         var desired: [LevelKey: Int] = [:]
         for (i, item) in items.enumerated() { desired[Self.key(item, location)] = 10 + i }
