@@ -153,9 +153,14 @@ public struct FullSync: Sendable {
         self.logger = logger
     }
 
-    /// Reads the ERP's snapshot into the picture (a figure a newer change replaced is kept: by the sequence each
-    /// page reflects, or, from an ERP that does not say, by arrival during the read).
-    public func readERP() async throws -> [StockKey: Int] {
+    /// Reads the ERP's snapshot into the picture (a figure a newer change replaced is kept: by arrival during the
+    /// read, and with `bySequence` by the sequence each page reflects).
+    ///
+    /// - Parameter bySequence: the adopted figures take their page's sequence, so changes up to it still queued are
+    ///   skipped as older. Only for a run that then writes every level of every shop (the scheduled full sync): a
+    ///   caller that writes some levels only (the reconciler's correction, a sync of one shop) would leave the
+    ///   others' queued changes skipped and their new figures unwritten until the next full sync.
+    public func readERP(bySequence: Bool = false) async throws -> [StockKey: Int] {
         let since = await picture.currentGeneration
         var levels: [StockKey: Int] = [:]
         var adopt: [StockKey: (available: Int, asOfSeq: Int64?)] = [:]
@@ -163,7 +168,7 @@ public struct FullSync: Sendable {
         for l in snapshot.levels {
             let key = StockKey(sku: l.sku, warehouse: l.warehouse)
             levels[key] = l.available
-            adopt[key] = (l.available, l.asOfSeq)
+            adopt[key] = (l.available, bySequence ? l.asOfSeq : nil)
         }
         await picture.adopt(adopt, since: since)
         await picture.offerFeedStart(snapshot.feedCursor, final: true)
@@ -346,7 +351,7 @@ public struct FullSyncService: Service {
                         try await sync.loadAllocations()
                         allocationsLoaded = true
                     }
-                    let levels = try await sync.readERP()
+                    let levels = try await sync.readERP(bySequence: true)
                     for (i, shop) in syncer.shops.enumerated() {
                         let syncer = self.syncer
                         let ready: (@Sendable () async -> Void)? =

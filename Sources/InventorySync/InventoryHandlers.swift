@@ -89,7 +89,8 @@ public struct ERPStockHandler: QueueHandler {
             throw ProcessingFailure(errorClass: "no_full_sync", message: "this syncer was built without a full sync", retryable: false)
         }
         context.logger.notice("full sync requested", metadata: ["run_id": "\(request.runId)", "dry_run": "\(request.dryRun)"])
-        let levels = try await fullSync.readERP()
+        // By sequence only when this run writes every level there is (one shop, not a dry run).
+        let levels = try await fullSync.readERP(bySequence: !request.dryRun && syncer.shops.count == 1)
         _ = try await fullSync.run(shop, erpLevels: levels, dryRun: request.dryRun, runId: request.runId)
         return WorkOutcome(request.dryRun ? "sync_dry_run" : "sync_completed", calledDependency: true)
     }
@@ -151,7 +152,7 @@ public struct ERPStockHandler: QueueHandler {
         case .level(let level):
             // Another app keeps adjusting this level: its paced retry writes the rule's latest figure, this change
             // included (the picture already holds it). Not confirmed: a full sync at start covers a stop before then.
-            if await shop.isMoving(level) { return "kept_moving" }
+            if await shop.handOverIfMoving(level, erpChange: true) { return "kept_moving" }
             let report = try await shop.sync([level], decision: "erp-\(change.seq)")
             if report.keptMoving.contains(level) { return "kept_moving" }
             if let code = report.rejected[level] {
@@ -209,10 +210,7 @@ public struct ShopifyLevelHandler: QueueHandler {
         }
         // Another app keeps adjusting this level: its paced retry sets it back once it is quiet (or at its next try);
         // a check of its own per adjustment would spend the budget the other levels need.
-        if await shop.isMoving(level) {
-            await shop.moved(level)
-            return WorkOutcome("moving_retry_scheduled")
-        }
+        if await shop.handOverIfMoving(level, erpChange: false) { return WorkOutcome("moving_retry_scheduled") }
         // Not ours: let whatever caused it settle, then decide on fresh figures.
         try await Task.sleep(for: syncer.settings.overrideGrace)
         let report = try await shop.sync([level], decision: "level-\(message.envelope.deliveryId)")

@@ -144,9 +144,17 @@ public final class InventoryLevelWriter: Sendable {
         // Shopify refuses a whole call when one row is stale. The rows that were not stale still hold (their figures
         // were not what moved): they are sent again at once, without reading; the rows that moved get calls of their
         // own (`writeMoving`), so a level another app or a POS keeps adjusting never holds back the others.
-        let current: [LevelKey: LevelFigures]
+        var current: [LevelKey: LevelFigures]
         if let known {
-            current = known
+            // The bulk read's figures, minutes old. A level that had units in other states then (reserved, damaged,
+            // quality control) is read again: units moving back to `available` leave `on_hand` as it was, so the
+            // compare would not see them. Without such units, anything that raised `available` since moved
+            // `on_hand` too (or first lowered `available`), and the compare refuses it.
+            current = Dictionary(chunk.compactMap { k in known[k].map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
+            let otherStates = chunk.filter { (current[$0]?.otherStates ?? 0) != 0 }
+            if !otherStates.isEmpty {
+                for (k, f) in try await read(otherStates) { current[k] = f }
+            }
         } else {
             current = try await read(chunk)
         }
@@ -164,6 +172,22 @@ public final class InventoryLevelWriter: Sendable {
             if round >= maxRounds {
                 moving += rows.map(\.key)
                 break
+            }
+        }
+        // One read and one call for all the rows that moved (a fulfilment or a receipt moves `on_hand` too, so a
+        // busy shop has several); only those that moved again get calls of their own.
+        if moving.count > 1 {
+            let again = try await read(moving)
+            await afterRead?()
+            let retry = try await decideRows(moving, current: again, decide: decide, into: &report)
+            moving = []
+            if !retry.isEmpty {
+                let outcome = try await send(retry, decision: decision, reason: reason, into: &report)
+                moving = outcome.stale
+                if !outcome.stillValid.isEmpty {
+                    let last = try await send(outcome.stillValid, decision: decision, reason: reason, into: &report)
+                    moving += last.stale + last.stillValid.map(\.key)
+                }
             }
         }
         for key in moving {
@@ -230,6 +254,11 @@ public final class InventoryLevelWriter: Sendable {
         _ rows: [Row], decision: String, reason: String, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) -> (stale: [LevelKey], stillValid: [Row]) {
         let figures = Dictionary(rows.map { ($0.key, $0.available) }, uniquingKeysWith: { _, b in b })
+        if let fence, !fence() {
+            Counter(label: "inventory_fenced_writes_total", dimensions: [("shop", shopId)]).increment()
+            logger.warning("not writing: this syncer cannot confirm it holds the lease (inventory_syncer.lease_ttl)")
+            throw .unavailable("this syncer cannot confirm its lease: not writing to Shopify")
+        }
         await memory?.willSend(figures)
         let errors: [UserError]
         do {
@@ -327,19 +356,15 @@ public final class InventoryLevelWriter: Sendable {
         }
         var attempt = 0
         for _ in 0..<5 {
-            if let fence, !fence() {
-                Counter(label: "inventory_fenced_writes_total", dimensions: [("shop", shopId)]).increment()
-                logger.warning("not writing: this syncer cannot confirm it holds the lease (inventory_syncer.lease_ttl)")
-                throw .unavailable("this syncer cannot confirm its lease: not writing to Shopify")
-            }
             let key = Self.idempotencyKey(shop: shopId, decision: decision, reason: reason, rows: rows, attempt: attempt)
             let variables = Variables(
                 input: Input(
                     reason: reason, referenceDocumentUri: "gid://shopify-erp-bridge/InventorySync/\(key)",
                     quantities: quantities),
                 idempotencyKey: key)
+            // The fence again right before the request leaves (after any wait for points).
             let answer = try await client.execute(
-                ShopifyAdminDocuments.setQuantities, variables: variables, expectedCost: 10, as: Answer.self)
+                ShopifyAdminDocuments.setQuantities, variables: variables, expectedCost: 10, as: Answer.self, mayProceed: fence)
             let errors = answer.inventorySetQuantities?.userErrors ?? []
             // Another call with this key is still running (a retry overtook the first): wait and ask again.
             if errors.contains(where: { $0.code == "IDEMPOTENCY_CONCURRENT_REQUEST" }) {

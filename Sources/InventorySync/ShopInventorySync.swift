@@ -73,47 +73,56 @@ public final class ShopInventorySync: Sendable {
         return report
     }
 
-    /// Whether `level` is waiting for its paced retry: another app keeps adjusting it. A webhook or an ERP change for
-    /// it asks for no write of its own (the retry writes the rule's latest figure); it only tells the retry when the
-    /// level last moved (`moved`).
-    public func isMoving(_ level: LevelKey) async -> Bool { await moving.contains(level) }
-
-    /// Shopify reported `level` changed by someone else (a webhook that is not the syncer's echo).
-    public func moved(_ level: LevelKey) async { await moving.moved(level) }
+    /// Whether `level` is waiting for its paced retry (another app keeps adjusting it); if so, the retry takes the
+    /// caller's ask over: it writes the rule's latest figure, this ask included, in a pass after this one. An ERP
+    /// change (`erpChange`) starts that pass at once; someone else's adjustment (a webhook) only tells the retry that
+    /// the level is not quiet yet.
+    public func handOverIfMoving(_ level: LevelKey, erpChange: Bool) async -> Bool {
+        await moving.takeOver(level, erpChange: erpChange)
+    }
 
     /// A level that kept moving while being written is retried outside the coalescer, alone, paced so that reverting
     /// a level another app keeps adjusting never starves the budget the other levels need. A try (a read and a write,
     /// then two more of its own at most: `movingRoundsPerTry`) starts once the level has been quiet for a second (no
-    /// webhook of someone else's change), or at the latest after a delay doubling from 1 s to 30 s while it keeps
-    /// moving. One retry per level at a time. While it keeps moving this costs at most three reads and writes (about
-    /// 42 points) every 30 s; once the adjustments stop the level is set within about a second and a try. A stopped
-    /// syncer leaves it to the full sync at start.
+    /// webhook of someone else's change), at once for an ERP change, or at the latest after a delay doubling from 1 s
+    /// to 30 s while it keeps moving. One retry per level at a time; a level written in a try ends its retry unless
+    /// something asked for it during that try (then it gets one more pass). While it keeps moving this costs at most
+    /// three reads and writes (about 42 points) every 30 s plus one try per ERP change; once the adjustments stop the
+    /// level is set within about a second and a try. A failing try (Shopify down, throttled) is tried again on the
+    /// same schedule, ten times; then, as for a stopped syncer, the full sync brings the level back.
     private func retryMoving(_ keys: Set<LevelKey>, decision: String) {
         Task { [self] in
             var pending = await moving.begin(keys)
             guard !pending.isEmpty else { return }
-            let started = pending
             var delay = Duration.seconds(1)
-            while !pending.isEmpty, !Task.isCancelled {
+            var failures = 0
+            while !pending.isEmpty {
                 await moving.waitQuietOrDelay(pending, delay: delay)
+                delay = min(delay * 2, .seconds(30))
+                await moving.startTry(pending)
                 let targets = self.targets
-                let report: LevelWriteReport
                 do {
                     try policy.authorize(.inventory, into: .shopify)
-                    report = try await writer.write(
+                    let report = try await writer.write(
                         pending, decision: "\(decision)#moving-\(UUID().uuidString.prefix(8))", reason: "correction",
                         movingRounds: Self.movingRoundsPerTry
                     ) { await targets.desired($0) }
+                    failures = 0
+                    pending = await moving.finishTry(done: pending.subtracting(report.keptMoving), still: report.keptMoving)
                 } catch {
+                    failures += 1
                     logger.warning(
-                        "the retry of a level that kept moving failed; the full sync will bring it back",
-                        metadata: ["levels": "\(pending.count)", "error": "\(error)"])
-                    break
+                        "the retry of a level that kept moving failed; trying again",
+                        metadata: ["levels": "\(pending.count)", "failures": "\(failures)", "error": "\(error)"])
+                    if failures >= 10 {
+                        logger.error(
+                            "the retry of a level that kept moving gave up; the next full sync brings it back",
+                            metadata: ["levels": "\(pending.count)"])
+                        await moving.end(pending)
+                        return
+                    }
                 }
-                pending = report.keptMoving
-                delay = min(delay * 2, .seconds(30))
             }
-            await moving.end(started)
         }
     }
 
@@ -256,12 +265,13 @@ public actor LevelMemory {
     }
 }
 
-/// Levels waiting for their paced retry (another app keeps adjusting them), with when each last moved.
+/// Levels waiting for their paced retry (another app keeps adjusting them): when each last moved, and which were
+/// asked for (an ERP change, a webhook) since their last try began.
 actor MovingLevels {
     private var scheduled: Set<LevelKey> = []
     private var lastMoved: [LevelKey: ContinuousClock.Instant] = [:]
-
-    func contains(_ level: LevelKey) -> Bool { scheduled.contains(level) }
+    private var asked: Set<LevelKey> = []
+    private var urgent: Set<LevelKey> = []
 
     /// Takes the levels not already waiting; returns them (the caller retries those).
     func begin(_ levels: Set<LevelKey>) -> Set<LevelKey> {
@@ -272,20 +282,42 @@ actor MovingLevels {
         return mine
     }
 
+    /// A handler's ask for `level`: taken over (true) while the level waits for its retry.
+    func takeOver(_ level: LevelKey, erpChange: Bool) -> Bool {
+        guard scheduled.contains(level) else { return false }
+        asked.insert(level)
+        if erpChange { urgent.insert(level) } else { lastMoved[level] = .now }
+        return true
+    }
+
+    /// A try begins: it covers every ask made so far (it decides on the picture as it is now).
+    func startTry(_ levels: Set<LevelKey>) {
+        asked.subtract(levels)
+        urgent.subtract(levels)
+    }
+
+    /// A try ended: `done` levels leave the retry unless asked for during the try (they get one more pass).
+    /// Returns the levels still pending.
+    func finishTry(done: Set<LevelKey>, still: Set<LevelKey>) -> Set<LevelKey> {
+        let again = done.intersection(asked)
+        end(done.subtracting(again))
+        return still.union(again)
+    }
+
     func end(_ levels: Set<LevelKey>) {
         scheduled.subtract(levels)
+        asked.subtract(levels)
+        urgent.subtract(levels)
         for l in levels { lastMoved[l] = nil }
     }
 
-    func moved(_ level: LevelKey) {
-        if scheduled.contains(level) { lastMoved[level] = ContinuousClock.now }
-    }
-
-    /// Returns once every level of `levels` has been quiet for a second, or after `delay`, whichever is first.
+    /// Returns once every level of `levels` has been quiet for a second, an ERP change asked for one of them, or
+    /// after `delay`, whichever is first.
     func waitQuietOrDelay(_ levels: Set<LevelKey>, delay: Duration) async {
         let deadline = ContinuousClock.now.advanced(by: delay)
         while ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(250))
+            if !urgent.isDisjoint(with: levels) { return }
             let now = ContinuousClock.now
             if levels.allSatisfy({ (lastMoved[$0] ?? now).duration(to: now) >= .seconds(1) }) { return }
         }

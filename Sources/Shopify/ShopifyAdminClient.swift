@@ -167,8 +167,11 @@ public final class ShopifyAdminClient: Sendable {
     ///
     /// - Parameter expectedCost: the cost to reserve for a document this client has not sent before (afterwards
     ///   the requested cost Shopify reported is used).
+    ///   - mayProceed: asked right before each request goes out (after any wait for points): false throws
+    ///     `.unavailable` without sending (a writer that can no longer confirm it is the one writer).
     public func execute<D: Decodable & Sendable, V: Encodable & Sendable>(
-        _ document: String, variables: V, expectedCost: Int = 10, as type: D.Type = D.self
+        _ document: String, variables: V, expectedCost: Int = 10, as type: D.Type = D.self,
+        mayProceed: (@Sendable () -> Bool)? = nil
     ) async throws(ShopifyAdminError) -> D {
         let key = document.hashValue
         let body: Data
@@ -183,6 +186,10 @@ public final class ShopifyAdminClient: Sendable {
             if wait > .zero {
                 counters.withLock { $0.waited += wait }
                 try? await Task.sleep(for: wait)
+            }
+            if let mayProceed, !mayProceed() {
+                await budget.settle(reserved: cost, status: nil)
+                throw .unavailable("not sent: this process can no longer confirm it is the one writer")
             }
             let envelope: Envelope<D>
             do {

@@ -34,6 +34,8 @@ public final class ActiveLease: Service, Sendable {
     let logger: Logger
     private let active = Mutex<Bool>(false)
     private let lastConfirmed = Mutex<ContinuousClock.Instant?>(nil)
+    /// No write before this (set a TTL after a confirmation that came more than half a TTL after the one before).
+    private let writableFrom = Mutex<ContinuousClock.Instant?>(nil)
     private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let gauge: Gauge
 
@@ -63,7 +65,9 @@ public final class ActiveLease: Service, Sendable {
         guard isActive else { return false }
         guard let ttl else { return true }
         guard let last = lastConfirmed.withLock({ $0 }) else { return false }
-        return last.duration(to: .now) < ttl / 2
+        let now = ContinuousClock.now
+        if let from = writableFrom.withLock({ $0 }), now < from { return false }
+        return last.duration(to: now) < ttl / 2
     }
 
     /// Returns once this process holds the lease.
@@ -92,12 +96,25 @@ public final class ActiveLease: Service, Sendable {
         var announcedStandby = false
         var takenAt: ContinuousClock.Instant?
         while !Task.isCancelled {
+            // A confirmation counts from when it was asked, not from when the answer came.
+            let asked = ContinuousClock.now
             guard let held = await tryHold() else {
                 // The broker is unreachable: nobody can take the lease over this connection; try again.
                 try? await Task.sleep(for: retryInterval)
                 continue
             }
-            if held { lastConfirmed.withLock { $0 = .now } }
+            if held {
+                let previous = lastConfirmed.withLock { last in defer { last = asked }; return last }
+                if isActive, let ttl, let previous, previous.duration(to: asked) >= ttl / 2 {
+                    // Unconfirmed for half a TTL or more (the connection was cut and came back, the queue re-declared
+                    // on the new one): another process may have held the lease and written meanwhile. Wait a TTL, as
+                    // a new holder does.
+                    writableFrom.withLock { $0 = asked.advanced(by: ttl) }
+                    logger.warning(
+                        "\(role) lease confirmed again after a gap; not writing for lease_ttl",
+                        metadata: ["lease": "\(name)", "gap": "\(previous.duration(to: asked))", "ttl": "\(ttl)"])
+                }
+            }
             if held, !isActive, let ttl {
                 // Taken, not yet active: a previous holder cut off from the broker may still write until its own
                 // confirmation is `ttl / 2` old; waiting `ttl` from here is longer than that.

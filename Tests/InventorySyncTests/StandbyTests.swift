@@ -77,7 +77,13 @@ struct StandbyTests {
         try await Task.sleep(for: .seconds(ttl / 2) + .milliseconds(500))
         _ = await h.inventory.move(sku: OrderGenerator.sku(1), warehouse: "WH-1", available: 7)
         let fullSync = a.process.fullSync
-        _ = try? await fullSync.run(a.process.syncer.shops[0], erpLevels: try await fullSync.readERP(), dryRun: false)
+        let levels = try await fullSync.readERP()
+        do {
+            _ = try await fullSync.run(a.process.syncer.shops[0], erpLevels: levels, dryRun: false)
+            Issue.record("A's full sync wrote its correction")
+        } catch {
+            #expect("\(error)".contains("cannot confirm its lease"), "A's full sync was refused by the fence: \(error)")
+        }
         let writesByA = await h.shopify.store.totalLevelWrites - writesBefore
         #expect(writesByA == 0, "\(writesByA) levels written after A could no longer confirm its lease and before it ran out")
 
