@@ -82,7 +82,10 @@ public struct InventorySyncerProcess: Sendable {
         if !priceShops.isEmpty {
             if config.policy.mayWrite(.b2bPrices, into: .shopify) {
                 let handler = PriceChangedHandler(
-                    shops: priceShops.map { B2BPriceSync(shop: $0.shop, client: $0.client, erp: erp, policy: config.policy, logger: logger) })
+                    shops: priceShops.map {
+                        B2BPriceSync(
+                            shop: $0.shop, client: $0.client, erp: erp, policy: config.policy, mayWrite: { lease.mayWrite }, logger: logger)
+                    }, lease: lease)
                 prices = worker(BridgeTopology.erpPrices, handler, circuit: true)
             } else {
                 logger.warning(

@@ -11,6 +11,11 @@ import Shopify
 /// writes whatever it is sent), each on the ERP's price read just before the write, so a price the ERP changed
 /// meanwhile is not overwritten with the one read earlier. Setting a price is idempotent: replays are harmless.
 ///
+/// One writer: only the active inventory-syncer writes B2B prices (`PriceChangedHandler` waits for its lease, and
+/// `mayWrite` fences every call with it); the reconciler sends its corrections there as `price.changed` hints
+/// instead of writing. With one SKU's events handled one after another, each on the ERP's price read just before
+/// its write, an older ERP price is never written after a newer one.
+///
 /// Metrics (label `shop`): `prices_written_total`, `prices_unchanged_total`, `prices_refused_total{code}`,
 /// `prices_unknown_sku_total`.
 public struct B2BPriceSync: Sendable {
@@ -18,9 +23,15 @@ public struct B2BPriceSync: Sendable {
     public let client: ShopifyAdminClient
     public let erp: RESTERPClient
     public let policy: SourceOfTruthPolicy
+    /// Asked right before every write leaves: false while this process cannot confirm it is the one writer.
+    let mayWrite: (@Sendable () -> Bool)?
     let logger: Logger
 
-    public init(shop: BridgeConfig.Shop, client: ShopifyAdminClient, erp: RESTERPClient, policy: SourceOfTruthPolicy, logger: Logger) {
+    public init(
+        shop: BridgeConfig.Shop, client: ShopifyAdminClient, erp: RESTERPClient, policy: SourceOfTruthPolicy,
+        mayWrite: (@Sendable () -> Bool)? = nil, logger: Logger
+    ) {
+        self.mayWrite = mayWrite
         self.shop = shop
         self.client = client
         self.erp = erp
@@ -110,9 +121,21 @@ public struct B2BPriceSync: Sendable {
                 }
                 rows.append((d.variantId, now))
             }
-            let refused = try await client.setFixedPrices(priceList: listId, rows, currency: fresh.currency)
-            result.refused += refused
-            if refused.isEmpty { result.written += rows.count }
+            // Shopify refuses the whole call for one bad price: the prices it named are taken out and the others sent
+            // again, so one refusal never holds back the rest of its call.
+            while !rows.isEmpty {
+                let refused = try await client.setFixedPrices(priceList: listId, rows, currency: fresh.currency, mayProceed: mayWrite)
+                if refused.isEmpty {
+                    result.written += rows.count
+                    break
+                }
+                result.refused += refused
+                let named = Set(refused.compactMap(\.variantId))
+                let rest = rows.filter { !named.contains($0.variantId) }
+                // A refusal that names no price (or only prices not sent): nothing to take out.
+                if rest.count == rows.count { break }
+                rows = rest
+            }
         }
         record(result)
         for r in result.refused {

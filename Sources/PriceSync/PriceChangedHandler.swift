@@ -8,13 +8,21 @@ import Worker
 
 /// `q.erp-prices`: the ERP's `price.changed` events. The event is a hint: the handler reads the SKU's current price on
 /// the ERP list and writes it into every shop whose `price_lists` map that list, where Shopify's fixed price differs,
-/// so events may arrive late, twice or out of order. Any replica may consume (no lease: the writes are idempotent).
-/// A list no shop maps is acknowledged (`unmapped_price_list`); a refusal by Shopify is dead-lettered with its code.
+/// so events may arrive late, twice or out of order. One writer: only the active syncer consumes (`prepare` waits for
+/// its lease; the writes are fenced by it), one SKU of a list at a time, so a price read earlier is never written
+/// after one read later. The reconciler's corrections arrive here as hints too. A list no shop maps is acknowledged
+/// (`unmapped_price_list`); a refusal by Shopify is dead-lettered with its code.
 public struct PriceChangedHandler: QueueHandler {
     public let shops: [B2BPriceSync]
+    let lease: ActiveLease?
     public var subject: String { "ERP price change" }
 
-    public init(shops: [B2BPriceSync]) { self.shops = shops }
+    public init(shops: [B2BPriceSync], lease: ActiveLease? = nil) {
+        self.shops = shops
+        self.lease = lease
+    }
+
+    public func prepare() async throws { await lease?.waitUntilActive() }
 
     /// The body of `price.changed` (docs/erp-api.yaml); only the list and the SKU are used.
     struct Event: Decodable {

@@ -58,7 +58,7 @@ public struct ReconcilerProcess: Sendable {
                 prices.append(
                     PricesReconciler(
                         sync: B2BPriceSync(shop: shop, client: client, erp: erp, policy: config.policy, logger: logger), settings: settings,
-                        logger: logger))
+                        publisher: publisher, logger: logger))
             }
         }
         let reconciler = Reconciler(

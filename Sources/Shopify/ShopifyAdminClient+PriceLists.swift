@@ -80,8 +80,10 @@ extension ShopifyAdminClient {
     /// Sets fixed prices on price list `id` (`priceListFixedPricesUpdate`, nothing deleted), at most 250 a call;
     /// returns what Shopify refused (an empty list: all were set). Shopify applies a call's prices together, so
     /// a refusal means none of that call's prices were set.
+    /// `mayProceed`: asked right before each call leaves (see `execute`).
     public func setFixedPrices(
-        priceList id: String, _ prices: [(variantId: String, amount: Decimal)], currency: String
+        priceList id: String, _ prices: [(variantId: String, amount: Decimal)], currency: String,
+        mayProceed: (@Sendable () -> Bool)? = nil
     ) async throws(ShopifyAdminError) -> [ShopifyPriceRefusal] {
         struct Money: Encodable, Sendable {
             var amount: String
@@ -111,7 +113,8 @@ extension ShopifyAdminClient {
             let chunk = Array(prices[start..<min(prices.count, start + 250)])
             let inputs = chunk.map { Input(variantId: $0.variantId, price: Money(amount: "\($0.amount)", currencyCode: currency)) }
             let answer = try await execute(
-                ShopifyAdminDocuments.setFixedPrices, variables: Variables(priceListId: id, prices: inputs), expectedCost: 10, as: Answer.self)
+                ShopifyAdminDocuments.setFixedPrices, variables: Variables(priceListId: id, prices: inputs), expectedCost: 10, as: Answer.self,
+                mayProceed: mayProceed)
             guard let payload = answer.priceListFixedPricesUpdate else {
                 throw .invalidResponse("priceListFixedPricesUpdate returned no payload")
             }
