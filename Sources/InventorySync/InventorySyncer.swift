@@ -36,6 +36,8 @@ public final class InventorySyncer: Sendable {
     /// Returns once this process is the active syncer and the first full sync has loaded every shop's catalogue.
     public func waitUntilReady() async {
         await lease?.waitUntilActive()
+        // A standby shutting down: the caller stops.
+        if Task.isCancelled { return }
         await withCheckedContinuation { c in
             let now = catalogueReady.withLock { s -> Bool in
                 if s.ready { return true }

@@ -54,6 +54,7 @@ extension ShopifyStore {
         for p in add {
             priceLists[index].fixed[p.variant] = p.amount
             priceWrites[id, default: [:]][p.variant, default: 0] += 1
+            if (priceHistory[id]?[p.variant]?.count ?? 0) < 10_000 { priceHistory[id, default: [:]][p.variant, default: []].append(p.amount) }
         }
         for v in delete { priceLists[index].fixed[v] = nil }
         return .success(delete)
@@ -72,6 +73,9 @@ extension ShopifyStore {
         setPrice(at: i, price)
         return true
     }
+
+    /// Every fixed price written for a variant on a list, in order (the simulator's record of what writers did).
+    public func fixedPriceHistory(list: Int64, variant: Int64) -> [Decimal] { priceHistory[list]?[variant] ?? [] }
 
     /// How many fixed-price writes a variant has had on a list.
     public func fixedPriceWrites(list: Int64, variant: Int64) -> Int { priceWrites[list]?[variant] ?? 0 }

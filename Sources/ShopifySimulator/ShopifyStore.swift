@@ -48,6 +48,8 @@ public actor ShopifyStore {
     public internal(set) var priceLists: [PriceList] = ShopifyStore.seededPriceLists
     /// price list -> variant -> how many mutations changed its fixed price (what tests count).
     public internal(set) var priceWrites: [Int64: [Int64: Int]] = [:]
+    /// list -> variant -> fixed prices written, in order (not kept across a restart).
+    public internal(set) var priceHistory: [Int64: [Int64: [Decimal]]] = [:]
     private var idempotency = IdempotencyRecords()
     /// Answers for the next `inventorySetQuantities` calls, set by a test (`IDEMPOTENCY_CONCURRENT_REQUEST`,
     /// `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`): each is answered once, in order, with nothing applied.

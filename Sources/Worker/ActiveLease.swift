@@ -36,7 +36,7 @@ public final class ActiveLease: Service, Sendable {
     private let lastConfirmed = Mutex<ContinuousClock.Instant?>(nil)
     /// No write before this (set a TTL after a confirmation that came more than half a TTL after the one before).
     private let writableFrom = Mutex<ContinuousClock.Instant?>(nil)
-    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
     private let gauge: Gauge
 
     /// - Parameters:
@@ -70,16 +70,22 @@ public final class ActiveLease: Service, Sendable {
         return last.duration(to: now) < ttl / 2
     }
 
-    /// Returns once this process holds the lease.
+    /// Returns once this process holds the lease, or when the calling task is cancelled (a standby shutting down:
+    /// the caller checks `Task.isCancelled`).
     public func waitUntilActive() async {
         if isActive { return }
-        await withCheckedContinuation { c in
-            let resumeNow = active.withLock { a -> Bool in
-                if a { return true }
-                waiters.withLock { $0.append(c) }
-                return false
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = active.withLock { a -> Bool in
+                    if a || Task.isCancelled { return true }
+                    waiters.withLock { $0[id] = c }
+                    return false
+                }
+                if resumeNow { c.resume() }
             }
-            if resumeNow { c.resume() }
+        } onCancel: {
+            waiters.withLock { $0.removeValue(forKey: id) }?.resume()
         }
     }
 
@@ -133,7 +139,7 @@ public final class ActiveLease: Service, Sendable {
             if held, !isActive {
                 let resumed = active.withLock { a -> [CheckedContinuation<Void, Never>] in
                     a = true
-                    return waiters.withLock { w in defer { w = [] }; return w }
+                    return waiters.withLock { w in defer { w = [:] }; return Array(w.values) }
                 }
                 gauge.record(1)
                 logger.notice("\(role) lease taken: this process is the active \(role)", metadata: ["lease": "\(name)"])

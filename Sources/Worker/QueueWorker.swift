@@ -294,7 +294,9 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
 
     /// Consumes until graceful shutdown or cancellation.
     public func run() async throws {
-        try await handler.prepare()
+        // A standby waits here for its lease: a graceful shutdown ends the wait, and the worker with it.
+        try await cancelWhenGracefulShutdown { try await self.handler.prepare() }
+        if Task.isShuttingDownGracefully || Task.isCancelled { return }
         try await consumer.waitUntilReady(timeout: .seconds(60))
         let stream = try await consumer.consume(
             queue: settings.queue, prefetch: UInt16(min(settings.prefetch, Int(UInt16.max))),

@@ -155,4 +155,44 @@ struct PricesReconcileTests {
         await s.stop()
         await h.close()
     }
+
+    @Test("one writer of B2B prices: two syncers (one standing by) and reconciler runs while a slow ERP raises one price 30 times, pushed: Shopify's fixed price only ever moves forward, and ends at the ERP's last")
+    func pricesNeverGoBack() async throws {
+        let skus = 3
+        let h = try await InventoryHarness.make("prices-order", skus: skus, erpStock: 10...40)
+        let reports = h.dir.appendingPathComponent("reports").path
+        let a = try await h.startSyncer(extra: Self.priceEnv(reports))
+        let b = try await h.startSyncer(extra: Self.priceEnv(reports), waitActive: false)
+        let (group, task) = try await Self.startReconciler(h, reports: reports)
+        let store = h.shopify.store
+        let first = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(first.healed == skus * 2, "\(first.summary)")
+        let variant = await store.variants[0].variantId
+        let before = await store.fixedPriceHistory(list: Self.wholesale, variant: variant).count
+
+        // Every ERP read takes 20-120 ms: events handled side by side would read and write out of order.
+        var faults = ERPStore.Faults()
+        faults.latencyMs = 20
+        faults.latencyJitterMs = 100
+        await h.erpStore.setFaults(faults)
+        let runs = Task {
+            for _ in 0..<3 { _ = try? await Self.reconcile(h, reports: reports) }
+        }
+        for k in 1...30 {
+            _ = await h.inventory.setPrice(list: "PL-WHOLESALE", sku: OrderGenerator.sku(1), unitPrice: Decimal(100 + k))
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        await runs.value
+        #expect(await eventually(timeout: .seconds(60)) { await Self.shopifyPrice(h, list: Self.wholesale, 1) == Decimal(130) })
+        let history = Array(await store.fixedPriceHistory(list: Self.wholesale, variant: variant).dropFirst(before))
+        let backwards = zip(history, history.dropFirst()).filter { $0 > $1 }
+        #expect(!history.isEmpty)
+        #expect(backwards.isEmpty, "an older price written after a newer one: \(backwards) in \(history)")
+        print("B2B price raised 30 times with a standby and reconciler runs: \(history.count) writes, in order: \(backwards.isEmpty)")
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+        await b.stop()
+        await a.stop()
+        await h.close()
+    }
 }
