@@ -92,6 +92,8 @@ public struct ERPSimulatorRoutes: Sendable {
                 "prices": page.map { ["sku": $0.sku, "unit_price": "\($0.unitPrice)", "min_quantity": $0.minQuantity] as [String: Any] },
             ]
             body["next_page_token"] = offset + size < prices.count ? String(offset + size) as Any : NSNull()
+            let jitter = await self.store.faults.answerJitterMs
+            if jitter > 0 { try? await Task.sleep(for: .milliseconds(Int.random(in: 0...jitter))) }
             return Self.json(.ok, body)
         }
         router.put("/_admin/stock") { request, _ in

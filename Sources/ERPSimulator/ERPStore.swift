@@ -65,6 +65,9 @@ public actor ERPStore {
         public var errorStatus: Int = 503
         /// When set, every API call gets 429 with this Retry-After (seconds).
         public var rateLimitedRetryAfter: Int?
+        /// A price list's answer travels back a uniform 0...`answerJitterMs` after the ERP read it: two reads can
+        /// arrive in the other order than the ERP answered them, as over a real network.
+        public var answerJitterMs: Int = 0
 
         enum CodingKeys: String, CodingKey {
             case latencyMs = "latency_ms"
@@ -76,6 +79,7 @@ public actor ERPStore {
             case errorRate = "error_rate"
             case errorStatus = "error_status"
             case rateLimitedRetryAfter = "rate_limited_retry_after"
+            case answerJitterMs = "answer_jitter_ms"
         }
         public init() {}
 
@@ -91,6 +95,7 @@ public actor ERPStore {
             errorRate = try c.decodeIfPresent(Double.self, forKey: .errorRate) ?? 0
             errorStatus = try c.decodeIfPresent(Int.self, forKey: .errorStatus) ?? 503
             rateLimitedRetryAfter = try c.decodeIfPresent(Int.self, forKey: .rateLimitedRetryAfter)
+            answerJitterMs = try c.decodeIfPresent(Int.self, forKey: .answerJitterMs) ?? 0
         }
     }
 

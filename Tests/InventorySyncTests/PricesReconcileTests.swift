@@ -156,7 +156,7 @@ struct PricesReconcileTests {
         await h.close()
     }
 
-    @Test("one writer of B2B prices: two syncers (one standing by) and reconciler runs while a slow ERP raises one price 30 times, pushed: Shopify's fixed price only ever moves forward, and ends at the ERP's last")
+    @Test("one writer of B2B prices: two syncers (one standing by) and reconciler runs while a slow ERP raises one price 60 times, pushed: Shopify's fixed price only ever moves forward, and ends at the ERP's last")
     func pricesNeverGoBack() async throws {
         let skus = 3
         let h = try await InventoryHarness.make("prices-order", skus: skus, erpStock: 10...40)
@@ -170,25 +170,27 @@ struct PricesReconcileTests {
         let variant = await store.variants[0].variantId
         let before = await store.fixedPriceHistory(list: Self.wholesale, variant: variant).count
 
-        // Every ERP read takes 20-120 ms: events handled side by side would read and write out of order.
+        // Every ERP read takes 20-120 ms, and its answer travels back 0-300 ms after the ERP read the price: events
+        // handled side by side would write in another order than the ERP answered them.
         var faults = ERPStore.Faults()
         faults.latencyMs = 20
         faults.latencyJitterMs = 100
+        faults.answerJitterMs = 300
         await h.erpStore.setFaults(faults)
         let runs = Task {
             for _ in 0..<3 { _ = try? await Self.reconcile(h, reports: reports) }
         }
-        for k in 1...30 {
+        for k in 1...60 {
             _ = await h.inventory.setPrice(list: "PL-WHOLESALE", sku: OrderGenerator.sku(1), unitPrice: Decimal(100 + k))
-            try await Task.sleep(for: .milliseconds(30))
+            try await Task.sleep(for: .milliseconds(15))
         }
         await runs.value
-        #expect(await eventually(timeout: .seconds(60)) { await Self.shopifyPrice(h, list: Self.wholesale, 1) == Decimal(130) })
+        #expect(await eventually(timeout: .seconds(60)) { await Self.shopifyPrice(h, list: Self.wholesale, 1) == Decimal(160) })
         let history = Array(await store.fixedPriceHistory(list: Self.wholesale, variant: variant).dropFirst(before))
         let backwards = zip(history, history.dropFirst()).filter { $0 > $1 }
         #expect(!history.isEmpty)
         #expect(backwards.isEmpty, "an older price written after a newer one: \(backwards) in \(history)")
-        print("B2B price raised 30 times with a standby and reconciler runs: \(history.count) writes, in order: \(backwards.isEmpty)")
+        print("B2B price raised 60 times with a standby and reconciler runs: \(history.count) writes, in order: \(backwards.isEmpty)")
         await group.triggerGracefulShutdown()
         _ = await task.result
         await b.stop()
