@@ -548,6 +548,7 @@ let package = Package(
                 "InventorySync",
                 "Messaging",
                 "OrderForwarding",
+                "PriceSync",
                 "Reconciliation",
                 "Shopify",
                 "ShopifySimulator",

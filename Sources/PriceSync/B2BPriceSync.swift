@@ -50,6 +50,13 @@ public struct B2BPriceSync: Sendable {
         public var variantId: String
         public var erp: Decimal
         public var shopify: Decimal?
+
+        public init(sku: String, variantId: String, erp: Decimal, shopify: Decimal?) {
+            self.sku = sku
+            self.variantId = variantId
+            self.erp = erp
+            self.shopify = shopify
+        }
     }
 
     /// One mapped list compared.

@@ -38,7 +38,7 @@ extension ShopifyStore {
         }
         var errors: [UserError] = []
         for (i, p) in add.enumerated() {
-            if variantIndex[p.variant] == nil {
+            if variantIndex[p.variant] == nil || deletedVariants.contains(p.variant) {
                 errors.append(.init(code: "VARIANT_NOT_FOUND", field: [inputField, "\(i)", "variantId"], message: "Variant not found."))
             } else if p.currency != priceLists[index].currency {
                 errors.append(

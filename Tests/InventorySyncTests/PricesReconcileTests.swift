@@ -2,9 +2,11 @@ import BridgeDomain
 import BridgeMessaging
 import BridgeRuntime
 import BridgeTestSupport
+import ERP
 import ERPSimulator
 import Foundation
 import InventorySync
+import PriceSync
 import Reconciliation
 import ServiceLifecycle
 import ShopifySimulator
@@ -195,6 +197,31 @@ struct PricesReconcileTests {
         _ = await task.result
         await b.stop()
         await a.stop()
+        await h.close()
+    }
+
+    @Test("a price Shopify refuses (its variant deleted meanwhile) is reported with Shopify's code and the other prices of its call are written")
+    func refusedPriceDoesNotBlockItsCall() async throws {
+        let h = try await InventoryHarness.make("prices-refused", skus: 3, erpStock: 10...40)
+        let reports = h.dir.appendingPathComponent("reports").path
+        let s = try await h.startSyncer(extra: Self.priceEnv(reports))
+        let sync = try #require(s.process.prices?.handler.shops.first)
+        let store = h.shopify.store
+        var differences: [B2BPriceSync.Difference] = []
+        for n in 1...3 {
+            let variant = await store.variants[n - 1].variantId
+            differences.append(.init(sku: OrderGenerator.sku(n), variantId: "gid://shopify/ProductVariant/\(variant)", erp: Decimal(n), shopify: nil))
+        }
+        // The merchant deletes SKU 2's variant after the comparison read it.
+        _ = await store.deleteVariant(sku: OrderGenerator.sku(2))
+        let fresh = ERPPriceList(
+            id: "PL-WHOLESALE", currency: "EUR", prices: [OrderGenerator.sku(1): 9.01, OrderGenerator.sku(2): 9.02, OrderGenerator.sku(3): 9.03])
+        let result = try await sync.write(differences, erpList: "PL-WHOLESALE", justRead: fresh, logger: InventoryHarness.quietLogger)
+        #expect(result.refused.map(\.code) == ["VARIANT_NOT_FOUND"], "\(result.refused)")
+        #expect(result.written == 2)
+        #expect(await Self.shopifyPrice(h, list: Self.wholesale, 1) == Decimal(string: "9.01"))
+        #expect(await Self.shopifyPrice(h, list: Self.wholesale, 3) == Decimal(string: "9.03"))
+        await s.stop()
         await h.close()
     }
 }
