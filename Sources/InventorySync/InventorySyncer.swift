@@ -17,7 +17,7 @@ public final class InventorySyncer: Sendable {
     /// Runs on-demand syncs (`bridgectl inventory sync`); nil in tests that build a syncer without one.
     public let fullSync: FullSync?
     let byDomain: [String: ShopInventorySync]
-    private let catalogueReady = Mutex<(ready: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let catalogueReady = Mutex<(ready: Bool, waiters: [UUID: CheckedContinuation<Void, Never>])>((false, [:]))
 
     public init(
         settings: InventorySyncerSettings, picture: StockPicture, shops: [ShopInventorySync], lease: ActiveLease?,
@@ -33,18 +33,23 @@ public final class InventorySyncer: Sendable {
 
     public func shop(domain: String?) -> ShopInventorySync? { domain.flatMap { byDomain[$0] } }
 
-    /// Returns once this process is the active syncer and the first full sync has loaded every shop's catalogue.
+    /// Returns once this process is the active syncer and the first full sync has loaded every shop's catalogue, or
+    /// when the calling task is cancelled (a shutdown: the caller stops).
     public func waitUntilReady() async {
         await lease?.waitUntilActive()
-        // A standby shutting down: the caller stops.
         if Task.isCancelled { return }
-        await withCheckedContinuation { c in
-            let now = catalogueReady.withLock { s -> Bool in
-                if s.ready { return true }
-                s.waiters.append(c)
-                return false
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = catalogueReady.withLock { s -> Bool in
+                    if s.ready || Task.isCancelled { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if now { c.resume() }
             }
-            if now { c.resume() }
+        } onCancel: {
+            catalogueReady.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 
@@ -52,8 +57,8 @@ public final class InventorySyncer: Sendable {
     public func markCatalogueReady() {
         let waiters = catalogueReady.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.ready = true
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
         for w in waiters { w.resume() }
     }

@@ -23,7 +23,9 @@ import Shopify
 public struct PricesReconciler: Sendable {
     public let sync: B2BPriceSync
     public let settings: ReconcilerSettings
-    /// Where the hints go (`bridge.work` -> `q.erp-prices`); nil: differences are reported, not healed.
+    /// Where the hints go (`bridge.work` -> `q.erp-prices`), when an inventory-syncer runs (the one writer of B2B
+    /// prices); nil: no syncer runs (`inventory_syncer.enabled: false`), so the reconciler is the only writer and
+    /// writes the prices itself (`B2BPriceSync.write`, on a fresh ERP read, 250 a call).
     let publisher: AMQPConnection?
     let logger: Logger
 
@@ -54,6 +56,9 @@ public struct PricesReconciler: Sendable {
         let variants = try await client.variantPrices()
         let variantBySKU = Dictionary(variants.map { ($0.sku, $0.variantId) }, uniquingKeysWith: { a, _ in a })
 
+        // Hints of every list first, then one wait for all of them (a run stays well inside the broker's
+        // consumer_timeout whatever the number of lists).
+        var sent: [(differences: [B2BPriceSync.Difference], erpList: String, shopifyList: String)] = []
         for (n, erpList) in shop.priceLists.keys.sorted().enumerated() {
             await progress?(.init(runId: request.runId, phase: "B2B price list \(erpList)", done: n, total: shop.priceLists.count))
             let list = try await sync.erp.priceList(erpList)
@@ -66,7 +71,7 @@ public struct PricesReconciler: Sendable {
                     .init(
                         kind: d.shopify == nil ? "b2b_price_missing" : "b2b_price_differs", id: d.sku, ref: erpList,
                         shopify: d.shopify.map { "\($0) \(c.currency)" } ?? "none", erp: "\(d.erp) \(c.currency)",
-                        action: mayHeal ? (request.dryRun ? "would_heal" : "sent_to_syncer") : "reported"),
+                        action: mayHeal ? (request.dryRun ? "would_heal" : (publisher == nil ? "healed" : "sent_to_syncer")) : "reported"),
                     itemised: settings.itemised)
             }
             for sku in c.unknownSKUs {
@@ -77,10 +82,23 @@ public struct PricesReconciler: Sendable {
                 for d in c.differences { try await Self.hint(erpList: erpList, sku: d.sku, runId: request.runId, on: publisher) }
                 logger.info(
                     "B2B price differences sent to the syncer", metadata: ["price_list": "\(erpList)", "prices": "\(c.differences.count)"])
-                try await confirm(c.differences, erpList: erpList, shopifyList: c.shopifyList, into: &report, runId: request.runId)
+                sent.append((c.differences, erpList, c.shopifyList))
+            } else if heal && !c.differences.isEmpty {
+                let result = try await sync.write(c.differences, erpList: erpList, logger: logger)
+                let healed = result.written + result.unchanged
+                report.healed += healed
+                report.reported += c.differences.count - healed
+                logger.info(
+                    "B2B prices healed",
+                    metadata: ["price_list": "\(erpList)", "written": "\(result.written)", "refused": "\(result.refused.count)"])
             } else {
                 report.reported += c.differences.count
             }
+        }
+
+        let deadline = ContinuousClock.now + settings.verifyWait
+        for s in sent {
+            try await confirm(s.differences, erpList: s.erpList, shopifyList: s.shopifyList, deadline: deadline, into: &report, runId: request.runId)
         }
 
         if let dtcList = shop.dtcPriceList {
@@ -123,21 +141,36 @@ public struct PricesReconciler: Sendable {
     /// price, for up to `reconciler.verify_wait`: those count as healed, the rest are reported `heal_unconfirmed`
     /// (the next run compares them again). A read either side refuses is tried again in the next round.
     func confirm(
-        _ sent: [B2BPriceSync.Difference], erpList: String, shopifyList: String, into report: inout ReconcileReport, runId: String
+        _ sent: [B2BPriceSync.Difference], erpList: String, shopifyList: String, deadline: ContinuousClock.Instant,
+        into report: inout ReconcileReport, runId: String
     ) async throws {
         var pending = Dictionary(sent.map { ($0.sku, $0) }, uniquingKeysWith: { a, _ in a })
-        let deadline = ContinuousClock.now + settings.verifyWait
         var pause = Duration.milliseconds(500)
+        var failedReads = 0
         while !pending.isEmpty, ContinuousClock.now < deadline {
             try await Task.sleep(for: min(pause, deadline - ContinuousClock.now))
             pause = min(pause * 2, .seconds(5))
-            guard let erp = try? await sync.erp.priceList(erpList, skus: pending.keys.sorted()),
-                let shopify = try? await sync.client.fixedPrices(priceList: shopifyList)
-            else { continue }
+            let shopify: ShopifyFixedPrices
+            var erpPrices: [String: Decimal] = [:]
+            do {
+                guard let s = try await sync.client.fixedPrices(priceList: shopifyList) else { break }
+                shopify = s
+                let skus = pending.keys.sorted()
+                for start in stride(from: 0, to: skus.count, by: 250) {
+                    let chunk = Array(skus[start..<min(skus.count, start + 250)])
+                    erpPrices.merge(try await sync.erp.priceList(erpList, skus: chunk).prices) { a, _ in a }
+                }
+            } catch {
+                failedReads += 1
+                continue
+            }
             for (sku, d) in pending {
-                // Off the ERP's list meanwhile: nothing left to heal.
-                guard let price = erp.prices[sku] else {
+                // Off the ERP's list meanwhile: nothing left to heal (reported as such).
+                guard let price = erpPrices[sku] else {
                     pending[sku] = nil
+                    report.reported += 1
+                    report.record(
+                        .init(kind: "b2b_price_removed_from_erp", id: sku, ref: erpList, action: "reported"), itemised: settings.itemised)
                     continue
                 }
                 if shopify.prices[d.variantId] == price {
@@ -145,6 +178,11 @@ public struct PricesReconciler: Sendable {
                     report.healed += 1
                 }
             }
+        }
+        if failedReads > 0 {
+            logger.warning(
+                "reads failed while confirming B2B prices sent to the syncer (those stay unconfirmed unless a later read matched)",
+                metadata: ["run_id": "\(runId)", "price_list": "\(erpList)", "failed_reads": "\(failedReads)"])
         }
         for sku in pending.keys.sorted() {
             report.reported += 1

@@ -58,7 +58,8 @@ public struct ReconcilerProcess: Sendable {
                 prices.append(
                     PricesReconciler(
                         sync: B2BPriceSync(shop: shop, client: client, erp: erp, policy: config.policy, logger: logger), settings: settings,
-                        publisher: publisher, logger: logger))
+                        // The active inventory-syncer is the one writer of B2B prices; without one, the reconciler is.
+                        publisher: config.inventorySyncer.enabled ? publisher : nil, logger: logger))
             }
         }
         let reconciler = Reconciler(

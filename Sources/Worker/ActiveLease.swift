@@ -77,10 +77,14 @@ public final class ActiveLease: Service, Sendable {
         let id = UUID()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                // The cancellation check and the insert under one lock: a cancel in between finds the waiter.
                 let resumeNow = active.withLock { a -> Bool in
-                    if a || Task.isCancelled { return true }
-                    waiters.withLock { $0[id] = c }
-                    return false
+                    if a { return true }
+                    return waiters.withLock { w -> Bool in
+                        if Task.isCancelled { return true }
+                        w[id] = c
+                        return false
+                    }
                 }
                 if resumeNow { c.resume() }
             }

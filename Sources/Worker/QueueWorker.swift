@@ -295,7 +295,11 @@ public final class QueueWorker<Handler: QueueHandler>: Service, Sendable {
     /// Consumes until graceful shutdown or cancellation.
     public func run() async throws {
         // A standby waits here for its lease: a graceful shutdown ends the wait, and the worker with it.
-        try await cancelWhenGracefulShutdown { try await self.handler.prepare() }
+        do {
+            try await cancelWhenGracefulShutdown { try await self.handler.prepare() }
+        } catch is CancellationError where Task.isShuttingDownGracefully {
+            return
+        }
         if Task.isShuttingDownGracefully || Task.isCancelled { return }
         try await consumer.waitUntilReady(timeout: .seconds(60))
         let stream = try await consumer.consume(

@@ -224,4 +224,22 @@ struct PricesReconcileTests {
         await s.stop()
         await h.close()
     }
+
+    @Test("with no inventory-syncer running (inventory_syncer.enabled: false) the reconciler is the one writer of B2B prices and heals them itself")
+    func reconcilerWritesWithoutSyncer() async throws {
+        let skus = 4
+        let h = try await InventoryHarness.make("prices-nosyncer", skus: skus, erpStock: 10...40)
+        let reports = h.dir.appendingPathComponent("reports").path
+        var env = Self.priceEnv(reports)
+        env["INVENTORY_SYNCER_ENABLED"] = "false"
+        let (group, task) = try await h.startReconciler(extra: env)
+        let run = try #require(try await Self.reconcile(h, reports: reports))
+        #expect(run.error == nil, "\(run.error ?? "")")
+        #expect(run.healed == skus * 2, "\(run.summary)")
+        #expect(await Self.mismatched(h, erpList: "PL-WHOLESALE", list: Self.wholesale, skus: skus).isEmpty)
+        #expect(await Self.mismatched(h, erpList: "PL-DISTRIBUTOR", list: Self.distributor, skus: skus).isEmpty)
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+        await h.close()
+    }
 }
