@@ -19,8 +19,6 @@ public struct LevelFigures: Sendable, Equatable {
         self.onHand = onHand ?? available + committed
     }
 
-    /// Units in neither `available` nor `committed` (reserved, damaged, ...).
-    var otherStates: Int { onHand - available - committed }
 }
 
 /// One inventory level in Shopify: an inventory item at a location (Admin API global ids).
@@ -58,15 +56,12 @@ public struct LevelWriteReport: Sendable, Equatable {
     }
 }
 
-/// Sets Shopify's `available` to desired figures, never blindly. The figure is decided on `available` and
-/// `committed` read together, and written as the `on_hand` that gives it (`on_hand` read + desired − `available`
-/// read), compare-and-set on `on_hand` (`changeFromQuantity` = the `on_hand` just read). `on_hand` moves with
-/// everything that changes what the level should show but a sale: a receipt, an adjustment, another app's or a
-/// POS's edit, a fulfilment (all refused as stale, read and decided again); a sale only moves units from `available`
-/// to `committed`, and the `on_hand` written then leaves `available` lower by the units sold, which is what the rule
-/// gives once it counts them. So the decision always rests on figures the write checks: a sale plus an equal
-/// receipt between read and write (which leaves `available` where it was read) is refused, where a compare on
-/// `available` would have let the figure decided before the sale through. Each call a deterministic `@idempotent` key derived from the decision that
+/// Sets Shopify's `available` to desired figures, never blindly: each figure is decided on `available` and
+/// `committed` read together a moment before, and each row carries `changeFromQuantity` = the `available` just read
+/// (compare-and-set), so a sale, a cancellation's restock or an edit in between is refused as stale and decided
+/// again. (Writing the `on_hand` that gives the figure, compared on `on_hand`, was tried: it lets a cancellation's
+/// restock through when the rule's pending units are at zero, and the sale race oversold under load.) Each call
+/// carries a deterministic `@idempotent` key derived from the decision that
 /// asked for it (an ERP event, a sync run) and its rows, so a call retried after a timeout changes nothing twice,
 /// while the same change asked for again later by another decision (a level back at 50 and set to 40 again) is a
 /// new call and not answered from Shopify's memory of the first. At most 250 rows per call.
@@ -146,15 +141,7 @@ public final class InventoryLevelWriter: Sendable {
         // own (`writeMoving`), so a level another app or a POS keeps adjusting never holds back the others.
         var current: [LevelKey: LevelFigures]
         if let known {
-            // The bulk read's figures, minutes old. A level that had units in other states then (reserved, damaged,
-            // quality control) is read again: units moving back to `available` leave `on_hand` as it was, so the
-            // compare would not see them. Without such units, anything that raised `available` since moved
-            // `on_hand` too (or first lowered `available`), and the compare refuses it.
             current = Dictionary(chunk.compactMap { k in known[k].map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
-            let otherStates = chunk.filter { (current[$0]?.otherStates ?? 0) != 0 }
-            if !otherStates.isEmpty {
-                for (k, f) in try await read(otherStates) { current[k] = f }
-            }
         } else {
             current = try await read(chunk)
         }
@@ -174,8 +161,8 @@ public final class InventoryLevelWriter: Sendable {
                 break
             }
         }
-        // One read and one call for all the rows that moved (a fulfilment or a receipt moves `on_hand` too, so a
-        // busy shop has several); only those that moved again get calls of their own.
+        // One read and one call for all the rows that moved (a busy shop has several: sales, cancellations); only
+        // those that moved again get calls of their own.
         if moving.count > 1 {
             let again = try await read(moving)
             await afterRead?()
@@ -242,7 +229,7 @@ public final class InventoryLevelWriter: Sendable {
                 report.unchanged.insert(key)
             } else {
                 rows.append(
-                    Row(key: key, quantity: now.onHand + quantity - now.available, changeFrom: now.onHand, fromAvailable: now.available, available: quantity))
+                    Row(key: key, quantity: quantity, changeFrom: now.available, fromAvailable: now.available, available: quantity))
             }
         }
         return rows
@@ -299,7 +286,7 @@ public final class InventoryLevelWriter: Sendable {
 
     struct Row {
         var key: LevelKey
-        /// The `on_hand` to set, and the one read (the compare value).
+        /// The `available` to set, and the one read (the compare value).
         var quantity: Int
         var changeFrom: Int
         /// `available` read, and the figure decided (what `quantity` gives unless a sale comes between).
@@ -323,7 +310,7 @@ public final class InventoryLevelWriter: Sendable {
     /// asked for by another decision, gets a new one. `attempt` > 0 after `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`
     /// (Shopify: retry with a new key).
     static func idempotencyKey(shop: String, decision: String, reason: String, rows: [Row], attempt: Int = 0) -> String {
-        let text = "\(shop)|\(decision)|\(attempt)|on_hand|\(reason)|"
+        let text = "\(shop)|\(decision)|\(attempt)|available|\(reason)|"
             + rows.map { "\($0.key)=\($0.quantity)/\($0.changeFrom)" }.joined(separator: ",")
         return SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
@@ -336,7 +323,7 @@ public final class InventoryLevelWriter: Sendable {
             var changeFromQuantity: Int
         }
         struct Input: Encodable, Sendable {
-            var name = "on_hand"
+            var name = "available"
             var reason: String
             var referenceDocumentUri: String
             var quantities: [Quantity]

@@ -127,9 +127,9 @@ public final class ShopInventorySync: Sendable {
     }
 
     static let movingRoundsPerTry = 2
-    /// The full sync's corrections, decided on the figures its bulk read gave (a level a sale moved since is read
-    /// and decided again).
-    public func correct(_ keys: Set<LevelKey>, known: [LevelKey: LevelFigures], decision: String) async throws -> LevelWriteReport {
+    /// The full sync's corrections: `known` nil reads each level again right before its write (what the full sync
+    /// does); given, its figures serve as the first read.
+    public func correct(_ keys: Set<LevelKey>, known: [LevelKey: LevelFigures]?, decision: String) async throws -> LevelWriteReport {
         try policy.authorize(.inventory, into: .shopify)
         let targets = self.targets
         let report = try await writer.write(keys, decision: decision, reason: "correction", known: known, movingRounds: 1) {
