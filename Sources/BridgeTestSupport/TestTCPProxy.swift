@@ -37,8 +37,10 @@ public final class TestTCPProxy: Sendable {
     public func freeze() { kill(process.processIdentifier, SIGSTOP) }
     public func thaw() { kill(process.processIdentifier, SIGCONT) }
 
+    /// SIGKILL: the proxy inherits the test runner's signal mask, in which SIGTERM can be blocked (a SIGTERM then
+    /// stays pending and the proxy outlives the test).
     public func stop() {
-        kill(process.processIdentifier, SIGCONT)
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
