@@ -8,10 +8,10 @@ import Messaging
 /// shopify.in (topic) --orders.# refunds.#------------------> q.orders             (order-forwarder)
 ///                    --inventory_levels.# inventory_items.#-> q.shopify-inventory  (inventory-syncer)
 ///                    --compliance topics, app.uninstalled---> q.compliance
+///                    --orders.* (copies)-------------------> q.inventory-orders   (inventory-syncer)
 /// erp.in (topic)     --inventory.#-------------------------> q.erp-inventory      (inventory-syncer)
 ///                    --price.#-----------------------------> q.erp-prices         (inventory-syncer)
 ///                    --shipment.#--------------------------> q.erp-shipments
-///                    --orders.fulfilled (a copy)-----------> q.inventory-orders   (inventory-syncer)
 /// bridge.events (topic) --#--------------------------------> q.alerter            (alerter)
 /// bridge.retry (direct) --<queue>.<delay>--> <queue>.retry.<delay> --TTL--> bridge.work --<queue>--> <queue>
 /// bridge.work (direct)  --<queue>--> <queue>   (retry returns, DLQ replays, reconciler commands)
@@ -67,11 +67,14 @@ public enum BridgeTopology {
     /// The ERP's B2B price changes (`price.changed`), written into the mapped Shopify price lists.
     public static let erpPrices = WorkQueue(name: "q.erp-prices", consumer: "inventory-syncer", exchange: erpInbound)
     public static let alerter = WorkQueue(name: "q.alerter", consumer: "alerter", exchange: events)
-    /// Copies of fulfilled orders for the inventory-syncer: a fulfilment takes the order's units out of Shopify's
-    /// `committed`, and out of the syncer's count of what the ERP holds for Shopify orders. Kept an hour at most.
+    /// Copies of Shopify's order webhooks for the inventory-syncer: what each order still commits in Shopify
+    /// (placed, edited, cancelled, partly or fully fulfilled), matched order by order against what the ERP holds for
+    /// it. Kept an hour at most: a syncer started after longer reads the orders the ERP holds units for from Shopify.
     public static let inventoryOrders = WorkQueue(
         name: "q.inventory-orders", consumer: "inventory-syncer", exchange: shopifyInbound,
-        copies: [routingKey(forShopifyTopic: "orders/fulfilled")], maxAge: .seconds(3600))
+        copies: ["orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled"]
+            .map(routingKey(forShopifyTopic:)),
+        maxAge: .seconds(3600))
 
     /// Reconciliation runs to do, one at a time: the active reconciler's schedule and `bridgectl reconcile run` put
     /// a request here (through `bridge.work`); a run killed mid-way is redelivered and resumes.

@@ -11,4 +11,11 @@ public enum ERPReference {
         guard parts.count == 3, parts[0] == "shopify", Int64(parts[2]) != nil else { return nil }
         return String(parts[1])
     }
+
+    /// The Shopify order id of a sales order's reference; nil for any other reference.
+    public static func orderId(ofSalesOrder ref: String) -> Int64? {
+        let parts = ref.split(separator: ".")
+        guard parts.count == 3, parts[0] == "shopify" else { return nil }
+        return Int64(parts[2])
+    }
 }

@@ -193,6 +193,36 @@ public struct FullSync: Sendable {
             metadata: ["orders": "\(orders)", "lines": "\(open.allocations.count)", "as_of_seq": "\(open.asOfSeq)"])
     }
 
+    /// Reads from Shopify what it still commits for each order the ERP holds units for and this syncer has no
+    /// version of yet (at start, after `loadAllocations`: the order webhooks of before the start were taken by the
+    /// process that ran then). Without it such an order's units would count as pending although the ERP holds them:
+    /// Shopify would show less. An order Shopify no longer has commits nothing and needs no version.
+    public func loadCommitments(_ shop: ShopInventorySync) async throws {
+        let shopId = shop.shop.id
+        let ids = await picture.ordersWithoutCommitment(shop: shopId).compactMap(ERPReference.orderId(ofSalesOrder:))
+        guard !ids.isEmpty else { return }
+        let started = ContinuousClock.now
+        let orders = try await shop.client.orderLines(ids: ids)
+        for o in orders {
+            var units: [String: Int] = [:]
+            for line in o.lines {
+                guard let sku = line.sku, !sku.isEmpty else { continue }
+                units[sku, default: 0] += max(0, line.unfulfilled)
+            }
+            // Read now: newer than any webhook of the same second stamped before it.
+            let version = (Timestamp.milliseconds(o.updatedAt) ?? 0) + 999
+            await picture.observe(
+                shop: shopId, orderRef: ERPReference.salesOrder(shop: shopId, orderId: o.orderId),
+                .init(version: version, units: units, cancelled: o.cancelled))
+        }
+        logger.info(
+            "open orders the ERP holds units for read from Shopify",
+            metadata: [
+                "shop": "\(shopId)", "orders": "\(ids.count)", "found": "\(orders.count)",
+                "seconds": "\((ContinuousClock.now - started).seconds)",
+            ])
+    }
+
     /// The ERP's open allocations; nil when it does not offer them (404).
     private func openAllocations() async throws(ERPError) -> ERPOpenAllocations? {
         do {
@@ -352,6 +382,7 @@ public struct FullSyncService: Service {
                 do {
                     if !allocationsLoaded {
                         try await sync.loadAllocations()
+                        for shop in syncer.shops { try await sync.loadCommitments(shop) }
                         allocationsLoaded = true
                     }
                     let levels = try await sync.readERP(bySequence: true)

@@ -232,10 +232,15 @@ public struct ShopifyLevelHandler: QueueHandler {
     public func classify(_ error: any Error) -> WorkFailure { InventoryFailures.classify(error) }
 }
 
-/// `q.inventory-orders`: copies of Shopify's `orders/fulfilled`. A fulfilled order leaves Shopify's `committed`;
-/// the units the ERP held for it leave the syncer's count at the same time, so the two keep describing the same
-/// orders. (A partial fulfilment is counted when the order is fulfilled in full: until then the shipped units are
-/// still counted as held, which can show them in Shopify for that while.)
+/// `q.inventory-orders`: copies of Shopify's order webhooks. Each says per line what Shopify still commits for the
+/// order (`fulfillable_quantity`: less what was fulfilled, nothing once cancelled), so the syncer matches every order
+/// against what the ERP holds for it, order by order (`StockPicture.observe`, `pendingUnits`): a partial fulfilment,
+/// a cancellation or an edit the ERP has not seen yet never lets another order's units through.
+///
+/// When an order becomes known while the ERP already holds units for it (its webhook came after the ERP's
+/// allocation), those units were counted as pending meanwhile: the levels are checked again at once so Shopify shows
+/// them (a failed check is logged and counted, `inventory_order_recheck_failed_total`, and left to the next change
+/// or full sync: Shopify shows less meanwhile, never more).
 public struct OrderActivityHandler: QueueHandler {
     public let syncer: InventorySyncer
     public var subject: String { "order for inventory" }
@@ -244,14 +249,63 @@ public struct OrderActivityHandler: QueueHandler {
 
     public func prepare() async throws { await syncer.lease?.waitUntilActive() }
 
-    struct Payload: Decodable { var id: Int64 }
+    static let topics: Set<String> = [
+        "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled",
+    ]
+
+    /// The part of an order webhook the stock rule needs.
+    struct Payload: Decodable {
+        struct Line: Decodable {
+            var sku: String?
+            var quantity: Int
+            var fulfillable_quantity: Int?
+        }
+        var id: Int64
+        var updated_at: String?
+        var cancelled_at: String?
+        var line_items: [Line]
+
+        /// What Shopify still commits per SKU. A line without `fulfillable_quantity` (an older payload) counts whole.
+        var units: [String: Int] {
+            var out: [String: Int] = [:]
+            for l in line_items {
+                guard let sku = l.sku, !sku.isEmpty else { continue }
+                out[sku, default: 0] += max(0, l.fulfillable_quantity ?? l.quantity)
+            }
+            return out
+        }
+    }
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
-        guard message.envelope.topic == "orders/fulfilled" else { return WorkOutcome("ignored_topic") }
+        let topic = message.envelope.topic
+        guard Self.topics.contains(topic) else { return WorkOutcome("ignored_topic") }
         guard let shop = syncer.shop(domain: message.envelope.shopDomain) else { return WorkOutcome("ignored_unknown_shop") }
         let order = try InventoryFailures.decode(Payload.self, "a Shopify order", from: message)
-        await syncer.picture.fulfilled(shop: shop.shop.id, orderRef: ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id))
-        return WorkOutcome("fulfilled")
+        context.logger[metadataKey: "order_id"] = "\(order.id)"
+        // The order's version: Shopify's trigger time (milliseconds) where it says, else its one-second `updated_at`.
+        guard let version = message.envelope.triggeredAtMs ?? order.updated_at.flatMap(Timestamp.milliseconds) else {
+            throw ProcessingFailure(
+                errorClass: "invalid_payload", message: "order \(order.id) has neither a trigger time nor updated_at", retryable: false)
+        }
+        let ref = ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id)
+        let commitment = StockPicture.Commitment(version: version, units: order.units, cancelled: order.cancelled_at != nil)
+        let covered = await syncer.picture.observe(shop: shop.shop.id, orderRef: ref, commitment)
+        guard !covered.isEmpty else { return WorkOutcome(commitment.closed ? "order_closed" : "order_counted") }
+        var levels: Set<LevelKey> = []
+        for key in covered {
+            if case .level(let level) = try await shop.resolve(key) { levels.insert(level) }
+        }
+        guard !levels.isEmpty else { return WorkOutcome("order_counted") }
+        do {
+            _ = try await shop.sync(levels, decision: "order-\(order.id)")
+            return WorkOutcome("order_levels_rechecked", calledDependency: true)
+        } catch {
+            Counter(label: "inventory_order_recheck_failed_total", dimensions: [("shop", shop.shop.id)]).increment()
+            context.logger.warning(
+                "could not check the levels of an order the ERP already holds units for; Shopify shows less of them until the next change or full sync",
+                metadata: ["levels": "\(levels.count)", "error": "\(error)"])
+            return WorkOutcome("order_recheck_failed", calledDependency: true)
+        }
     }
 
     public func classify(_ error: any Error) -> WorkFailure { InventoryFailures.classify(error) }

@@ -144,9 +144,9 @@ public final class ShopInventorySync: Sendable {
 }
 
 /// What each Shopify level of a shop should show: `StockRule` over the ERP's figure for the SKU and warehouse it
-/// reflects, less the units Shopify sold that the ERP does not count yet: Shopify's `committed` at the level (every
-/// unfulfilled order, read in the same call as `available`, so a sale is never half seen) minus the units the ERP
-/// already holds for this shop's orders there (`StockPicture.allocatedUnits`).
+/// reflects, less the units Shopify sold that the ERP does not count yet: from Shopify's `committed` at the level
+/// (every unfulfilled order, read in the same call as `available`, so a sale is never half seen), order by order,
+/// against the units the ERP holds for each (`StockPicture.pendingUnits`).
 public struct LevelTargets: Sendable {
     public let shopId: String
     let catalogue: ShopCatalogue
@@ -183,7 +183,7 @@ public struct LevelTargets: Sendable {
     /// What a level should show, given Shopify's `committed` there; nil before the ERP's figure is known.
     public func target(_ key: StockKey, committed: Int) async -> StockRule.Target? {
         guard let erp = await picture.available(key) else { return nil }
-        let pending = max(0, committed - (await picture.allocatedUnits(shop: shopId, key)))
+        let pending = await picture.pendingUnits(shop: shopId, key, committed: committed)
         return rule.target(erpAvailable: erp, pendingUnits: pending)
     }
 

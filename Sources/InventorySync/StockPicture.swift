@@ -13,14 +13,20 @@ public struct StockKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// What the syncer knows of the ERP: its latest figure per SKU and warehouse (with the change sequence it came
-/// with), and the units it holds for each Shopify order (allocated, not shipped). One per process, shared by every
-/// shop.
+/// with), the units it holds for each Shopify order (allocated, not shipped), and what Shopify still commits for each
+/// order. One per process, shared by every shop.
 ///
-/// The allocations are what make the stock rule exact: Shopify's `committed` counts every unfulfilled order, read
-/// atomically with `available`; the units of those orders the ERP has already allocated are in the ERP's figure
-/// already; the difference is what Shopify sold that the ERP does not count yet (`LevelTargets`). An allocation is
-/// a stock change naming the order (`order_ref`) with its `quantity`; each change is counted once, whatever order
-/// its copies arrive in. When Shopify fulfils an order its `committed` drops, and so does what is counted here.
+/// The stock rule needs the units Shopify sold that the ERP does not count yet. They are counted per order and SKU,
+/// never netted across orders (`pendingUnits`): an order's ERP allocation covers that order's units only. A
+/// cancellation or a partial fulfilment in Shopify that the ERP has not seen yet leaves the order's allocation larger
+/// than what Shopify still commits for it; netted against other orders, that surplus would let Shopify sell units
+/// the ERP has not given back (the sale race oversold that way under load).
+///
+/// - ERP side: an allocation is a stock change naming the order (`order_ref`) with its `quantity`; each change is
+///   counted once, whatever order its copies arrive in; at start the ERP's open allocations are read.
+/// - Shopify side: each order webhook (`orders/create`, `updated`, `cancelled`, `fulfilled`, `partially_fulfilled`)
+///   says per line what Shopify still commits (`fulfillable_quantity`; zero once cancelled), the newest version of
+///   the order winning; at start the orders the ERP holds units for are read from Shopify (`loadCommitments`).
 public actor StockPicture {
     struct Figure {
         var available: Int
@@ -33,8 +39,6 @@ public actor StockPicture {
     private var generation = 0
     /// shop id -> order ref -> stock key -> units the ERP holds for the order.
     private var allocations: [String: [String: [StockKey: Int]]] = [:]
-    /// shop id -> stock key -> the sum of `allocations` over the shop's orders.
-    private var allocatedTotals: [String: [StockKey: Int]] = [:]
     /// Order ref -> change sequences whose allocation was counted for it (a change's copies count once); dropped
     /// with the order when it is fulfilled.
     private var counted: [String: Set<Int64>] = [:]
@@ -42,6 +46,10 @@ public actor StockPicture {
     private var released = RecentSet(limit: 100_000)
     /// Allocation movements up to this sequence are in the figures loaded from the ERP (`adoptAllocations`).
     private var allocationsAsOf: Int64 = 0
+    /// shop id -> order ref -> what Shopify still commits for the order, per SKU, as of its newest version seen.
+    private var commitments: [String: [String: Commitment]] = [:]
+    /// shop id -> SKU -> orders with an allocation or a commitment of it (what `pendingUnits` walks).
+    private var ordersBySKU: [String: [String: Set<String>]] = [:]
     /// shop id -> stock key -> highest change sequence written to (or confirmed in) that shop.
     private var confirmed: [String: [StockKey: Int64]] = [:]
     /// shop id -> stock key -> the change sequence a message is writing right now.
@@ -81,15 +89,104 @@ public actor StockPicture {
         let after = max(0, before + units)
         allocations[shop, default: [:]][orderRef, default: [:]][key] = after == 0 ? nil : after
         if allocations[shop]?[orderRef]?.isEmpty == true { allocations[shop]![orderRef] = nil }
-        allocatedTotals[shop, default: [:]][key, default: 0] += after - before
+        if after > 0 { ordersBySKU[shop, default: [:]][key.sku, default: []].insert(orderRef) }
     }
 
-    /// Shopify fulfilled the order: its units leave Shopify's `committed`, so they leave the count here too.
-    public func fulfilled(shop: String, orderRef: String) {
+    /// What Shopify still commits for one order: units per SKU (lines without a SKU left out).
+    public struct Commitment: Sendable, Equatable {
+        /// The order's version: `X-Shopify-Triggered-At` in milliseconds, else its `updated_at`.
+        public var version: Int64
+        public var units: [String: Int]
+        /// Cancelled: nothing is committed, whatever version comes later.
+        public var cancelled: Bool
+
+        public init(version: Int64, units: [String: Int], cancelled: Bool) {
+            self.version = version
+            self.units = cancelled ? [:] : units.filter { $0.value > 0 }
+            self.cancelled = cancelled
+        }
+
+        /// Nothing left to commit: fulfilled, cancelled or every line removed.
+        public var closed: Bool { units.isEmpty }
+    }
+
+    /// Takes an order's version from Shopify (a webhook, or the read at start) unless a newer one is held. Two
+    /// versions Shopify stamped alike (one-second `updated_at`, no trigger time) are merged line by line keeping the
+    /// larger figure: counting a unit as pending a while too long shows less in Shopify, never more. A cancellation
+    /// is final. An order with nothing left to commit is forgotten, its ERP allocation with it (the allocation no
+    /// longer covers anything Shopify counts), and a late copy of an older version counts nothing.
+    ///
+    /// Returns the ERP levels where the ERP holds units this order now covers where it did not before (the order was
+    /// unknown, or commits more): Shopify's levels of them may show more now.
+    @discardableResult
+    public func observe(shop: String, orderRef: String, _ commitment: Commitment) -> Set<StockKey> {
+        if released.contains(orderRef) { return [] }
+        let held = commitments[shop]?[orderRef]
+        var next = commitment
+        if let held {
+            if held.cancelled || held.version > next.version { return [] }
+            if held.version == next.version, !next.cancelled {
+                next.units.merge(held.units, uniquingKeysWith: max)
+            }
+        }
+        if next.closed {
+            close(shop: shop, orderRef: orderRef)
+            return []
+        }
+        commitments[shop, default: [:]][orderRef] = next
+        var covered: Set<StockKey> = []
+        for (sku, units) in next.units {
+            ordersBySKU[shop, default: [:]][sku, default: []].insert(orderRef)
+            guard units > (held?.units[sku] ?? 0) else { continue }
+            for (key, held) in allocations[shop]?[orderRef] ?? [:] where key.sku == sku && held > 0 { covered.insert(key) }
+        }
+        return covered
+    }
+
+    /// The order left Shopify's `committed` (fulfilled or cancelled): it is forgotten on both sides.
+    public func fulfilled(shop: String, orderRef: String) { close(shop: shop, orderRef: orderRef) }
+
+    private func close(shop: String, orderRef: String) {
         counted[orderRef] = nil
         released.insert(orderRef)
-        guard let lines = allocations[shop]?.removeValue(forKey: orderRef) else { return }
-        for (key, units) in lines { allocatedTotals[shop]![key, default: 0] -= units }
+        var skus: Set<String> = Set(commitments[shop]?.removeValue(forKey: orderRef)?.units.keys.map { $0 } ?? [])
+        if let lines = allocations[shop]?.removeValue(forKey: orderRef) {
+            for key in lines.keys { skus.insert(key.sku) }
+        }
+        for sku in skus {
+            ordersBySKU[shop]?[sku]?.remove(orderRef)
+            if ordersBySKU[shop]?[sku]?.isEmpty == true { ordersBySKU[shop]![sku] = nil }
+        }
+    }
+
+    private func allocated(shop: String, orderRef: String, sku: String) -> Int {
+        (allocations[shop]?[orderRef] ?? [:]).reduce(0) { $0 + ($1.key.sku == sku ? $1.value : 0) }
+    }
+
+    /// Units of `shop`'s orders at `key` that Shopify counts in `committed` and the ERP does not hold yet, given
+    /// Shopify's `committed` there (read together with `available`, so a sale is never half seen). Per order, never
+    /// netted: the larger of
+    /// - `committed` less, per order, the units the ERP holds for it up to what Shopify still commits for it (an
+    ///   order this syncer has not heard of yet counts in full: its webhook may still be queued), and
+    /// - the units each known order commits beyond what the ERP holds for it in any warehouse (covers an order whose
+    ///   cancellation or fulfilment Shopify has counted and this syncer not yet).
+    ///
+    /// Both are exact when the syncer knows every order's latest version; each errs only towards more pending units
+    /// (less shown in Shopify) when it does not, except when both are stale at once.
+    public func pendingUnits(shop: String, _ key: StockKey, committed: Int) -> Int {
+        var matched = 0
+        var unheld = 0
+        for ref in ordersBySKU[shop]?[key.sku] ?? [] {
+            guard let units = commitments[shop]?[ref]?.units[key.sku] else { continue }
+            matched += min(allocations[shop]?[ref]?[key] ?? 0, units)
+            unheld += max(0, units - allocated(shop: shop, orderRef: ref, sku: key.sku))
+        }
+        return max(0, committed - matched, unheld)
+    }
+
+    /// Orders of `shop` the ERP holds units for whose Shopify version this syncer has not seen (read at start).
+    public func ordersWithoutCommitment(shop: String) -> [String] {
+        (allocations[shop] ?? [:]).keys.filter { commitments[shop]?[$0] == nil }.sorted()
     }
 
     /// Replaces the allocation count with what the ERP says it holds for open sales orders (at start, when this
@@ -99,8 +196,10 @@ public actor StockPicture {
     @discardableResult
     public func adoptAllocations(_ open: ERPOpenAllocations) -> Int {
         allocations = [:]
-        allocatedTotals = [:]
         counted = [:]
+        for (shop, orders) in ordersBySKU {
+            ordersBySKU[shop] = orders.mapValues { $0.filter { commitments[shop]?[$0] != nil } }.filter { !$0.value.isEmpty }
+        }
         allocationsAsOf = open.asOfSeq
         for a in open.allocations where a.quantity > 0 && !released.contains(a.orderRef) {
             guard let shop = ERPReference.shop(ofSalesOrder: a.orderRef) else { continue }
@@ -109,8 +208,6 @@ public actor StockPicture {
         return allocations.values.reduce(0) { $0 + $1.count }
     }
 
-    /// Units the ERP holds for `shop`'s orders in `key`.
-    public func allocatedUnits(shop: String, _ key: StockKey) -> Int { allocatedTotals[shop]?[key] ?? 0 }
 
     /// The ERP's figure, if known.
     public func available(_ key: StockKey) -> Int? { figures[key]?.available }

@@ -72,6 +72,7 @@ public struct InventoryReconciler: Sendable {
             shop: shop, client: client, picture: picture, settings: syncerSettings, policy: policy, logger: logger)
         await progress?(.init(runId: request.runId, phase: "reading ERP stock", done: 0, total: nil))
         try await sync.loadAllocations()
+        try await sync.loadCommitments(shopSide)
         let erpLevels = try await sync.readERP()
         await progress?(.init(runId: request.runId, phase: "reading Shopify levels", done: 0, total: nil))
         let snapshot = try await sync.readShopify(shopSide)

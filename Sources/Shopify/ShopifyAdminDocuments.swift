@@ -87,6 +87,27 @@ public enum ShopifyAdminDocuments {
         }
         """
 
+    /// What Shopify still commits per line of the orders a search names (`id:1 OR id:2 ...`), `orders` a page and
+    /// `lines` lines an order (requested cost about `orders` x (`lines` + 1) + 2): the inventory-syncer reads the
+    /// orders the ERP holds units for at start.
+    public static func orderLines(orders: Int, lines: Int) -> String {
+        """
+        query OrderLines($query: String!) {
+          orders(first: \(orders), query: $query) {
+            nodes {
+              legacyResourceId
+              updatedAt
+              cancelledAt
+              lineItems(first: \(lines)) {
+                nodes { sku unfulfilledQuantity }
+                pageInfo { hasNextPage }
+              }
+            }
+          }
+        }
+        """
+    }
+
     /// How many orders match a search, without a limit (cost 1): the reconciler chooses paging or a bulk query by it.
     public static let ordersCount = """
         query OrdersCount($query: String!) {
@@ -191,6 +212,6 @@ public enum ShopifyAdminDocuments {
         ("setQuantities", setQuantities), ("ordersUpdatedSince", ordersUpdatedSince), ("ordersCount", ordersCount), ("runBulkQuery", runBulkQuery),
         ("bulkOperation", bulkOperation), ("bulkInventoryQuery", bulkInventoryQuery), ("bulkOrdersQuery", bulkOrdersQuery),
         ("levels-3", levels(count: 3)), ("priceListFixedPrices", priceListFixedPrices), ("setFixedPrices", setFixedPrices),
-        ("bulkVariantsQuery", bulkVariantsQuery),
+        ("bulkVariantsQuery", bulkVariantsQuery), ("orderLines", orderLines(orders: 50, lines: 10)),
     ]
 }

@@ -18,6 +18,11 @@ public struct ShopifyOrderFixture: Sendable, Codable {
         public var tax: Decimal
         /// Import duty collected at checkout (a cross-border order), in the shop's currency; nil when none.
         public var duty: Decimal?
+        /// Units fulfilled so far (nil: none).
+        public var fulfilled: Int?
+
+        /// Units Shopify still commits for the line (its `fulfillable_quantity`): none once the order is cancelled.
+        public func fulfillable(cancelled: Bool) -> Int { cancelled ? 0 : quantity - (fulfilled ?? 0) }
 
         public init(
             id: Int64, sku: String?, variantId: Int64? = nil, title: String = "Ünïcode T-shirt 👕", quantity: Int,
@@ -133,7 +138,8 @@ public struct ShopifyOrderFixture: Sendable, Codable {
                 "id": l.id, "admin_graphql_api_id": "gid://shopify/LineItem/\(l.id)",
                 "variant_id": l.variantId.map { $0 as Any } ?? NSNull(), "product_id": l.variantId.map { ($0 / 2) as Any } ?? NSNull(),
                 "sku": l.sku.map { $0 as Any } ?? NSNull(), "title": l.title, "quantity": l.quantity,
-                "current_quantity": l.quantity, "fulfillable_quantity": l.quantity,
+                "current_quantity": l.quantity, "fulfillable_quantity": l.fulfillable(cancelled: cancelled),
+                "fulfillment_status": (l.fulfilled ?? 0) == 0 ? NSNull() as Any : (l.fulfilled == l.quantity ? "fulfilled" : "partial"),
                 "price": Self.money(l.price), "total_discount": "0.00", "requires_shipping": true, "taxable": l.tax > 0,
                 "gift_card": false, "properties": [Any](),
                 "discount_allocations": l.discount > 0 ? [["amount": Self.money(l.discount), "discount_application_index": 0]] : [],
@@ -203,7 +209,7 @@ public struct ShopifyOrderFixture: Sendable, Codable {
             "created_at": Self.iso(createdAt), "updated_at": Self.iso(updatedAt), "processed_at": Self.iso(createdAt),
             "cancelled_at": cancelled ? Self.iso(updatedAt) as Any : NSNull(),
             "cancel_reason": cancelled ? "customer" as Any : NSNull(), "closed_at": NSNull(),
-            "financial_status": financialStatus, "fulfillment_status": NSNull(), "currency": currency,
+            "financial_status": financialStatus, "fulfillment_status": fulfillmentStatus.map { $0 as Any } ?? NSNull(), "currency": currency,
             "presentment_currency": presentmentCurrency, "taxes_included": taxesIncluded,
             "total_price": Self.money(total), "subtotal_price": Self.money(subtotal), "total_tax": Self.money(tax),
             "total_discounts": Self.money(discounts), "total_tip_received": Self.money(tip), "duties_included": false,
@@ -218,6 +224,13 @@ public struct ShopifyOrderFixture: Sendable, Codable {
             "fulfillments": [Any](),
         ]
         return (try? JSONSerialization.data(withJSONObject: order, options: [])) ?? Data()
+    }
+
+    /// The order's `fulfillment_status`: nil (nothing shipped), `partial` or `fulfilled`.
+    public var fulfillmentStatus: String? {
+        let shipped = lines.reduce(0) { $0 + ($1.fulfilled ?? 0) }
+        if shipped == 0 { return nil }
+        return lines.allSatisfy { ($0.fulfilled ?? 0) >= $0.quantity } ? "fulfilled" : "partial"
     }
 
     /// A refunds/create body for one of this order's refunds.

@@ -202,7 +202,30 @@ public actor ShopifyStore {
         if rng.next() % 50 == 0, customLines {
             lines.append(.init(id: (id % 1_000_000_000) * 100 + 99, sku: nil, title: "Geschenkverpackung 🎁", quantity: 1, price: Decimal(string: "2.50")!))
         }
-        var order = ShopifyOrderFixture(id: id, updatedAt: date, lines: lines)
+        return record(ShopifyOrderFixture(id: id, updatedAt: date, lines: lines), at: date)
+    }
+
+    /// A customer orders `quantity` of the variant at `index` (0-based), one line, nothing else drawn: for tests that
+    /// need a given SKU. Refused (nothing emitted) when the first location has less `available`, unless
+    /// `allowOverselling`.
+    public func placeOrder(variant index: Int, quantity: Int, at date: Date = Date()) -> [WebhookEvent] {
+        let v = variants[index]
+        guard allowOverselling || (stock[v.inventoryItemId]?[locations[0]] ?? 0) >= quantity else {
+            refusedCheckouts += 1
+            return []
+        }
+        let id = nextOrderId
+        nextOrderId += 1
+        let line = ShopifyOrderFixture.Line(id: (id % 1_000_000_000) * 100, sku: v.sku, variantId: v.variantId, quantity: quantity, price: v.price)
+        return record(ShopifyOrderFixture(id: id, updatedAt: date, lines: [line]), at: date)
+    }
+
+    /// Books a placed order: its webhooks (created pending, paid a moment later), its units from `available` into
+    /// `committed` at the first location.
+    private func record(_ placed: ShopifyOrderFixture, at date: Date) -> [WebhookEvent] {
+        var order = placed
+        let id = order.id
+        let lines = order.lines
         order.collectDutiesIfAbroad()
         order.shipping = [.init(price: Decimal(string: "4.95")!, tax: Decimal(string: "0.94")!)]
         order.customerId = rng.next() % 5 == 0 ? nil : 7_000_000_000_000 + Int64(rng.next() % 100_000)
@@ -242,7 +265,7 @@ public actor ShopifyStore {
         return [event("orders/updated", o.json(), orderId: id, at: at)]
     }
 
-    /// Cancels: orders/cancelled (and the stock comes back: inventory_levels/update).
+    /// Cancels: orders/cancelled (and the stock not yet shipped comes back: inventory_levels/update).
     public func cancelOrder(_ id: Int64, at date: Date = Date()) -> [WebhookEvent] {
         guard var o = orders[id], !o.cancelled else { return [] }
         o.cancelled = true
@@ -252,13 +275,37 @@ public actor ShopifyStore {
         orders[id] = o
         var events = [event("orders/cancelled", o.json(), orderId: id, at: at)]
         for line in o.lines {
-            guard let item = inventoryItem(ofVariant: line.variantId) else { continue }
-            stock[item, default: [:]][locations[0], default: 0] += line.quantity
-            committed[item, default: [:]][locations[0], default: 0] -= line.quantity
+            // Only what was not shipped comes back.
+            let units = line.fulfillable(cancelled: false)
+            guard units > 0, let item = inventoryItem(ofVariant: line.variantId) else { continue }
+            stock[item, default: [:]][locations[0], default: 0] += units
+            committed[item, default: [:]][locations[0], default: 0] -= units
             levelUpdatedAt[item, default: [:]][locations[0]] = date
             events.append(levelUpdate(item: item, location: locations[0], at: date))
         }
         return events
+    }
+
+    /// Ships an order from the first location, as a merchant or a 3PL app does in Shopify (before or after the ERP
+    /// ships it): all of it, or with `partial` one unit of its first unfinished line. The units leave `committed`
+    /// (and `on_hand`; `available` is unchanged). Emits `orders/updated` and `orders/fulfilled` or
+    /// `orders/partially_fulfilled`, as Shopify does; nothing for a cancelled or already fulfilled order.
+    public func fulfilOrder(_ id: Int64, partial: Bool = false, at date: Date = Date()) -> [WebhookEvent] {
+        guard var o = orders[id], !o.cancelled, o.fulfillmentStatus != "fulfilled" else { return [] }
+        for j in o.lines.indices where o.lines[j].fulfillable(cancelled: false) > 0 {
+            let units = partial ? 1 : o.lines[j].fulfillable(cancelled: false)
+            o.lines[j].fulfilled = (o.lines[j].fulfilled ?? 0) + units
+            if let item = inventoryItem(ofVariant: o.lines[j].variantId) {
+                committed[item, default: [:]][locations[0], default: 0] -= units
+                levelUpdatedAt[item, default: [:]][locations[0]] = date
+            }
+            if partial { break }
+        }
+        let at = triggered(id, at: date)
+        o.updatedAt = max(at, o.updatedAt)
+        orders[id] = o
+        let topic = o.fulfillmentStatus == "fulfilled" ? "orders/fulfilled" : "orders/partially_fulfilled"
+        return [event("orders/updated", o.json(), orderId: id, at: at), event(topic, o.json(), orderId: id, at: at)]
     }
 
     /// Refunds part of an order: refunds/create and orders/updated carrying the refund.

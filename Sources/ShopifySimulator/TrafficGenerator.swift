@@ -21,6 +21,9 @@ public struct SaleProfile: Codable, Sendable, Equatable {
     public var concurrency: Int
     /// Now and then a custom line without SKU (gift wrap, about one order in fifty), as real shops have.
     public var customLines: Bool = true
+    /// After each order, the chance that Shopify fulfils some earlier order (a merchant or a 3PL app shipping from
+    /// Shopify, whether or not the ERP has shipped it): half of them partly (one unit), half in full. 0: none.
+    public var fulfilShare: Double = 0
 
     public init(
         orders: Int = 1000, ordersPerSecond: Double = 50, maxLines: Int = 4, skuSkew: Double = 2, updateShare: Double = 0.2,
@@ -49,6 +52,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
         case cancelShare = "cancel_share"
         case refundShare = "refund_share"
         case sameSecondShare = "same_second_share"
+        case fulfilShare = "fulfil_share"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -65,6 +69,7 @@ public struct SaleProfile: Codable, Sendable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? d.concurrency
         customLines = try c.decodeIfPresent(Bool.self, forKey: .customLines) ?? d.customLines
+        fulfilShare = try c.decodeIfPresent(Double.self, forKey: .fulfilShare) ?? d.fulfilShare
     }
 }
 
@@ -76,6 +81,7 @@ public struct TrafficResult: Sendable, Equatable, Codable {
     public var updated = 0
     public var cancelled = 0
     public var refunded = 0
+    public var fulfilled = 0
     public var events = 0
     public var topics: [String] = []
 }
@@ -133,6 +139,12 @@ public struct TrafficGenerator: Sendable {
                 if chance(profile.refundShare), let id = await store.pickOrder() {
                     let e = await store.refundOrder(id)
                     if !e.isEmpty { result.refunded += 1 }
+                    events += e
+                }
+                // Drawn only when asked for: a profile without fulfilments keeps its seed's sequence.
+                if profile.fulfilShare > 0, chance(profile.fulfilShare), let id = await store.pickOrder() {
+                    let e = await store.fulfilOrder(id, partial: chance(0.5))
+                    if !e.isEmpty { result.fulfilled += 1 }
                     events += e
                 }
                 result.events += events.count

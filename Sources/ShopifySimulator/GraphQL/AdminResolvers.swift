@@ -49,6 +49,7 @@ extension ShopifyAdminAPI {
                 let q = SearchQuery(args["query"].string)
                 let orders = s.orders.values.filter {
                     q.matches("updated_at", date: $0.updatedAt) && q.matches("created_at", date: $0.createdAt) && q.matches("id", id: $0.id)
+                        && q.matches("status", string: Self.status($0))
                 }
                 let sortKey = args["sortKey"].string ?? "ID"
                 return try Paginator.connection(
@@ -104,6 +105,13 @@ extension ShopifyAdminAPI {
                 let location = try Self.id(args["locationId"].string ?? "", "Location")
                 return s.stock[item]?[location] == nil ? nil : Self.level(item: item, location: location, s)
             },
+        ])
+        try resolve("Order", [
+            "lineItems": { source, args, ctx in
+                let lines = (source as? Node)?["_lines"] as? [Node] ?? []
+                return try Paginator.connection(
+                    lines, key: { .init(value: 0, id: $0["_id"] as? Int64 ?? 0) }, node: { $0 }, args: args, bulk: ctx.bulk)
+            }
         ])
         try resolve("InventoryLevel", [
             "item": { source, _, ctx in
@@ -206,6 +214,11 @@ extension ShopifyAdminAPI {
         ]
     }
 
+    /// Shopify's order search `status`: `cancelled`, `closed` (everything fulfilled) or `open`.
+    static func status(_ o: ShopifyOrderFixture) -> String {
+        o.cancelled ? "cancelled" : o.fulfillmentStatus == "fulfilled" ? "closed" : "open"
+    }
+
     static func order(_ o: ShopifyOrderFixture) -> Node {
         let status: String =
             switch o.financialStatus {
@@ -229,6 +242,14 @@ extension ShopifyAdminAPI {
             ] as Node,
         ]
         if o.cancelled { node["cancelledAt"] = iso(o.updatedAt) }
+        // Shopify's `unfulfilledQuantity`: the units not yet fulfilled (a cancelled order's lines keep theirs).
+        node["_lines"] = o.lines.map { l -> Node in
+            var line: Node = [
+                "_id": l.id, "id": gid("LineItem", l.id), "quantity": l.quantity, "unfulfilledQuantity": l.quantity - (l.fulfilled ?? 0),
+            ]
+            if let sku = l.sku { line["sku"] = sku }
+            return line
+        }
         return node
     }
 

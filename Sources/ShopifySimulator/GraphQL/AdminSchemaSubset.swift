@@ -124,6 +124,24 @@ public enum AdminSchemaSubset {
           node: ProductVariant!
         }
 
+        type LineItem {
+          id: ID!
+          quantity: Int!
+          sku: String
+          unfulfilledQuantity: Int!
+        }
+
+        type LineItemConnection {
+          edges: [LineItemEdge!]!
+          nodes: [LineItem!]!
+          pageInfo: PageInfo!
+        }
+
+        type LineItemEdge {
+          cursor: String!
+          node: LineItem!
+        }
+
         type Order {
           cancelledAt: DateTime
           createdAt: DateTime!
@@ -131,6 +149,7 @@ public enum AdminSchemaSubset {
           displayFinancialStatus: OrderDisplayFinancialStatus
           id: ID!
           legacyResourceId: UnsignedInt64!
+          lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean): LineItemConnection!
           name: String!
           totalPriceSet: MoneyBag!
           totalRefundedSet: MoneyBag!

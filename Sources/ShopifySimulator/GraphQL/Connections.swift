@@ -30,7 +30,7 @@ struct SearchQuery: Sendable {
             }
         }
         if !current.isEmpty { tokens.append(current) }
-        for token in tokens where token != "AND" {
+        for token in tokens where token != "AND" && token != "OR" {
             guard let colon = token.firstIndex(of: ":") else { continue }
             let field = String(token[..<colon])
             var rest = token[token.index(after: colon)...]
@@ -62,8 +62,14 @@ struct SearchQuery: Sendable {
 
     func matches(_ field: String, id: Int64) -> Bool { matches(field, value: id, parse: { Int64($0) }) }
 
+    /// Every comparison on `field` holds; several plain `field:value` terms match any of them (Shopify's
+    /// `id:1 OR id:2`: the simulator reads `OR` between terms of one field only).
     private func matches<T: Comparable>(_ field: String, value: T, parse: (String) -> T?) -> Bool {
-        for t in terms where t.field == field {
+        let anyOf = terms.filter { $0.field == field && $0.op == .eq }
+        if anyOf.count > 1 {
+            guard anyOf.contains(where: { parse($0.value) == value }) else { return false }
+        }
+        for t in terms where t.field == field && !(anyOf.count > 1 && t.op == .eq) {
             guard let bound = parse(t.value) else { return false }
             let ok: Bool =
                 switch t.op {

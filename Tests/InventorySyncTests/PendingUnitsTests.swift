@@ -1,0 +1,101 @@
+import BridgeMessaging
+import BridgeTestSupport
+import Foundation
+import InventorySync
+import ShopifySimulator
+import Testing
+
+/// Units Shopify sold that the ERP does not count yet are counted per order, never netted across orders: an order
+/// the ERP holds more units for than Shopify still commits (cancelled or partly fulfilled in Shopify, not yet in the
+/// ERP) must not let another order's units through. The oracle is the simulators' own records: erp-sim's figure,
+/// and shopify-sim's `committed` when every order it counts is one the ERP has not seen.
+@Suite("pending units per order: cancellations and partial fulfilments the ERP has not seen", .serialized)
+struct PendingUnitsTests {
+    /// Waits until the syncer has taken every webhook and change queued for it.
+    static func quiet(_ h: InventoryHarness, _ s: RunningSyncer) async -> Bool {
+        let queues = [BridgeTopology.erpInventory, BridgeTopology.shopifyInventory, BridgeTopology.inventoryOrders].map(\.name)
+        let p = s.process
+        return await eventually(timeout: .seconds(30)) {
+            for q in queues where (try? await h.publisher.queueCounts(q).messages) != 0 { return false }
+            return p.erpStock.inFlightCount + p.shopifyLevels.inFlightCount + p.orders.inFlightCount == 0
+        }
+    }
+
+    @Test("an order cancelled in Shopify and not yet in the ERP: its allocation never covers a newer order's units, before or after a restart")
+    func cancellationNotInERP() async throws {
+        let h = try await InventoryHarness.make("inv-pend-cancel", skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
+        var s = try await h.startSyncer(safetyStock: 0)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        let store = h.shopify.store
+        let item = await h.item(1)
+        let location = h.locations[0]
+
+        // X (3 units) reaches the ERP, which allocates it: Shopify shows 7, as the ERP does.
+        let (forwarder, forwarderTask) = try await h.startForwarder()
+        let x = await store.placeOrder(variant: 0, quantity: 3)
+        let xId = try #require(x.first?.orderId)
+        await h.shopify.deliverer.deliver(x)
+        #expect(await eventually(timeout: .seconds(30)) { await h.erpAvailable(1) == 7 })
+        #expect(await eventually(timeout: .seconds(30)) { await h.shopifyAvailable(1) == 7 })
+        await forwarder.triggerGracefulShutdown()
+        _ = await forwarderTask.result
+
+        // With the forwarder stopped the ERP learns nothing more: X is cancelled in Shopify (its 3 units back in
+        // Shopify's `available`, still allocated in the ERP), and Y (2 units) is placed.
+        await h.shopify.deliverer.deliver(await store.cancelOrder(xId))
+        await h.shopify.deliverer.deliver(await store.placeOrder(variant: 0, quantity: 2))
+        #expect(await Self.quiet(h, s))
+        // The ERP's 7 hold nothing of Y: Shopify may show 7 − 2. Netted, X's 3 allocated units would cover Y's 2
+        // and Shopify would show 7.
+        func oracle() async -> Int { (await h.erpAvailable(1) ?? 0) - (await store.committed[item]?[location] ?? 0) }
+        #expect(await oracle() == 5)
+        let held = await eventually(timeout: .seconds(20)) { await h.shopifyAvailable(1) == 5 }
+        let shown = await h.shopifyAvailable(1) ?? -1
+        let rule = await oracle()
+        #expect(held, "Shopify shows \(shown), the rule \(rule)")
+
+        // A new process reads what the ERP holds (X's 3) and what Shopify still commits for X (nothing, cancelled).
+        await s.stop()
+        s = try await h.startSyncer(safetyStock: 0)
+        _ = try await s.process.fullSync.run(s.process.syncer.shops[0], erpLevels: try await s.process.fullSync.readERP(), dryRun: false)
+        let afterRestart = await h.shopifyAvailable(1) ?? -1
+        #expect(afterRestart == 5, "after a restart Shopify shows \(afterRestart), the rule 5")
+        await s.stop()
+        await h.close()
+    }
+
+    @Test("an order partly fulfilled in Shopify: the ERP's allocation covers what Shopify still commits for it, not another order's units, before or after a restart")
+    func partialFulfilment() async throws {
+        let h = try await InventoryHarness.make("inv-pend-partial", skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
+        var s = try await h.startSyncer(safetyStock: 0)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        let store = h.shopify.store
+
+        // X (3 units) reaches the ERP (allocated: 7 left); Shopify ships one unit of it (it still commits 2) before
+        // the ERP ships anything.
+        let (forwarder, forwarderTask) = try await h.startForwarder()
+        let x = await store.placeOrder(variant: 0, quantity: 3)
+        let xId = try #require(x.first?.orderId)
+        await h.shopify.deliverer.deliver(x)
+        #expect(await eventually(timeout: .seconds(30)) { await h.erpAvailable(1) == 7 })
+        await forwarder.triggerGracefulShutdown()
+        _ = await forwarderTask.result
+        await h.shopify.deliverer.deliver(await store.fulfilOrder(xId, partial: true))
+        // Y (2 units), not in the ERP.
+        await h.shopify.deliverer.deliver(await store.placeOrder(variant: 0, quantity: 2))
+        #expect(await Self.quiet(h, s))
+        // The ERP's 7 exclude all of X and nothing of Y: Shopify may show 7 − 2 = 5. Netted (Shopify's committed 2 + 2
+        // against the ERP's 3 for X), it would show 6.
+        let held = await eventually(timeout: .seconds(20)) { await h.shopifyAvailable(1) == 5 }
+        let shown = await h.shopifyAvailable(1) ?? -1
+        #expect(held, "Shopify shows \(shown), the rule 5")
+
+        await s.stop()
+        s = try await h.startSyncer(safetyStock: 0)
+        _ = try await s.process.fullSync.run(s.process.syncer.shops[0], erpLevels: try await s.process.fullSync.readERP(), dryRun: false)
+        let afterRestart = await h.shopifyAvailable(1) ?? -1
+        #expect(afterRestart == 5, "after a restart Shopify shows \(afterRestart), the rule 5")
+        await s.stop()
+        await h.close()
+    }
+}
