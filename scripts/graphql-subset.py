@@ -38,7 +38,7 @@ SELECTION = {
     "ProductVariant": ["id", "legacyResourceId", "sku", "title", "price", "inventoryItem", "updatedAt"],
     "ProductVariantConnection": ["nodes", "edges", "pageInfo"],
     "ProductVariantEdge": ["node", "cursor"],
-    "LineItem": ["id", "sku", "quantity", "unfulfilledQuantity"],
+    "LineItem": ["id", "sku", "quantity", "currentQuantity", "unfulfilledQuantity"],
     "LineItemConnection": ["nodes", "edges", "pageInfo"],
     "LineItemEdge": ["node", "cursor"],
     "Order": ["id", "legacyResourceId", "name", "createdAt", "updatedAt", "cancelledAt", "displayFinancialStatus", "lineItems",

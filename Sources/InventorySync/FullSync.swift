@@ -205,15 +205,17 @@ public struct FullSync: Sendable {
         let orders = try await shop.client.orderLines(ids: ids)
         for o in orders {
             var units: [String: Int] = [:]
+            var taken: [String: Int] = [:]
             for line in o.lines {
                 guard let sku = line.sku, !sku.isEmpty else { continue }
                 units[sku, default: 0] += max(0, line.unfulfilled)
+                taken[sku, default: 0] += max(0, line.current)
             }
             // Read now: newer than any webhook of the same second stamped before it.
             let version = (Timestamp.milliseconds(o.updatedAt) ?? 0) + 999
             await picture.observe(
                 shop: shopId, orderRef: ERPReference.salesOrder(shop: shopId, orderId: o.orderId),
-                .init(version: version, units: units, cancelled: o.cancelled))
+                .init(version: version, units: units, taken: taken, cancelled: o.cancelled))
         }
         logger.info(
             "open orders the ERP holds units for read from Shopify",

@@ -1,16 +1,18 @@
 import Foundation
 
-/// What Shopify still commits for one order: per line, the units not yet fulfilled (`unfulfilledQuantity`).
+/// One order's lines as Shopify has them: per line, the units the order holds (`currentQuantity`: less what was
+/// removed or cancelled) and those not yet fulfilled (`unfulfilledQuantity`).
 public struct ShopifyOrderLines: Sendable, Equatable {
     public var orderId: Int64
     /// Shopify's `updatedAt` (whole seconds).
     public var updatedAt: String
     public var cancelled: Bool
-    public var lines: [(sku: String?, unfulfilled: Int)]
+    public var lines: [(sku: String?, current: Int, unfulfilled: Int)]
 
     public static func == (a: Self, b: Self) -> Bool {
         a.orderId == b.orderId && a.updatedAt == b.updatedAt && a.cancelled == b.cancelled
-            && a.lines.map(\.sku) == b.lines.map(\.sku) && a.lines.map(\.unfulfilled) == b.lines.map(\.unfulfilled)
+            && a.lines.map(\.sku) == b.lines.map(\.sku) && a.lines.map(\.current) == b.lines.map(\.current)
+            && a.lines.map(\.unfulfilled) == b.lines.map(\.unfulfilled)
     }
 }
 
@@ -42,6 +44,7 @@ extension ShopifyAdminClient {
                     struct Lines: Decodable, Sendable {
                         struct Line: Decodable, Sendable {
                             var sku: String?
+                            var currentQuantity: Int
                             var unfulfilledQuantity: Int
                         }
                         struct PageInfo: Decodable, Sendable { var hasNextPage: Bool }
@@ -65,7 +68,7 @@ extension ShopifyAdminClient {
             guard let id = Int64(o.legacyResourceId) else { return nil }
             let order = ShopifyOrderLines(
                 orderId: id, updatedAt: o.updatedAt, cancelled: o.cancelledAt != nil,
-                lines: o.lineItems.nodes.map { ($0.sku, $0.unfulfilledQuantity) })
+                lines: o.lineItems.nodes.map { ($0.sku, $0.currentQuantity, $0.unfulfilledQuantity) })
             return (order, !o.lineItems.pageInfo.hasNextPage)
         }
     }

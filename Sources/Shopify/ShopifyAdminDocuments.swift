@@ -99,7 +99,7 @@ public enum ShopifyAdminDocuments {
               updatedAt
               cancelledAt
               lineItems(first: \(lines)) {
-                nodes { sku unfulfilledQuantity }
+                nodes { sku currentQuantity unfulfilledQuantity }
                 pageInfo { hasNextPage }
               }
             }

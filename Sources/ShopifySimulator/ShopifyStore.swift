@@ -121,6 +121,13 @@ public actor ShopifyStore {
 
     public func setAllowOverselling(_ allow: Bool) { allowOverselling = allow }
 
+    /// Whether a cancellation puts the units back in `available` (Shopify's `orderCancel(restock:)`, the admin's
+    /// "restock items" box; on by default). A shop whose stock the ERP owns may cancel without restocking and let the
+    /// ERP's release come back through the bridge: a restock makes the units sellable in Shopify before the ERP has
+    /// them back, which only safety stock covers.
+    public private(set) var restockOnCancel = true
+    public func setRestockOnCancel(_ restock: Bool) { restockOnCancel = restock }
+
     func setPrice(at index: Int, _ price: Decimal) { variants[index].price = price }
 
     /// Variants a merchant deleted: no longer listed by `productVariants` or `inventoryItems`.
@@ -278,7 +285,7 @@ public actor ShopifyStore {
             // Only what was not shipped comes back.
             let units = line.fulfillable(cancelled: false)
             guard units > 0, let item = inventoryItem(ofVariant: line.variantId) else { continue }
-            stock[item, default: [:]][locations[0], default: 0] += units
+            if restockOnCancel { stock[item, default: [:]][locations[0], default: 0] += units }
             committed[item, default: [:]][locations[0], default: 0] -= units
             levelUpdatedAt[item, default: [:]][locations[0]] = date
             events.append(levelUpdate(item: item, location: locations[0], at: date))

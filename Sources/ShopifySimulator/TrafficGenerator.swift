@@ -28,8 +28,9 @@ public struct SaleProfile: Codable, Sendable, Equatable {
     public init(
         orders: Int = 1000, ordersPerSecond: Double = 50, maxLines: Int = 4, skuSkew: Double = 2, updateShare: Double = 0.2,
         cancelShare: Double = 0.03, refundShare: Double = 0.05, sameSecondShare: Double = 0.3, seed: UInt64 = 1,
-        concurrency: Int = 64
+        concurrency: Int = 64, fulfilShare: Double = 0
     ) {
+        self.fulfilShare = fulfilShare
         self.orders = orders
         self.ordersPerSecond = ordersPerSecond
         self.maxLines = maxLines

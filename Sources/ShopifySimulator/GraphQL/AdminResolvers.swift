@@ -245,7 +245,8 @@ extension ShopifyAdminAPI {
         // Shopify's `unfulfilledQuantity`: the units not yet fulfilled (a cancelled order's lines keep theirs).
         node["_lines"] = o.lines.map { l -> Node in
             var line: Node = [
-                "_id": l.id, "id": gid("LineItem", l.id), "quantity": l.quantity, "unfulfilledQuantity": l.quantity - (l.fulfilled ?? 0),
+                "_id": l.id, "id": gid("LineItem", l.id), "quantity": l.quantity, "currentQuantity": o.cancelled ? 0 : l.quantity,
+                "unfulfilledQuantity": l.quantity - (l.fulfilled ?? 0),
             ]
             if let sku = l.sku { line["sku"] = sku }
             return line

@@ -125,6 +125,7 @@ public enum AdminSchemaSubset {
         }
 
         type LineItem {
+          currentQuantity: Int!
           id: ID!
           quantity: Int!
           sku: String
