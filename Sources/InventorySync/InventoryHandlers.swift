@@ -258,6 +258,7 @@ public struct OrderActivityHandler: QueueHandler {
         struct Line: Decodable {
             var sku: String?
             var quantity: Int
+            var current_quantity: Int?
             var fulfillable_quantity: Int?
         }
         var id: Int64
@@ -266,11 +267,15 @@ public struct OrderActivityHandler: QueueHandler {
         var line_items: [Line]
 
         /// What Shopify still commits per SKU. A line without `fulfillable_quantity` (an older payload) counts whole.
-        var units: [String: Int] {
+        var units: [String: Int] { sum { $0.fulfillable_quantity ?? $0.current_quantity ?? $0.quantity } }
+        /// What the order took from stock per SKU, fulfilled or not (less what was removed or refunded with restock).
+        var taken: [String: Int] { sum { $0.current_quantity ?? $0.quantity } }
+
+        private func sum(_ figure: (Line) -> Int) -> [String: Int] {
             var out: [String: Int] = [:]
             for l in line_items {
                 guard let sku = l.sku, !sku.isEmpty else { continue }
-                out[sku, default: 0] += max(0, l.fulfillable_quantity ?? l.quantity)
+                out[sku, default: 0] += max(0, figure(l))
             }
             return out
         }
@@ -288,7 +293,8 @@ public struct OrderActivityHandler: QueueHandler {
                 errorClass: "invalid_payload", message: "order \(order.id) has neither a trigger time nor updated_at", retryable: false)
         }
         let ref = ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id)
-        let commitment = StockPicture.Commitment(version: version, units: order.units, cancelled: order.cancelled_at != nil)
+        let commitment = StockPicture.Commitment(
+            version: version, units: order.units, taken: order.taken, cancelled: order.cancelled_at != nil)
         let covered = await syncer.picture.observe(shop: shop.shop.id, orderRef: ref, commitment)
         guard !covered.isEmpty else { return WorkOutcome(commitment.closed ? "order_closed" : "order_counted") }
         var levels: Set<LevelKey> = []

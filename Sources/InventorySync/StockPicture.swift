@@ -74,6 +74,8 @@ public actor StockPicture {
             change.seq > allocationsAsOf, !released.contains(ref), counted[ref, default: []].insert(change.seq).inserted
         {
             allocate(shop: shop, orderRef: ref, key, units: -quantity)
+            // An order Shopify fulfilled before the ERP had it is done once the ERP holds its units.
+            _ = closeIfSettled(shop: shop, orderRef: ref)
         }
         if let held = figures[key] {
             if change.seq < held.seq { return .older }
@@ -92,29 +94,37 @@ public actor StockPicture {
         if after > 0 { ordersBySKU[shop, default: [:]][key.sku, default: []].insert(orderRef) }
     }
 
-    /// What Shopify still commits for one order: units per SKU (lines without a SKU left out).
+    /// One order as Shopify last described it, per SKU (lines without a SKU left out).
     public struct Commitment: Sendable, Equatable {
         /// The order's version: `X-Shopify-Triggered-At` in milliseconds, else its `updated_at`.
         public var version: Int64
+        /// Units Shopify still commits (`fulfillable_quantity`: not yet fulfilled, cancelled or removed).
         public var units: [String: Int]
-        /// Cancelled: nothing is committed, whatever version comes later.
+        /// Units the order took from stock, fulfilled or not (`current_quantity`: less what was cancelled or
+        /// removed). A fulfilment in Shopify moves units from `units` out of Shopify's `committed`, but the ERP
+        /// counts them as its own stock until it has the order: they stay pending until then.
+        public var taken: [String: Int]
+        /// Cancelled: nothing is committed or taken, whatever version comes later.
         public var cancelled: Bool
 
-        public init(version: Int64, units: [String: Int], cancelled: Bool) {
+        public init(version: Int64, units: [String: Int], taken: [String: Int]? = nil, cancelled: Bool) {
             self.version = version
             self.units = cancelled ? [:] : units.filter { $0.value > 0 }
+            self.taken = cancelled ? [:] : (taken ?? units).merging(units, uniquingKeysWith: max).filter { $0.value > 0 }
             self.cancelled = cancelled
         }
 
-        /// Nothing left to commit: fulfilled, cancelled or every line removed.
+        /// Nothing left in Shopify's `committed`: fulfilled, cancelled or every line removed.
         public var closed: Bool { units.isEmpty }
     }
 
     /// Takes an order's version from Shopify (a webhook, or the read at start) unless a newer one is held. Two
     /// versions Shopify stamped alike (one-second `updated_at`, no trigger time) are merged line by line keeping the
-    /// larger figure: counting a unit as pending a while too long shows less in Shopify, never more. A cancellation
-    /// is final. An order with nothing left to commit is forgotten, its ERP allocation with it (the allocation no
-    /// longer covers anything Shopify counts), and a late copy of an older version counts nothing.
+    /// larger figures: counting a unit as pending a while too long shows less in Shopify, never more. A cancellation
+    /// is final. An order is forgotten (its ERP allocation with it, and a late copy of an older version counts
+    /// nothing) once Shopify commits nothing for it and the ERP holds every unit it took: cancelled, or fulfilled
+    /// and in the ERP. An order Shopify fulfilled before the ERP has it stays, its units pending, until the ERP
+    /// allocates them (`apply`).
     ///
     /// Returns the ERP levels where the ERP holds units this order now covers where it did not before (the order was
     /// unknown, or commits more): Shopify's levels of them may show more now.
@@ -127,20 +137,28 @@ public actor StockPicture {
             if held.cancelled || held.version > next.version { return [] }
             if held.version == next.version, !next.cancelled {
                 next.units.merge(held.units, uniquingKeysWith: max)
+                next.taken.merge(held.taken, uniquingKeysWith: max)
             }
         }
-        if next.closed {
-            close(shop: shop, orderRef: orderRef)
-            return []
-        }
         commitments[shop, default: [:]][orderRef] = next
+        if closeIfSettled(shop: shop, orderRef: orderRef) { return [] }
         var covered: Set<StockKey> = []
-        for (sku, units) in next.units {
+        for (sku, units) in next.taken {
             ordersBySKU[shop, default: [:]][sku, default: []].insert(orderRef)
-            guard units > (held?.units[sku] ?? 0) else { continue }
+            guard (next.units[sku] ?? 0) > (held?.units[sku] ?? 0) || units > (held?.taken[sku] ?? 0) else { continue }
             for (key, held) in allocations[shop]?[orderRef] ?? [:] where key.sku == sku && held > 0 { covered.insert(key) }
         }
         return covered
+    }
+
+    /// Forgets an order Shopify commits nothing for whose taken units the ERP holds (or that was cancelled).
+    private func closeIfSettled(shop: String, orderRef: String) -> Bool {
+        guard let c = commitments[shop]?[orderRef], c.closed else { return false }
+        guard c.cancelled || c.taken.allSatisfy({ allocated(shop: shop, orderRef: orderRef, sku: $0.key) >= $0.value }) else {
+            return false
+        }
+        close(shop: shop, orderRef: orderRef)
+        return true
     }
 
     /// The order left Shopify's `committed` (fulfilled or cancelled): it is forgotten on both sides.
@@ -149,7 +167,7 @@ public actor StockPicture {
     private func close(shop: String, orderRef: String) {
         counted[orderRef] = nil
         released.insert(orderRef)
-        var skus: Set<String> = Set(commitments[shop]?.removeValue(forKey: orderRef)?.units.keys.map { $0 } ?? [])
+        var skus: Set<String> = Set(commitments[shop]?.removeValue(forKey: orderRef)?.taken.keys.map { $0 } ?? [])
         if let lines = allocations[shop]?.removeValue(forKey: orderRef) {
             for key in lines.keys { skus.insert(key.sku) }
         }
@@ -163,23 +181,30 @@ public actor StockPicture {
         (allocations[shop]?[orderRef] ?? [:]).reduce(0) { $0 + ($1.key.sku == sku ? $1.value : 0) }
     }
 
-    /// Units of `shop`'s orders at `key` that Shopify counts in `committed` and the ERP does not hold yet, given
-    /// Shopify's `committed` there (read together with `available`, so a sale is never half seen). Per order, never
-    /// netted: the larger of
+    /// Units of `shop`'s orders at `key` that Shopify sold and the ERP does not hold yet, given Shopify's
+    /// `committed` there (read together with `available`, so a sale is never half seen). Per order, never netted:
+    /// the larger of
     /// - `committed` less, per order, the units the ERP holds for it up to what Shopify still commits for it (an
     ///   order this syncer has not heard of yet counts in full: its webhook may still be queued), and
-    /// - the units each known order commits beyond what the ERP holds for it in any warehouse (covers an order whose
-    ///   cancellation or fulfilment Shopify has counted and this syncer not yet).
+    /// - the units each known order took beyond what the ERP holds for it (covers an order whose cancellation or
+    ///   fulfilment Shopify has counted and this syncer not yet, and an order Shopify fulfilled before the ERP had
+    ///   it: out of `committed`, still in the ERP's figure).
     ///
     /// Both are exact when the syncer knows every order's latest version; each errs only towards more pending units
-    /// (less shown in Shopify) when it does not, except when both are stale at once.
+    /// (less shown in Shopify) when it does not, except when both are stale at once (an order Shopify fulfilled
+    /// before this syncer saw it was placed, and before the ERP has it).
     public func pendingUnits(shop: String, _ key: StockKey, committed: Int) -> Int {
         var matched = 0
         var unheld = 0
         for ref in ordersBySKU[shop]?[key.sku] ?? [] {
-            guard let units = commitments[shop]?[ref]?.units[key.sku] else { continue }
-            matched += min(allocations[shop]?[ref]?[key] ?? 0, units)
-            unheld += max(0, units - allocated(shop: shop, orderRef: ref, sku: key.sku))
+            guard let order = commitments[shop]?[ref] else { continue }
+            let here = allocations[shop]?[ref]?[key] ?? 0
+            matched += min(here, order.units[key.sku] ?? 0)
+            // Where the order's units are missing: at the warehouse the ERP allocates it from, or, before the ERP
+            // has allocated any, at every warehouse of the SKU (which location Shopify commits it at is not in the
+            // order's webhook): less shown elsewhere for that while, never more.
+            let everywhere = allocated(shop: shop, orderRef: ref, sku: key.sku)
+            if everywhere == 0 || here > 0 { unheld += max(0, (order.taken[key.sku] ?? 0) - everywhere) }
         }
         return max(0, committed - matched, unheld)
     }
