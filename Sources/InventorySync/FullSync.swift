@@ -208,14 +208,21 @@ public struct FullSync: Sendable {
             var taken: [String: Int] = [:]
             for line in o.lines {
                 guard let sku = line.sku, !sku.isEmpty else { continue }
-                units[sku, default: 0] += max(0, line.unfulfilled)
+                // `unfulfilledQuantity` is not lowered by units removed in an edit or refunded; `currentQuantity` is.
+                units[sku, default: 0] += max(0, min(line.unfulfilled, line.current))
                 taken[sku, default: 0] += max(0, line.current)
             }
-            // Read now: newer than any webhook of the same second stamped before it.
-            let version = (Timestamp.milliseconds(o.updatedAt) ?? 0) + 999
+            // A one-second version: a webhook of the same second is merged with it (the less shown), not ordered.
+            let version = Timestamp.milliseconds(o.updatedAt) ?? 0
             await picture.observe(
                 shop: shopId, orderRef: ERPReference.salesOrder(shop: shopId, orderId: o.orderId),
-                .init(version: version, units: units, taken: taken, cancelled: o.cancelled))
+                .init(version: version, units: units, taken: taken, cancelled: o.cancelled, exact: false))
+        }
+        if orders.count < ids.count {
+            // Not found by the search (deleted, or older than the app may read): they commit nothing in Shopify that
+            // this syncer can see; their ERP allocation matches nothing.
+            logger.notice(
+                "orders the ERP holds units for not found in Shopify", metadata: ["shop": "\(shopId)", "missing": "\(ids.count - orders.count)"])
         }
         logger.info(
             "open orders the ERP holds units for read from Shopify",

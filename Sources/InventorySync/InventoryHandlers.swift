@@ -288,19 +288,22 @@ public struct OrderActivityHandler: QueueHandler {
         let order = try InventoryFailures.decode(Payload.self, "a Shopify order", from: message)
         context.logger[metadataKey: "order_id"] = "\(order.id)"
         // The order's version: Shopify's trigger time (milliseconds) where it says, else its one-second `updated_at`.
-        guard let version = message.envelope.triggeredAtMs ?? order.updated_at.flatMap(Timestamp.milliseconds) else {
+        let exact = message.envelope.triggeredAtMs
+        guard let version = exact ?? order.updated_at.flatMap(Timestamp.milliseconds) else {
             throw ProcessingFailure(
                 errorClass: "invalid_payload", message: "order \(order.id) has neither a trigger time nor updated_at", retryable: false)
         }
         let ref = ERPReference.salesOrder(shop: shop.shop.id, orderId: order.id)
+        // The levels are resolved before the picture changes: a failure here is retried with nothing taken yet.
+        var resolved: [StockKey: LevelKey] = [:]
+        for key in await syncer.picture.allocationKeys(shop: shop.shop.id, orderRef: ref) {
+            if case .level(let level) = try await shop.resolve(key) { resolved[key] = level }
+        }
         let commitment = StockPicture.Commitment(
-            version: version, units: order.units, taken: order.taken, cancelled: order.cancelled_at != nil)
+            version: version, units: order.units, taken: order.taken, cancelled: order.cancelled_at != nil, exact: exact != nil)
         let covered = await syncer.picture.observe(shop: shop.shop.id, orderRef: ref, commitment)
         guard !covered.isEmpty else { return WorkOutcome(commitment.closed ? "order_closed" : "order_counted") }
-        var levels: Set<LevelKey> = []
-        for key in covered {
-            if case .level(let level) = try await shop.resolve(key) { levels.insert(level) }
-        }
+        let levels = Set(covered.compactMap { resolved[$0] })
         guard !levels.isEmpty else { return WorkOutcome("order_counted") }
         do {
             _ = try await shop.sync(levels, decision: "order-\(order.id)")

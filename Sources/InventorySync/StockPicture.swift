@@ -1,5 +1,6 @@
 import ERP
 import Foundation
+import Metrics
 
 /// A SKU in an ERP warehouse.
 public struct StockKey: Hashable, Sendable, CustomStringConvertible {
@@ -106,12 +107,30 @@ public actor StockPicture {
         public var taken: [String: Int]
         /// Cancelled: nothing is committed or taken, whatever version comes later.
         public var cancelled: Bool
+        /// The version is exact (a webhook's trigger time in milliseconds); false for one-second figures (a read of
+        /// the order, `updated_at`): another version of the same second is merged with it, not ordered.
+        public var exact: Bool
+        /// When Shopify stopped committing anything for it while the ERP did not hold all it took (kept pending).
+        var closedAt: ContinuousClock.Instant?
 
-        public init(version: Int64, units: [String: Int], taken: [String: Int]? = nil, cancelled: Bool) {
+        public init(version: Int64, units: [String: Int], taken: [String: Int]? = nil, cancelled: Bool, exact: Bool = true) {
             self.version = version
             self.units = cancelled ? [:] : units.filter { $0.value > 0 }
             self.taken = cancelled ? [:] : (taken ?? units).merging(units, uniquingKeysWith: max).filter { $0.value > 0 }
             self.cancelled = cancelled
+            self.exact = exact
+        }
+
+        /// Two versions that cannot be ordered (the same second, one of them not exact): what both say, counted
+        /// so that Shopify shows the less: the smaller commitment (less matched against the ERP's allocation), the
+        /// larger taken (more pending), cancelled if either is.
+        func merged(with other: Commitment) -> Commitment {
+            if cancelled || other.cancelled { return Commitment(version: max(version, other.version), units: [:], cancelled: true) }
+            var units: [String: Int] = [:]
+            for sku in Set(self.units.keys).intersection(other.units.keys) { units[sku] = min(self.units[sku]!, other.units[sku]!) }
+            return Commitment(
+                version: max(version, other.version), units: units, taken: taken.merging(other.taken, uniquingKeysWith: max),
+                cancelled: false, exact: exact && other.exact)
         }
 
         /// Nothing left in Shopify's `committed`: fulfilled, cancelled or every line removed.
@@ -134,13 +153,18 @@ public actor StockPicture {
         let held = commitments[shop]?[orderRef]
         var next = commitment
         if let held {
-            if held.cancelled || held.version > next.version { return [] }
-            if held.version == next.version, !next.cancelled {
-                next.units.merge(held.units, uniquingKeysWith: max)
-                next.taken.merge(held.taken, uniquingKeysWith: max)
+            if held.cancelled { return [] }
+            let sameSecond = held.version / 1000 == next.version / 1000
+            if held.version == next.version || (sameSecond && !(held.exact && next.exact)) {
+                next = held.merged(with: next)
+            } else if held.version > next.version {
+                return []
             }
         }
+        next.closedAt = next.closed ? (held?.closedAt ?? ContinuousClock.now) : nil
         commitments[shop, default: [:]][orderRef] = next
+        observed += 1
+        if observed % 1000 == 0 { expireKept() }
         if closeIfSettled(shop: shop, orderRef: orderRef) { return [] }
         var covered: Set<StockKey> = []
         for (sku, units) in next.taken {
@@ -149,6 +173,32 @@ public actor StockPicture {
             for (key, held) in allocations[shop]?[orderRef] ?? [:] where key.sku == sku && held > 0 { covered.insert(key) }
         }
         return covered
+    }
+
+    private var observed = 0
+    /// How long an order Shopify fulfilled is kept pending for the ERP to hold its units (`keptPending`): an ERP that
+    /// never gets the order is the forwarder's failure (dead-lettered, alerted, healed by the reconciler), and
+    /// Shopify would show those units less until then.
+    let keepPendingFor: Duration = .seconds(3600)
+
+    /// Orders kept pending: Shopify fulfilled them and the ERP does not hold all they took.
+    public var keptPending: Int { commitments.values.reduce(0) { $0 + $1.values.filter { $0.closedAt != nil }.count } }
+
+    /// Forgets orders kept pending longer than `keepPendingFor` (counted: `inventory_pending_orders_expired_total`).
+    private func expireKept() {
+        let now = ContinuousClock.now
+        for (shop, orders) in commitments {
+            for (ref, c) in orders {
+                guard let at = c.closedAt, at.duration(to: now) > keepPendingFor else { continue }
+                close(shop: shop, orderRef: ref)
+                Counter(label: "inventory_pending_orders_expired_total", dimensions: [("shop", shop)]).increment()
+            }
+        }
+    }
+
+    /// The ERP levels the ERP holds units of `orderRef` at.
+    public func allocationKeys(shop: String, orderRef: String) -> Set<StockKey> {
+        Set((allocations[shop]?[orderRef] ?? [:]).keys)
     }
 
     /// Forgets an order Shopify commits nothing for whose taken units the ERP holds (or that was cancelled).
@@ -190,23 +240,31 @@ public actor StockPicture {
     ///   fulfilment Shopify has counted and this syncer not yet, and an order Shopify fulfilled before the ERP had
     ///   it: out of `committed`, still in the ERP's figure).
     ///
-    /// Both are exact when the syncer knows every order's latest version; each errs only towards more pending units
-    /// (less shown in Shopify) when it does not, except when both are stale at once (an order Shopify fulfilled
-    /// before this syncer saw it was placed, and before the ERP has it).
+    /// With every order's latest version known, the units of unknown orders (`committed` beyond what known orders
+    /// commit there) plus the second sum is exact; the two sums alone are lower bounds. The largest of the three
+    /// stands. A version this syncer has not seen yet can still hide units: an order Shopify fulfilled or cancelled
+    /// (its units matched against the ERP's hold, or counted as committed, when they are not) while another's webhook
+    /// is also not in yet. The window is the order webhooks' lag behind the level read.
     public func pendingUnits(shop: String, _ key: StockKey, committed: Int) -> Int {
         var matched = 0
         var unheld = 0
+        var known = 0
         for ref in ordersBySKU[shop]?[key.sku] ?? [] {
             guard let order = commitments[shop]?[ref] else { continue }
             let here = allocations[shop]?[ref]?[key] ?? 0
-            matched += min(here, order.units[key.sku] ?? 0)
+            let units = order.units[key.sku] ?? 0
+            matched += min(here, units)
+            if here > 0 || allocated(shop: shop, orderRef: ref, sku: key.sku) == 0 { known += units }
             // Where the order's units are missing: at the warehouse the ERP allocates it from, or, before the ERP
             // has allocated any, at every warehouse of the SKU (which location Shopify commits it at is not in the
             // order's webhook): less shown elsewhere for that while, never more.
             let everywhere = allocated(shop: shop, orderRef: ref, sku: key.sku)
             if everywhere == 0 || here > 0 { unheld += max(0, (order.taken[key.sku] ?? 0) - everywhere) }
         }
-        return max(0, committed - matched, unheld)
+        // Exact with every order known: the units of orders not known yet (what `committed` holds beyond the known
+        // ones) plus what each known order took beyond the ERP's hold. The other two are each a lower bound then,
+        // and the larger of the three stands when a version is stale.
+        return max(0, committed - matched, unheld, max(0, committed - known) + unheld)
     }
 
     /// Orders of `shop` the ERP holds units for whose Shopify version this syncer has not seen (read at start).
