@@ -29,20 +29,30 @@ struct ShopifyAdminClientTests {
         let client = sim.client(restoreRate: 200, bucketSize: 100)
         let started = ContinuousClock.now
         // Failures are counted, not thrown: the client must be shut down on every path.
-        let answered = await withTaskGroup(of: Int?.self) { group in
+        let (answered, errors) = await withTaskGroup(of: Result<Int, ShopifyAdminError>.self) { group in
             for _ in 0..<100 {
                 group.addTask {
-                    try? await client.execute(Self.smallQuery, variables: [String: String](), as: Locations.self).locations.nodes.count
+                    do throws(ShopifyAdminError) {
+                        return .success(try await client.execute(Self.smallQuery, variables: [String: String](), as: Locations.self).locations.nodes.count)
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             }
             var n = 0
-            for await count in group where count == 2 { n += 1 }
-            return n
+            var errors: [String] = []
+            for await result in group {
+                switch result {
+                case .success(let count): if count == 2 { n += 1 }
+                case .failure(let error): errors.append("\(error)")
+                }
+            }
+            return (n, errors)
         }
         let elapsed = ContinuousClock.now - started
         let stats = client.stats
         print("burst: 100 calls in \(elapsed), throttled \(stats.throttled), points \(stats.pointsUsed), waited \(stats.waited)")
-        #expect(answered == 100, "every call got its data")
+        #expect(answered == 100, "every call got its data; failed: \(errors.prefix(3))")
         #expect(stats.throttled <= 1, "the client waits for points instead of being throttled")
         #expect(stats.requests == 100 + stats.throttled)
         await client.shutdown()
