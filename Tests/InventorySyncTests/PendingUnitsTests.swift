@@ -21,10 +21,23 @@ struct PendingUnitsTests {
         }
     }
 
+    /// Stops `s`, starts a new syncer (which knows the orders only from the ERP's allocations and Shopify's read),
+    /// runs its full sync and expects SKU 1 at `shows`; then closes the harness.
+    static func expectAfterRestart(_ h: InventoryHarness, stopping s: RunningSyncer, shows expected: Int) async throws {
+        await s.stop()
+        let next = try await h.startSyncer(safetyStock: 0)
+        _ = try await next.process.fullSync.run(
+            next.process.syncer.shops[0], erpLevels: try await next.process.fullSync.readERP(), dryRun: false)
+        let afterRestart = await h.shopifyAvailable(1) ?? -1
+        #expect(afterRestart == expected, "after a restart Shopify shows \(afterRestart), the rule \(expected)")
+        await next.stop()
+        await h.close()
+    }
+
     @Test("an order cancelled in Shopify and not yet in the ERP: its allocation never covers a newer order's units, before or after a restart")
     func cancellationNotInERP() async throws {
         let h = try await InventoryHarness.make("inv-pend-cancel", skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
-        var s = try await h.startSyncer(safetyStock: 0)
+        let s = try await h.startSyncer(safetyStock: 0)
         #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
         let store = h.shopify.store
         let item = await h.item(1)
@@ -55,19 +68,13 @@ struct PendingUnitsTests {
         #expect(held, "Shopify shows \(shown), the rule \(rule)")
 
         // A new process reads what the ERP holds (X's 3) and what Shopify still commits for X (nothing, cancelled).
-        await s.stop()
-        s = try await h.startSyncer(safetyStock: 0)
-        _ = try await s.process.fullSync.run(s.process.syncer.shops[0], erpLevels: try await s.process.fullSync.readERP(), dryRun: false)
-        let afterRestart = await h.shopifyAvailable(1) ?? -1
-        #expect(afterRestart == 5, "after a restart Shopify shows \(afterRestart), the rule 5")
-        await s.stop()
-        await h.close()
+        try await Self.expectAfterRestart(h, stopping: s, shows: 5)
     }
 
     @Test("an order partly fulfilled in Shopify: the ERP's allocation covers what Shopify still commits for it, not another order's units, before or after a restart")
     func partialFulfilment() async throws {
         let h = try await InventoryHarness.make("inv-pend-partial", skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
-        var s = try await h.startSyncer(safetyStock: 0)
+        let s = try await h.startSyncer(safetyStock: 0)
         #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
         let store = h.shopify.store
 
@@ -90,12 +97,7 @@ struct PendingUnitsTests {
         let shown = await h.shopifyAvailable(1) ?? -1
         #expect(held, "Shopify shows \(shown), the rule 5")
 
-        await s.stop()
-        s = try await h.startSyncer(safetyStock: 0)
-        _ = try await s.process.fullSync.run(s.process.syncer.shops[0], erpLevels: try await s.process.fullSync.readERP(), dryRun: false)
-        let afterRestart = await h.shopifyAvailable(1) ?? -1
-        #expect(afterRestart == 5, "after a restart Shopify shows \(afterRestart), the rule 5")
-        await s.stop()
-        await h.close()
+        // A new process reads what the ERP holds (X's 3) and what Shopify still commits for X (2).
+        try await Self.expectAfterRestart(h, stopping: s, shows: 5)
     }
 }
