@@ -15,7 +15,7 @@ public struct AlerterSettings: Sendable, Equatable {
     /// A generic JSON webhook, each body signed with `webhookSecret` (`X-Bridge-Signature: sha256=<hex>`); nil: none.
     public var webhookURL: String?
     public var webhookSecret: String
-    /// Where the runbook lives (each alert links its section, `<runbook_url>#alert-<rule>`): the README by default.
+    /// Where the runbook lives (each alert links its section, `<runbook_url>#alert-<rule>`): docs/operations.md by default.
     public var runbookURL: String
     /// `error_rate`: a flow (work queue) of a shop whose failed share of settled deliveries over `errorWindow` reaches
     /// `errorRate` (0.05 = 5%), once at least `errorMinMessages` were settled in the window.
@@ -139,7 +139,7 @@ public struct AlerterSettings: Sendable, Equatable {
     public init(
         interval: Duration = .seconds(15), repeatInterval: Duration = .seconds(3600), deadLetterAge: Duration = .seconds(900),
         noConsumerGrace: Duration = .seconds(120), slackWebhookURL: String? = nil, webhookURL: String? = nil, webhookSecret: String = "",
-        runbookURL: String = "README.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
+        runbookURL: String = "docs/operations.md", errorRate: Double = 0.05, errorWindow: Duration = .seconds(300), errorMinMessages: Int = 20,
         circuitOpenFor: Duration = .seconds(120), businessHours: BusinessHours? = nil, quietFor: Duration = .seconds(1800),
         smtp: SMTP? = nil, routes: [Route] = [], reconcileDrift: Int = 10, reconcileGrace: Duration = .seconds(3600), lagMessages: Int = 1000,
         lagFor: Duration = .seconds(600), traceJournal: String = "data/trace-journal.sqlite", traceRetention: Duration = .seconds(7 * 86400),
@@ -249,7 +249,7 @@ public struct AlerterSettings: Sendable, Equatable {
             deadLetterAge: p.duration("alerter.dead_letter_age", default: .seconds(900), range: .zero ... .seconds(7 * 86400)),
             noConsumerGrace: p.duration("alerter.no_consumer_grace", default: .seconds(120), range: .zero ... .seconds(86400)),
             slackWebhookURL: slack, webhookURL: webhook, webhookSecret: secret,
-            runbookURL: p.string("alerter.runbook_url", default: "README.md"), errorRate: errorRate,
+            runbookURL: p.string("alerter.runbook_url", default: "docs/operations.md"), errorRate: errorRate,
             errorWindow: p.duration("alerter.error_window", default: .seconds(300), range: .seconds(1) ... .seconds(86400)),
             errorMinMessages: p.int("alerter.error_min_messages", default: 20, range: 1 ... 1_000_000),
             circuitOpenFor: p.duration("alerter.circuit_open_for", default: .seconds(120), range: .zero ... .seconds(86400)),

@@ -69,7 +69,7 @@ struct EmailAndRoutingTests {
             rule: "dead_letters", severity: .critical, subject: "q.orders.dlq", shop: "acme.myshopify.com",
             summary: "q.orders.dlq holds 1 message that could not be processed (last: erp_unknown_sku)",
             figures: ["dead_letters": "1", "last_error_class": "erp_unknown_sku"], action: "fix the SKU, then replay",
-            command: "bridgectl dlq replay --queue q.orders --all", runbook: "README.md#alert-dead_letters"),
+            command: "bridgectl dlq replay --queue q.orders --all", runbook: "docs/operations.md#alert-dead_letters"),
         since: "2026-12-04T10:00:00.000Z", at: "2026-12-04T10:00:00.000Z")
 
     @Test("a notice reaches a plain SMTP server as one message to every recipient: subject with severity and summary, the figures, the command and the runbook in the body")
@@ -84,7 +84,7 @@ struct EmailAndRoutingTests {
         #expect(mail.contains("X-Sink-From: bridge@example.com") && mail.contains("X-Sink-To: ops@example.com,cto@example.com"), "\(mail)")
         #expect(mail.contains("X-Sink-TLS: no"))
         #expect(mail.contains("Subject: [CRITICAL] q.orders.dlq holds 1 message that could not be processed (last: erp_unknown_sku)"), "\(mail)")
-        #expect(mail.contains("bridgectl dlq replay --queue q.orders --all") && mail.contains("README.md#alert-dead_letters"))
+        #expect(mail.contains("bridgectl dlq replay --queue q.orders --all") && mail.contains("docs/operations.md#alert-dead_letters"))
         #expect(mail.contains("last_error_class=erp_unknown_sku"))
     }
 

@@ -580,7 +580,7 @@ struct IngestBrokerFailureTests {
     func brokerKilledMidStream() async throws {
         try await TestBroker.withPrivate { broker in
             let h = try await IngestHarness.make(broker: broker)
-            // Let the new quorum queues settle before the crash (see README: young queues and SIGKILL).
+            // Let the new quorum queues settle before the crash (see docs/guarantees.md, "Found while testing": young queues and SIGKILL).
             try await Task.sleep(for: .seconds(2))
             let accepted = Shared<Set<String>>([])
             let statuses = Shared<[UInt: Int]>([:])

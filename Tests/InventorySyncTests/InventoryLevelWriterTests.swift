@@ -9,7 +9,7 @@ import Testing
 
 @Suite("The stock rule: ERP available minus safety stock minus pending units, never negative")
 struct StockRuleTests {
-    @Test("the README's worked example, and a negative figure clamped to zero and flagged")
+    @Test("the stock rule's worked example (docs/inventory.md), and a negative figure clamped to zero and flagged")
     func rule() {
         let rule = StockRule(safetyStock: 2)
         #expect(rule.target(erpAvailable: 10, pendingUnits: 3) == .init(quantity: 5, clamped: false))
