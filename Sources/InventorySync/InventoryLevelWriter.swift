@@ -5,20 +5,15 @@ import Logging
 import Metrics
 import Shopify
 
-/// What Shopify shows of a level, read in one go: `available`, `committed` (units of unfulfilled orders) and
-/// `on_hand` (available + committed + units in other states: reserved, damaged, safety stock, quality control).
+/// What Shopify shows of a level, read in one go: `available` and `committed` (units of unfulfilled orders).
 public struct LevelFigures: Sendable, Equatable {
     public var available: Int
     public var committed: Int
-    public var onHand: Int
 
-    /// `onHand` nil: `available + committed` (no units in other states).
-    public init(available: Int, committed: Int = 0, onHand: Int? = nil) {
+    public init(available: Int, committed: Int = 0) {
         self.available = available
         self.committed = committed
-        self.onHand = onHand ?? available + committed
     }
-
 }
 
 /// One inventory level in Shopify: an inventory item at a location (Admin API global ids).
@@ -139,7 +134,7 @@ public final class InventoryLevelWriter: Sendable {
         // Shopify refuses a whole call when one row is stale. The rows that were not stale still hold (their figures
         // were not what moved): they are sent again at once, without reading; the rows that moved get calls of their
         // own (`writeMoving`), so a level another app or a POS keeps adjusting never holds back the others.
-        var current: [LevelKey: LevelFigures]
+        let current: [LevelKey: LevelFigures]
         if let known {
             current = Dictionary(chunk.compactMap { k in known[k].map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
         } else {
@@ -229,7 +224,7 @@ public final class InventoryLevelWriter: Sendable {
                 report.unchanged.insert(key)
             } else {
                 rows.append(
-                    Row(key: key, quantity: quantity, changeFrom: now.available, fromAvailable: now.available, available: quantity))
+                    Row(key: key, quantity: quantity, changeFrom: now.available))
             }
         }
         return rows
@@ -240,7 +235,7 @@ public final class InventoryLevelWriter: Sendable {
     private func send(
         _ rows: [Row], decision: String, reason: String, into report: inout LevelWriteReport
     ) async throws(ShopifyAdminError) -> (stale: [LevelKey], stillValid: [Row]) {
-        let figures = Dictionary(rows.map { ($0.key, $0.available) }, uniquingKeysWith: { _, b in b })
+        let figures = Dictionary(rows.map { ($0.key, $0.quantity) }, uniquingKeysWith: { _, b in b })
         if let fence, !fence() {
             Counter(label: "inventory_fenced_writes_total", dimensions: [("shop", shopId)]).increment()
             logger.warning("not writing: this syncer cannot confirm it holds the lease (inventory_syncer.lease_ttl)")
@@ -256,7 +251,7 @@ public final class InventoryLevelWriter: Sendable {
         }
         await memory?.sent(figures, applied: errors.isEmpty)
         if errors.isEmpty {
-            for r in rows { report.written[r.key] = (r.fromAvailable, r.available) }
+            for r in rows { report.written[r.key] = (r.changeFrom, r.quantity) }
             return ([], [])
         }
         var stale: Set<LevelKey> = []
@@ -289,9 +284,6 @@ public final class InventoryLevelWriter: Sendable {
         /// The `available` to set, and the one read (the compare value).
         var quantity: Int
         var changeFrom: Int
-        /// `available` read, and the figure decided (what `quantity` gives unless a sale comes between).
-        var fromAvailable: Int
-        var available: Int
     }
 
     struct UserError: Decodable, Sendable {
@@ -368,7 +360,7 @@ public final class InventoryLevelWriter: Sendable {
         throw .unavailable("inventorySetQuantities: the same idempotency key stayed in use")
     }
 
-    /// Reads `available`, `committed` and `on_hand` of each level, up to 50 levels a call (cost about 4 each).
+    /// Reads `available` and `committed` of each level, up to 50 levels a call (cost about 4 each).
     func read(_ keys: [LevelKey]) async throws(ShopifyAdminError) -> [LevelKey: LevelFigures] {
         var out: [LevelKey: LevelFigures] = [:]
         var start = 0
@@ -386,9 +378,7 @@ public final class InventoryLevelWriter: Sendable {
                 guard let quantities = answer["r\(i)"]??.inventoryLevel?.quantities,
                     let available = quantities.first(where: { $0.name == "available" })?.quantity
                 else { continue }
-                out[k] = LevelFigures(
-                    available: available, committed: quantities.first(where: { $0.name == "committed" })?.quantity ?? 0,
-                    onHand: quantities.first(where: { $0.name == "on_hand" })?.quantity)
+                out[k] = LevelFigures(available: available, committed: quantities.first(where: { $0.name == "committed" })?.quantity ?? 0)
             }
             start += 50
         }

@@ -32,8 +32,7 @@ public struct ShopifyInventorySnapshot: Sendable {
             if let parent = line.__parentId, let location = line.location {
                 if let a = line.quantities?.first(where: { $0.name == "available" }) {
                     levels[LevelKey(inventoryItemId: parent, locationId: location.id)] = LevelFigures(
-                        available: a.quantity, committed: line.quantities?.first(where: { $0.name == "committed" })?.quantity ?? 0,
-                        onHand: line.quantities?.first(where: { $0.name == "on_hand" })?.quantity)
+                        available: a.quantity, committed: line.quantities?.first(where: { $0.name == "committed" })?.quantity ?? 0)
                 }
             } else if let id = line.id, let sku = line.sku, !sku.isEmpty {
                 itemsBySKU[sku] = id

@@ -57,12 +57,12 @@ public enum ShopifyAdminDocuments {
         }
         """
 
-    /// `available`, `committed` and `on_hand` of `count` inventory levels in one call, read before a compare-and-set write: `r<i>` is item
+    /// `available` and `committed` of `count` inventory levels in one call, read before a compare-and-set write: `r<i>` is item
     /// `$i<i>` at location `$l<i>` (cost about 4 per level; the writer reads 50 a call).
     public static func levels(count: Int) -> String {
         let parameters = (0..<count).map { "$i\($0): ID!, $l\($0): ID!" }.joined(separator: ", ")
         let fields = (0..<count).map {
-            "  r\($0): inventoryItem(id: $i\($0)) { inventoryLevel(locationId: $l\($0)) { quantities(names: [\"available\", \"committed\", \"on_hand\"]) { name quantity } } }"
+            "  r\($0): inventoryItem(id: $i\($0)) { inventoryLevel(locationId: $l\($0)) { quantities(names: [\"available\", \"committed\"]) { name quantity } } }"
         }
         return "query Levels(\(parameters)) {\n" + fields.joined(separator: "\n") + "\n}"
     }
@@ -141,7 +141,7 @@ public enum ShopifyAdminDocuments {
                 id
                 sku
                 inventoryLevels {
-                  edges { node { location { id } quantities(names: ["available", "on_hand", "committed"]) { name quantity } } }
+                  edges { node { location { id } quantities(names: ["available", "committed"]) { name quantity } } }
                 }
               }
             }
