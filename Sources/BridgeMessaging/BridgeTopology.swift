@@ -72,9 +72,11 @@ public enum BridgeTopology {
     /// it. Kept an hour at most: a syncer started after longer reads the orders the ERP holds units for from Shopify.
     public static let inventoryOrders = WorkQueue(
         name: "q.inventory-orders", consumer: "inventory-syncer", exchange: shopifyInbound,
-        copies: ["orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled"]
-            .map(routingKey(forShopifyTopic:)),
-        maxAge: .seconds(3600))
+        copies: inventoryOrderTopics.map(routingKey(forShopifyTopic:)), maxAge: .seconds(3600))
+    /// The Shopify topics copied to `q.inventory-orders` (its consumer takes these and no other).
+    public static let inventoryOrderTopics = [
+        "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled",
+    ]
 
     /// Reconciliation runs to do, one at a time: the active reconciler's schedule and `bridgectl reconcile run` put
     /// a request here (through `bridge.work`); a run killed mid-way is redelivered and resumes.

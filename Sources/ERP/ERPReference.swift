@@ -6,16 +6,14 @@ public enum ERPReference {
     public static func refund(shop: String, refundId: Int64) -> String { "shopify.\(shop).refund.\(refundId)" }
 
     /// The shop id of a sales order's reference (`shopify.<shop>.<order id>`); nil for any other reference.
-    public static func shop(ofSalesOrder ref: String) -> String? {
-        let parts = ref.split(separator: ".")
-        guard parts.count == 3, parts[0] == "shopify", Int64(parts[2]) != nil else { return nil }
-        return String(parts[1])
-    }
+    public static func shop(ofSalesOrder ref: String) -> String? { salesOrder(ref)?.shop }
 
     /// The Shopify order id of a sales order's reference; nil for any other reference.
-    public static func orderId(ofSalesOrder ref: String) -> Int64? {
+    public static func orderId(ofSalesOrder ref: String) -> Int64? { salesOrder(ref)?.orderId }
+
+    private static func salesOrder(_ ref: String) -> (shop: String, orderId: Int64)? {
         let parts = ref.split(separator: ".")
-        guard parts.count == 3, parts[0] == "shopify" else { return nil }
-        return Int64(parts[2])
+        guard parts.count == 3, parts[0] == "shopify", let id = Int64(parts[2]) else { return nil }
+        return (String(parts[1]), id)
     }
 }

@@ -204,14 +204,9 @@ public struct FullSync: Sendable {
         let started = ContinuousClock.now
         let orders = try await shop.client.orderLines(ids: ids)
         for o in orders {
-            var units: [String: Int] = [:]
-            var taken: [String: Int] = [:]
-            for line in o.lines {
-                guard let sku = line.sku, !sku.isEmpty else { continue }
-                // `unfulfilledQuantity` is not lowered by units removed in an edit or refunded; `currentQuantity` is.
-                units[sku, default: 0] += max(0, min(line.unfulfilled, line.current))
-                taken[sku, default: 0] += max(0, line.current)
-            }
+            // `unfulfilledQuantity` is not lowered by units removed in an edit or refunded; `currentQuantity` is.
+            let units = StockPicture.Commitment.perSKU(o.lines.map { ($0.sku, min($0.unfulfilled, $0.current)) })
+            let taken = StockPicture.Commitment.perSKU(o.lines.map { ($0.sku, $0.current) })
             // A one-second version: a webhook of the same second is merged with it (the less shown), not ordered.
             let version = Timestamp.milliseconds(o.updatedAt) ?? 0
             await picture.observe(

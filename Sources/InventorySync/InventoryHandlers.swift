@@ -249,10 +249,6 @@ public struct OrderActivityHandler: QueueHandler {
 
     public func prepare() async throws { await syncer.lease?.waitUntilActive() }
 
-    static let topics: Set<String> = [
-        "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled",
-    ]
-
     /// The part of an order webhook the stock rule needs.
     struct Payload: Decodable {
         struct Line: Decodable {
@@ -267,23 +263,16 @@ public struct OrderActivityHandler: QueueHandler {
         var line_items: [Line]
 
         /// What Shopify still commits per SKU. A line without `fulfillable_quantity` (an older payload) counts whole.
-        var units: [String: Int] { sum { $0.fulfillable_quantity ?? $0.current_quantity ?? $0.quantity } }
-        /// What the order took from stock per SKU, fulfilled or not (less what was removed or refunded with restock).
-        var taken: [String: Int] { sum { $0.current_quantity ?? $0.quantity } }
-
-        private func sum(_ figure: (Line) -> Int) -> [String: Int] {
-            var out: [String: Int] = [:]
-            for l in line_items {
-                guard let sku = l.sku, !sku.isEmpty else { continue }
-                out[sku, default: 0] += max(0, figure(l))
-            }
-            return out
+        var units: [String: Int] {
+            StockPicture.Commitment.perSKU(line_items.map { ($0.sku, $0.fulfillable_quantity ?? $0.current_quantity ?? $0.quantity) })
         }
+        /// What the order took from stock per SKU, fulfilled or not (less what was removed or refunded with restock).
+        var taken: [String: Int] { StockPicture.Commitment.perSKU(line_items.map { ($0.sku, $0.current_quantity ?? $0.quantity) }) }
     }
 
     public func handle(_ message: InboundMessage, context: inout WorkContext) async throws -> WorkOutcome {
         let topic = message.envelope.topic
-        guard Self.topics.contains(topic) else { return WorkOutcome("ignored_topic") }
+        guard BridgeTopology.inventoryOrderTopics.contains(topic) else { return WorkOutcome("ignored_topic") }
         guard let shop = syncer.shop(domain: message.envelope.shopDomain) else { return WorkOutcome("ignored_unknown_shop") }
         let order = try InventoryFailures.decode(Payload.self, "a Shopify order", from: message)
         context.logger[metadataKey: "order_id"] = "\(order.id)"

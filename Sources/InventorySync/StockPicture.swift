@@ -135,11 +135,21 @@ public actor StockPicture {
 
         /// Nothing left in Shopify's `committed`: fulfilled, cancelled or every line removed.
         public var closed: Bool { units.isEmpty }
+
+        /// Units per SKU of an order's lines (a line without a SKU left out, a negative figure counted as none).
+        public static func perSKU(_ lines: [(sku: String?, units: Int)]) -> [String: Int] {
+            var out: [String: Int] = [:]
+            for line in lines {
+                guard let sku = line.sku, !sku.isEmpty else { continue }
+                out[sku, default: 0] += max(0, line.units)
+            }
+            return out
+        }
     }
 
     /// Takes an order's version from Shopify (a webhook, or the read at start) unless a newer one is held. Two
-    /// versions Shopify stamped alike (one-second `updated_at`, no trigger time) are merged line by line keeping the
-    /// larger figures: counting a unit as pending a while too long shows less in Shopify, never more. A cancellation
+    /// versions that cannot be ordered (the same millisecond, or the same second with one of them a one-second
+    /// figure) are merged (`merged(with:)`): what Shopify shows errs towards less, never more. A cancellation
     /// is final. An order is forgotten (its ERP allocation with it, and a late copy of an older version counts
     /// nothing) once Shopify commits nothing for it and the ERP holds every unit it took: cancelled, or fulfilled
     /// and in the ERP. An order Shopify fulfilled before the ERP has it stays, its units pending, until the ERP
@@ -211,9 +221,6 @@ public actor StockPicture {
         return true
     }
 
-    /// The order left Shopify's `committed` (fulfilled or cancelled): it is forgotten on both sides.
-    public func fulfilled(shop: String, orderRef: String) { close(shop: shop, orderRef: orderRef) }
-
     private func close(shop: String, orderRef: String) {
         counted[orderRef] = nil
         released.insert(orderRef)
@@ -252,14 +259,15 @@ public actor StockPicture {
         for ref in ordersBySKU[shop]?[key.sku] ?? [] {
             guard let order = commitments[shop]?[ref] else { continue }
             let here = allocations[shop]?[ref]?[key] ?? 0
+            let everywhere = allocated(shop: shop, orderRef: ref, sku: key.sku)
             let units = order.units[key.sku] ?? 0
             matched += min(here, units)
-            if here > 0 || allocated(shop: shop, orderRef: ref, sku: key.sku) == 0 { known += units }
-            // Where the order's units are missing: at the warehouse the ERP allocates it from, or, before the ERP
-            // has allocated any, at every warehouse of the SKU (which location Shopify commits it at is not in the
-            // order's webhook): less shown elsewhere for that while, never more.
-            let everywhere = allocated(shop: shop, orderRef: ref, sku: key.sku)
-            if everywhere == 0 || here > 0 { unheld += max(0, (order.taken[key.sku] ?? 0) - everywhere) }
+            // An order counts where the ERP allocates it from, or, before the ERP has allocated any, at every
+            // warehouse of the SKU (which location Shopify commits it at is not in the order's webhook): less shown
+            // elsewhere for that while, never more.
+            guard everywhere == 0 || here > 0 else { continue }
+            known += units
+            unheld += max(0, (order.taken[key.sku] ?? 0) - everywhere)
         }
         // Exact with every order known: the units of orders not known yet (what `committed` holds beyond the known
         // ones) plus what each known order took beyond the ERP's hold. The other two are each a lower bound then,

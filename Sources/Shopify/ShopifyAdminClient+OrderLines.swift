@@ -2,18 +2,12 @@ import Foundation
 
 /// One order's lines as Shopify has them: per line, the units the order holds (`currentQuantity`: less what was
 /// removed or cancelled) and those not yet fulfilled (`unfulfilledQuantity`).
-public struct ShopifyOrderLines: Sendable, Equatable {
+public struct ShopifyOrderLines: Sendable {
     public var orderId: Int64
     /// Shopify's `updatedAt` (whole seconds).
     public var updatedAt: String
     public var cancelled: Bool
     public var lines: [(sku: String?, current: Int, unfulfilled: Int)]
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.orderId == b.orderId && a.updatedAt == b.updatedAt && a.cancelled == b.cancelled
-            && a.lines.map(\.sku) == b.lines.map(\.sku) && a.lines.map(\.current) == b.lines.map(\.current)
-            && a.lines.map(\.unfulfilled) == b.lines.map(\.unfulfilled)
-    }
 }
 
 extension ShopifyAdminClient {

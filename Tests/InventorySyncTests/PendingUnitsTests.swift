@@ -21,6 +21,22 @@ struct PendingUnitsTests {
         }
     }
 
+    /// SKU 1 at 10 in both systems and a syncer at no safety stock; X (3 units of SKU 1) placed and allocated by the
+    /// ERP (7 left); then the forwarder stopped, so the ERP learns nothing more. Returns X's id.
+    static func allocatedThenForwarderStopped(_ prefix: String) async throws -> (InventoryHarness, RunningSyncer, Int64) {
+        let h = try await InventoryHarness.make(prefix, skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
+        let s = try await h.startSyncer(safetyStock: 0)
+        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        let (forwarder, forwarderTask) = try await h.startForwarder()
+        let x = await h.shopify.store.placeOrder(variant: 0, quantity: 3)
+        let xId = try #require(x.first?.orderId)
+        await h.shopify.deliverer.deliver(x)
+        #expect(await eventually(timeout: .seconds(30)) { await h.erpAvailable(1) == 7 })
+        await forwarder.triggerGracefulShutdown()
+        _ = await forwarderTask.result
+        return (h, s, xId)
+    }
+
     /// Stops `s`, starts a new syncer (which knows the orders only from the ERP's allocations and Shopify's read),
     /// runs its full sync and expects SKU 1 at `shows`; then closes the harness.
     static func expectAfterRestart(_ h: InventoryHarness, stopping s: RunningSyncer, shows expected: Int) async throws {
@@ -36,22 +52,11 @@ struct PendingUnitsTests {
 
     @Test("an order cancelled in Shopify and not yet in the ERP: its allocation never covers a newer order's units, before or after a restart")
     func cancellationNotInERP() async throws {
-        let h = try await InventoryHarness.make("inv-pend-cancel", skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
-        let s = try await h.startSyncer(safetyStock: 0)
-        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        let (h, s, xId) = try await Self.allocatedThenForwarderStopped("inv-pend-cancel")
         let store = h.shopify.store
         let item = await h.item(1)
         let location = h.locations[0]
-
-        // X (3 units) reaches the ERP, which allocates it: Shopify shows 7, as the ERP does.
-        let (forwarder, forwarderTask) = try await h.startForwarder()
-        let x = await store.placeOrder(variant: 0, quantity: 3)
-        let xId = try #require(x.first?.orderId)
-        await h.shopify.deliverer.deliver(x)
-        #expect(await eventually(timeout: .seconds(30)) { await h.erpAvailable(1) == 7 })
         #expect(await eventually(timeout: .seconds(30)) { await h.shopifyAvailable(1) == 7 })
-        await forwarder.triggerGracefulShutdown()
-        _ = await forwarderTask.result
 
         // With the forwarder stopped the ERP learns nothing more: X is cancelled in Shopify (its 3 units back in
         // Shopify's `available`, still allocated in the ERP), and Y (2 units) is placed.
@@ -73,20 +78,9 @@ struct PendingUnitsTests {
 
     @Test("an order partly fulfilled in Shopify: the ERP's allocation covers what Shopify still commits for it, not another order's units, before or after a restart")
     func partialFulfilment() async throws {
-        let h = try await InventoryHarness.make("inv-pend-partial", skus: 2, erpStock: 10...10, shopifyStock: 10, catchAll: "MISC")
-        let s = try await h.startSyncer(safetyStock: 0)
-        #expect(await eventually(timeout: .seconds(30)) { await h.mismatches(skus: 2, safetyStock: 0).isEmpty })
+        let (h, s, xId) = try await Self.allocatedThenForwarderStopped("inv-pend-partial")
         let store = h.shopify.store
-
-        // X (3 units) reaches the ERP (allocated: 7 left); Shopify ships one unit of it (it still commits 2) before
-        // the ERP ships anything.
-        let (forwarder, forwarderTask) = try await h.startForwarder()
-        let x = await store.placeOrder(variant: 0, quantity: 3)
-        let xId = try #require(x.first?.orderId)
-        await h.shopify.deliverer.deliver(x)
-        #expect(await eventually(timeout: .seconds(30)) { await h.erpAvailable(1) == 7 })
-        await forwarder.triggerGracefulShutdown()
-        _ = await forwarderTask.result
+        // Shopify ships one unit of X (it still commits 2) before the ERP ships anything.
         await h.shopify.deliverer.deliver(await store.fulfilOrder(xId, partial: true))
         // Y (2 units), not in the ERP.
         await h.shopify.deliverer.deliver(await store.placeOrder(variant: 0, quantity: 2))
